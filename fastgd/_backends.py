@@ -1,0 +1,33 @@
+"""Backend lookup: ``get_backend(name)`` returns the module holding that backend's kernels.
+
+Every backend module provides ``epoch(X, Y, sw, order, state, hp, codes)`` with the
+contract documented in ``fastgd._numpy.kernels``. Backends are imported on first use, so
+``import fastgd`` loads neither Numba nor a compiled extension.
+"""
+
+import importlib
+
+BACKENDS = {
+    "numba": "fastgd._numba.kernels",
+    "numpy": "fastgd._numpy.kernels",
+}
+
+_INSTALL_HINT = {
+    "numba": "The numba backend needs the 'numba' package: pip install numba.",
+}
+
+
+def get_backend(name):
+    """Return the kernel module of backend ``name`` (ValueError if unknown, ImportError
+    with an install hint if its dependencies are missing)."""
+    try:
+        module = BACKENDS[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown backend {name!r}; choose one of {sorted(BACKENDS)}."
+        ) from None
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        hint = _INSTALL_HINT.get(name, "")
+        raise ImportError(f"fastgd backend {name!r} is not available: {exc}. {hint}") from exc

@@ -1,0 +1,422 @@
+"""Shared estimator logic: parameters, validation, the epoch loop, stopping, divergence.
+
+The estimator layer guarantees every array a kernel receives is C-contiguous and of the
+kernel's dtype (float32 or float64 for the data, int64 for the row order), and that the
+kernel sees nothing else: no Python objects, no random numbers. All randomness (the
+per-epoch permutations, the validation split) is drawn here from ``random_state``, so
+every backend visits the rows in the same order.
+"""
+
+import numbers
+import time
+import warnings
+from abc import abstractmethod
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from . import _params as P
+from ._backends import BACKENDS, get_backend
+from ._losses import LOSSES
+from ._penalties import PENALTIES, penalty_strengths, penalty_value
+from ._schedules import SCHEDULES, auto_learning_rate, optimal_t0
+
+FLOAT_DTYPES = (np.float64, np.float32)
+
+# "adaptive" divides the step by this factor when the objective stalls ...
+ADAPTIVE_FACTOR = 5.0
+# ... and stops once the step falls below this
+ADAPTIVE_MIN_ETA = 1e-6
+
+
+class DivergenceError(FloatingPointError):
+    """Raised when the objective or the weights become non-finite during a fit.
+
+    The estimator keeps the state it had before the call (a fitted model stays usable).
+    """
+
+
+class BaseGD(BaseEstimator):
+    """Common base of the fastgd estimators (not public)."""
+
+    _parameter_constraints = {
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"full"})],
+        "learning_rate": [StrOptions(set(SCHEDULES))],
+        "eta0": [Interval(numbers.Real, 0, None, closed="neither")],
+        "power_t": [Interval(numbers.Real, 0, None, closed="left")],
+        "momentum": [Interval(numbers.Real, 0, 1, closed="left")],
+        "nesterov": ["boolean"],
+        "penalty": [StrOptions({p for p in PENALTIES if p is not None}), None],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "l1_ratio": [Interval(numbers.Real, 0, 1, closed="both")],
+        "fit_intercept": ["boolean"],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "n_jobs": [Interval(numbers.Integral, 1, None, closed="left"), Interval(numbers.Integral, None, -1, closed="right"), None],
+        "backend": [StrOptions(set(BACKENDS))],
+        "verbose": ["verbose"],
+    }
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _targets(self, y, *, first, classes=None, partial=False):
+        """Validate y and encode it for the kernels.
+
+        Returns ``(Y, n_outputs, loss_name, fitted_targets)`` where ``Y`` is (n, m)
+        float (the dtype is set by the caller), and ``fitted_targets`` is a dict of the
+        target-related fitted attributes (e.g. ``classes_``) to set on success.
+        """
+
+    @abstractmethod
+    def _class_weights(self, y_encoded, targets):
+        """Per-row multipliers from ``class_weight`` (or None)."""
+
+    @abstractmethod
+    def _score_state(self, W, X, Y):
+        """Validation score (higher is better) of weights ``W`` (K, d+1) on encoded data."""
+
+    # ------------------------------------------------------------------ public
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model by gradient descent for at most ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; the objective is their weighted mean loss.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        self._check_param_combinations()
+        backend = get_backend(self.backend)
+        X, Y, sw, targets = self._validate_inputs(X, y, sample_weight, first=True)
+        n_outputs = targets.pop("n_outputs")
+        shape = (2, n_outputs, X.shape[1] + 1)
+        warm = self.warm_start and getattr(self, "_state", np.empty(0)).shape == shape
+        rng = check_random_state(self.random_state)
+
+        X_val = Y_val = None
+        if self.early_stopping:
+            X, Y, sw, X_val, Y_val = self._split_validation(X, Y, sw, rng)
+        sw = self._normalise_weights(sw)
+
+        if warm:
+            state = self._state.astype(X.dtype, copy=True)
+            t = self.t_
+        else:
+            state = np.zeros((2, n_outputs, X.shape[1] + 1), dtype=X.dtype)
+            t = 0
+        eta = self._initial_eta(X, sw, targets["loss"])
+        run = _Run(self, backend, X, Y, sw, state, t, eta, targets["loss"], rng, X_val, Y_val)
+        run.epochs(self.max_iter, stop_early=True)
+
+        self._commit(run, targets, reset_curves=True)
+        return self
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Run one epoch over the given rows, continuing from the current state.
+
+        The velocity, the update counter ``t_`` and the step size carry over between
+        calls. For a classifier, ``classes`` must be given on the first call.
+        """
+        first = not hasattr(self, "_state")
+        if first:
+            self._validate_params()
+            self._check_param_combinations()
+        backend = get_backend(self.backend)
+        X, Y, sw, targets = self._validate_inputs(
+            X, y, sample_weight, first=first, classes=classes, partial=True
+        )
+        n_outputs = targets.pop("n_outputs")
+        sw = self._normalise_weights(sw)
+        if first:
+            self._partial_rng = check_random_state(self.random_state)
+            state = np.zeros((2, n_outputs, X.shape[1] + 1), dtype=X.dtype)
+            t = 0
+            eta = self._initial_eta(X, sw, targets["loss"])
+        else:
+            state = self._state.astype(X.dtype, copy=True)
+            t = self.t_
+            eta = self._eta
+            if self.learning_rate == "auto":
+                # never take a larger step than new rows allow
+                eta = min(eta, self._initial_eta(X, sw, targets["loss"]))
+        run = _Run(self, backend, X, Y, sw, state, t, eta, targets["loss"], self._partial_rng)
+        run.epochs(1, stop_early=False)
+        self._commit(run, targets, reset_curves=first)
+        return self
+
+    # ------------------------------------------------------------------ helpers
+    def _check_param_combinations(self):
+        if self.nesterov and self.momentum <= 0:
+            raise ValueError("nesterov=True requires momentum > 0 (got momentum=%r)." % self.momentum)
+        if self.learning_rate == "optimal" and self.alpha <= 0:
+            raise ValueError("learning_rate='optimal' requires alpha > 0 (got alpha=%r)." % self.alpha)
+        for name in ("eta0", "alpha", "momentum", "power_t", "l1_ratio"):
+            if not np.isfinite(getattr(self, name)):
+                raise ValueError(f"The '{name}' parameter must be finite, got {getattr(self, name)!r}.")
+        if self.tol is not None and not np.isfinite(self.tol):
+            raise ValueError(f"The 'tol' parameter must be finite or None, got {self.tol!r}.")
+
+    def _validate_inputs(self, X, y, sample_weight, *, first, classes=None, partial=False):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=first,
+            accept_sparse=False,
+            dtype=list(FLOAT_DTYPES),
+            order="C",
+            multi_output=self._multi_output,
+            y_numeric=not self._is_classifier,
+        )
+        Y, n_outputs, loss, targets = self._targets(y, first=first, classes=classes, partial=partial)
+        Y = np.ascontiguousarray(Y, dtype=X.dtype)
+        if sample_weight is None:
+            sw = np.ones(X.shape[0], dtype=X.dtype)
+        else:
+            sw = _check_sample_weight(
+                sample_weight, X, dtype=X.dtype, ensure_non_negative=True, copy=True
+            )
+            if not np.all(np.isfinite(sw)):
+                raise ValueError("sample_weight contains NaN or infinity.")
+        cw = self._class_weights(Y, targets)
+        if cw is not None:
+            sw = sw * cw.astype(X.dtype, copy=False)
+        targets["loss"] = loss
+        targets["n_outputs"] = n_outputs
+        return X, Y, sw, targets
+
+    @staticmethod
+    def _normalise_weights(sw):
+        """Scale weights to mean 1, so a batch's mean of ``sw_i * grad_i`` is an unbiased
+        estimate of the full weighted-mean gradient for any batch size."""
+        total = float(np.sum(sw, dtype=np.float64))
+        if not total > 0.0:
+            raise ValueError("sample_weight (times class_weight) must not sum to zero.")
+        sw = np.ascontiguousarray(sw * (sw.shape[0] / total), dtype=sw.dtype)
+        return sw
+
+    def _split_validation(self, X, Y, sw, rng):
+        from sklearn.model_selection import train_test_split
+
+        n = X.shape[0]
+        stratify = Y[:, 0] if self._is_classifier else None
+        try:
+            train, val = train_test_split(
+                np.arange(n), test_size=self.validation_fraction, random_state=rng, stratify=stratify
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"early_stopping=True could not hold out validation_fraction="
+                f"{self.validation_fraction} of {n} samples: {exc}"
+            ) from None
+        if len(train) == 0 or len(val) == 0:
+            raise ValueError(
+                f"early_stopping=True with validation_fraction={self.validation_fraction} "
+                f"leaves an empty training or validation set for {n} samples."
+            )
+        train = np.sort(train)
+        val = np.sort(val)
+        return X[train], Y[train], sw[train], X[val], Y[val]
+
+    def _batch_rows(self, n):
+        if self.batch_size == "full":
+            return n
+        return min(int(self.batch_size), n)
+
+    def _initial_eta(self, X, sw, loss):
+        if self.learning_rate == "auto":
+            l2, _ = penalty_strengths(self.penalty, self.alpha, self.l1_ratio)
+            return auto_learning_rate(
+                X,
+                sw,
+                fit_intercept=self.fit_intercept,
+                curvature=LOSSES[loss].curvature,
+                l2=l2,
+                batch_size=self._batch_rows(X.shape[0]),
+                momentum=float(self.momentum),
+            )
+        return float(self.eta0)
+
+    def _commit(self, run, targets, *, reset_curves):
+        """Set the fitted attributes; only called once a fit has succeeded."""
+        for name, value in targets.items():
+            if name != "loss":
+                setattr(self, name, value)
+        self._state = run.state
+        self._eta = run.eta
+        self._loss = targets["loss"]
+        self.t_ = run.t
+        if reset_curves or not hasattr(self, "loss_curve_"):
+            self.loss_curve_ = list(run.curve)
+            self.n_iter_ = run.n_epochs
+        else:
+            self.loss_curve_ = self.loss_curve_ + run.curve
+            self.n_iter_ += run.n_epochs
+        if run.val_scores is not None:
+            self.validation_scores_ = list(run.val_scores)
+            self.best_validation_score_ = max(run.val_scores) if run.val_scores else None
+        elif hasattr(self, "validation_scores_") and reset_curves:
+            del self.validation_scores_
+            del self.best_validation_score_
+        self.learning_rate_ = run.eta_last
+        W = run.state[0]
+        self._set_coef(W[:, :-1].copy(), W[:, -1].copy())
+
+    def _decision(self, X):
+        check_is_fitted(self, "_state")
+        X = validate_data(self, X, reset=False, accept_sparse=False, dtype=list(FLOAT_DTYPES), order="C")
+        W = self._state[0]
+        return X @ W[:, :-1].T + W[:, -1]
+
+    def _objective(self, X, Y, sw, W):
+        """The penalised objective (float64) of weights ``W`` (K, d+1) on encoded data
+        with normalised weights; the NumPy reference, used for tests and reports."""
+        values, _ = LOSSES[self._loss].value_grad(
+            np.asarray(X, np.float64) @ W[:, :-1].T.astype(np.float64) + W[:, -1], np.asarray(Y, np.float64)
+        )
+        l2, l1 = penalty_strengths(self.penalty, self.alpha, self.l1_ratio)
+        return float(np.asarray(sw, np.float64) @ values) / X.shape[0] + penalty_value(W[:, :-1], l2, l1)
+
+    def objective(self, X, y, sample_weight=None):
+        """The penalised training objective of the fitted model on ``(X, y)``:
+        ``sum_i s_i loss_i / sum_i s_i + alpha * (0.5 (1 - l1_ratio) ||W||^2 + l1_ratio ||W||_1)``
+        (the quantity gradient descent minimises; float64)."""
+        check_is_fitted(self, "_state")
+        X, Y, sw, targets = self._validate_inputs(X, y, sample_weight, first=False, partial=True)
+        return self._objective(X, Y, self._normalise_weights(sw), self._state[0])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+
+class _Run:
+    """One call's worth of epochs: owns the working state until the fit succeeds."""
+
+    def __init__(self, est, backend, X, Y, sw, state, t, eta, loss, rng, X_val=None, Y_val=None):
+        self.est = est
+        self.backend = backend
+        self.X, self.Y, self.sw = X, Y, sw
+        self.state = state
+        self.t = int(t)
+        self.eta = float(eta)
+        self.rng = rng
+        self.X_val, self.Y_val = X_val, Y_val
+        self.curve = []
+        self.val_scores = [] if X_val is not None else None
+        self.n_epochs = 0
+        n, _ = X.shape
+        self.l2, self.l1 = penalty_strengths(est.penalty, est.alpha, est.l1_ratio)
+        self.hp = np.zeros(P.N_HP, dtype=np.float64)
+        self.hp[P.POWER_T] = est.power_t
+        self.hp[P.L2] = self.l2
+        self.hp[P.L1] = self.l1
+        self.hp[P.MOMENTUM] = est.momentum
+        self.hp[P.ALPHA] = est.alpha
+        self.schedule = SCHEDULES[est.learning_rate]
+        if est.learning_rate == "optimal":
+            self.hp[P.OPTIMAL_T0] = optimal_t0(est.alpha)
+        self.codes = np.zeros(P.N_CODES, dtype=np.int64)
+        self.codes[P.LOSS] = LOSSES[loss].code
+        self.codes[P.SCHEDULE] = self.schedule
+        self.codes[P.NESTEROV] = int(bool(est.nesterov))
+        self.codes[P.FIT_INTERCEPT] = int(bool(est.fit_intercept))
+        self.codes[P.BATCH_SIZE] = est._batch_rows(n)
+        self.in_order = np.arange(n, dtype=np.int64)
+        self.eta_last = self._current_eta()
+
+    def _current_eta(self):
+        from ._schedules import step_size
+
+        t = max(self.t, 1)
+        return float(step_size(self.schedule, t, self.eta, self.hp[P.POWER_T], self.hp[P.OPTIMAL_T0], self.hp[P.ALPHA]))
+
+    def _one_epoch(self):
+        """Run the kernel once; the only place an estimator calls a backend."""
+        n = self.X.shape[0]
+        order = self.rng.permutation(n).astype(np.int64) if self.est.shuffle else self.in_order
+        self.hp[P.ETA0] = self.eta
+        self.codes[P.T_START] = self.t
+        pen = penalty_value(self.state[0][:, :-1], self.l2, self.l1)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            total = self.backend.epoch(
+                X=self.X, Y=self.Y, sw=self.sw, order=order, state=self.state, hp=self.hp, codes=self.codes
+            )
+        self.t += -(-n // int(self.codes[P.BATCH_SIZE]))
+        return float(total) / n + pen
+
+    def epochs(self, max_epochs, *, stop_early):
+        est = self.est
+        tol = est.tol
+        best = np.inf
+        no_improvement = 0
+        converged = False
+        name = type(est).__name__
+        for epoch in range(1, max_epochs + 1):
+            tic = time.perf_counter()
+            objective = self._one_epoch()
+            self.n_epochs += 1
+            self.eta_last = self._current_eta()
+            if not np.isfinite(objective) or not np.all(np.isfinite(self.state)):
+                raise DivergenceError(
+                    f"{name} diverged in epoch {epoch}: the objective became {objective} with "
+                    f"step size {self.eta_last:.4g} (learning_rate={est.learning_rate!r}). "
+                    f"Use a smaller eta0, or learning_rate='auto' (the default), which "
+                    f"picks a stable step from the data."
+                )
+            self.curve.append(objective)
+            if est.verbose:
+                print(
+                    f"-- Epoch {len(self.curve)}: objective {objective:.6g}, step size "
+                    f"{self.eta_last:.4g}, updates {self.t}, {time.perf_counter() - tic:.4f} s"
+                )
+            if not stop_early:
+                continue
+            if self.X_val is not None:
+                score = est._score_state(self.state[0], self.X_val, self.Y_val)
+                self.val_scores.append(score)
+                criterion = -score
+            else:
+                criterion = objective
+            if tol is not None:
+                if criterion > best - tol:
+                    no_improvement += 1
+                else:
+                    no_improvement = 0
+                best = min(best, criterion)
+                if no_improvement >= est.n_iter_no_change:
+                    if est.learning_rate == "adaptive" and self.eta / ADAPTIVE_FACTOR >= ADAPTIVE_MIN_ETA:
+                        self.eta /= ADAPTIVE_FACTOR
+                        self.eta_last = self.eta
+                        no_improvement = 0
+                        if est.verbose:
+                            print(f"-- step size divided by {ADAPTIVE_FACTOR:g}: {self.eta:.4g}")
+                    else:
+                        converged = True
+                        if est.verbose:
+                            print(f"-- Converged after {epoch} epochs")
+                        break
+        if stop_early and tol is not None and not converged:
+            warnings.warn(
+                f"{name} reached max_iter={max_epochs} epochs before the stopping criterion "
+                f"(tol={tol}, n_iter_no_change={est.n_iter_no_change}) was met; increase "
+                f"max_iter if the fit is not good enough.",
+                ConvergenceWarning,
+            )

@@ -1,0 +1,120 @@
+"""Learning-rate schedule registry and the automatic step size.
+
+Kernels know three step-size rules, by integer code; ``t`` counts weight updates
+from 1:
+
+* ``CONSTANT``:   ``eta = eta0``
+* ``INVSCALING``: ``eta = eta0 / t ** power_t``
+* ``OPTIMAL``:    ``eta = 1 / (alpha * (t0 + t - 1))`` (scikit-learn's form, with
+  ``t0 = 1 / (alpha * sqrt(1 / sqrt(alpha)))`` so that the first step is ``alpha**-0.25``)
+
+The public ``learning_rate`` names map onto them: ``"auto"`` is a constant step computed
+from the data (:func:`auto_learning_rate`), ``"adaptive"`` is a constant step that the
+estimator divides by 5 between epochs when the objective stalls.
+"""
+
+import numpy as np
+
+CONSTANT = 0
+INVSCALING = 1
+OPTIMAL = 2
+
+# public name -> kernel code
+SCHEDULES = {
+    "auto": CONSTANT,
+    "constant": CONSTANT,
+    "adaptive": CONSTANT,
+    "invscaling": INVSCALING,
+    "optimal": OPTIMAL,
+}
+
+
+def step_size(code, t, eta0, power_t, t0, alpha):
+    """The NumPy reference of the kernels' step-size rule (``t`` counts from 1)."""
+    if code == CONSTANT:
+        return eta0
+    if code == INVSCALING:
+        return eta0 / t**power_t
+    if code == OPTIMAL:
+        return 1.0 / (alpha * (t0 + t - 1.0))
+    raise ValueError(f"unknown schedule code {code}")
+
+
+def optimal_t0(alpha):
+    """Offset of the "optimal" schedule (scikit-learn's heuristic for a unit margin)."""
+    typw = np.sqrt(1.0 / np.sqrt(alpha))
+    return 1.0 / (typw * alpha)
+
+
+def _top_eigenvalue(X, sw, fit_intercept, n_iter=30, max_rows=10_000):
+    """Largest eigenvalue of ``Xt' diag(sw) Xt / n`` by power iteration (float64).
+
+    ``Xt`` is X with a column of ones appended when ``fit_intercept``. At most
+    ``max_rows`` evenly spaced rows are used: the estimate is a matter of scale, not of
+    digits, and its cost must stay small next to one epoch.
+    """
+    n, d = X.shape
+    step = max(1, n // max_rows)
+    Xs = np.asarray(X[::step], dtype=np.float64)
+    ws = np.asarray(sw[::step], dtype=np.float64)
+    m = Xs.shape[0]
+    v = np.random.default_rng(0).standard_normal(d + 1)  # fixed start: deterministic
+    if not fit_intercept:
+        v[d] = 0.0
+    lam = 0.0
+    for _ in range(n_iter):
+        norm = np.linalg.norm(v)
+        if norm == 0.0 or not np.isfinite(norm):
+            break
+        v = v / norm
+        u = ws * (Xs @ v[:d] + v[d])
+        w = np.empty(d + 1)
+        w[:d] = Xs.T @ u / m
+        w[d] = u.sum() / m if fit_intercept else 0.0
+        lam = float(v @ w)  # Rayleigh quotient
+        v = w
+    return lam
+
+
+def auto_learning_rate(X, sw, *, fit_intercept, curvature, l2, batch_size, momentum):
+    """The constant step size used by ``learning_rate="auto"``.
+
+    With ``c`` the loss curvature bound (1 squared error, 1/4 logistic, 1/2 softmax),
+    ``L = c * lambda_max(Xt' S Xt / n) + l2`` the smoothness of the full objective
+    (``Xt`` = X with a ones column when fitting an intercept, ``S`` the normalised sample
+    weights; lambda_max by power iteration) and ``L_max = c * max_i s_i ||xt_i||^2 + l2``
+    the worst single-row smoothness, a mini-batch of ``b`` rows out of ``n`` has expected
+    smoothness ``L_b = L_det + L_noise`` with
+
+        L_det   = n (b - 1) / (b (n - 1)) * L
+        L_noise = (n - b) / (b (n - 1)) * L_max
+
+    (``b = 1`` gives ``L_max``, ``b = n`` gives ``L``). Momentum ``mu`` multiplies the
+    effective step by ``1 / (1 - mu)`` and with it the gradient noise, so the step is
+
+        eta = 1 / (L_det + L_noise / (1 - mu))
+
+    Full batch therefore uses ``1 / L`` (heavy ball and Nesterov are stable up to about
+    ``1.3 / L`` for any ``mu < 1``) and SGD ``(1 - mu) / L_max``. Both scale with the data,
+    so no feature scaling makes the default diverge.
+    """
+    n = X.shape[0]
+    b = min(batch_size, n)
+    sq = np.einsum("ij,ij->i", X, X, dtype=np.float64) + (1.0 if fit_intercept else 0.0)
+    L_max = curvature * float(np.max(np.asarray(sw, dtype=np.float64) * sq)) + l2
+    if b >= n:
+        L_det = curvature * _top_eigenvalue(X, sw, fit_intercept) + l2
+        L_noise = 0.0
+    else:
+        L = curvature * _top_eigenvalue(X, sw, fit_intercept) + l2
+        L_det = n * (b - 1) / (b * (n - 1)) * L
+        L_noise = (n - b) / (b * (n - 1)) * L_max
+    denom = L_det + L_noise / (1.0 - momentum)
+    if not np.isfinite(denom):
+        raise ValueError(
+            "learning_rate='auto' could not estimate the data's smoothness "
+            "(the squared row norms overflow); rescale X."
+        )
+    if denom <= 0.0:  # all-zero data: any step is stable
+        return 1.0
+    return 1.0 / denom

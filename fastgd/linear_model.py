@@ -1,0 +1,375 @@
+"""Linear and logistic regression trained by (mini-batch, momentum) gradient descent."""
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.metrics import r2_score
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+
+from ._base import BaseGD
+
+_COMMON_DOC = """
+    All parameters are keyword-only.
+
+    batch_size : int >= 1 or "full", default=32
+        Rows per step: 1 is SGD, ``"full"`` (or any int >= n_samples) is batch gradient
+        descent, anything between is mini-batch.
+    learning_rate : {"auto", "constant", "invscaling", "adaptive", "optimal"}, default="auto"
+        Step-size schedule, with ``t`` the update count from 1:
+
+        - ``"auto"``: a constant step computed from the data's smoothness for the chosen
+          batch size and momentum (see :func:`fastgd._schedules.auto_learning_rate`);
+          ``eta0`` is ignored and the step is reported in ``learning_rate_``.
+        - ``"constant"``: ``eta0``.
+        - ``"invscaling"``: ``eta0 / t ** power_t``.
+        - ``"adaptive"``: ``eta0``, divided by 5 each time the stopping criterion fails
+          for ``n_iter_no_change`` epochs; stops once below 1e-6.
+        - ``"optimal"``: ``1 / (alpha * (t0 + t - 1))``, scikit-learn's form.
+    eta0 : float > 0, default=0.01
+        Initial step for "constant", "invscaling" and "adaptive".
+    power_t : float >= 0, default=0.25
+        Exponent of "invscaling".
+    momentum : float in [0, 1), default=0.9
+        Momentum ``mu`` in the PyTorch convention: ``v = mu v + g; w -= eta v``.
+    nesterov : bool, default=False
+        Nesterov momentum: ``w -= eta (g + mu v)``; requires ``momentum > 0``.
+    penalty : {"l2", "l1", "elasticnet"} or None, default="l2"
+        Regularisation ``alpha (0.5 (1 - rho) ||W||^2 + rho ||W||_1)`` with ``rho`` 0 for
+        "l2", 1 for "l1" and ``l1_ratio`` for "elasticnet". L1 is applied as a
+        soft-threshold after each step. The intercept is never penalised.
+    alpha : float >= 0, default=1e-4
+        Penalty strength.
+    l1_ratio : float in [0, 1], default=0.15
+        Elastic-net mix ``rho``.
+    fit_intercept : bool, default=True
+        Whether to fit an intercept.
+    max_iter : int >= 1, default=100
+        Maximum number of epochs (passes over the training data).
+    tol : float >= 0 or None, default=1e-4
+        Stop when the epoch objective (or, with early stopping, the validation score)
+        has not improved by ``tol`` for ``n_iter_no_change`` consecutive epochs. None runs
+        all ``max_iter`` epochs.
+    n_iter_no_change : int >= 1, default=5
+        See ``tol``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training rows (stratified for
+        classifiers) and stop on their score instead of the training objective.
+    validation_fraction : float in (0, 1), default=0.1
+        See ``early_stopping``.
+    shuffle : bool, default=True
+        Visit the rows in a new random permutation each epoch (drawn from
+        ``random_state``); otherwise in storage order.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the permutations and the validation split.
+    warm_start : bool, default=False
+        Start ``fit`` from the previous solution: weights, intercept, velocity and update
+        counter carry over.
+    n_jobs : int or None, default=None
+        Threads for kernels that can use them. The kernels of this version run on one
+        thread; the parameter is validated and reserved.
+    backend : {"numba", "numpy"}, default="numba"
+        ``"numba"``: compiled kernels (the fast path). ``"numpy"``: the vectorised NumPy
+        reference, identical iterates up to rounding.
+    verbose : int, default=0
+        If positive, print one line per epoch: epoch, objective, step size, updates made,
+        time.
+
+    Attributes
+    ----------
+    coef_ : ndarray
+        Weights, float32 for float32 input, else float64.
+    intercept_ : ndarray or float
+    n_iter_ : int
+        Epochs run.
+    t_ : int
+        Weight updates made.
+    loss_curve_ : list of float
+        Each epoch's objective: the weighted mean loss over the epoch's batches, each
+        taken before its step (for full batch, exactly the objective at the epoch's
+        starting weights), plus the penalty at the epoch's starting weights.
+    learning_rate_ : float
+        The step size used by the last update (for "auto", the computed step).
+    validation_scores_ : list of float
+        With ``early_stopping``: the validation score after each epoch.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+"""
+
+
+class LinearRegression(RegressorMixin, BaseGD):
+    __doc__ = (
+        """Least-squares linear regression by gradient descent (mini-batch, momentum).
+
+    Minimises ``sum_i s_i 0.5 ||y_i - W x_i - b||^2 / sum_i s_i + penalty`` for one or
+    several targets.
+
+    Parameters
+    ----------"""
+        + _COMMON_DOC
+    )
+
+    _is_classifier = False
+    _multi_output = True
+
+    def __init__(
+        self,
+        *,
+        batch_size=32,
+        learning_rate="auto",
+        eta0=0.01,
+        power_t=0.25,
+        momentum=0.9,
+        nesterov=False,
+        penalty="l2",
+        alpha=1e-4,
+        l1_ratio=0.15,
+        fit_intercept=True,
+        max_iter=100,
+        tol=1e-4,
+        n_iter_no_change=5,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        random_state=None,
+        warm_start=False,
+        n_jobs=None,
+        backend="numba",
+        verbose=0,
+    ):
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.eta0 = eta0
+        self.power_t = power_t
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.penalty = penalty
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.n_jobs = n_jobs
+        self.backend = backend
+        self.verbose = verbose
+
+    def _targets(self, y, *, first, classes=None, partial=False):
+        y = np.asarray(y)
+        if first:
+            ndim = y.ndim
+        else:
+            ndim = self._y_ndim
+            if y.ndim != ndim or (ndim == 2 and y.shape[1] != self._state.shape[1]):
+                raise ValueError(
+                    f"y has shape {y.shape}, but this model was fitted on y with "
+                    f"{'1 dimension' if ndim == 1 else f'{self._state.shape[1]} targets'}."
+                )
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        return Y, Y.shape[1], "squared_error", {"_y_ndim": ndim}
+
+    def _class_weights(self, Y, targets):
+        return None
+
+    def _score_state(self, W, X, Y):
+        pred = X @ W[:, :-1].T + W[:, -1]
+        return r2_score(Y, pred)
+
+    def _set_coef(self, coef, intercept):
+        if self._y_ndim == 1:
+            self.coef_ = coef[0]
+            self.intercept_ = intercept[0]
+        else:
+            self.coef_ = coef
+            self.intercept_ = intercept
+
+    def predict(self, X):
+        """Predicted targets, shape (n_samples,) or (n_samples, n_targets)."""
+        out = self._decision(X)
+        return out[:, 0] if self._y_ndim == 1 else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+class LogisticRegression(ClassifierMixin, BaseGD):
+    __doc__ = (
+        """Logistic regression by gradient descent (mini-batch, momentum).
+
+    Two classes use one sigmoid output (``coef_`` has one row); three or more use a
+    multinomial softmax over all classes (one row per class), not one-vs-rest. Minimises
+    ``sum_i s_i logloss_i / sum_i s_i + penalty`` with ``s`` the sample weights times the
+    class weights.
+
+    Parameters
+    ----------"""
+        + _COMMON_DOC.replace(
+            "    backend :",
+            """    class_weight : dict, "balanced" or None, default=None
+        Weights per class, multiplied into the sample weights; "balanced" uses
+        ``n_samples / (n_classes * bincount(y))``.
+    backend :""",
+        )
+        + """    classes_ : ndarray of shape (n_classes,)
+"""
+    )
+
+    _is_classifier = True
+    _multi_output = False
+    _parameter_constraints = {
+        **BaseGD._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def __init__(
+        self,
+        *,
+        batch_size=32,
+        learning_rate="auto",
+        eta0=0.01,
+        power_t=0.25,
+        momentum=0.9,
+        nesterov=False,
+        penalty="l2",
+        alpha=1e-4,
+        l1_ratio=0.15,
+        fit_intercept=True,
+        max_iter=100,
+        tol=1e-4,
+        n_iter_no_change=5,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        random_state=None,
+        warm_start=False,
+        class_weight=None,
+        n_jobs=None,
+        backend="numba",
+        verbose=0,
+    ):
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.eta0 = eta0
+        self.power_t = power_t
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.penalty = penalty
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.class_weight = class_weight
+        self.n_jobs = n_jobs
+        self.backend = backend
+        self.verbose = verbose
+
+    def _targets(self, y, *, first, classes=None, partial=False):
+        check_classification_targets(y)
+        if first:
+            if partial:
+                if classes is None:
+                    raise ValueError("classes must be passed on the first call to partial_fit.")
+                all_classes = np.unique(np.asarray(classes))
+            else:
+                all_classes = np.unique(y)
+            if len(all_classes) < 2:
+                raise ValueError(
+                    f"LogisticRegression needs samples of at least 2 classes in the data; "
+                    f"got only one class: {all_classes!r}."
+                )
+            if self.class_weight == "balanced" and partial:
+                raise ValueError(
+                    "class_weight='balanced' is not supported by partial_fit, which sees one "
+                    "chunk at a time: compute the weights once with "
+                    "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
+                    "y=y) over (a sample of) all targets and pass them as a dict."
+                )
+        else:
+            all_classes = self.classes_
+            if classes is not None and not np.array_equal(np.unique(np.asarray(classes)), all_classes):
+                raise ValueError(
+                    f"classes={classes!r} differs from the classes of the first partial_fit "
+                    f"call, {all_classes!r}."
+                )
+        idx = np.searchsorted(all_classes, y)
+        idx = np.minimum(idx, len(all_classes) - 1)
+        unknown = all_classes[idx] != y
+        if np.any(unknown):
+            raise ValueError(
+                f"y contains labels not in classes {all_classes!r}: "
+                f"{np.unique(np.asarray(y)[unknown])!r}."
+            )
+        n_classes = len(all_classes)
+        if n_classes == 2:
+            return idx.reshape(-1, 1), 1, "log_loss", {"classes_": all_classes}
+        return idx.reshape(-1, 1), n_classes, "multinomial", {"classes_": all_classes}
+
+    def _class_weights(self, Y, targets):
+        if self.class_weight is None:
+            return None
+        classes = targets["classes_"]
+        idx = Y[:, 0].astype(np.intp)
+        if self.class_weight == "balanced":
+            per_class = compute_class_weight("balanced", classes=classes, y=classes[idx])
+        else:
+            unknown = set(self.class_weight) - set(classes.tolist())
+            if unknown:
+                raise ValueError(
+                    f"class_weight names labels {sorted(unknown, key=str)!r} that are not "
+                    f"among the classes {classes!r}."
+                )
+            per_class = np.ones(len(classes))
+            for i, c in enumerate(classes.tolist()):
+                if c in self.class_weight:
+                    value = float(self.class_weight[c])
+                    if not np.isfinite(value) or value < 0:
+                        raise ValueError(f"class_weight[{c!r}] must be finite and >= 0, got {value!r}.")
+                    per_class[i] = value
+        return per_class[idx]
+
+    def _score_state(self, W, X, Y):
+        z = X @ W[:, :-1].T + W[:, -1]
+        pred = (z[:, 0] > 0).astype(np.intp) if W.shape[0] == 1 else np.argmax(z, axis=1)
+        return float(np.mean(pred == Y[:, 0].astype(np.intp)))
+
+    def _set_coef(self, coef, intercept):
+        self.coef_ = coef
+        self.intercept_ = intercept
+
+    def decision_function(self, X):
+        """Raw outputs: shape (n_samples,) for two classes (positive = ``classes_[1]``),
+        else (n_samples, n_classes)."""
+        z = self._decision(X)
+        return z[:, 0] if z.shape[1] == 1 else z
+
+    def predict(self, X):
+        """Predicted class labels."""
+        z = self.decision_function(X)
+        idx = (z > 0).astype(np.intp) if z.ndim == 1 else np.argmax(z, axis=1)
+        return self.classes_[idx]
+
+    def predict_log_proba(self, X):
+        """Log of the class probabilities, shape (n_samples, n_classes)."""
+        z = self.decision_function(X)
+        if z.ndim == 1:
+            return np.column_stack([-np.logaddexp(0, z), -np.logaddexp(0, -z)])
+        mx = z.max(axis=1, keepdims=True)
+        return z - (mx + np.log(np.exp(z - mx).sum(axis=1, keepdims=True)))
+
+    def predict_proba(self, X):
+        """Class probabilities (sigmoid for two classes, softmax otherwise)."""
+        return np.exp(self.predict_log_proba(X))
