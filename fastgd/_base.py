@@ -125,6 +125,7 @@ class BaseGD(BaseEstimator):
         run.epochs(self.max_iter, stop_early=True)
 
         self._commit(run, targets, reset_curves=True)
+        self._partial_rng = None
         return self
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -144,7 +145,7 @@ class BaseGD(BaseEstimator):
         n_outputs = targets.pop("n_outputs")
         sw = self._normalise_weights(sw)
         if first:
-            self._partial_rng = check_random_state(self.random_state)
+            self._partial_rng = None
             state = np.zeros((2, n_outputs, X.shape[1] + 1), dtype=X.dtype)
             t = 0
             eta = self._initial_eta(X, sw, targets["loss"])
@@ -155,6 +156,8 @@ class BaseGD(BaseEstimator):
             if self.learning_rate == "auto":
                 # never take a larger step than new rows allow
                 eta = min(eta, self._initial_eta(X, sw, targets["loss"]))
+        if getattr(self, "_partial_rng", None) is None:  # the first call, or after fit()
+            self._partial_rng = check_random_state(self.random_state)
         run = _Run(self, backend, X, Y, sw, state, t, eta, targets["loss"], self._partial_rng)
         run.epochs(1, stop_early=False)
         self._commit(run, targets, reset_curves=first)

@@ -1,0 +1,43 @@
+"""Shared fixtures: the backends, dtypes and small data sets the tests run over."""
+
+import numpy as np
+import pytest
+
+from fastgd._backends import BACKENDS
+
+ALL_BACKENDS = sorted(BACKENDS)
+FAST_BACKENDS = [b for b in ALL_BACKENDS if b != "numpy"]  # compared against the reference
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(params=FAST_BACKENDS)
+def fast_backend(request):
+    return request.param
+
+
+def make_data(kind, n=60, d=4, seed=0, dtype=np.float64, scale=0.25):
+    """Small, well-conditioned data for each target kind.
+
+    kind: "regression" (1 target), "multioutput" (2 targets), "binary", "multiclass"
+    (3 classes). Rows have squared norm about ``d * scale**2`` so that every schedule,
+    including scikit-learn's aggressive "optimal", is stable on them.
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) * scale
+    W = rng.standard_normal((3, d)) * 4
+    Z = X @ W.T + rng.standard_normal(3) * 0.3
+    if kind == "regression":
+        y = Z[:, 0] + 0.1 * rng.standard_normal(n)
+    elif kind == "multioutput":
+        y = Z[:, :2] + 0.1 * rng.standard_normal((n, 2))
+    elif kind == "binary":
+        y = np.where(Z[:, 0] + 0.5 * rng.standard_normal(n) > 0, "yes", "no")
+    elif kind == "multiclass":
+        y = np.argmax(Z + 0.5 * rng.standard_normal((n, 3)), axis=1) + 10
+    else:
+        raise ValueError(kind)
+    return X.astype(dtype), y

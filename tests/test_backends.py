@@ -1,0 +1,159 @@
+"""Every backend matches the NumPy reference: same iterates to 1e-10 in float64.
+
+The grid covers every loss x penalty x schedule x batch size {1, 7, 32, full} x
+momentum {0, 0.9} x Nesterov, with shuffling, through the public estimators.
+"""
+
+import numpy as np
+import pytest
+
+from fastgd import LinearRegression, LogisticRegression
+from fastgd import _params as P
+from fastgd._backends import get_backend
+from fastgd._losses import LOSSES
+from fastgd._penalties import PENALTIES
+from fastgd._schedules import SCHEDULES
+
+from .conftest import FAST_BACKENDS, make_data
+
+# registry name -> (estimator class, data kind)
+LOSS_CASES = {
+    "squared_error": (LinearRegression, "multioutput"),
+    "log_loss": (LogisticRegression, "binary"),
+    "multinomial": (LogisticRegression, "multiclass"),
+}
+MOMENTA = [(0.0, False), (0.9, False), (0.9, True)]
+BATCHES = [1, 7, 32, "full"]
+
+
+def test_every_loss_has_a_case():
+    assert set(LOSS_CASES) == set(LOSSES)
+
+
+def fit_pair(backend, cls, X, y, sample_weight=None, **params):
+    params = dict(max_iter=3, tol=None, random_state=3, **params)
+    ref = cls(backend="numpy", **params).fit(X, y, sample_weight=sample_weight)
+    fast = cls(backend=backend, **params).fit(X, y, sample_weight=sample_weight)
+    return ref, fast
+
+
+def assert_same_fit(ref, fast, rtol=1e-10, atol=1e-12):
+    np.testing.assert_allclose(fast.coef_, ref.coef_, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(fast.intercept_, ref.intercept_, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(fast.loss_curve_, ref.loss_curve_, rtol=rtol, atol=atol)
+    assert fast.t_ == ref.t_
+    assert fast.n_iter_ == ref.n_iter_
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("penalty", list(PENALTIES), ids=str)
+@pytest.mark.parametrize("learning_rate", sorted(SCHEDULES))
+@pytest.mark.parametrize("batch_size", BATCHES)
+@pytest.mark.parametrize("momentum,nesterov", MOMENTA)
+def test_matches_reference(backend, loss, penalty, learning_rate, batch_size, momentum, nesterov):
+    cls, kind = LOSS_CASES[loss]
+    X, y = make_data(kind, n=50)
+    ref, fast = fit_pair(
+        backend,
+        cls,
+        X,
+        y,
+        penalty=penalty,
+        alpha=0.05,
+        l1_ratio=0.4,
+        learning_rate=learning_rate,
+        eta0=0.1,
+        batch_size=batch_size,
+        momentum=momentum,
+        nesterov=nesterov,
+    )
+    assert_same_fit(ref, fast)
+    # the fit moved: a test of equal zeros would prove nothing
+    assert np.abs(ref.coef_).max() > 1e-3
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("kind", ["regression", "binary", "multiclass"])
+def test_matches_reference_with_weights(backend, kind):
+    cls = LinearRegression if kind == "regression" else LogisticRegression
+    X, y = make_data(kind, n=45, seed=1)
+    sw = np.random.default_rng(0).uniform(0, 3, size=len(y))
+    sw[:5] = 0.0
+    extra = {"class_weight": "balanced"} if kind != "regression" else {}
+    ref, fast = fit_pair(backend, cls, X, y, sample_weight=sw, batch_size=4, **extra)
+    assert_same_fit(ref, fast)
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("kind", ["multioutput", "binary", "multiclass"])
+def test_no_intercept_and_no_shuffle(backend, kind):
+    cls = LinearRegression if kind == "multioutput" else LogisticRegression
+    X, y = make_data(kind, n=30, seed=2)
+    ref, fast = fit_pair(backend, cls, X, y, fit_intercept=False, shuffle=False, batch_size=8)
+    assert_same_fit(ref, fast)
+    assert np.all(fast.intercept_ == 0.0)
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("kind", ["multioutput", "binary", "multiclass"])
+@pytest.mark.parametrize("batch_size", [1, 32, "full"])
+def test_float32_close_to_float64(backend, kind, batch_size):
+    cls = LinearRegression if kind == "multioutput" else LogisticRegression
+    X, y = make_data(kind, n=80, seed=4)
+    params = dict(max_iter=5, tol=None, random_state=0, batch_size=batch_size, backend=backend)
+    f64 = cls(**params).fit(X, y)
+    f32 = cls(**params).fit(X.astype(np.float32), y)
+    assert f32.coef_.dtype == np.float32
+    assert f64.coef_.dtype == np.float64
+    np.testing.assert_allclose(f32.coef_, f64.coef_, rtol=1e-4, atol=1e-4 * np.abs(f64.coef_).max())
+    np.testing.assert_allclose(f32.intercept_, f64.intercept_, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_float32_kernel_matches_float32_reference(backend):
+    X, y = make_data("multiclass", n=40, dtype=np.float32)
+    ref, fast = fit_pair(backend, LogisticRegression, X, y, batch_size=5)
+    assert fast.coef_.dtype == np.float32
+    assert_same_fit(ref, fast, rtol=1e-5, atol=1e-6)
+
+
+def _kernel_args(dtype, loss_code=0, schedule_code=0):
+    X = np.ones((4, 2), dtype=dtype)
+    Y = np.ones((4, 1), dtype=dtype)  # target 1, label 1, class index 1
+    sw = np.ones(4, dtype=dtype)
+    order = np.arange(4, dtype=np.int64)
+    n_outputs = 2 if loss_code == LOSSES["multinomial"].code else 1
+    state = np.zeros((2, n_outputs, 3), dtype=dtype)
+    hp = np.zeros(P.N_HP)
+    hp[P.ETA0] = 0.1
+    hp[P.ALPHA] = 0.1
+    hp[P.OPTIMAL_T0] = 100.0  # first optimal step 1 / (alpha * t0) = 0.1
+    codes = np.zeros(P.N_CODES, dtype=np.int64)
+    codes[P.LOSS] = loss_code
+    codes[P.SCHEDULE] = schedule_code
+    codes[P.BATCH_SIZE] = 2
+    codes[P.FIT_INTERCEPT] = 1
+    return dict(X=X, Y=Y, sw=sw, order=order, state=state, hp=hp, codes=codes)
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
+@pytest.mark.parametrize(
+    "field,code", [("loss", c.code) for c in LOSSES.values()] + [("schedule", c) for c in set(SCHEDULES.values())]
+)
+def test_every_registry_code_runs_on_every_backend(backend, field, code):
+    kernels = get_backend(backend)
+    args = _kernel_args(np.float64, **{f"{field}_code": code})
+    total = kernels.epoch(**args)
+    assert np.isfinite(total) and total > 0
+    assert np.all(np.isfinite(args["state"]))
+    assert args["state"][0, -1, 2] > 0.0  # the intercept moved towards the target
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
+@pytest.mark.parametrize("field", ["loss", "schedule"])
+def test_unknown_code_fails_loudly(backend, field):
+    kernels = get_backend(backend)
+    args = _kernel_args(np.float64, **{f"{field}_code": 99})
+    with pytest.raises((ValueError, KeyError)):
+        kernels.epoch(**args)
