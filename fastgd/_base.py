@@ -31,6 +31,8 @@ FLOAT_DTYPES = (np.float64, np.float32)
 ADAPTIVE_FACTOR = 5.0
 # ... and stops once the step falls below this
 ADAPTIVE_MIN_ETA = 1e-6
+# "auto" divides its computed step by ADAPTIVE_FACTOR at most this many times on stalls
+AUTO_REDUCTIONS = 2
 
 
 class DivergenceError(FloatingPointError):
@@ -320,6 +322,7 @@ class _Run:
         self.state = state
         self.t = int(t)
         self.eta = float(eta)
+        self.reductions = 0
         self.rng = rng
         self.X_val, self.Y_val = X_val, Y_val
         self.curve = []
@@ -365,6 +368,25 @@ class _Run:
         self.t += -(-n // int(self.codes[P.BATCH_SIZE]))
         return float(total) / n + pen
 
+    def _reduce_step(self):
+        """On a stall, "adaptive" and "auto" divide the step by ADAPTIVE_FACTOR (adaptive
+        down to ADAPTIVE_MIN_ETA, auto at most AUTO_REDUCTIONS times). Returns False when
+        the fit should stop instead."""
+        rule = self.est.learning_rate
+        if rule == "adaptive" and self.eta / ADAPTIVE_FACTOR >= ADAPTIVE_MIN_ETA:
+            pass
+        elif rule == "auto" and self.reductions < AUTO_REDUCTIONS:
+            self.state[1] = 0.0  # restart the momentum: it carries the oscillation
+            if self.codes[P.BATCH_SIZE] >= self.X.shape[0]:
+                self.reductions += 1
+                return True
+        else:
+            return False
+        self.eta /= ADAPTIVE_FACTOR
+        self.eta_last = self.eta
+        self.reductions += 1
+        return True
+
     def epochs(self, max_epochs, *, stop_early):
         est = self.est
         tol = est.tol
@@ -405,9 +427,7 @@ class _Run:
                     no_improvement = 0
                 best = min(best, criterion)
                 if no_improvement >= est.n_iter_no_change:
-                    if est.learning_rate == "adaptive" and self.eta / ADAPTIVE_FACTOR >= ADAPTIVE_MIN_ETA:
-                        self.eta /= ADAPTIVE_FACTOR
-                        self.eta_last = self.eta
+                    if self._reduce_step():
                         no_improvement = 0
                         if est.verbose:
                             print(f"-- step size divided by {ADAPTIVE_FACTOR:g}: {self.eta:.4g}")

@@ -20,7 +20,11 @@ _COMMON_DOC = """
 
         - ``"auto"``: a constant step computed from the data's smoothness for the chosen
           batch size and momentum (see :func:`fastgd._schedules.auto_learning_rate`);
-          ``eta0`` is ignored and the step is reported in ``learning_rate_``.
+          ``eta0`` is ignored and the step is reported in ``learning_rate_``. When the
+          stopping criterion fires, the momentum is restarted (velocity set to zero)
+          and, for mini-batches, the step is divided by 5 to shrink the gradient noise;
+          the fit stops at the third such stall. With ``tol=None`` the step stays
+          constant throughout.
         - ``"constant"``: ``eta0``.
         - ``"invscaling"``: ``eta0 / t ** power_t``.
         - ``"adaptive"``: ``eta0``, divided by 5 each time the stopping criterion fails
