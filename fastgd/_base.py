@@ -31,12 +31,15 @@ FLOAT_DTYPES = (np.float64, np.float32)
 ADAPTIVE_FACTOR = 5.0
 # ... and stops once the step falls below this
 ADAPTIVE_MIN_ETA = 1e-6
+# an objective this many times the first epoch's is treated as divergence
+DIVERGENCE_FACTOR = 1e10
 # "auto" divides its computed step by ADAPTIVE_FACTOR at most this many times on stalls
 AUTO_REDUCTIONS = 2
 
 
 class DivergenceError(FloatingPointError):
-    """Raised when the objective or the weights become non-finite during a fit.
+    """Raised when a fit diverges: the objective or the weights become non-finite, or the
+    objective grows past DIVERGENCE_FACTOR (1e10) times its first epoch's value.
 
     The estimator keeps the state it had before the call (a fitted model stays usable).
     """
@@ -357,7 +360,9 @@ class _Run:
     def _one_epoch(self):
         """Run the kernel once; the only place an estimator calls a backend."""
         n = self.X.shape[0]
-        order = self.rng.permutation(n).astype(np.int64) if self.est.shuffle else self.in_order
+        # full batch: the order cannot matter, so read X in storage order (streaming)
+        shuffle = self.est.shuffle and self.codes[P.BATCH_SIZE] < n
+        order = self.rng.permutation(n).astype(np.int64) if shuffle else self.in_order
         self.hp[P.ETA0] = self.eta
         self.codes[P.T_START] = self.t
         pen = penalty_value(self.state[0][:, :-1], self.l2, self.l1)
@@ -399,9 +404,15 @@ class _Run:
             objective = self._one_epoch()
             self.n_epochs += 1
             self.eta_last = self._current_eta()
-            if not np.isfinite(objective) or not np.all(np.isfinite(self.state)):
+            first = self.curve[0] if self.curve else objective
+            if (
+                not np.isfinite(objective)
+                or not np.all(np.isfinite(self.state))
+                or objective > DIVERGENCE_FACTOR * max(first, np.finfo(np.float64).tiny)
+            ):
                 raise DivergenceError(
-                    f"{name} diverged in epoch {epoch}: the objective became {objective} with "
+                    f"{name} diverged in epoch {epoch}: the objective became {objective:.4g} "
+                    f"(from {first:.4g} in the first epoch) with "
                     f"step size {self.eta_last:.4g} (learning_rate={est.learning_rate!r}). "
                     f"Use a smaller eta0, or learning_rate='auto' (the default), which "
                     f"picks a stable step from the data."

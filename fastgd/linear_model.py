@@ -63,7 +63,8 @@ _COMMON_DOC = """
         See ``early_stopping``.
     shuffle : bool, default=True
         Visit the rows in a new random permutation each epoch (drawn from
-        ``random_state``); otherwise in storage order.
+        ``random_state``); otherwise in storage order. Full batch always reads the rows
+        in storage order (the order cannot change the step, only the rounding).
     random_state : int, RandomState instance or None, default=None
         Seeds the permutations and the validation split.
     warm_start : bool, default=False

@@ -157,7 +157,7 @@ def test_auto_learning_rate_formula():
     assert eta == pytest.approx(1 / (lam + 0.01), rel=1e-6)
     # SGD: (1 - mu) / L_max, log loss scales the curvature by 1/4
     eta = auto_learning_rate(X, sw, curvature=0.25, batch_size=1, momentum=0.9, **common)
-    assert eta == pytest.approx(0.1 / (0.25 * L_max + 0.01), rel=1e-12)
+    assert eta == pytest.approx(0.1 / (0.25 * L_max + 0.01), rel=1e-8)  # rounded to 8 digits
     # mini-batch: between the two
     b = 32
     L_det = 500 * (b - 1) / (b * 499) * (lam + 0.01)
