@@ -344,7 +344,7 @@ def test_bad_shapes_and_values_are_rejected():
         LinearRegression().fit(X, y[:-1])
     with pytest.raises(ValueError, match="[Nn]egative"):
         LinearRegression().fit(X, y, sample_weight=-np.ones(len(y)))
-    with pytest.raises(ValueError, match="sum to zero"):
+    with pytest.raises(ValueError, match="non-zero|sum to zero"):
         LinearRegression().fit(X, y, sample_weight=np.zeros(len(y)))
     with pytest.raises(ValueError, match="sample_weight"):
         LinearRegression().fit(X, y, sample_weight=np.ones(3))
