@@ -8,6 +8,7 @@ every backend visits the rows in the same order.
 """
 
 import numbers
+import os
 import time
 import warnings
 from abc import abstractmethod
@@ -315,6 +316,20 @@ class BaseGD(BaseEstimator):
         return tags
 
 
+def _n_threads(n_jobs):
+    """Threads for ``n_jobs``: None or -1 = every core this process may use, -2 = all but
+    one, and so on."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    if n_jobs is None:
+        return cores
+    if n_jobs < 0:
+        return max(1, cores + 1 + n_jobs)
+    return int(n_jobs)
+
+
 class _Run:
     """One call's worth of epochs: owns the working state until the fit succeeds."""
 
@@ -348,6 +363,7 @@ class _Run:
         self.codes[P.NESTEROV] = int(bool(est.nesterov))
         self.codes[P.FIT_INTERCEPT] = int(bool(est.fit_intercept))
         self.codes[P.BATCH_SIZE] = est._batch_rows(n)
+        self.codes[P.N_THREADS] = _n_threads(est.n_jobs)
         self.in_order = np.arange(n, dtype=np.int64)
         self.eta_last = self._current_eta()
 

@@ -23,4 +23,5 @@ NESTEROV = 2       # 0 or 1
 FIT_INTERCEPT = 3  # 0 or 1
 BATCH_SIZE = 4     # rows per step, 1 <= batch_size <= n_samples
 T_START = 5        # weight updates made before this epoch
-N_CODES = 6
+N_THREADS = 6      # threads a kernel may use (>= 1)
+N_CODES = 7

@@ -71,8 +71,9 @@ _COMMON_DOC = """
         Start ``fit`` from the previous solution: weights, intercept, velocity and update
         counter carry over.
     n_jobs : int or None, default=None
-        Threads for kernels that can use them. The kernels of this version run on one
-        thread; the parameter is validated and reserved.
+        Threads for kernels that can use them: the full-batch gradient of the numba
+        backend. None or -1 uses every core available to the process, -2 all but one,
+        and so on. Results do not depend on it: the rows are summed in fixed blocks.
     backend : {"numba", "numpy"}, default="numba"
         ``"numba"``: compiled kernels (the fast path). ``"numpy"``: the vectorised NumPy
         reference, identical iterates up to rounding.

@@ -157,3 +157,32 @@ def test_unknown_code_fails_loudly(backend, field):
     args = _kernel_args(np.float64, **{f"{field}_code": 99})
     with pytest.raises((ValueError, KeyError)):
         kernels.epoch(**args)
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("kind", ["multioutput", "multiclass"])
+def test_full_batch_threads_give_identical_results(backend, kind):
+    """Full batch sums fixed row blocks (several here), so n_jobs cannot change a bit."""
+    cls = LinearRegression if kind == "multioutput" else LogisticRegression
+    X, y = make_data(kind, n=9000, seed=5)
+    params = dict(batch_size="full", max_iter=4, tol=None, backend=backend)
+    fits = [cls(n_jobs=n_jobs, **params).fit(X, y) for n_jobs in (1, 2, 3, None)]
+    for other in fits[1:]:
+        np.testing.assert_array_equal(other.coef_, fits[0].coef_)
+        np.testing.assert_array_equal(other.loss_curve_, fits[0].loss_curve_)
+    ref = cls(**{**params, "backend": "numpy"}).fit(X, y)
+    assert_same_fit(ref, fits[0])
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("batch_size", [16, "full"])
+def test_concurrent_fits_in_threads_match_sequential_fits(backend, batch_size):
+    from concurrent.futures import ThreadPoolExecutor
+
+    datasets = [make_data("multiclass", n=5000, seed=s) for s in range(4)]
+    params = dict(batch_size=batch_size, max_iter=3, tol=None, random_state=0, backend=backend, n_jobs=2)
+    sequential = [LogisticRegression(**params).fit(X, y).coef_ for X, y in datasets]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda d: LogisticRegression(**params).fit(*d).coef_, datasets))
+    for a, b in zip(sequential, threaded):
+        np.testing.assert_array_equal(a, b)

@@ -5,6 +5,7 @@ equivalence check (weights are normalised to mean 1, so a weight of 2 acts like 
 repeated row in expectation, and the fit converges tightly on the check's data).
 """
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fastgd import LinearRegression, LogisticRegression
@@ -17,6 +18,8 @@ ESTIMATORS = [
 ]
 
 
+# the checks fit tiny data sets with the default tol; reaching max_iter there is expected
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @parametrize_with_checks(ESTIMATORS)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
