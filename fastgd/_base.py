@@ -7,6 +7,8 @@ per-epoch permutations, the validation split) is drawn here from ``random_state`
 every backend visits the rows in the same order.
 """
 
+import contextlib
+import copy
 import numbers
 import os
 import time
@@ -106,6 +108,10 @@ class BaseGD(BaseEstimator):
         -------
         self
         """
+        with self._atomic():
+            return self._fit(X, y, sample_weight)
+
+    def _fit(self, X, y, sample_weight):
         self._validate_params()
         self._check_param_combinations()
         backend = get_backend(self.backend)
@@ -140,10 +146,13 @@ class BaseGD(BaseEstimator):
         The velocity, the update counter ``t_`` and the step size carry over between
         calls. For a classifier, ``classes`` must be given on the first call.
         """
+        with self._atomic():
+            return self._partial_fit(X, y, classes, sample_weight)
+
+    def _partial_fit(self, X, y, classes, sample_weight):
         first = not hasattr(self, "_state")
-        if first:
-            self._validate_params()
-            self._check_param_combinations()
+        self._validate_params()
+        self._check_param_combinations()
         backend = get_backend(self.backend)
         X, Y, sw, targets = self._validate_inputs(
             X, y, sample_weight, first=first, classes=classes, partial=True
@@ -151,7 +160,6 @@ class BaseGD(BaseEstimator):
         n_outputs = targets.pop("n_outputs")
         sw = self._normalise_weights(sw)
         if first:
-            self._partial_rng = None
             state = np.zeros((2, n_outputs, X.shape[1] + 1), dtype=X.dtype)
             t = 0
             eta = self._initial_eta(X, sw, targets["loss"])
@@ -162,12 +170,29 @@ class BaseGD(BaseEstimator):
             if self.learning_rate == "auto":
                 # never take a larger step than new rows allow
                 eta = min(eta, self._initial_eta(X, sw, targets["loss"]))
-        if getattr(self, "_partial_rng", None) is None:  # the first call, or after fit()
-            self._partial_rng = check_random_state(self.random_state)
-        run = _Run(self, backend, X, Y, sw, state, t, eta, targets["loss"], self._partial_rng)
+        rng = None if first else getattr(self, "_partial_rng", None)
+        # the stream of permutations continues across calls; a failed call draws nothing
+        rng = check_random_state(self.random_state) if rng is None else copy.deepcopy(rng)
+        run = _Run(self, backend, X, Y, sw, state, t, eta, targets["loss"], rng)
         run.epochs(1, stop_early=False)
         self._commit(run, targets, reset_curves=first)
+        self._partial_rng = rng
         return self
+
+    @contextlib.contextmanager
+    def _atomic(self):
+        """Undo what input validation sets (n_features_in_, feature_names_in_) if the call
+        fails; every other fitted attribute is only set once a call has succeeded."""
+        saved = {k: getattr(self, k) for k in ("n_features_in_", "feature_names_in_") if hasattr(self, k)}
+        try:
+            yield
+        except BaseException:
+            for name in ("n_features_in_", "feature_names_in_"):
+                if name in saved:
+                    setattr(self, name, saved[name])
+                elif hasattr(self, name):
+                    delattr(self, name)
+            raise
 
     # ------------------------------------------------------------------ helpers
     def _check_param_combinations(self):
@@ -175,11 +200,6 @@ class BaseGD(BaseEstimator):
             raise ValueError("nesterov=True requires momentum > 0 (got momentum=%r)." % self.momentum)
         if self.learning_rate == "optimal" and self.alpha <= 0:
             raise ValueError("learning_rate='optimal' requires alpha > 0 (got alpha=%r)." % self.alpha)
-        for name in ("eta0", "alpha", "momentum", "power_t", "l1_ratio"):
-            if not np.isfinite(getattr(self, name)):
-                raise ValueError(f"The '{name}' parameter must be finite, got {getattr(self, name)!r}.")
-        if self.tol is not None and not np.isfinite(self.tol):
-            raise ValueError(f"The 'tol' parameter must be finite or None, got {self.tol!r}.")
 
     def _validate_inputs(self, X, y, sample_weight, *, first, classes=None, partial=False):
         X, y = validate_data(
@@ -279,7 +299,7 @@ class BaseGD(BaseEstimator):
             self.n_iter_ += run.n_epochs
         if run.val_scores is not None:
             self.validation_scores_ = list(run.val_scores)
-            self.best_validation_score_ = max(run.val_scores) if run.val_scores else None
+            self.best_validation_score_ = max(run.val_scores)
         elif hasattr(self, "validation_scores_") and reset_curves:
             del self.validation_scores_
             del self.best_validation_score_

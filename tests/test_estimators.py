@@ -403,3 +403,32 @@ def test_no_warnings_with_defaults_on_easy_data(backend):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         LogisticRegression(backend=backend, random_state=0, max_iter=1000).fit(X, y)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_failed_call_leaves_the_fitted_model_unchanged(backend, method):
+    X, y = make_data("multiclass", n=80)
+    est = LogisticRegression(backend=backend, **QUIET).fit(X, y)
+    est.partial_fit(X, y)
+    before = pickle.dumps(est)
+    bad_calls = [
+        lambda: getattr(est, method)(np.where(X > 1, np.nan, X[:, :3]), y),
+        lambda: getattr(est, method)(X, y, sample_weight=-np.ones(len(y))),
+        lambda: getattr(est, method)(X, np.full(len(y), 11)) if method == "fit" else est.partial_fit(X, y + 5),
+    ]
+    if method == "fit":  # divergence after validation has passed, on another feature count
+        bad_calls.append(lambda: est.set_params(learning_rate="constant", eta0=1e6).fit(X[:, :3] * 1e3, y))
+    else:
+        bad_calls.append(lambda: est.partial_fit(X[:, :3], y))
+    for call in bad_calls:
+        with pytest.raises((ValueError, DivergenceError)):
+            call()
+        est.set_params(learning_rate="auto", eta0=0.01)
+        after = pickle.loads(pickle.dumps(est))
+        restored = pickle.loads(before)
+        for name in ("coef_", "intercept_", "_state", "t_", "n_iter_", "loss_curve_", "n_features_in_", "classes_"):
+            np.testing.assert_array_equal(getattr(after, name), getattr(restored, name), err_msg=name)
+    # the permutation stream did not advance either: the next epoch is the one it would have been
+    est.partial_fit(X, y)
+    restored.partial_fit(X, y)
+    np.testing.assert_array_equal(est.coef_, restored.coef_)
