@@ -26,7 +26,7 @@ from . import _params as P
 from ._backends import BACKENDS, get_backend
 from ._losses import LOSSES
 from ._penalties import PENALTIES, penalty_strengths, penalty_value
-from ._schedules import SCHEDULES, auto_learning_rate, optimal_t0
+from ._schedules import SCHEDULES, auto_learning_rate, optimal_t0, step_size
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
@@ -144,7 +144,10 @@ class BaseGD(BaseEstimator):
         """Run one epoch over the given rows, continuing from the current state.
 
         The velocity, the update counter ``t_`` and the step size carry over between
-        calls. For a classifier, ``classes`` must be given on the first call.
+        calls, and the permutations continue one random stream. For a classifier,
+        ``classes`` must be given on the first call. ``tol``, ``early_stopping`` and the
+        stall rules of "adaptive"/"auto" apply to ``fit`` only. With "auto", the step is
+        estimated on the first call's rows and only ever lowered by later calls.
         """
         with self._atomic():
             return self._partial_fit(X, y, classes, sample_weight)
@@ -388,8 +391,6 @@ class _Run:
         self.eta_last = self._current_eta()
 
     def _current_eta(self):
-        from ._schedules import step_size
-
         t = max(self.t, 1)
         return float(step_size(self.schedule, t, self.eta, self.hp[P.POWER_T], self.hp[P.OPTIMAL_T0], self.hp[P.ALPHA]))
 
@@ -409,23 +410,26 @@ class _Run:
         self.t += -(-n // int(self.codes[P.BATCH_SIZE]))
         return float(total) / n + pen
 
-    def _reduce_step(self):
-        """On a stall, "adaptive" and "auto" divide the step by ADAPTIVE_FACTOR (adaptive
-        down to ADAPTIVE_MIN_ETA, auto at most AUTO_REDUCTIONS times). Returns False when
-        the fit should stop instead."""
+    def _on_stall(self):
+        """What a stall does: "adaptive" divides the step by ADAPTIVE_FACTOR while it stays
+        above ADAPTIVE_MIN_ETA; "auto" restarts the momentum (the velocity carries the
+        oscillation) and, for mini-batches, divides the step to shrink the gradient noise,
+        at most AUTO_REDUCTIONS times. Returns False when the fit should stop instead."""
         rule = self.est.learning_rate
-        if rule == "adaptive" and self.eta / ADAPTIVE_FACTOR >= ADAPTIVE_MIN_ETA:
-            pass
-        elif rule == "auto" and self.reductions < AUTO_REDUCTIONS:
-            self.state[1] = 0.0  # restart the momentum: it carries the oscillation
-            if self.codes[P.BATCH_SIZE] >= self.X.shape[0]:
-                self.reductions += 1
-                return True
+        if rule == "adaptive":
+            if self.eta / ADAPTIVE_FACTOR < ADAPTIVE_MIN_ETA:
+                return False
+            self.eta /= ADAPTIVE_FACTOR
+        elif rule == "auto":
+            if self.reductions == AUTO_REDUCTIONS:
+                return False
+            self.state[1] = 0.0
+            if self.codes[P.BATCH_SIZE] < self.X.shape[0]:
+                self.eta /= ADAPTIVE_FACTOR
         else:
             return False
-        self.eta /= ADAPTIVE_FACTOR
-        self.eta_last = self.eta
         self.reductions += 1
+        self.eta_last = self._current_eta()
         return True
 
     def epochs(self, max_epochs, *, stop_early):
@@ -450,8 +454,13 @@ class _Run:
                     f"{name} diverged in epoch {epoch}: the objective became {objective:.4g} "
                     f"(from {first:.4g} in the first epoch) with "
                     f"step size {self.eta_last:.4g} (learning_rate={est.learning_rate!r}). "
-                    f"Use a smaller eta0, or learning_rate='auto' (the default), which "
-                    f"picks a stable step from the data."
+                    + (
+                        "Use a smaller eta0, or learning_rate='auto' (the default), which "
+                        "picks a stable step from the data."
+                        if est.learning_rate != "auto"
+                        else "The automatic step was estimated on other rows (partial_fit) "
+                        "or the data are extreme: use learning_rate='constant' with a smaller eta0."
+                    )
                 )
             self.curve.append(objective)
             if est.verbose:
@@ -474,10 +483,10 @@ class _Run:
                     no_improvement = 0
                 best = min(best, criterion)
                 if no_improvement >= est.n_iter_no_change:
-                    if self._reduce_step():
+                    if self._on_stall():
                         no_improvement = 0
                         if est.verbose:
-                            print(f"-- step size divided by {ADAPTIVE_FACTOR:g}: {self.eta:.4g}")
+                            print(f"-- No improvement for {est.n_iter_no_change} epochs: step size {self.eta:.4g}")
                     else:
                         converged = True
                         if est.verbose:
