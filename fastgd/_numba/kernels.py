@@ -82,8 +82,11 @@ def _step(state, G, n_rows, t, hp, codes):
     s[5] = 0.0
     mu, l2, eta, inv_b, shrink, zero = s[0], s[1], s[2], s[3], s[4], s[5]
     for k in range(K):
+        if n_cols == d:
+            G[k, d] = zero  # no intercept: its gradient is dropped
         for j in range(n_cols):
             g = G[k, j] * inv_b
+            G[k, j] = zero
             if j < d:
                 g += l2 * W[k, j]
             v = mu * V[k, j] + g
@@ -100,8 +103,6 @@ def _step(state, G, n_rows, t, hp, codes):
                 else:
                     w = zero
             W[k, j] = w
-        for j in range(cols):
-            G[k, j] = zero
 
 
 @njit(cache=True, nogil=True)
