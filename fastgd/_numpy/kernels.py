@@ -53,6 +53,8 @@ def epoch(X, Y, sw, order, state, hp, codes):
     G = np.empty_like(W)
     for start in range(0, n, batch):
         idx = order[start:start + batch]
+        if len(idx) == n:  # full batch: any order gives the same sum, so use X as stored
+            idx = slice(None)
         Xb = X[idx]
         Pb = Xb @ W[:, :d].T + W[:, d]
         values, D = loss.value_grad(Pb, Y[idx])
@@ -61,7 +63,7 @@ def epoch(X, Y, sw, order, state, hp, codes):
         D = D * swb[:, None]
         G[:, :d] = D.T @ Xb
         G[:, d] = D.sum(axis=0)
-        G /= len(idx)
+        G /= Xb.shape[0]
         G += decay * W
         G *= mask
         t += 1
