@@ -498,4 +498,5 @@ class _Run:
                 f"(tol={tol}, n_iter_no_change={est.n_iter_no_change}) was met; increase "
                 f"max_iter if the fit is not good enough.",
                 ConvergenceWarning,
+                stacklevel=4,  # the user's fit() call
             )

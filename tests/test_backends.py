@@ -184,5 +184,5 @@ def test_concurrent_fits_in_threads_match_sequential_fits(backend, batch_size):
     sequential = [LogisticRegression(**params).fit(X, y).coef_ for X, y in datasets]
     with ThreadPoolExecutor(4) as pool:
         threaded = list(pool.map(lambda d: LogisticRegression(**params).fit(*d).coef_, datasets))
-    for a, b in zip(sequential, threaded):
+    for a, b in zip(sequential, threaded, strict=True):
         np.testing.assert_array_equal(a, b)
