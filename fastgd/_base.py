@@ -14,6 +14,7 @@ import os
 import time
 import warnings
 from abc import abstractmethod
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -48,6 +49,17 @@ class DivergenceError(FloatingPointError):
     """
 
 
+class _Data(NamedTuple):
+    """Validated training data as the kernels take it, plus what it implies."""
+
+    X: np.ndarray  # (n, d) float32/float64, C-contiguous
+    Y: np.ndarray  # (n, m) same dtype: targets encoded for the loss
+    sw: np.ndarray  # (n,) same dtype: sample weights times class weights
+    loss: str  # name in fastgd._losses.LOSSES
+    n_outputs: int  # K, rows of the weight matrix
+    fitted: dict  # target-related fitted attributes to set on success (classes_, ...)
+
+
 class BaseGD(BaseEstimator):
     """Common base of the fastgd estimators (not public)."""
 
@@ -80,13 +92,13 @@ class BaseGD(BaseEstimator):
     def _targets(self, y, *, first, classes=None, partial=False):
         """Validate y and encode it for the kernels.
 
-        Returns ``(Y, n_outputs, loss_name, fitted_targets)`` where ``Y`` is (n, m)
-        float (the dtype is set by the caller), and ``fitted_targets`` is a dict of the
+        Returns ``(Y, n_outputs, loss_name, fitted)`` where ``Y`` is (n, m)
+        float (the dtype is set by the caller), and ``fitted`` is a dict of the
         target-related fitted attributes (e.g. ``classes_``) to set on success.
         """
 
     @abstractmethod
-    def _class_weights(self, y_encoded, targets):
+    def _class_weights(self, Y, fitted):
         """Per-row multipliers from ``class_weight`` (or None)."""
 
     @abstractmethod
@@ -112,31 +124,21 @@ class BaseGD(BaseEstimator):
             return self._fit(X, y, sample_weight)
 
     def _fit(self, X, y, sample_weight):
-        self._validate_params()
-        self._check_param_combinations()
-        backend = get_backend(self.backend)
-        X, Y, sw, targets = self._validate_inputs(X, y, sample_weight, first=True)
-        n_outputs = targets.pop("n_outputs")
-        shape = (2, n_outputs, X.shape[1] + 1)
-        warm = self.warm_start and getattr(self, "_state", np.empty(0)).shape == shape
+        backend, data = self._prepare(X, y, sample_weight, first=True)
         rng = check_random_state(self.random_state)
-
         X_val = Y_val = None
         if self.early_stopping:
-            X, Y, sw, X_val, Y_val = self._split_validation(X, Y, sw, rng)
-        sw = self._normalise_weights(sw)
-
-        if warm:
-            state = self._state.astype(X.dtype, copy=True)
+            data, X_val, Y_val = self._split_validation(data, rng)
+        data = data._replace(sw=self._normalise_weights(data.sw))
+        state = self._initial_state(data)
+        if self.warm_start and hasattr(self, "_state") and self._state.shape == state.shape:
+            state[...] = self._state
             t = self.t_
         else:
-            state = np.zeros((2, n_outputs, X.shape[1] + 1), dtype=X.dtype)
             t = 0
-        eta = self._initial_eta(X, sw, targets["loss"])
-        run = _Run(self, backend, X, Y, sw, state, t, eta, targets["loss"], rng, X_val, Y_val)
+        run = _Run(self, backend, data, state, t, self._initial_eta(data), rng, X_val, Y_val)
         run.epochs(self.max_iter, stop_early=True)
-
-        self._commit(run, targets, reset_curves=True)
+        self._commit(run, data, reset_curves=True)
         self._partial_rng = None
         return self
 
@@ -154,31 +156,25 @@ class BaseGD(BaseEstimator):
 
     def _partial_fit(self, X, y, classes, sample_weight):
         first = not hasattr(self, "_state")
-        self._validate_params()
-        self._check_param_combinations()
-        backend = get_backend(self.backend)
-        X, Y, sw, targets = self._validate_inputs(
-            X, y, sample_weight, first=first, classes=classes, partial=True
-        )
-        n_outputs = targets.pop("n_outputs")
-        sw = self._normalise_weights(sw)
+        backend, data = self._prepare(X, y, sample_weight, first=first, classes=classes, partial=True)
+        data = data._replace(sw=self._normalise_weights(data.sw))
+        state = self._initial_state(data)
         if first:
-            state = np.zeros((2, n_outputs, X.shape[1] + 1), dtype=X.dtype)
             t = 0
-            eta = self._initial_eta(X, sw, targets["loss"])
+            eta = self._initial_eta(data)
         else:
-            state = self._state.astype(X.dtype, copy=True)
+            state[...] = self._state
             t = self.t_
             eta = self._eta
             if self.learning_rate == "auto":
                 # never take a larger step than new rows allow
-                eta = min(eta, self._initial_eta(X, sw, targets["loss"]))
+                eta = min(eta, self._initial_eta(data))
         rng = None if first else getattr(self, "_partial_rng", None)
         # the stream of permutations continues across calls; a failed call draws nothing
         rng = check_random_state(self.random_state) if rng is None else copy.deepcopy(rng)
-        run = _Run(self, backend, X, Y, sw, state, t, eta, targets["loss"], rng)
+        run = _Run(self, backend, data, state, t, eta, rng)
         run.epochs(1, stop_early=False)
-        self._commit(run, targets, reset_curves=first)
+        self._commit(run, data, reset_curves=first)
         self._partial_rng = rng
         return self
 
@@ -204,7 +200,16 @@ class BaseGD(BaseEstimator):
         if self.learning_rate == "optimal" and self.alpha <= 0:
             raise ValueError("learning_rate='optimal' requires alpha > 0 (got alpha=%r)." % self.alpha)
 
+    def _prepare(self, X, y, sample_weight, *, first, classes=None, partial=False):
+        """Validate parameters and inputs for a fit; return the backend and the data."""
+        self._validate_params()
+        self._check_param_combinations()
+        return get_backend(self.backend), self._validate_inputs(
+            X, y, sample_weight, first=first, classes=classes, partial=partial
+        )
+
     def _validate_inputs(self, X, y, sample_weight, *, first, classes=None, partial=False):
+        """Validated, encoded training data (sample weights not yet normalised)."""
         X, y = validate_data(
             self,
             X,
@@ -216,22 +221,21 @@ class BaseGD(BaseEstimator):
             multi_output=self._multi_output,
             y_numeric=not self._is_classifier,
         )
-        Y, n_outputs, loss, targets = self._targets(y, first=first, classes=classes, partial=partial)
+        Y, n_outputs, loss, fitted = self._targets(y, first=first, classes=classes, partial=partial)
         Y = np.ascontiguousarray(Y, dtype=X.dtype)
         if sample_weight is None:
             sw = np.ones(X.shape[0], dtype=X.dtype)
-        else:
-            sw = _check_sample_weight(
-                sample_weight, X, dtype=X.dtype, ensure_non_negative=True, copy=True
-            )
-            if not np.all(np.isfinite(sw)):
-                raise ValueError("sample_weight contains NaN or infinity.")
-        cw = self._class_weights(Y, targets)
+        else:  # rejects NaN, infinity and negative weights
+            sw = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True, copy=True)
+        cw = self._class_weights(Y, fitted)
         if cw is not None:
             sw = sw * cw.astype(X.dtype, copy=False)
-        targets["loss"] = loss
-        targets["n_outputs"] = n_outputs
-        return X, Y, sw, targets
+        return _Data(X, Y, sw, loss, n_outputs, fitted)
+
+    @staticmethod
+    def _initial_state(data):
+        """Zero weights, intercept and velocity: (2, n_outputs, n_features + 1)."""
+        return np.zeros((2, data.n_outputs, data.X.shape[1] + 1), dtype=data.X.dtype)
 
     @staticmethod
     def _normalise_weights(sw):
@@ -243,11 +247,11 @@ class BaseGD(BaseEstimator):
         sw = np.ascontiguousarray(sw * (sw.shape[0] / total), dtype=sw.dtype)
         return sw
 
-    def _split_validation(self, X, Y, sw, rng):
+    def _split_validation(self, data, rng):
         from sklearn.model_selection import train_test_split
 
-        n = X.shape[0]
-        stratify = Y[:, 0] if self._is_classifier else None
+        n = data.X.shape[0]
+        stratify = data.Y[:, 0] if self._is_classifier else None
         try:
             train, val = train_test_split(
                 np.arange(n), test_size=self.validation_fraction, random_state=rng, stratify=stratify
@@ -264,35 +268,35 @@ class BaseGD(BaseEstimator):
             )
         train = np.sort(train)
         val = np.sort(val)
-        return X[train], Y[train], sw[train], X[val], Y[val]
+        X, Y, sw = data.X, data.Y, data.sw
+        return data._replace(X=X[train], Y=Y[train], sw=sw[train]), X[val], Y[val]
 
     def _batch_rows(self, n):
         if self.batch_size == "full":
             return n
         return min(int(self.batch_size), n)
 
-    def _initial_eta(self, X, sw, loss):
+    def _initial_eta(self, data):
         if self.learning_rate == "auto":
             l2, _ = penalty_strengths(self.penalty, self.alpha, self.l1_ratio)
             return auto_learning_rate(
-                X,
-                sw,
+                data.X,
+                data.sw,
                 fit_intercept=self.fit_intercept,
-                curvature=LOSSES[loss].curvature,
+                curvature=LOSSES[data.loss].curvature,
                 l2=l2,
-                batch_size=self._batch_rows(X.shape[0]),
+                batch_size=self._batch_rows(data.X.shape[0]),
                 momentum=float(self.momentum),
             )
         return float(self.eta0)
 
-    def _commit(self, run, targets, *, reset_curves):
+    def _commit(self, run, data, *, reset_curves):
         """Set the fitted attributes; only called once a fit has succeeded."""
-        for name, value in targets.items():
-            if name != "loss":
-                setattr(self, name, value)
+        for name, value in data.fitted.items():
+            setattr(self, name, value)
         self._state = run.state
         self._eta = run.eta
-        self._loss = targets["loss"]
+        self._loss = data.loss
         self.t_ = run.t
         if reset_curves or not hasattr(self, "loss_curve_"):
             self.loss_curve_ = list(run.curve)
@@ -316,22 +320,18 @@ class BaseGD(BaseEstimator):
         W = self._state[0]
         return X @ W[:, :-1].T + W[:, -1]
 
-    def _objective(self, X, Y, sw, W):
-        """The penalised objective (float64) of weights ``W`` (K, d+1) on encoded data
-        with normalised weights; the NumPy reference, used for tests and reports."""
-        values, _ = LOSSES[self._loss].value_grad(
-            np.asarray(X, np.float64) @ W[:, :-1].T.astype(np.float64) + W[:, -1], np.asarray(Y, np.float64)
-        )
-        l2, l1 = penalty_strengths(self.penalty, self.alpha, self.l1_ratio)
-        return float(np.asarray(sw, np.float64) @ values) / X.shape[0] + penalty_value(W[:, :-1], l2, l1)
-
     def objective(self, X, y, sample_weight=None):
-        """The penalised training objective of the fitted model on ``(X, y)``:
-        ``sum_i s_i loss_i / sum_i s_i + alpha * (0.5 (1 - l1_ratio) ||W||^2 + l1_ratio ||W||_1)``
-        (the quantity gradient descent minimises; float64)."""
+        """The penalised training objective of the fitted model on ``(X, y)``, in float64:
+        ``sum_i s_i loss_i / sum_i s_i + alpha * (0.5 (1 - rho) ||W||^2 + rho ||W||_1)``
+        with ``rho`` as set by ``penalty`` (the quantity gradient descent minimises)."""
         check_is_fitted(self, "_state")
-        X, Y, sw, targets = self._validate_inputs(X, y, sample_weight, first=False, partial=True)
-        return self._objective(X, Y, self._normalise_weights(sw), self._state[0])
+        data = self._validate_inputs(X, y, sample_weight, first=False, partial=True)
+        sw = self._normalise_weights(data.sw).astype(np.float64)
+        W = self._state[0].astype(np.float64)
+        X = data.X.astype(np.float64, copy=False)
+        values, _ = LOSSES[self._loss].value_grad(X @ W[:, :-1].T + W[:, -1], data.Y.astype(np.float64))
+        l2, l1 = penalty_strengths(self.penalty, self.alpha, self.l1_ratio)
+        return float(sw @ values) / X.shape[0] + penalty_value(W[:, :-1], l2, l1)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -356,10 +356,10 @@ def _n_threads(n_jobs):
 class _Run:
     """One call's worth of epochs: owns the working state until the fit succeeds."""
 
-    def __init__(self, est, backend, X, Y, sw, state, t, eta, loss, rng, X_val=None, Y_val=None):
+    def __init__(self, est, backend, data, state, t, eta, rng, X_val=None, Y_val=None):
         self.est = est
         self.backend = backend
-        self.X, self.Y, self.sw = X, Y, sw
+        self.X, self.Y, self.sw = data.X, data.Y, data.sw
         self.state = state
         self.t = int(t)
         self.eta = float(eta)
@@ -369,7 +369,7 @@ class _Run:
         self.curve = []
         self.val_scores = [] if X_val is not None else None
         self.n_epochs = 0
-        n, _ = X.shape
+        n = data.X.shape[0]
         self.l2, self.l1 = penalty_strengths(est.penalty, est.alpha, est.l1_ratio)
         self.hp = np.zeros(P.N_HP, dtype=np.float64)
         self.hp[P.POWER_T] = est.power_t
@@ -381,7 +381,7 @@ class _Run:
         if est.learning_rate == "optimal":
             self.hp[P.OPTIMAL_T0] = optimal_t0(est.alpha)
         self.codes = np.zeros(P.N_CODES, dtype=np.int64)
-        self.codes[P.LOSS] = LOSSES[loss].code
+        self.codes[P.LOSS] = LOSSES[data.loss].code
         self.codes[P.SCHEDULE] = self.schedule
         self.codes[P.NESTEROV] = int(bool(est.nesterov))
         self.codes[P.FIT_INTERCEPT] = int(bool(est.fit_intercept))

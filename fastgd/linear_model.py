@@ -179,7 +179,7 @@ class LinearRegression(RegressorMixin, BaseGD):
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         return Y, Y.shape[1], "squared_error", {"_y_ndim": ndim}
 
-    def _class_weights(self, Y, targets):
+    def _class_weights(self, Y, fitted):
         return None
 
     def _score_state(self, W, X, Y):
@@ -324,10 +324,10 @@ class LogisticRegression(ClassifierMixin, BaseGD):
             return idx.reshape(-1, 1), 1, "log_loss", {"classes_": all_classes}
         return idx.reshape(-1, 1), n_classes, "multinomial", {"classes_": all_classes}
 
-    def _class_weights(self, Y, targets):
+    def _class_weights(self, Y, fitted):
         if self.class_weight is None:
             return None
-        classes = targets["classes_"]
+        classes = fitted["classes_"]
         idx = Y[:, 0].astype(np.intp)
         if self.class_weight == "balanced":
             per_class = compute_class_weight("balanced", classes=classes, y=classes[idx])
