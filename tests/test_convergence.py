@@ -106,4 +106,5 @@ def test_defaults_never_diverge_on_unscaled_data(name, scaling, batch_size):
     assert np.all(np.isfinite(est.coef_)) and np.all(np.isfinite(est.intercept_))
     assert np.all(np.isfinite(est.loss_curve_))
     assert est.loss_curve_[-1] < est.loss_curve_[0]
-    assert max(est.loss_curve_) <= est.loss_curve_[0] * (1 + 1e-9) or batch_size != "full"
+    if batch_size == "full":  # deterministic steps: never above the starting objective
+        assert max(est.loss_curve_) <= est.loss_curve_[0] * (1 + 1e-9)

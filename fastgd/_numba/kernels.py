@@ -64,16 +64,18 @@ def _add_row(X, Y, sw, W, i, loss, p, G):
 
 
 @njit(cache=True, nogil=True)
-def _step(state, G, n_rows, t, hp, codes):
-    """One update from the summed batch gradient G of ``n_rows`` rows; zeroes G."""
+def _step(state, G, n_rows, t, hp, codes, s):
+    """One update from the summed batch gradient G of ``n_rows`` rows; zeroes G.
+
+    ``s`` is a scratch vector of 6 in the data's dtype (allocated once per epoch, not
+    per step): the step's scalars go through it so float32 data is computed in float32.
+    """
     W = state[0]
     V = state[1]
     K, cols = W.shape
     d = cols - 1
     n_cols = cols if codes[P.FIT_INTERCEPT] != 0 else d
     nesterov = codes[P.NESTEROV] != 0
-    # scalars in the data's dtype, so float32 data is computed in float32
-    s = np.empty(6, dtype=W.dtype)
     s[0] = hp[P.MOMENTUM]
     s[1] = hp[P.L2]
     s[2] = _step_size(codes[P.SCHEDULE], t, hp[P.ETA0], hp[P.POWER_T], hp[P.OPTIMAL_T0], hp[P.ALPHA])
@@ -114,13 +116,14 @@ def _minibatch_epoch(X, Y, sw, order, state, hp, codes):
     t = codes[P.T_START]
     G = np.zeros((K, cols), dtype=X.dtype)
     p = np.empty(K, dtype=X.dtype)
+    scratch = np.empty(6, dtype=X.dtype)
     total = 0.0
     for start in range(0, n, batch):
         stop = min(start + batch, n)
         for ii in range(start, stop):
             total += _add_row(X, Y, sw, state[0], order[ii], loss, p, G)
         t += 1
-        _step(state, G, stop - start, t, hp, codes)
+        _step(state, G, stop - start, t, hp, codes, scratch)
     return total
 
 
@@ -147,7 +150,7 @@ def _full_batch_step(state, parts, losses, n_rows, hp, codes):
         for k in range(G.shape[0]):
             for j in range(G.shape[1]):
                 G[k, j] += Gb[k, j]
-    _step(state, G, n_rows, codes[P.T_START] + 1, hp, codes)
+    _step(state, G, n_rows, codes[P.T_START] + 1, hp, codes, np.empty(6, dtype=G.dtype))
     return total
 
 
