@@ -17,6 +17,7 @@ constant in ``fastgd._params``/``_losses``/``_schedules``, clear ``__pycache__``
 """
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -162,17 +163,21 @@ def block_bounds(n, n_outputs, n_cols):
 
 _pool = None
 _pool_key = None
+_pool_lock = threading.Lock()
 
 
 def _executor(n_threads):
-    """A process-wide thread pool (recreated after fork or when more threads are asked)."""
+    """A process-wide thread pool, recreated after fork or when more threads are asked.
+
+    A replaced pool is not shut down (another fit may still be submitting to it); its
+    idle threads end when it is garbage collected.
+    """
     global _pool, _pool_key
-    if _pool is None or _pool_key[0] != os.getpid() or _pool_key[1] < n_threads:
-        if _pool is not None and _pool_key[0] == os.getpid():
-            _pool.shutdown(wait=False)
-        _pool = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="fastgd")
-        _pool_key = (os.getpid(), n_threads)
-    return _pool
+    with _pool_lock:
+        if _pool is None or _pool_key[0] != os.getpid() or _pool_key[1] < n_threads:
+            _pool = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="fastgd")
+            _pool_key = (os.getpid(), n_threads)
+        return _pool
 
 
 def epoch(X, Y, sw, order, state, hp, codes):
