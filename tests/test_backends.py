@@ -179,10 +179,16 @@ def test_full_batch_threads_give_identical_results(backend, kind):
 def test_concurrent_fits_in_threads_match_sequential_fits(backend, batch_size):
     from concurrent.futures import ThreadPoolExecutor
 
-    datasets = [make_data("multiclass", n=5000, seed=s) for s in range(4)]
-    params = dict(batch_size=batch_size, max_iter=3, tol=None, random_state=0, backend=backend, n_jobs=2)
-    sequential = [LogisticRegression(**params).fit(X, y).coef_ for X, y in datasets]
+    # each fit asks for a different n_jobs, so the shared pool grows while others use it
+    datasets = [(make_data("multiclass", n=5000, seed=s), s + 1) for s in range(4)]
+    params = dict(batch_size=batch_size, max_iter=3, tol=None, random_state=0, backend=backend)
+
+    def fit(case):
+        (X, y), n_jobs = case
+        return LogisticRegression(n_jobs=n_jobs, **params).fit(X, y).coef_
+
+    sequential = [fit(case) for case in datasets]
     with ThreadPoolExecutor(4) as pool:
-        threaded = list(pool.map(lambda d: LogisticRegression(**params).fit(*d).coef_, datasets))
+        threaded = list(pool.map(fit, datasets))
     for a, b in zip(sequential, threaded, strict=True):
         np.testing.assert_array_equal(a, b)
