@@ -300,9 +300,12 @@ class BaseGD(BaseEstimator):
         self.t_ = run.t
         if reset_curves or not hasattr(self, "loss_curve_"):
             self.loss_curve_ = list(run.curve)
+            self.time_curve_ = list(run.times)
             self.n_iter_ = run.n_epochs
         else:
             self.loss_curve_ = self.loss_curve_ + run.curve
+            start = self.time_curve_[-1] if self.time_curve_ else 0.0
+            self.time_curve_ = self.time_curve_ + [start + s for s in run.times]
             self.n_iter_ += run.n_epochs
         if run.val_scores is not None:
             self.validation_scores_ = list(run.val_scores)
@@ -367,6 +370,7 @@ class _Run:
         self.rng = rng
         self.X_val, self.Y_val = X_val, Y_val
         self.curve = []
+        self.times = []  # cumulative seconds in epochs at the end of each epoch
         self.val_scores = [] if X_val is not None else None
         self.n_epochs = 0
         n = data.X.shape[0]
@@ -439,9 +443,11 @@ class _Run:
         no_improvement = 0
         converged = False
         name = type(est).__name__
+        elapsed = 0.0
         for epoch in range(1, max_epochs + 1):
             tic = time.perf_counter()
             objective = self._one_epoch()
+            elapsed += time.perf_counter() - tic
             self.n_epochs += 1
             self.eta_last = self._current_eta()
             first = self.curve[0] if self.curve else objective
@@ -463,6 +469,7 @@ class _Run:
                     )
                 )
             self.curve.append(objective)
+            self.times.append(elapsed)
             if est.verbose:
                 print(
                     f"-- Epoch {len(self.curve)}: objective {objective:.6g}, step size "

@@ -94,6 +94,9 @@ _COMMON_DOC = """
         Each epoch's objective: the weighted mean loss over the epoch's batches, each
         taken before its step (for full batch, exactly the objective at the epoch's
         starting weights), plus the penalty at the epoch's starting weights.
+    time_curve_ : list of float
+        Seconds spent in epochs, cumulative, at the end of each epoch (aligned with
+        ``loss_curve_``; set-up such as the step-size estimate is not included).
     learning_rate_ : float
         The step size used by the last update (for "auto", the computed step).
     validation_scores_ : list of float

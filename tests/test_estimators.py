@@ -432,3 +432,15 @@ def test_failed_call_leaves_the_fitted_model_unchanged(backend, method):
     est.partial_fit(X, y)
     restored.partial_fit(X, y)
     np.testing.assert_array_equal(est.coef_, restored.coef_)
+
+
+def test_time_curve_is_cumulative_and_aligned_with_loss_curve():
+    X, y = make_data("regression", 200, 3, seed=3)
+    est = LinearRegression(batch_size=16, max_iter=5, tol=None, random_state=0).fit(X, y)
+    assert len(est.time_curve_) == len(est.loss_curve_) == 5
+    assert np.all(np.diff(est.time_curve_) > 0) and est.time_curve_[0] > 0
+    last = est.time_curve_[-1]
+    est.partial_fit(X, y)
+    assert len(est.time_curve_) == 6 and est.time_curve_[-1] > last
+    est.fit(X, y)
+    assert len(est.time_curve_) == 5
