@@ -1,12 +1,32 @@
 """fastgd: linear and logistic regression by fast (mini-batch, momentum) gradient descent.
 
-Estimators follow the scikit-learn API; kernels run on Numba (default) or NumPy.
-Importing fastgd loads neither Numba nor any compiled kernel: they load on first fit.
+Estimators follow the scikit-learn API; kernels run on Numba (default), Cython or NumPy.
+Importing fastgd is cheap: public names load on first use (PEP 562), and Numba or a
+compiled kernel loads on the first fit.
 """
 
-from ._base import DivergenceError
-from .linear_model import LinearRegression, LogisticRegression
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["LinearRegression", "LogisticRegression", "DivergenceError", "__version__"]
+# public name -> module that defines it (relative to this package)
+_LAZY = {
+    "LinearRegression": ".linear_model",
+    "LogisticRegression": ".linear_model",
+    "DivergenceError": "._base",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fastgd' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -389,13 +389,16 @@ def test_unknown_backend_and_import_errors(monkeypatch):
         get_backend("numba")
 
 
-def test_import_does_not_load_numba():
+def test_import_is_lazy():
     import subprocess
     import sys
 
-    code = "import sys, fastgd; print('numba' in sys.modules)"
+    code = (
+        "import sys, fastgd; print(sorted(m for m in ('numba', 'sklearn', 'scipy') if m in sys.modules)); "
+        "fastgd.LinearRegression; print('sklearn' in sys.modules, 'numba' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split("\n")[:2] == ["[]", "True False"]
 
 
 def test_no_warnings_with_defaults_on_easy_data(backend):
