@@ -8,12 +8,15 @@ contract documented in ``fastgd._numpy.kernels``. Backends are imported on first
 import importlib
 
 BACKENDS = {
+    "cython": "fastgd._cython.kernels",
     "numba": "fastgd._numba.kernels",
     "numpy": "fastgd._numpy.kernels",
 }
 
 _INSTALL_HINT = {
     "numba": "The numba backend needs the 'numba' package: pip install numba.",
+    "cython": "The cython backend is compiled when fastgd is installed; use backend='numba' "
+    "meanwhile.",
 }
 
 
