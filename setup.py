@@ -22,7 +22,7 @@ def _compiles_with(compiler, compile_args, link_args):
         try:
             objects = compiler.compile([src], output_dir=tmp, extra_postargs=compile_args)
             compiler.link_executable(objects, "omp_check", output_dir=tmp, extra_postargs=link_args)
-        except Exception:  # any compiler or linker failure means: no OpenMP
+        except Exception:  # noqa: BLE001 - any compiler or linker failure means: no OpenMP
             return False
     return True
 

@@ -1,0 +1,127 @@
+"""The Cython backend's own guarantees: a clear ImportError when it is not built, and a
+kernel that refuses arrays it was not written for instead of reading out of bounds.
+
+(Its equivalence with the NumPy reference runs in test_backends.py, over every backend.)
+"""
+
+import sys
+
+import numpy as np
+import pytest
+
+from fastgd import LinearRegression, LogisticRegression
+from fastgd import _params as P
+from fastgd._backends import get_backend
+
+from .conftest import make_data
+
+kernels = pytest.importorskip("fastgd._cython._kernels", reason="the cython extension is not built")
+
+
+def test_missing_extension_gives_an_import_error_saying_how_to_build(monkeypatch):
+    monkeypatch.delitem(sys.modules, "fastgd._cython.kernels", raising=False)
+    monkeypatch.setitem(sys.modules, "fastgd._cython._kernels", None)  # import fails
+    with pytest.raises(ImportError, match=r"backend 'cython' is not available.*pip install -e \."):
+        get_backend("cython")
+    X, y = make_data("regression", n=20)
+    with pytest.raises(ImportError, match="gcc"):
+        LinearRegression(backend="cython").fit(X, y)
+    # the other backends are unaffected
+    assert LinearRegression(backend="numpy", max_iter=2, tol=None).fit(X, y).n_iter_ == 2
+
+
+def _args(n=6, d=3, K=1, loss=0, dtype=np.float64):
+    rng = np.random.default_rng(0)
+    codes = np.zeros(P.N_CODES, dtype=np.int64)
+    codes[P.LOSS] = loss
+    codes[P.BATCH_SIZE] = 2
+    codes[P.FIT_INTERCEPT] = 1
+    codes[P.N_THREADS] = 1
+    hp = np.zeros(P.N_HP)
+    hp[P.ETA0] = 0.1
+    return {
+        "X": rng.standard_normal((n, d)).astype(dtype),
+        "Y": np.ones((n, 1), dtype=dtype),
+        "sw": np.ones(n, dtype=dtype),
+        "order": np.arange(n, dtype=np.int64),
+        "state": np.zeros((2, K, d + 1), dtype=dtype),
+        "hp": hp,
+        "codes": codes,
+    }
+
+
+def test_valid_call_runs():
+    args = _args()
+    assert kernels.epoch(**args) > 0
+    assert np.abs(args["state"][0]).max() > 0
+
+
+@pytest.mark.parametrize(
+    "change,error,match",
+    [
+        (lambda a: a.update(X=np.asfortranarray(a["X"])), ValueError, "contiguous"),
+        (lambda a: a.update(X=a["X"][::2]), ValueError, "contiguous"),
+        (lambda a: a.update(X=a["X"].astype(np.float32)), ValueError, "dtype mismatch"),
+        (lambda a: a.update(X=a["X"].astype(np.int64)), TypeError, "No matching signature"),
+        (lambda a: a.update(Y=a["Y"][:3]), ValueError, "rows"),
+        (lambda a: a.update(sw=a["sw"][:3]), ValueError, "rows"),
+        (lambda a: a.update(order=np.array([0, 1, 2, 3, 4, 6], dtype=np.int64)), ValueError, "outside"),
+        (lambda a: a.update(order=np.array([0, 1, 2, 3, 4, -1], dtype=np.int64)), ValueError, "outside"),
+        (lambda a: a.update(order=np.arange(6, dtype=np.int32)), ValueError, "dtype mismatch"),
+        (lambda a: a.update(state=np.zeros((2, 1, 3))), ValueError, "state"),
+        (lambda a: a["codes"].__setitem__(P.BATCH_SIZE, 0), ValueError, "batch"),
+        (lambda a: a["codes"].__setitem__(P.LOSS, 2), ValueError, "outputs"),  # softmax, K=1
+        (lambda a: a.update(hp=np.zeros(2)), ValueError, "layout"),
+    ],
+    ids=["fortran", "strided", "mixed-dtype", "int", "short-Y", "short-sw", "order-high", "order-negative",
+         "order-int32", "state-shape", "batch-0", "loss-vs-outputs", "short-hp"],
+)
+def test_kernel_rejects_what_it_was_not_written_for(change, error, match):
+    args = _args()
+    change(args)
+    before = args["state"].copy()
+    with pytest.raises(error, match=match):
+        kernels.epoch(**args)
+    np.testing.assert_array_equal(args["state"], before)  # nothing was touched
+
+
+def test_kernel_rejects_class_indices_outside_the_outputs():
+    args = _args(K=3, loss=2)
+    args["Y"][4, 0] = 3.0
+    with pytest.raises(ValueError, match="class indices"):
+        kernels.epoch(**args)
+    args["Y"][4, 0] = 1.5
+    with pytest.raises(ValueError, match="class indices"):
+        kernels.epoch(**args)
+
+
+def test_read_only_inputs_fit_like_writable_ones():
+    X, y = make_data("multiclass", n=60)
+    ref = LogisticRegression(backend="cython", max_iter=3, tol=None, random_state=0).fit(X, y)
+    X.setflags(write=False)
+    y.setflags(write=False)
+    est = LogisticRegression(backend="cython", max_iter=3, tol=None, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(est.coef_, ref.coef_)
+
+
+@pytest.mark.parametrize("rows", [1, 4095, 4096, 10_000, 200_000, 10**7])
+@pytest.mark.parametrize("K,cols", [(1, 11), (5, 101), (50, 5001)])
+def test_blocks_cover_the_batch_like_the_numba_blocks(rows, K, cols):
+    bounds = kernels.block_bounds(rows, K, cols)
+    assert bounds[0] == 0 and bounds[-1] == rows and np.all(np.diff(bounds) > 0)
+    assert len(bounds) - 1 <= kernels.MAX_BLOCKS
+    assert (len(bounds) - 1) * K * cols <= max(kernels.MAX_BUFFER, K * cols)
+    numba_kernels = pytest.importorskip("fastgd._numba.kernels")
+    assert len(bounds) == len(numba_kernels.block_bounds(rows, K, cols))
+
+
+def test_large_minibatches_are_blocked_and_thread_independent():
+    """A mini-batch of >= 2 * MIN_BLOCK_ROWS rows is summed over blocks (in parallel with
+    OpenMP); the result must not depend on n_jobs and must match the reference."""
+    X, y = make_data("multioutput", n=10_000, seed=6)
+    params = {"batch_size": 6000, "max_iter": 3, "tol": None, "random_state": 1}
+    fits = [LinearRegression(backend="cython", n_jobs=j, **params).fit(X, y) for j in (1, 2)]
+    np.testing.assert_array_equal(fits[0].coef_, fits[1].coef_)
+    ref = LinearRegression(backend="numpy", **params).fit(X, y)
+    np.testing.assert_allclose(fits[1].coef_, ref.coef_, rtol=1e-10)
+    assert len(kernels.block_bounds(6000, 2, 5)) - 1 == 2
