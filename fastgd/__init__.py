@@ -14,6 +14,8 @@ _LAZY = {
     "LinearRegression": ".linear_model",
     "LogisticRegression": ".linear_model",
     "DivergenceError": "._base",
+    "minimize": ".optimize",
+    "numerical_gradient": ".optimize",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
