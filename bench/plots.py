@@ -1,0 +1,182 @@
+"""The report's PNG plots (matplotlib, Agg backend: no display needed)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def _label(batch, dtype):
+    return f"{batch} f32" if dtype == "float32" else str(batch)
+
+
+def _methods(rows):
+    return list(dict.fromkeys(r["method"] for r in rows))
+
+
+def epoch_time_bars(results, model, path):
+    """Seconds per epoch per batch size, one bar per backend and peer, log scale; the
+    memory floor as a dashed line."""
+    sizes = [(n, d) for n, d, _ in results.config["sizes"]]
+    sizes = [s for s in sizes if any((r["model"], r["n"], r["d"]) == (model, *s) for r in results.epochs)]
+    if not sizes:
+        return None
+    fig, axes = plt.subplots(1, len(sizes), figsize=(6.5 * len(sizes), 4.5), squeeze=False)
+    for ax, (n, d) in zip(axes[0], sizes, strict=True):
+        rows = [r for r in results.epochs if (r["model"], r["n"], r["d"]) == (model, n, d)]
+        groups = list(dict.fromkeys(_label(r["batch"], r["dtype"]) for r in rows))
+        names = _methods(rows)
+        width = 0.8 / len(names)
+        for j, name in enumerate(names):
+            xs, ys = [], []
+            for i, g in enumerate(groups):
+                for r in rows:
+                    if r["method"] == name and _label(r["batch"], r["dtype"]) == g:
+                        xs.append(i + (j - (len(names) - 1) / 2) * width)
+                        ys.append(r["seconds_per_epoch"])
+            ax.bar(xs, ys, width=width, label=name)
+        floor = results.floor_of(n, d, "float64")
+        if np.isfinite(floor):
+            ax.axhline(floor, color="k", linestyle="--", linewidth=1, label="memory floor")
+        ax.set_xticks(range(len(groups)), [f"batch {g}" for g in groups])
+        ax.set_yscale("log")
+        ax.set_ylabel("seconds per epoch")
+        ax.set_title(f"{model} regression, {n}×{d}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def speedup_over_numpy(results, path):
+    """Each compiled backend's speed-up over the NumPy backend, by batch size."""
+    compiled = [b for b in results.meta.get("backends", []) if b != "numpy"]
+    models = list(dict.fromkeys(r["model"] for r in results.epochs))
+    if not compiled or not models:
+        return None
+    fig, axes = plt.subplots(1, len(models), figsize=(6.5 * len(models), 4.5), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        for n, d, _ in results.config["sizes"]:
+            rows = [r for r in results.epochs if (r["model"], r["n"], r["d"]) == (model, n, d)]
+            for backend in compiled:
+                xs, ys = [], []
+                for r in rows:
+                    if r["method"] != backend:
+                        continue
+                    ref = [q for q in rows if q["method"] == "numpy" and (q["batch"], q["dtype"]) == (r["batch"], r["dtype"])]
+                    if ref:
+                        xs.append(_label(r["batch"], r["dtype"]))
+                        ys.append(ref[0]["seconds_per_epoch"] / r["seconds_per_epoch"])
+                if xs:
+                    ax.plot(xs, ys, marker="o", label=f"{backend}, {n}×{d}")
+        ax.axhline(1.0, color="k", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("speed-up over numpy (numpy time ÷ time)")
+        ax.set_title(f"{model} regression")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def objective_vs_time(results, path):
+    """Objective during training against seconds in epochs, on the largest size, for
+    every method and batch size (the objective as reported during each epoch)."""
+    sizes = results.config["sizes"]
+    if not results.epochs or not sizes:
+        return None
+    n, d, _ = max(sizes, key=lambda s: s[0] * s[1])
+    models = list(dict.fromkeys(r["model"] for r in results.epochs))
+    fig, axes = plt.subplots(1, len(models), figsize=(6.5 * len(models), 4.8), squeeze=False)
+    styles = {"1": "-", "32": "--", "256": "-.", "full": ":", "full f32": (0, (1, 3))}
+    for ax, model in zip(axes[0], models, strict=True):
+        rows = [r for r in results.epochs if (r["model"], r["n"], r["d"]) == (model, n, d) and r.get("curve")]
+        colors = {m: f"C{i}" for i, m in enumerate(_methods(rows))}
+        for r in rows:
+            t, v = np.array(r["curve"], dtype=float).T
+            label = _label(r["batch"], r["dtype"])
+            ax.plot(t, v, marker=".", color=colors[r["method"]], linestyle=styles.get(label, "-"),
+                    label=f"{r['method']}, batch {label}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("seconds in epochs")
+        ax.set_ylabel("training objective (mean over each epoch)")
+        ax.set_title(f"{model} regression, {n}×{d}")
+        ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def accuracy_vs_time(results, path):
+    """Time-to-accuracy race: test accuracy against wall-clock per fit."""
+    tta = results.tta
+    if not tta or "lbfgs" not in tta:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for method, found in tta["methods"].items():
+        points = found.get("search", {}).get("points", [])
+        if points:
+            ax.plot([p["wall_s"] for p in points], [p["accuracy"] for p in points], marker="o",
+                    label=f"{method} (max_iter = 1, 2, ...)")
+        default = found.get("default")
+        if default:
+            ax.plot([default["wall_s"]], [default["accuracy"]], marker="*", markersize=12, linestyle="none",
+                    label=f"{method}, defaults")
+    ref = tta["lbfgs"]
+    ax.plot([ref["wall_s"]], [ref["accuracy"]], marker="s", linestyle="none", color="k", label="sklearn lbfgs")
+    ax.axhline(tta["target"], color="k", linestyle="--", linewidth=1, label="target (lbfgs − 0.2 points)")
+    ax.set_xscale("log")
+    ax.set_xlabel("wall-clock seconds of the fit")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"logistic regression, {tta['n_train']}×{tta['d']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def scaling(results, path):
+    """Seconds per epoch against n (log-log) with a line of slope 1 for reference."""
+    if not results.scaling:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    keys = list(dict.fromkeys((r["method"], r["batch"]) for r in results.scaling))
+    for method, batch in keys:
+        rows = sorted((r for r in results.scaling if (r["method"], r["batch"]) == (method, batch)), key=lambda r: r["n"])
+        ax.plot([r["n"] for r in rows], [r["seconds_per_epoch"] for r in rows], marker="o", label=f"{method}, batch {batch}")
+    floors = sorted((r["n"], r["seconds"]) for r in results.floor if r["d"] == results.config["scaling_d"])
+    if floors:
+        ax.plot(*zip(*floors, strict=True), color="k", linestyle="--", label="memory floor")
+        n0, s0 = floors[0]
+        ns = np.array([n0, floors[-1][0]], dtype=float)
+        ax.plot(ns, s0 * ns / n0 * 0.5, color="grey", linestyle=":", label="slope 1 (linear)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("n (rows)")
+    ax.set_ylabel("seconds per epoch")
+    ax.set_title(f"linear regression, d = {results.config['scaling_d']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def make_all(results, out):
+    """Every plot that has data, as PNG files in ``out``; returns their paths."""
+    made = []
+    for model in dict.fromkeys(r["model"] for r in results.epochs):
+        made.append(epoch_time_bars(results, model, out / f"epoch_time_{model}.png"))
+    made.append(speedup_over_numpy(results, out / "speedup_over_numpy.png"))
+    made.append(objective_vs_time(results, out / "objective_vs_time.png"))
+    made.append(accuracy_vs_time(results, out / "accuracy_vs_time.png"))
+    made.append(scaling(results, out / "scaling.png"))
+    return [p for p in made if p is not None]
+

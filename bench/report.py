@@ -1,0 +1,667 @@
+"""The benchmark run: plan the cases, run them with progress, write the report.
+
+``run(config, out_dir)`` is the whole job of ``python -m bench``; :data:`QUICK` and
+:data:`FULL` are its two configurations (tests use a tiny one).
+"""
+
+import datetime
+import json
+import math
+import os
+import pathlib
+import platform
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from . import data as bench_data
+from . import measure, methods
+from .methods import MLP, SGD, TORCH
+
+BATCHES = (1, 32, 256, "full")
+MODELS = ("linear", "logistic")
+PEERS = (SGD, MLP, TORCH)
+
+
+@dataclass(frozen=True)
+class Config:
+    """What one benchmark run measures."""
+
+    name: str
+    sizes: tuple  # ((n, d, epochs), ...): the data sizes and the epochs each fit runs
+    batches: tuple = BATCHES
+    models: tuple = MODELS
+    float32_full: bool = True  # full batch in float32 as well
+    peers: tuple = PEERS
+    cap_s: float = 10.0  # a fit that would spend longer in its epochs runs fewer epochs
+    min_s: float = 0.3  # fast fits repeat (at most 3 times) until this much was timed
+    scaling_d: int = 20
+    scaling_n: tuple = ()  # n values of the scaling sweep (linear, batch 32 and full)
+    scaling_epochs: int = 3
+    tta: tuple = None  # (n_train, n_test, d) of the time-to-accuracy race, or None
+    tta_k_max: int = 20
+    tta_cap_s: float = 60.0
+    cold_start: bool = True
+    plots: bool = True
+
+
+QUICK = Config(
+    name="quick",
+    sizes=((10_000, 10, 20), (200_000, 100, 5)),
+    scaling_n=(25_000, 50_000, 100_000, 200_000, 400_000),
+    tta=(200_000, 50_000, 100),
+)
+
+FULL = Config(
+    name="full",
+    sizes=((10_000, 10, 50), (200_000, 100, 10), (1_000_000, 20, 5)),
+    cap_s=60.0,
+    min_s=1.0,
+    scaling_n=(62_500, 125_000, 250_000, 500_000, 1_000_000, 2_000_000),
+    tta=(200_000, 50_000, 100),
+    tta_k_max=50,
+    tta_cap_s=300.0,
+)
+
+
+# ----------------------------------------------------------------------------- helpers
+def batch_label(batch, dtype="float64"):
+    label = str(batch)
+    return label + " f32" if dtype == "float32" else label
+
+
+def fmt_time(seconds):
+    if seconds is None or not np.isfinite(seconds):
+        return "—"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.3g} µs"
+    if seconds < 1.0:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds:.3g} s"
+
+
+def fmt_ratio(ratio):
+    if ratio is None or not np.isfinite(ratio):
+        return "—"
+    return f"{ratio:.3g}×"
+
+
+def fmt_num(value, digits=6):
+    if value is None or not np.isfinite(value):
+        return "—" if value is None else str(value)
+    return f"{value:.{digits}g}"
+
+
+def md_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def default_backend():
+    """The estimators' default ``backend``."""
+    from fastgd import LinearRegression
+
+    return LinearRegression().get_params()["backend"]
+
+
+def backend_status():
+    """``(available, skipped)``: the fastgd backends that import (the estimators' default
+    first, the NumPy reference last) and ``{name: reason}`` for those that do not."""
+    from fastgd._backends import BACKENDS, get_backend
+
+    available, skipped = [], {}
+    for name in BACKENDS:
+        try:
+            get_backend(name)
+        except ImportError as exc:
+            skipped[name] = str(exc)
+        else:
+            available.append(name)
+    default = default_backend()
+    available.sort(key=lambda name: (name != default, name == "numpy", list(BACKENDS).index(name)))
+    return available, skipped
+
+
+def machine():
+    """What the numbers were measured on."""
+    import numba
+    import scipy
+    import sklearn
+
+    import fastgd
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    memory = None
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
+        memory = f"{kb / 2**20:.0f} GiB"
+    except (OSError, StopIteration, ValueError):
+        pass
+    info = {
+        "cpu": cpu,
+        "cores": measure.n_cores(),
+        "memory": memory,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "numba": numba.__version__,
+        "fastgd": fastgd.__version__,
+    }
+    if methods.torch_available() is None:
+        import torch
+
+        info["torch"] = torch.__version__
+    try:
+        info["load average at start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        pass
+    return info
+
+
+# -------------------------------------------------------------------------------- run
+@dataclass
+class Results:
+    config: dict
+    meta: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)
+    floor: list = field(default_factory=list)  # {n, d, dtype, seconds}
+    epochs: list = field(default_factory=list)  # one dict per method and case
+    scaling: list = field(default_factory=list)
+    tta: dict = field(default_factory=dict)
+    cold_start: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+
+    def floor_of(self, n, d, dtype):
+        for row in self.floor:
+            if (row["n"], row["d"], row["dtype"]) == (n, d, dtype):
+                return row["seconds"]
+        return math.nan
+
+
+class Runner:
+    """Plans the tasks of a configuration and runs them, printing progress."""
+
+    def __init__(self, config, stream=None):
+        self.config = config
+        self.stream = stream or sys.stdout
+        self.backends, skipped = backend_status()
+        self.results = Results(config=asdict(config))
+        self.results.skipped.update({f"backend {k}": v for k, v in skipped.items()})
+        self.peers = []
+        for peer in config.peers:
+            reason = methods.torch_available() if peer == TORCH else None
+            if reason is None:
+                self.peers.append(peer)
+            else:
+                self.results.skipped[peer] = reason
+        self.tasks = []
+        self._tta_arrays = None
+        self._plan()
+
+    def say(self, text):
+        print(text, file=self.stream, flush=True)
+
+    # ------------------------------------------------------------------------ plan
+    def _add(self, label, fn):
+        self.tasks.append((label, fn))
+
+    def _plan(self):
+        cfg = self.config
+        self._add("warm up the kernels (a tiny fit per backend, batch kind and dtype)", self._warm_up)
+        for n, d, epochs in cfg.sizes:
+            self._add(f"data {n}x{d}", lambda n=n, d=d: self._make_data(n, d))
+            dtypes = ("float64", "float32") if cfg.float32_full else ("float64",)
+            for dtype in dtypes:
+                self._add(f"memory floor {n}x{d} {dtype}", lambda n=n, d=d, t=dtype: self._floor(n, d, t))
+            for model in cfg.models:
+                for batch in cfg.batches:
+                    cases = [(b, "float64") for b in self.backends]
+                    if batch == "full" and cfg.float32_full:
+                        cases += [(b, "float32") for b in self.backends]
+                    for method, dtype in cases + [(p, "float64") for p in self.peers]:
+                        if method == SGD and batch != 1 or method == MLP and batch == 1:
+                            continue
+                        label = f"{model} {n}x{d} batch {batch_label(batch, dtype)} {method}"
+                        self._add(label, lambda a=(model, n, d, epochs, batch, method, dtype): self._epochs(*a))
+        for n in cfg.scaling_n:
+            d = cfg.scaling_d
+            self._add(f"scaling data and memory floor {n}x{d}", lambda n=n, d=d: self._scaling_data(n, d))
+            for backend in self.backends:
+                for batch in (32, "full"):
+                    label = f"scaling linear {n}x{d} batch {batch} {backend}"
+                    self._add(label, lambda a=(n, d, batch, backend): self._scaling(*a))
+        if cfg.tta:
+            n_train, n_test, d = cfg.tta
+            self._add(f"time to accuracy: data {n_train}+{n_test}x{d}", self._tta_data)
+            self._add("time to accuracy: sklearn LogisticRegression(lbfgs)", self._tta_lbfgs)
+            for method in measure.TTA_METHODS:
+                self._add(f"time to accuracy: {method}, max_iter=1,2,... until the target", lambda m=method: self._tta_search(m))
+                self._add(f"time to accuracy: {method}, all defaults", lambda m=method: self._tta_default(m))
+        if cfg.cold_start:
+            for backend in self.backends:
+                self._add(f"cold start {backend}: fresh processes, empty then filled JIT cache", lambda b=backend: self._cold(b))
+
+    # ------------------------------------------------------------------------- tasks
+    def _warm_up(self):
+        for backend in self.backends:
+            for dtype in ("float64", "float32"):
+                for model in self.config.models:
+                    X, y = bench_data.make_data(model, 300, 5, dtype=dtype)
+                    for batch in (32, "full"):
+                        methods.fastgd_estimator(model, backend=backend, batch_size=batch, max_iter=2).fit(X, y)
+        return ", ".join(self.backends)
+
+    def _make_data(self, n, d):
+        bench_data.clear_cache()
+        for model in self.config.models:
+            bench_data.make_data(model, n, d)
+        return f"{n * d * 8 / 1e6:.0f} MB per model in float64"
+
+    def _floor(self, n, d, dtype):
+        X, _ = bench_data.make_data(self.config.models[0], n, d, dtype=dtype)
+        seconds = measure.memory_floor(X)
+        self.results.floor.append({"n": n, "d": d, "dtype": dtype, "seconds": seconds, "bytes": X.nbytes})
+        return f"{fmt_time(seconds)} ({X.nbytes / seconds / 1e9:.3g} GB/s)"
+
+    def _learning_rate_for(self, model, n, d, batch):
+        for row in self.results.epochs:
+            key = (row["model"], row["n"], row["d"], row["batch"], row["dtype"], row["kind"])
+            if key == (model, n, d, batch, "float64", "fastgd") and np.isfinite(row["learning_rate"]):
+                return row["learning_rate"]
+        X, y = bench_data.make_data(model, n, d)
+        return methods.fastgd_estimator(model, batch_size=batch, max_iter=1).fit(X, y).learning_rate_
+
+    def _epochs(self, model, n, d, epochs, batch, method, dtype):
+        cfg = self.config
+        X, y = bench_data.make_data(model, n, d, dtype=dtype)
+        if method == TORCH:
+            rate = self._learning_rate_for(model, n, d, batch)
+            timing = methods.time_torch(model, X, y, batch, epochs, rate, cap_s=cfg.cap_s)
+            kind = "peer"
+        elif method in (SGD, MLP):
+            timing = methods.time_sklearn(method, model, X, y, batch, epochs, cap_s=cfg.cap_s, min_s=cfg.min_s)
+            kind = "peer"
+        else:
+            timing = methods.time_fastgd(method, model, X, y, batch, epochs, cap_s=cfg.cap_s, min_s=cfg.min_s)
+            kind = "fastgd"
+        row = {"model": model, "n": n, "d": d, "dtype": dtype, "batch": batch, "kind": kind}
+        row.update(asdict(timing))
+        row["nominal_epochs"] = epochs
+        row["floor_s"] = self.results.floor_of(n, d, dtype)
+        self.results.epochs.append(row)
+        return (
+            f"{fmt_time(timing.seconds_per_epoch)}/epoch, objective {fmt_num(timing.objective)} "
+            f"after {timing.epochs} epochs"
+        )
+
+    def _scaling_data(self, n, d):
+        bench_data.clear_cache()
+        X, _ = bench_data.make_data("linear", n, d)
+        seconds = measure.memory_floor(X)
+        self.results.floor.append({"n": n, "d": d, "dtype": "float64", "seconds": seconds, "bytes": X.nbytes})
+        return f"memory floor {fmt_time(seconds)}"
+
+    def _scaling(self, n, d, batch, backend):
+        cfg = self.config
+        X, y = bench_data.make_data("linear", n, d)
+        timing = methods.time_fastgd(backend, "linear", X, y, batch, cfg.scaling_epochs, cap_s=cfg.cap_s, min_s=cfg.min_s)
+        row = {"model": "linear", "n": n, "d": d, "dtype": "float64", "batch": batch, "kind": "fastgd"}
+        row.update(asdict(timing))
+        row.pop("curve")
+        row["floor_s"] = self.results.floor_of(n, d, "float64")
+        self.results.scaling.append(row)
+        return f"{fmt_time(timing.seconds_per_epoch)}/epoch, objective {fmt_num(timing.objective)}"
+
+    def _tta_data(self):
+        bench_data.clear_cache()
+        n_train, n_test, d = self.config.tta
+        self._tta_arrays = measure.classification_split(n_train, n_test, d)
+        self.results.tta = {"n_train": n_train, "n_test": n_test, "d": d, "methods": {}}
+        return "make_classification"
+
+    def _tta_lbfgs(self):
+        ref = measure.tta_reference(*self._tta_arrays)
+        self.results.tta["lbfgs"] = ref
+        self.results.tta["target"] = ref["accuracy"] - 0.002
+        return f"{fmt_time(ref['wall_s'])}, test accuracy {ref['accuracy']:.4f}"
+
+    def _tta_search(self, method):
+        tta = self.results.tta
+        found = measure.tta_search(
+            method, *self._tta_arrays, tta["target"], k_max=self.config.tta_k_max, cap_s=self.config.tta_cap_s
+        )
+        tta["methods"].setdefault(method, {})["search"] = found
+        if found["reached_epochs"] is None:
+            return f"not reached in {len(found['points'])} epochs (best accuracy {found['accuracy']:.4f})"
+        return f"{fmt_time(found['wall_s'])} ({found['reached_epochs']} epochs), accuracy {found['accuracy']:.4f}"
+
+    def _tta_default(self, method):
+        result = measure.tta_default(method, *self._tta_arrays)
+        self.results.tta["methods"].setdefault(method, {})["default"] = result
+        return f"{fmt_time(result['wall_s'])} ({result['epochs']} epochs), accuracy {result['accuracy']:.4f}"
+
+    def _cold(self, backend):
+        cold, warm = measure.cold_and_warm(backend)
+        for cache, values in (("cold", cold), ("warm", warm)):
+            self.results.cold_start.append({"backend": backend, "cache": cache, **values})
+        return (
+            f"first fit {fmt_time(cold['first_fit_s'])} cold, {fmt_time(warm['first_fit_s'])} warm"
+        )
+
+    # --------------------------------------------------------------------------- run
+    def run(self):
+        start = time.perf_counter()
+        self.results.meta = {
+            "date": datetime.datetime.now().isoformat(timespec="minutes"),
+            "mode": self.config.name,
+            "machine": machine(),
+            "backends": list(self.backends),
+            "peers": list(self.peers),
+        }
+        for name, reason in self.results.skipped.items():
+            self.say(f"skipped {name}: {reason}")
+        total = len(self.tasks)
+        width = len(str(total))
+        for i, (label, fn) in enumerate(self.tasks, 1):
+            tic = time.perf_counter()
+            self.say(f"[{i:>{width}}/{total}] {label} ...")
+            try:
+                outcome = fn()
+            except Exception as exc:  # noqa: BLE001 (report it and go on with the other cases)
+                self.results.errors.append({"task": label, "error": f"{type(exc).__name__}: {exc}"})
+                self.say(f"    FAILED: {type(exc).__name__}: {exc}")
+                traceback.print_exc(file=self.stream)
+                continue
+            self.say(f"    {outcome}  [{time.perf_counter() - tic:.1f} s, {total - i} left]")
+        bench_data.clear_cache()
+        self._tta_arrays = None
+        self.results.meta["wall_s"] = time.perf_counter() - start
+        return self.results
+
+
+# ---------------------------------------------------------------------------- tables
+def _find(rows, **key):
+    for row in rows:
+        if all(row.get(k) == v for k, v in key.items()):
+            return row
+    return None
+
+
+def _cell(row):
+    if row is None:
+        return "—"
+    return f"{fmt_time(row['seconds_per_epoch'])} ({fmt_num(row['objective'], 6)})"
+
+
+def _case_keys(results):
+    """(model, n, d, batch, dtype) of every epoch case, in run order."""
+    keys = []
+    for row in results.epochs:
+        key = (row["model"], row["n"], row["d"], row["batch"], row["dtype"])
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+def summary_table(results):
+    """Markdown lines: one row per case, seconds per epoch and final objective of every
+    backend and peer, and the speed ratios measured in this run."""
+    backends = results.meta.get("backends", [])
+    compiled = [b for b in backends if b != "numpy"]
+    default = compiled[0] if compiled else None
+    peers = [p for p in results.meta.get("peers", []) if p != SGD and p != MLP]
+    header = ["model", "n×d", "batch"] + backends + ["scikit-learn"] + peers
+    header += [f"{b} vs numpy" for b in compiled]
+    if default:
+        header += [f"{default} vs scikit-learn", f"{default} ÷ floor"]
+    rows = []
+    for model, n, d, batch, dtype in _case_keys(results):
+        key = {"model": model, "n": n, "d": d, "batch": batch, "dtype": dtype}
+        found = {m: _find(results.epochs, method=m, **key) for m in backends + [SGD, MLP] + peers}
+        sk = found[SGD] or found[MLP]
+        sk_cell = "—" if sk is None else f"{'SGD' if sk['method'] == SGD else 'MLP'} {_cell(sk)}"
+        row = [model, f"{n}×{d}", batch_label(batch, dtype)] + [_cell(found[b]) for b in backends]
+        row += [sk_cell] + [_cell(found[p]) for p in peers]
+        numpy_row = found.get("numpy")
+        for b in compiled:
+            ok = found[b] is not None and numpy_row is not None
+            row.append(fmt_ratio(numpy_row["seconds_per_epoch"] / found[b]["seconds_per_epoch"]) if ok else "—")
+        if default:
+            mine = found[default]
+            row.append(fmt_ratio(sk["seconds_per_epoch"] / mine["seconds_per_epoch"]) if mine and sk else "—")
+            row.append(fmt_ratio(mine["seconds_per_epoch"] / mine["floor_s"]) if mine else "—")
+        rows.append(row)
+    return md_table(header, rows)
+
+
+def tta_lines(results):
+    tta = results.tta
+    if not tta or "lbfgs" not in tta:
+        return []
+    ref = tta["lbfgs"]
+    header = ["method", "parameters", "epochs", "wall-clock", "test accuracy", "lbfgs time ÷ this"]
+    rows = [["sklearn LogisticRegression", "defaults (lbfgs)", fmt_num(ref["epochs"]), fmt_time(ref["wall_s"]), f"{ref['accuracy']:.4f}", "1×"]]
+    for method, found in tta["methods"].items():
+        search = found.get("search")
+        if search:
+            reached = search["reached_epochs"] is not None
+            rows.append([
+                method,
+                "defaults, fewest epochs reaching the target" if reached else "defaults: target not reached",
+                str(search["reached_epochs"] if reached else len(search["points"])),
+                fmt_time(search["wall_s"]),
+                f"{search['accuracy']:.4f}",
+                fmt_ratio(ref["wall_s"] / search["wall_s"]) if reached else "—",
+            ])
+        default = found.get("default")
+        if default:
+            rows.append([
+                method, "defaults (own stopping rule)", fmt_num(default["epochs"]), fmt_time(default["wall_s"]),
+                f"{default['accuracy']:.4f}", fmt_ratio(ref["wall_s"] / default["wall_s"]),
+            ])
+    intro = (
+        f"Logistic regression, make_classification {tta['n_train']} training + {tta['n_test']} "
+        f"test rows × {tta['d']} features; target test accuracy {tta['target']:.4f} "
+        f"(lbfgs − 0.2 points). Wall-clock of one whole fit (validation, set-up, epochs)."
+    )
+    return [intro, ""] + md_table(header, rows)
+
+
+def cold_lines(results):
+    if not results.cold_start:
+        return []
+    header = ["backend", "JIT cache", "import", "first fit", "7 more fits", "whole process"]
+    rows = [
+        [r["backend"], r["cache"], fmt_time(r["import_s"]), fmt_time(r["first_fit_s"]), fmt_time(r["other_fits_s"]), fmt_time(r["process_s"])]
+        for r in results.cold_start
+    ]
+    lines = md_table(header, rows)
+    for backend in dict.fromkeys(r["backend"] for r in results.cold_start):
+        cold = _find(results.cold_start, backend=backend, cache="cold")
+        warm = _find(results.cold_start, backend=backend, cache="warm")
+        if cold and warm:
+            compile_s = (cold["first_fit_s"] + cold["other_fits_s"]) - (warm["first_fit_s"] + warm["other_fits_s"])
+            lines.append("")
+            lines.append(f"{backend}: compiling costs {fmt_time(compile_s)} once (cold − warm, both fits columns).")
+    return lines
+
+
+def scaling_exponents(results):
+    """``{(method, batch): slope}`` of log(seconds per epoch) against log(n)."""
+    out = {}
+    for key in dict.fromkeys((r["method"], r["batch"]) for r in results.scaling):
+        pts = [(r["n"], r["seconds_per_epoch"]) for r in results.scaling if (r["method"], r["batch"]) == key]
+        if len(pts) >= 2:
+            n, s = np.log(np.array(pts, dtype=float)).T
+            out[key] = float(np.polyfit(n, s, 1)[0])
+    return out
+
+
+def report_lines(results, plots=()):
+    meta = results.meta
+    cfg = results.config
+    lines = [f"# fastgd benchmark report ({meta.get('mode')})", ""]
+    lines.append(f"Run {meta.get('date')}, {meta.get('wall_s', math.nan):.0f} s in all. Machine:")
+    lines.append("")
+    lines += [f"- {k}: {v}" for k, v in meta.get("machine", {}).items()]
+    lines += [
+        "",
+        "One run; the machine may be shared, so compare the ratios measured here rather than",
+        "absolute times across runs. What each number means: [bench/README.md](../README.md).",
+        "",
+    ]
+    if results.skipped:
+        lines += ["Skipped:", ""] + [f"- {k}: {v}" for k, v in results.skipped.items()] + [""]
+    if results.errors:
+        lines += ["**Failed cases:**", ""] + [f"- {e['task']}: {e['error']}" for e in results.errors] + [""]
+    lines += [
+        "## Summary",
+        "",
+        "Seconds per epoch (set-up excluded), momentum 0.9, with the objective after the",
+        "fit's epochs in brackets; 'vs' columns are speed-ups (the other's time ÷ this time);",
+        "'÷ floor' is the epoch time as a multiple of one streaming read of X.",
+        "",
+    ]
+    lines += summary_table(results)
+    if results.tta:
+        lines += ["", "## Time to accuracy", ""] + tta_lines(results)
+    if results.cold_start:
+        lines += ["", "## Cold start", ""] + cold_lines(results)
+
+    lines += ["", "## Seconds per epoch, every run", ""]
+    lines.append(
+        "'numpy ÷ this': the NumPy backend's time over this one (same batch and dtype); "
+        "'epochs': how many epochs the timed fit ran (fewer than asked when a fit would "
+        "take longer than " + f"{cfg['cap_s']:g} s); objective and score (R² or training accuracy) "
+        "of the weights it ended with."
+    )
+    for model in cfg["models"]:
+        for n, d, _ in cfg["sizes"]:
+            rows = [r for r in results.epochs if (r["model"], r["n"], r["d"]) == (model, n, d)]
+            if not rows:
+                continue
+            table = []
+            for r in rows:
+                ref = _find(rows, method="numpy", batch=r["batch"], dtype=r["dtype"])
+                speed = ref["seconds_per_epoch"] / r["seconds_per_epoch"] if ref else math.nan
+                table.append([
+                    batch_label(r["batch"], r["dtype"]), r["method"], r["epochs"], fmt_time(r["seconds_per_epoch"]),
+                    fmt_ratio(speed), fmt_ratio(r["seconds_per_epoch"] / r["floor_s"]),
+                    fmt_num(r["objective"], 8), fmt_num(r["score"], 5), r["note"],
+                ])
+            lines += ["", f"### {model}, {n}×{d}", ""]
+            lines += md_table(
+                ["batch", "method", "epochs", "time / epoch", "numpy ÷ this", "÷ floor", "objective", "R² / accuracy", "note"],
+                table,
+            )
+    if results.floor:
+        lines += ["", "## Memory floor", "", f"One streaming read of X with {meta.get('machine', {}).get('cores')} threads (fastest of 7).", ""]
+        lines += md_table(
+            ["n×d", "dtype", "MB", "seconds", "GB/s"],
+            [[f"{r['n']}×{r['d']}", r["dtype"], f"{r['bytes'] / 1e6:.0f}", fmt_time(r["seconds"]), f"{r['bytes'] / r['seconds'] / 1e9:.3g}"] for r in results.floor],
+        )
+    if results.scaling:
+        exps = scaling_exponents(results)
+        lines += [
+            "", "## Scaling with n", "",
+            (
+                f"Linear regression, d = {cfg['scaling_d']}, float64. Exponent: slope of "
+                "log(time per epoch) against log(n); 1 is linear."
+            ),
+            "",
+        ]
+        lines += md_table(
+            ["method", "batch", "exponent"], [[m, b, f"{e:.2f}"] for (m, b), e in exps.items()]
+        )
+        lines += [""]
+        lines += md_table(
+            ["n", "method", "batch", "time / epoch", "ns per row", "÷ floor", "objective"],
+            [[r["n"], r["method"], r["batch"], fmt_time(r["seconds_per_epoch"]), f"{r['seconds_per_epoch'] / r['n'] * 1e9:.3g}",
+              fmt_ratio(r["seconds_per_epoch"] / r["floor_s"]), fmt_num(r["objective"])] for r in results.scaling],
+        )
+    if plots:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{p.stem}]({p.name})" for p in plots]
+    return lines
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write(results, out_dir, plots=True):
+    """Write ``report.md``, ``results.json`` and (with matplotlib) the PNG plots into
+    ``out_dir``; return the report's path."""
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pngs = []
+    if plots:
+        try:
+            from . import plots as bench_plots
+        except ImportError as exc:  # matplotlib missing
+            results.skipped["plots"] = f"matplotlib is not importable ({exc})"
+        else:
+            pngs = bench_plots.make_all(results, out)
+    (out / "results.json").write_text(json.dumps(_jsonable(asdict(results)), indent=1))
+    path = out / "report.md"
+    path.write_text("\n".join(report_lines(results, pngs)) + "\n")
+    return path
+
+
+def run(config, out_dir, stream=None):
+    """Run ``config``, write the report into ``out_dir``, print the summary; return
+    ``(results, report_path)``."""
+    stream = stream or sys.stdout
+    runner = Runner(config, stream=stream)
+    results = runner.run()
+    path = write(results, out_dir, plots=config.plots)
+    print(file=stream)
+    print("\n".join(summary_table(results)), file=stream)
+    if results.tta:
+        print(file=stream)
+        print("\n".join(tta_lines(results)), file=stream)
+    if results.cold_start:
+        print(file=stream)
+        print("\n".join(cold_lines(results)), file=stream)
+    if results.errors:
+        print(f"\n{len(results.errors)} case(s) failed; see the report.", file=stream)
+    print(f"\nReport: {path} ({results.meta['wall_s']:.0f} s)", file=stream, flush=True)
+    return results, path
+
+
+def tiny_config(**changes):
+    """A configuration that runs in seconds (for tests and trying things out)."""
+    base = Config(
+        name="tiny",
+        sizes=((400, 5, 2),),
+        cap_s=1.0,
+        min_s=0.0,
+        scaling_n=(400, 800),
+        scaling_epochs=2,
+        tta=(1000, 500, 10),
+        tta_k_max=5,
+        tta_cap_s=5.0,
+        cold_start=False,
+    )
+    return replace(base, **changes)
