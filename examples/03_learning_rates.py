@@ -1,0 +1,67 @@
+"""Example 3: a learning rate too small, about right, too large, and far too large.
+
+f(x) = 0.5 (x0^2 + 4 x1^2) from (-4, 3). Its curvatures are 1 along x0 and 4 along x1,
+so a gradient step with learning rate eta multiplies x0 by (1 - eta) and x1 by
+(1 - 4 eta). The iterates shrink when both factors lie in (-1, 1), that is eta < 2/4:
+- eta = 0.02: factors 0.98 and 0.92, a slow crawl;
+- eta = 0.25: 0.75 and 0: x1 is solved in one step, x0 follows quickly;
+- eta = 0.45: 0.55 and -0.8: x1 overshoots the valley floor at every step (zig-zag);
+- eta = 0.55: 0.45 and -1.2: each overshoot is larger than the last, the run diverges.
+
+Run:  python examples/03_learning_rates.py [output directory]
+Writes 03_learning_rates.png.
+"""
+
+import os
+import sys
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from fastgd import minimize
+from fastgd.plotting import plot_learning_rates
+
+CURVATURES = np.array([1.0, 4.0])
+RATES = [0.02, 0.25, 0.45, 0.55]
+MAX_ITER = 100
+
+
+def f(x):
+    return 0.5 * np.sum(CURVATURES * x**2)
+
+
+def grad(x):
+    return CURVATURES * x
+
+
+def output_dir():
+    """First argument, else $FASTGD_EXAMPLES_OUT, else the current directory."""
+    path = (
+        sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FASTGD_EXAMPLES_OUT", ".")
+    )
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def main():
+    out = output_dir()
+    plt.switch_backend("Agg")
+    x0 = np.array([-4.0, 3.0])
+    for lr in RATES:
+        res = minimize(f, x0, jac=grad, learning_rate=lr, max_iter=MAX_ITER)
+        factors = 1 - lr * CURVATURES
+        print(
+            f"learning rate {lr:g}: factors per step {factors[0]:.3g} and {factors[1]:.3g};"
+            f" status {res.status}, {res.nit} steps, x = [{res.x[0]:.12e}, {res.x[1]:.12e}],"
+            f" f = {res.fun:.12e}"
+        )
+        print(f"  {res.message}")
+
+    fig = plot_learning_rates(f, x0, RATES, jac=grad, max_iter=MAX_ITER)
+    fig.suptitle("Same start, four learning rates", fontsize=11)
+    fig.savefig(os.path.join(out, "03_learning_rates.png"), dpi=80)
+    plt.close("all")
+
+
+if __name__ == "__main__":
+    main()
