@@ -67,13 +67,16 @@ def main():
 
     x0 = np.array([-10.0, 1.5])
     runs = {
-        "valley, plain (learning rate 0.075)": dict(learning_rate=0.075),
-        "valley, momentum 0.7 (learning rate 0.03)": dict(
-            learning_rate=0.03, momentum=0.7
-        ),
-        "valley, Nesterov 0.7 (learning rate 0.03)": dict(
-            learning_rate=0.03, momentum=0.7, nesterov=True
-        ),
+        "valley, plain (learning rate 0.075)": {"learning_rate": 0.075},
+        "valley, momentum 0.7 (learning rate 0.03)": {
+            "learning_rate": 0.03,
+            "momentum": 0.7,
+        },
+        "valley, Nesterov 0.7 (learning rate 0.03)": {
+            "learning_rate": 0.03,
+            "momentum": 0.7,
+            "nesterov": True,
+        },
     }
     valley_results = {}
     for name, kwargs in runs.items():

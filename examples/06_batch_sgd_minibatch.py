@@ -54,7 +54,12 @@ def main():
 
     models = {}
     for name, batch_size in (("batch", "full"), ("mini-batch", 32), ("SGD", 1)):
-        settings = dict(batch_size=batch_size, momentum=0.0, penalty=None, tol=None)
+        settings = {
+            "batch_size": batch_size,
+            "momentum": 0.0,
+            "penalty": None,
+            "tol": None,
+        }
         # warm-up: the first fit in a process loads the compiled kernels; keep that out
         # of the timings
         LinearRegression(**settings, max_iter=1).fit(X[:50], y[:50])

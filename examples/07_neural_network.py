@@ -47,7 +47,7 @@ def loss(theta, X, y):
 
 def loss_and_grad(theta, X, y):
     """The loss and its gradient by backpropagation."""
-    W1, b1, w2, b2 = unpack(theta)
+    w2 = unpack(theta)[2]
     n = len(y)
     hidden, z = forward(theta, X)
     value = np.mean(np.logaddexp(0.0, z) - y * z)
