@@ -9,6 +9,7 @@ every backend visits the rows in the same order.
 
 import contextlib
 import copy
+import functools
 import numbers
 import os
 import time
@@ -47,6 +48,37 @@ class DivergenceError(FloatingPointError):
 
     The estimator keeps the state it had before the call (a fitted model stays usable).
     """
+
+
+def _is_dask(obj):
+    """Whether ``obj`` is a Dask collection (array, dataframe, series), without importing
+    dask: its type is defined in a ``dask`` (or the former ``dask_expr``) module."""
+    return type(obj).__module__.split(".")[0] in ("dask", "dask_expr")
+
+
+def _dask_module():
+    """``fastgd._dask``, imported on the first Dask input (never for NumPy input)."""
+    try:
+        from . import _dask
+    except ImportError as exc:
+        raise ImportError(
+            f"fastgd needs dask.array to fit or predict on Dask collections ({exc}); "
+            'install it with: pip install "fastgd[dask]"'
+        ) from exc
+    return _dask
+
+
+def _dask_aware(method):
+    """For a method ``f(self, X)``: on a Dask collection, return a lazy Dask array that
+    applies ``f`` to each block of rows where it lives (``fastgd._dask.map_method``)."""
+
+    @functools.wraps(method)
+    def wrapper(self, X):
+        if _is_dask(X):
+            return _dask_module().map_method(self, method.__name__, X)
+        return method(self, X)
+
+    return wrapper
 
 
 class _Data(NamedTuple):
@@ -119,8 +151,12 @@ class BaseGD(BaseEstimator):
         Returns
         -------
         self
+
+        On Dask collections the data stay where they live: see ``fastgd._dask``.
         """
         with self._atomic():
+            if _is_dask(X):
+                return _dask_module().fit(self, X, y, sample_weight)
             return self._fit(X, y, sample_weight)
 
     def _fit(self, X, y, sample_weight):
@@ -152,6 +188,8 @@ class BaseGD(BaseEstimator):
         estimated on the first call's rows and only ever lowered by later calls.
         """
         with self._atomic():
+            if _is_dask(X):
+                return _dask_module().partial_fit(self, X, y, classes, sample_weight)
             return self._partial_fit(X, y, classes, sample_weight)
 
     def _partial_fit(self, X, y, classes, sample_weight):
@@ -328,6 +366,8 @@ class BaseGD(BaseEstimator):
         ``sum_i s_i loss_i / sum_i s_i + alpha * (0.5 (1 - rho) ||W||^2 + rho ||W||_1)``
         with ``rho`` as set by ``penalty`` (the quantity gradient descent minimises)."""
         check_is_fitted(self, "_state")
+        if _is_dask(X):
+            return _dask_module().objective(self, X, y, sample_weight)
         data = self._validate_inputs(X, y, sample_weight, first=False, partial=True)
         sw = self._normalise_weights(data.sw).astype(np.float64)
         W = self._state[0].astype(np.float64)
@@ -391,7 +431,7 @@ class _Run:
         self.codes[P.FIT_INTERCEPT] = int(bool(est.fit_intercept))
         self.codes[P.BATCH_SIZE] = est._batch_rows(n)
         self.codes[P.N_THREADS] = _n_threads(est.n_jobs)
-        self.in_order = np.arange(n, dtype=np.int64)
+        self.in_order = None  # 0, 1, ..., n - 1, made on first use
         self.eta_last = self._current_eta()
 
     def _current_eta(self):
@@ -403,7 +443,12 @@ class _Run:
         n = self.X.shape[0]
         # full batch: the order cannot matter, so read X in storage order (streaming)
         shuffle = self.est.shuffle and self.codes[P.BATCH_SIZE] < n
-        order = self.rng.permutation(n).astype(np.int64) if shuffle else self.in_order
+        if shuffle:
+            order = self.rng.permutation(n).astype(np.int64)
+        else:
+            if self.in_order is None:
+                self.in_order = np.arange(n, dtype=np.int64)
+            order = self.in_order
         self.hp[P.ETA0] = self.eta
         self.codes[P.T_START] = self.t
         pen = penalty_value(self.state[0][:, :-1], self.l2, self.l1)

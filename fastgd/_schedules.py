@@ -98,15 +98,30 @@ def auto_learning_rate(X, sw, *, fit_intercept, curvature, l2, batch_size, momen
     ``1.3 / L`` for any ``mu < 1``) and SGD ``(1 - mu) / L_max``. Both scale with the data,
     so no feature scaling makes the default diverge.
     """
-    n = X.shape[0]
-    b = min(batch_size, n)
     sq = np.einsum("ij,ij->i", X, X, dtype=np.float64) + (1.0 if fit_intercept else 0.0)
-    L_max = curvature * float(np.max(np.asarray(sw, dtype=np.float64) * sq)) + l2
+    return auto_step(
+        n=X.shape[0],
+        batch_size=batch_size,
+        max_row_smoothness=float(np.max(np.asarray(sw, dtype=np.float64) * sq)),
+        top_eigenvalue=_top_eigenvalue(X, sw, fit_intercept),
+        curvature=curvature,
+        l2=l2,
+        momentum=momentum,
+    )
+
+
+def auto_step(*, n, batch_size, max_row_smoothness, top_eigenvalue, curvature, l2, momentum):
+    """The formula of :func:`auto_learning_rate` from the data's two statistics:
+    ``max_row_smoothness = max_i s_i ||xt_i||^2`` and ``top_eigenvalue`` =
+    ``lambda_max(Xt' S Xt / n)`` as :func:`_top_eigenvalue` estimates it. Split out so
+    that data held in blocks (Dask) can gather the statistics and share the formula."""
+    b = min(batch_size, n)
+    L_max = curvature * max_row_smoothness + l2
     if b >= n:
-        L_det = curvature * _top_eigenvalue(X, sw, fit_intercept) + l2
+        L_det = curvature * top_eigenvalue + l2
         L_noise = 0.0
     else:
-        L = curvature * _top_eigenvalue(X, sw, fit_intercept) + l2
+        L = curvature * top_eigenvalue + l2
         L_det = n * (b - 1) / (b * (n - 1)) * L
         L_noise = (n - b) / (b * (n - 1)) * L_max
     denom = L_det + L_noise / (1.0 - momentum)

@@ -7,7 +7,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
-from ._base import BaseGD
+from ._base import BaseGD, _dask_aware
 
 _COMMON_DOC = """
     All parameters are keyword-only.
@@ -197,6 +197,7 @@ class LinearRegression(RegressorMixin, BaseGD):
             self.coef_ = coef
             self.intercept_ = intercept
 
+    @_dask_aware
     def predict(self, X):
         """Predicted targets, shape (n_samples,) or (n_samples, n_targets)."""
         out = self._decision(X)
@@ -359,18 +360,21 @@ class LogisticRegression(ClassifierMixin, BaseGD):
         self.coef_ = coef
         self.intercept_ = intercept
 
+    @_dask_aware
     def decision_function(self, X):
         """Raw outputs: shape (n_samples,) for two classes (positive = ``classes_[1]``),
         else (n_samples, n_classes)."""
         z = self._decision(X)
         return z[:, 0] if z.shape[1] == 1 else z
 
+    @_dask_aware
     def predict(self, X):
         """Predicted class labels."""
         z = self.decision_function(X)
         idx = (z > 0).astype(np.intp) if z.ndim == 1 else np.argmax(z, axis=1)
         return self.classes_[idx]
 
+    @_dask_aware
     def predict_log_proba(self, X):
         """Log of the class probabilities, shape (n_samples, n_classes)."""
         z = self.decision_function(X)
@@ -379,6 +383,7 @@ class LogisticRegression(ClassifierMixin, BaseGD):
         mx = z.max(axis=1, keepdims=True)
         return z - (mx + np.log(np.exp(z - mx).sum(axis=1, keepdims=True)))
 
+    @_dask_aware
     def predict_proba(self, X):
         """Class probabilities (sigmoid for two classes, softmax otherwise)."""
         return np.exp(self.predict_log_proba(X))

@@ -205,3 +205,16 @@ def epoch(X, Y, sw, order, state, hp, codes):
         for f in futures:
             f.result()
     return _full_batch_step(state, parts, losses, n, hp, codes)
+
+
+def gradient(X, Y, sw, W, codes, G):
+    """Add ``sum_i sw_i * dloss_i/dW`` over all rows to ``G`` (K, d+1) float64 and return
+    ``sum_i sw_i * loss_i``; no step. See ``fastgd._numpy.kernels.gradient``.
+
+    One thread, rows in storage order (the Dask driver runs one such call per block,
+    in parallel over the workers). ``G`` is float64 whatever the data's dtype.
+    """
+    bounds = np.array([0, X.shape[0]], dtype=np.int64)
+    losses = np.zeros(1)
+    _block_gradients(X, Y, sw, W, codes[P.LOSS], bounds, 0, 1, G[np.newaxis], losses)
+    return float(losses[0])

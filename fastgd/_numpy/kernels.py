@@ -37,18 +37,9 @@ def epoch(X, Y, sw, order, state, hp, codes):
     """
     n, d = X.shape
     W = state[0]
-    V = state[1]
     loss = LOSS_BY_CODE[int(codes[P.LOSS])]
     batch = int(codes[P.BATCH_SIZE])
     t = int(codes[P.T_START])
-    mu = hp[P.MOMENTUM]
-    l2 = hp[P.L2]
-    l1 = hp[P.L1]
-    mask = np.ones(d + 1, dtype=X.dtype)  # which columns the step touches
-    if not codes[P.FIT_INTERCEPT]:
-        mask[d] = 0.0
-    decay = np.full(d + 1, l2)
-    decay[d] = 0.0
     total = 0.0
     G = np.empty_like(W)
     for start in range(0, n, batch):
@@ -63,18 +54,62 @@ def epoch(X, Y, sw, order, state, hp, codes):
         D = D * swb[:, None]
         G[:, :d] = D.T @ Xb
         G[:, d] = D.sum(axis=0)
-        G /= Xb.shape[0]
-        G += decay * W
-        G *= mask
         t += 1
-        eta = step_size(int(codes[P.SCHEDULE]), t, hp[P.ETA0], hp[P.POWER_T], hp[P.OPTIMAL_T0], hp[P.ALPHA])
-        V *= mu
-        V += G
-        if codes[P.NESTEROV]:
-            W -= eta * (G + mu * V)
-        else:
-            W -= eta * V
-        if l1 > 0.0:
-            Wd = W[:, :d]
-            np.copyto(Wd, np.sign(Wd) * np.maximum(np.abs(Wd) - eta * l1, 0.0))
+        apply_step(state, G, Xb.shape[0], t, hp, codes)
+    return total
+
+
+def apply_step(state, G, n_rows, t, hp, codes):
+    """Take one step in place from ``G``, the *summed* weighted gradient of a batch.
+
+    ``G`` (K, d + 1) holds ``sum_{i in B} sw_i * dloss_i/dW`` over the ``n_rows`` rows of
+    the batch, in the data's dtype or in float64; it is overwritten. ``t`` is the count
+    of this update (from 1). This is the step of :func:`epoch`, written once: the epoch
+    kernel calls it for each batch, and the Dask driver (``fastgd._dask``) calls it once
+    per full-batch epoch with the block gradients summed over the cluster.
+    """
+    W = state[0]
+    V = state[1]
+    d = W.shape[1] - 1
+    mu = hp[P.MOMENTUM]
+    G /= n_rows
+    G[:, :d] += hp[P.L2] * W[:, :d]  # the intercept is not penalised ...
+    if not codes[P.FIT_INTERCEPT]:
+        G[:, d] = 0.0  # ... and without one, it never moves
+    eta = step_size(int(codes[P.SCHEDULE]), t, hp[P.ETA0], hp[P.POWER_T], hp[P.OPTIMAL_T0], hp[P.ALPHA])
+    V *= mu
+    V += G
+    if codes[P.NESTEROV]:
+        W -= eta * (G + mu * V)
+    else:
+        W -= eta * V
+    l1 = hp[P.L1]
+    if l1 > 0.0:
+        Wd = W[:, :d]
+        np.copyto(Wd, np.sign(Wd) * np.maximum(np.abs(Wd) - eta * l1, 0.0))
+
+
+def gradient(X, Y, sw, W, codes, G):
+    """Add the summed weighted gradient of all rows of ``X`` to ``G``; no step is taken.
+
+    Parameters
+    ----------
+    X, Y, sw : a block of rows, as for :func:`epoch`
+    W : (K, d + 1) same dtype as X; the weights, intercept in the last column (read only)
+    codes : int64 vector, layout in ``fastgd._params`` (only ``codes[LOSS]`` is read)
+    G : (K, d + 1) float64; ``sum_i sw_i * dloss_i/dW`` over the rows is *added* to it
+        (unnormalised; the intercept's gradient in the last column). Float64 whatever
+        the data's dtype, so that summing many blocks loses nothing to float32.
+
+    Returns ``sum_i sw_i * loss_i`` (float). Used by the Dask driver: each block's
+    gradient is computed where the block lives and the sums meet in
+    :func:`apply_step`.
+    """
+    d = X.shape[1]
+    loss = LOSS_BY_CODE[int(codes[P.LOSS])]
+    values, D = loss.value_grad(X @ W[:, :d].T + W[:, d], Y)
+    total = float(sw @ values)
+    D = (D * sw[:, None]).astype(np.float64, copy=False)
+    G[:, :d] += D.T @ X.astype(np.float64, copy=False)
+    G[:, d] += D.sum(axis=0)
     return total

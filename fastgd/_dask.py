@@ -1,0 +1,705 @@
+"""Fitting and predicting on Dask collections: the rows stay where they live.
+
+Imported by the estimators only when they are given a Dask array, dataframe or series
+(``fastgd._base._is_dask``), so fastgd works without dask installed.
+
+Blocks
+    A block is one chunk of rows of X; its columns are merged into one chunk first (a
+    one-time rechunk if X is chunked along columns). ``y`` and ``sample_weight`` (Dask or
+    NumPy) are aligned to X's row chunks. Dask dataframes and series go through
+    ``.to_dask_array(lengths=True)``; unknown chunk sizes are computed. Empty chunks are
+    skipped.
+
+Preparation (once per ``fit``/``partial_fit``/``objective`` call)
+    Each block is converted where it lives (float32/float64 kept, anything else becomes
+    float64; C-contiguous) and checked: NaN and infinity in X, y and sample_weight,
+    negative weights, and for classifiers its distinct labels with their counts and
+    weight sums. Only these small summaries reach the client, which raises the same
+    errors as an in-memory fit, finds the classes (the union of the blocks' labels: one
+    small reduction), the class weights and the weight normalisation. Each block then
+    encodes its targets and scales its weights, and the result is kept on its worker
+    for the whole fit and released afterwards.
+
+Full batch (``batch_size="full"`` or >= n_samples)
+    Each epoch, every block computes its summed gradient and weighted loss with the
+    backend's ``gradient`` kernel, where it lives; the K x (d+1) float64 sums come back
+    and are added in block order on the client, which takes the epoch's one step with
+    ``fastgd._numpy.kernels.apply_step`` (the reference step). Equal to the in-memory
+    full-batch fit up to summation order (1e-10 in float64).
+
+Mini-batch and SGD
+    Each epoch the model state (weights, intercept, velocity) visits the blocks one
+    after the other and the backend's ``epoch`` kernel runs on each block where it lives;
+    only the state travels, from worker to worker. With ``shuffle=True`` the block order
+    is a new permutation each epoch (``random_state.permutation(n_blocks)``) and each
+    block visits its rows in the permutation ``RandomState(seed).permutation(n_rows)``
+    of a seed drawn next from ``random_state`` (one per visited block, in visiting
+    order), so only seeds travel, not n-sized permutations. With ``shuffle=False`` the
+    blocks and their rows are visited in storage order, as in memory. Batches never
+    cross a block boundary: a block of ``m`` rows makes ``ceil(m / batch_size)`` steps,
+    its last batch possibly shorter, and the update counter ``t_`` advances by that. So
+    the fit equals the in-memory fit over the concatenated visiting order whenever every
+    block's length is a multiple of ``batch_size`` (always for SGD).
+
+Step size "auto"
+    Computed exactly as in memory: ``max_i s_i ||x_i||^2`` is a blockwise maximum, and the
+    power iteration runs on the client over the same evenly spaced rows the in-memory
+    estimate uses (every ``n // 10000``-th row, at most 20000 rows, gathered once).
+
+Not supported
+    ``early_stopping=True`` raises NotImplementedError (there is no blockwise validation
+    split). ``n_jobs`` does not apply: the parallelism is that of the Dask workers.
+
+Where it runs
+    On the ``distributed`` client that Dask would use for X (``dask.base.get_scheduler``):
+    every task that reads a block is restricted to the worker(s) holding it, so no block
+    is ever sent to another worker or to the client. If such a worker leaves the cluster
+    during a fit, the fit raises RuntimeError (the model is left unchanged). With Dask's
+    local schedulers (no client) the blocks are computed once into this process.
+"""
+
+import copy
+import inspect
+import itertools
+import uuid
+import warnings
+
+import dask
+import dask.array as da
+import numpy as np
+from sklearn.exceptions import DataConversionWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_n_features,
+    check_is_fitted,
+)
+
+from . import _params as P
+from ._backends import get_backend
+from ._base import FLOAT_DTYPES, _Data, _is_dask, _Run
+from ._losses import LOSSES
+from ._numpy.kernels import apply_step
+from ._penalties import penalty_strengths, penalty_value
+from ._schedules import _top_eigenvalue, auto_step
+
+# the in-memory estimate of the top eigenvalue uses at most this many evenly spaced rows
+EIGEN_ROWS = inspect.signature(_top_eigenvalue).parameters["max_rows"].default
+# while waiting for tasks pinned to workers, check this often (seconds) that they are alive
+POLL_S = 2.0
+
+
+# --------------------------------------------------------------------------- entry points
+def fit(est, X, y, sample_weight):
+    """``BaseGD.fit`` on Dask input (see the module docstring); mirrors ``BaseGD._fit``."""
+    backend, data = _prepare(est, X, y, sample_weight, first=True, fitting=True)
+    try:
+        rng = check_random_state(est.random_state)
+        state = est._initial_state(data)
+        if est.warm_start and hasattr(est, "_state") and est._state.shape == state.shape:
+            state[...] = est._state
+            t = est.t_
+        else:
+            t = 0
+        run = _DaskRun(est, backend, data, state, t, _initial_eta(est, data), rng)
+        run.epochs(est.max_iter, stop_early=True)
+        est._commit(run, data, reset_curves=True)
+        est._partial_rng = None
+    finally:
+        data.X.release()
+    return est
+
+
+def partial_fit(est, X, y, classes, sample_weight):
+    """``BaseGD.partial_fit`` on Dask input: one epoch over the blocks; mirrors
+    ``BaseGD._partial_fit``."""
+    first = not hasattr(est, "_state")
+    backend, data = _prepare(est, X, y, sample_weight, first=first, classes=classes, partial=True)
+    try:
+        state = est._initial_state(data)
+        if first:
+            t = 0
+            eta = _initial_eta(est, data)
+        else:
+            state[...] = est._state
+            t = est.t_
+            eta = est._eta
+            if est.learning_rate == "auto":
+                eta = min(eta, _initial_eta(est, data))
+        rng = None if first else getattr(est, "_partial_rng", None)
+        rng = check_random_state(est.random_state) if rng is None else copy.deepcopy(rng)
+        run = _DaskRun(est, backend, data, state, t, eta, rng)
+        run.epochs(1, stop_early=False)
+        est._commit(run, data, reset_curves=first)
+        est._partial_rng = rng
+    finally:
+        data.X.release()
+    return est
+
+
+def objective(est, X, y, sample_weight):
+    """``BaseGD.objective`` on Dask input: float64 losses summed blockwise."""
+    _, data = _prepare(est, X, y, sample_weight, first=False, partial=True, check_params=False)
+    try:
+        W = est._state[0].astype(np.float64)
+        totals = data.X.gather_each(_objective_task, W, est._loss)
+    finally:
+        data.X.release()
+    l2, l1 = penalty_strengths(est.penalty, est.alpha, est.l1_ratio)
+    return float(np.sum(totals)) / data.X.shape[0] + penalty_value(W[:, :-1], l2, l1)
+
+
+def map_method(est, name, X):
+    """A lazy Dask array applying the in-memory method ``name`` to each block of X."""
+    check_is_fitted(est, "_state")
+    X = _as_matrix(est, X, reset=False, known_rows=False)
+    dtype = X.dtype if X.dtype in FLOAT_DTYPES else np.dtype(np.float64)
+    with warnings.catch_warnings():  # a probe of one row, for the output's shape and dtype
+        warnings.simplefilter("ignore")
+        probe = np.asarray(getattr(est, name)(np.zeros((1, X.shape[1]), dtype=dtype)))
+    trailing = probe.shape[1:]
+    if trailing:
+        kwargs = {"chunks": (X.chunks[0],) + tuple((s,) for s in trailing)}
+    else:
+        kwargs = {"drop_axis": 1}
+    return X.map_blocks(
+        _method_block,
+        est,
+        name,
+        trailing,
+        probe.dtype,
+        dtype=probe.dtype,
+        meta=np.empty((0,) * probe.ndim, dtype=probe.dtype),
+        **kwargs,
+    )
+
+
+# --------------------------------------------------------------------------- the epochs
+class _DaskRun(_Run):
+    """``_Run`` whose epochs run blockwise; the stopping, divergence and curve logic of
+    ``_Run.epochs`` is shared unchanged."""
+
+    def __init__(self, est, backend, data, state, t, eta, rng):
+        super().__init__(est, backend, data, state, t, eta, rng)
+        self.blocks = data.X
+        self.codes[P.N_THREADS] = 1  # one thread per task: the workers are the parallelism
+
+    def _one_epoch(self):
+        blocks = self.blocks
+        n = blocks.shape[0]
+        self.hp[P.ETA0] = self.eta
+        self.codes[P.T_START] = self.t
+        pen = penalty_value(self.state[0][:, :-1], self.l2, self.l1)
+        batch = int(self.codes[P.BATCH_SIZE])
+        backend = self.est.backend
+        if batch >= n:
+            results = blocks.gather_each(_gradient_task, backend, self.state[0].copy(), self.codes.copy())
+            G = np.zeros(self.state.shape[1:], dtype=np.float64)
+            total = 0.0
+            for G_block, value in results:  # block order: reproducible sums
+                G += G_block
+                total += value
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                apply_step(self.state, G, n, self.t + 1, self.hp, self.codes)
+            self.t += 1
+        else:
+            visits = []
+            t = self.t
+            for b, seed in epoch_plan(self.rng, len(blocks.sizes), self.est.shuffle):
+                codes = self.codes.copy()
+                codes[P.T_START] = t
+                codes[P.BATCH_SIZE] = min(batch, blocks.sizes[b])
+                visits.append((b, (seed, codes)))
+                t += -(-blocks.sizes[b] // int(codes[P.BATCH_SIZE]))
+            state, total = blocks.chain(_epoch_task, visits, (self.state.copy(), 0.0), backend, self.hp.copy())
+            self.state[...] = state
+            self.t = t
+        return float(total) / n + pen
+
+
+def epoch_plan(rng, n_blocks, shuffle):
+    """The visits of one mini-batch epoch: ``(block, seed)`` pairs in visiting order.
+
+    ``seed`` gives the block's row order (:func:`block_order`); None means storage order.
+    """
+    if not shuffle:
+        return [(b, None) for b in range(n_blocks)]
+    order = rng.permutation(n_blocks)
+    seeds = rng.randint(0, 2**31 - 1, size=n_blocks)
+    return [(int(b), int(s)) for b, s in zip(order, seeds, strict=True)]
+
+
+def block_order(seed, n_rows):
+    """The order in which a block visits its rows."""
+    if seed is None:
+        return np.arange(n_rows, dtype=np.int64)
+    return np.random.RandomState(seed).permutation(n_rows).astype(np.int64)
+
+
+def _initial_eta(est, data):
+    """``BaseGD._initial_eta`` from blockwise statistics (the same value as in memory)."""
+    if est.learning_rate != "auto":
+        return float(est.eta0)
+    blocks = data.X
+    n = blocks.shape[0]
+    step = max(1, n // EIGEN_ROWS)
+    stats = blocks.gather_each(_auto_stats_task, step, bool(est.fit_intercept), per_block=blocks.offsets)
+    Xs = np.concatenate([s[1] for s in stats])
+    ws = np.concatenate([s[2] for s in stats])
+    l2, _ = penalty_strengths(est.penalty, est.alpha, est.l1_ratio)
+    return auto_step(
+        n=n,
+        batch_size=est._batch_rows(n),
+        max_row_smoothness=max(s[0] for s in stats),
+        top_eigenvalue=_top_eigenvalue(Xs, ws, bool(est.fit_intercept), max_rows=Xs.shape[0]),
+        curvature=LOSSES[data.loss].curvature,
+        l2=l2,
+        momentum=float(est.momentum),
+    )
+
+
+# --------------------------------------------------------------------------- block tasks
+# Module-level functions, so that workers import them by name. A block is the tuple
+# (X, Y, sw) of arrays as the kernels take them.
+
+
+def _load(Xb, yb, swb, dtype, is_classifier):
+    """Stage 1: X as the kernels take it; y and the sample weights as given."""
+    X = np.ascontiguousarray(Xb, dtype=dtype)
+    y = np.asarray(yb)
+    if not is_classifier:
+        y = np.ascontiguousarray(y.reshape(X.shape[0], -1), dtype=dtype)
+    if swb is None:
+        sw = np.ones(X.shape[0], dtype=dtype)
+    elif np.ndim(swb) == 0:
+        sw = np.full(X.shape[0], swb, dtype=dtype)
+    else:
+        sw = np.asarray(swb, dtype=dtype)
+    return X, y, sw
+
+
+def _nonfinite(a):
+    """(contains NaN, contains infinity), with an O(1)-memory pass in the common case."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(a, dtype=np.float64)):
+            return False, False
+    return bool(np.isnan(a).any()), bool(np.isinf(a).any())
+
+
+def _summary(block, is_classifier):
+    """The small record the client needs from a loaded block."""
+    X, y, sw = block
+    out = {"X": _nonfinite(X), "sw": _nonfinite(sw), "sw_negative": bool((sw < 0).any())}
+    if is_classifier:
+        labels, inverse = np.unique(y, return_inverse=True)
+        out["labels"] = labels
+        out["counts"] = np.bincount(inverse.ravel(), minlength=len(labels))
+        out["weights"] = np.bincount(inverse.ravel(), weights=sw, minlength=len(labels))
+    else:
+        out["y"] = _nonfinite(y)
+        out["weight"] = float(np.sum(sw, dtype=np.float64))
+    return out
+
+
+def _encode(block, classes, class_weights, scale):
+    """Stage 2: targets encoded for the loss, weights times class weights, normalised."""
+    X, y, sw = block
+    if classes is not None:
+        idx = np.searchsorted(classes, y)
+        Y = np.ascontiguousarray(idx.reshape(-1, 1), dtype=X.dtype)
+        if class_weights is not None:
+            sw = sw * class_weights[idx].astype(X.dtype, copy=False)
+    else:
+        Y = y
+    return X, Y, np.ascontiguousarray(sw * scale, dtype=X.dtype)
+
+
+def _gradient_task(block, backend, W, codes):
+    X, Y, sw = block
+    G = np.zeros(W.shape, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        total = get_backend(backend).gradient(X, Y, sw, W, codes, G)
+    return G, float(total)
+
+
+def _epoch_task(block, carried, backend, hp, seed, codes):
+    """One block's share of a mini-batch epoch; ``carried`` = (state, loss so far)."""
+    X, Y, sw = block
+    state, so_far = carried
+    state = state.copy()  # never modify another task's result
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        total = get_backend(backend).epoch(X, Y, sw, block_order(seed, X.shape[0]), state, hp, codes)
+    return state, so_far + float(total)
+
+
+def _auto_stats_task(block, offset, step, fit_intercept):
+    """max_i sw_i ||xt_i||^2, and the rows whose global index is a multiple of ``step``."""
+    X, _, sw = block
+    sq = np.einsum("ij,ij->i", X, X, dtype=np.float64) + (1.0 if fit_intercept else 0.0)
+    rows = slice((-offset) % step, None, step)
+    return float(np.max(np.asarray(sw, dtype=np.float64) * sq)), X[rows].copy(), sw[rows].copy()
+
+
+def _objective_task(block, W, loss):
+    X, Y, sw = block
+    X = X.astype(np.float64, copy=False)
+    values, _ = LOSSES[loss].value_grad(X @ W[:, :-1].T + W[:, -1], Y.astype(np.float64))
+    return float(sw.astype(np.float64) @ values)
+
+
+def _method_block(Xb, est, name, trailing, dtype):
+    if Xb.shape[0] == 0:
+        return np.empty((0,) + tuple(trailing), dtype=dtype)
+    with warnings.catch_warnings():  # the block is an array; X had the names
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        return getattr(est, name)(Xb)
+
+
+# --------------------------------------------------------------------------- validation
+def _to_array(obj):
+    """A Dask array from a Dask array, dataframe or series."""
+    if hasattr(obj, "to_dask_array"):
+        obj = obj.to_dask_array(lengths=True)
+    if not isinstance(obj, da.Array):
+        raise TypeError(f"Expected a Dask array, dataframe or series; got {type(obj).__name__}.")
+    return obj
+
+
+def _known_rows(a):
+    if any(np.isnan(c) for c in a.chunks[0]):
+        a = a.compute_chunk_sizes()
+    return a
+
+
+def _as_matrix(est, X, *, reset, known_rows=True):
+    """X as a 2-D Dask array of dense NumPy blocks with one column chunk; checks the
+    feature names and count against the estimator (sets them when ``reset``)."""
+    _check_feature_names(est, X, reset=reset)
+    X = _to_array(X)
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected a 2D array, got a {X.ndim}D Dask array of shape {X.shape} instead. "
+            "Reshape your data with X.reshape(-1, 1) if it has a single feature."
+        )
+    meta = getattr(X, "_meta", None)
+    if type(meta) is not np.ndarray:
+        raise TypeError(
+            f"fastgd needs Dask arrays of dense NumPy blocks; this one has blocks of type "
+            f"{type(meta).__module__}.{type(meta).__name__}."
+        )
+    if X.dtype.kind == "c":
+        raise ValueError("Complex data not supported.")
+    if known_rows:
+        X = _known_rows(X)
+    name = type(est).__name__
+    if X.shape[1] == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required by {name}.")
+    if known_rows and X.shape[0] == 0:
+        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required by {name}.")
+    _check_n_features(est, X, reset=reset)
+    if len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})
+    return X
+
+
+def _rows_like(v, X, name):
+    """``v`` (Dask or in memory) as a Dask array chunked like X's rows."""
+    if getattr(v, "ndim", None) is None or not hasattr(v, "shape"):
+        v = np.asarray(v)
+    if _is_dask(v):
+        v = _known_rows(_to_array(v))
+    if v.ndim == 0:
+        raise ValueError(f"{name} must be an array of one row per sample, got a scalar.")
+    if v.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"Found input variables with inconsistent numbers of samples: {[X.shape[0], v.shape[0]]} "
+            f"(X and {name})."
+        )
+    chunks = (X.chunks[0],) + tuple((s,) for s in v.shape[1:])
+    if isinstance(v, da.Array):
+        return v.rechunk(chunks)
+    return da.from_array(np.asarray(v), chunks=chunks)
+
+
+def _check_summaries(summaries, is_classifier, dtype):
+    def first_bad(field, i):
+        return any(s[field][i] for s in summaries)
+
+    for field, label in (("X", "X"), ("y", "y"), ("sw", "sample_weight")):
+        if field == "y" and is_classifier:
+            continue  # labels are checked by check_classification_targets
+        if first_bad(field, 0):
+            raise ValueError(f"Input {label} contains NaN.")
+        if first_bad(field, 1):
+            raise ValueError(f"Input {label} contains infinity or a value too large for {dtype!r}.")
+    if any(s["sw_negative"] for s in summaries):
+        raise ValueError("Negative values in data passed to `sample_weight`")
+
+
+def _prepare(est, X, y, sample_weight, *, first, classes=None, partial=False, fitting=False, check_params=True):
+    """Validate and load the blocks; return ``(backend, data)`` with ``data.X`` a
+    :class:`_Blocks` (``data.Y`` and ``data.sw`` are None: they live in the blocks)."""
+    if check_params:
+        est._validate_params()
+        est._check_param_combinations()
+    if fitting and est.early_stopping:
+        raise NotImplementedError(
+            "early_stopping=True is not supported on Dask input (there is no blockwise "
+            "validation split): stop on the training objective (tol, n_iter_no_change), "
+            "or hold out a validation set yourself and call partial_fit epoch by epoch."
+        )
+    backend = get_backend(est.backend)
+    for kernel in ("epoch", "gradient"):
+        if not hasattr(backend, kernel):
+            raise ValueError(f"backend={est.backend!r} has no {kernel!r} kernel, which Dask input needs.")
+    X = _as_matrix(est, X, reset=first)
+    if y is None:
+        raise ValueError(f"{type(est).__name__} requires y to be passed, but the target y is None.")
+    y = _rows_like(y, X, "y")
+    if est._is_classifier:
+        if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected. Please change "
+                "the shape of y to (n_samples, ), for example using ravel().",
+                DataConversionWarning,
+                stacklevel=4,
+            )
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead.")
+    elif y.ndim > 2:
+        raise ValueError(f"y must have 1 or 2 dimensions, got shape {y.shape}.")
+    elif y.dtype.kind == "O":  # as scikit-learn's y_numeric: object targets become float
+        y = y.astype(np.float64)
+    sw = None
+    if sample_weight is not None:
+        if not _is_dask(sample_weight) and np.ndim(sample_weight) == 0:
+            sw = float(sample_weight)
+        else:
+            sw = _rows_like(sample_weight, X, "sample_weight")
+            if sw.ndim != 1:
+                raise ValueError("Sample weights must be 1D array or scalar")
+    dtype = X.dtype if X.dtype in FLOAT_DTYPES else np.dtype(np.float64)
+    ex = _executor(X)
+    loaded = ex.load(X, y, sw, dtype, est._is_classifier)
+    try:
+        summaries = loaded.gather_each(_summary, est._is_classifier)
+        _check_summaries(summaries, est._is_classifier, dtype)
+        n = loaded.shape[0]
+        if est._is_classifier:
+            labels = np.unique(np.concatenate([s["labels"] for s in summaries]))
+            counts = np.zeros(len(labels), dtype=np.int64)
+            weights = np.zeros(len(labels))
+            for s in summaries:
+                pos = np.searchsorted(labels, s["labels"])
+                counts[pos] += s["counts"]
+                weights[pos] += s["weights"]
+            # the hook decides everything from the distinct labels: classes, errors
+            _, n_outputs, loss, fitted = est._targets(labels, first=first, classes=classes, partial=partial)
+            all_classes = fitted["classes_"]
+            per_class = _per_class_weights(est, all_classes, labels, counts, n, fitted)
+            pos = np.searchsorted(all_classes, labels)
+            total = float(np.sum(weights * (per_class[pos] if per_class is not None else 1.0)))
+        else:
+            # the hook checks y's dimensions against the model: an empty stand-in suffices
+            stub = np.zeros((0,) + tuple(y.shape[1:]))
+            _, n_outputs, loss, fitted = est._targets(stub, first=first, classes=classes, partial=partial)
+            all_classes = per_class = None
+            total = float(np.sum([s["weight"] for s in summaries]))
+        if not total > 0.0:
+            raise ValueError("sample_weight (times class_weight) must not sum to zero.")
+        blocks = loaded.map_each(_encode, all_classes, per_class, n / total)
+    finally:
+        loaded.release()
+    return backend, _Data(blocks, None, None, loss, n_outputs, fitted)
+
+
+def _per_class_weights(est, classes, labels, counts, n, fitted):
+    """Per-class multipliers for ``classes`` (None without class weights)."""
+    if est.class_weight is None:
+        return None
+    if est.class_weight == "balanced":
+        # sklearn's compute_class_weight("balanced"): n / (n_classes * bincount(y))
+        full = np.zeros(len(classes), dtype=np.int64)
+        full[np.searchsorted(classes, labels)] = counts
+        return n / (len(classes) * full.astype(np.float64))
+    # a dict: the hook validates it and gives one weight per class
+    return est._class_weights(np.arange(len(classes), dtype=np.float64).reshape(-1, 1), fitted)
+
+
+# --------------------------------------------------------------------------- execution
+def _executor(X):
+    """The distributed client Dask would use for X, else this process."""
+    try:
+        from distributed import Client
+    except ImportError:
+        return _Local()
+    scheduler = dask.base.get_scheduler(collections=[X])
+    client = getattr(scheduler, "__self__", None)
+    if isinstance(client, Client):
+        return _Cluster(client)
+    return _Local()
+
+
+class _Blocks:
+    """Handles to blocks (tuples in memory, or futures on a cluster) and their sizes."""
+
+    def __init__(self, ex, handles, sizes, n_features, dtype):
+        self.ex = ex
+        self.handles = list(handles)
+        self.sizes = [int(s) for s in sizes]
+        self.offsets = [int(o) for o in np.concatenate([[0], np.cumsum(self.sizes)[:-1]])]
+        self.shape = (int(sum(self.sizes)), int(n_features))
+        self.dtype = np.dtype(dtype)
+
+    def gather_each(self, fn, *args, per_block=None):
+        """``[fn(block_b, per_block[b], *args) for b]``, run where the blocks are."""
+        return self.ex.gather_each(fn, self.handles, args, per_block)
+
+    def map_each(self, fn, *args):
+        """New blocks ``fn(block_b, *args)``, kept where the blocks are."""
+        return _Blocks(self.ex, self.ex.map_each(fn, self.handles, args), self.sizes, self.shape[1], self.dtype)
+
+    def chain(self, fn, visits, carried, *args):
+        """``carried = fn(block_b, carried, *args, *extra)`` for ``(b, extra)`` in
+        ``visits``, each call where its block is; returns the last ``carried``."""
+        return self.ex.chain(fn, self.handles, visits, carried, args)
+
+    def release(self):
+        self.handles = []
+
+
+class _Local:
+    """Dask's local schedulers: blocks are computed once into this process."""
+
+    def load(self, X, y, sw, dtype, is_classifier):
+        tasks, sizes = _load_tasks(X, y, sw, dtype, is_classifier)
+        return _Blocks(self, dask.compute(*tasks), sizes, X.shape[1], dtype)
+
+    @staticmethod
+    def gather_each(fn, handles, args, per_block):
+        if per_block is None:
+            return [fn(h, *args) for h in handles]
+        return [fn(h, extra, *args) for h, extra in zip(handles, per_block, strict=True)]
+
+    @staticmethod
+    def map_each(fn, handles, args):
+        return [fn(h, *args) for h in handles]
+
+    @staticmethod
+    def chain(fn, handles, visits, carried, args):
+        for b, extra in visits:
+            carried = fn(handles[b], carried, *args, *extra)
+        return carried
+
+
+def _load_tasks(X, y, sw, dtype, is_classifier):
+    """Delayed stage-1 tasks of the non-empty row chunks, and their sizes."""
+    xs = X.to_delayed().ravel()
+    ys = y.to_delayed().ravel()
+    ss = sw.to_delayed().ravel() if isinstance(sw, da.Array) else [sw] * len(xs)
+    keep = [i for i, size in enumerate(X.chunks[0]) if size > 0]
+    load = dask.delayed(_load, pure=True)
+    tasks = [load(xs[i], ys[i], ss[i], dtype, is_classifier) for i in keep]
+    return tasks, [X.chunks[0][i] for i in keep]
+
+
+class _Cluster:
+    """A distributed client: every task that reads a block is restricted to the
+    worker(s) holding that block, so blocks never move."""
+
+    def __init__(self, client):
+        self.client = client
+        self.token = uuid.uuid4().hex[:12]
+        self.count = itertools.count()
+
+    def _key(self, what):
+        return f"fastgd-{what}-{self.token}-{next(self.count)}"
+
+    def load(self, X, y, sw, dtype, is_classifier):
+        from distributed import futures_of, wait
+
+        # make the chunks live on the workers (a no-op for persisted data), then load
+        # each X chunk where it is; only the small y and weight chunks may move to it
+        parts = [X, y] + ([sw] if isinstance(sw, da.Array) else [])
+        parts = self.client.persist(parts)
+        by_key = {f.key: f for p in parts for f in futures_of(p)}
+        xs, ys = ([by_key[k] for k in _flat_keys(p)] for p in parts[:2])
+        ss = [by_key[k] for k in _flat_keys(parts[2])] if len(parts) == 3 else [sw] * len(xs)
+        keep = [i for i, size in enumerate(X.chunks[0]) if size > 0]
+        wait([xs[i] for i in keep])
+        where = self.client.who_has([xs[i] for i in keep])
+        handles = [
+            self.client.submit(
+                _load,
+                xs[i],
+                ys[i],
+                ss[i],
+                dtype,
+                is_classifier,
+                key=self._key("load"),
+                workers=list(where.get(xs[i].key, ())) or None,
+                allow_other_workers=False,
+            )
+            for i in keep
+        ]
+        del parts, by_key, xs, ys, ss
+        return _Blocks(self, handles, [X.chunks[0][i] for i in keep], X.shape[1], dtype)
+
+    def _submit(self, what, fn, handle, where, *args):
+        return self.client.submit(
+            fn, handle, *args, key=self._key(what), workers=where, allow_other_workers=False
+        )
+
+    def _where(self, handles):
+        who = self.client.who_has(handles)
+        return [list(who.get(h.key, ())) or None for h in handles]
+
+    def _wait(self, futures, where):
+        """Wait for the futures; raise if a worker a task is pinned to has left."""
+        from distributed import wait
+
+        pinned = {w for ws in where if ws for w in ws}
+        while True:
+            try:
+                wait(futures, timeout=POLL_S)
+                return
+            except TimeoutError:
+                lost = pinned - set(self.client.nthreads())
+                if lost:
+                    self.client.cancel(futures)
+                    raise RuntimeError(
+                        f"Dask worker(s) {sorted(lost)} holding training blocks left the cluster "
+                        "during the fit; the model is unchanged. Fit again."
+                    ) from None
+
+    def gather_each(self, fn, handles, args, per_block):
+        where = self._where(handles)
+        extras = [()] * len(handles) if per_block is None else [(e,) for e in per_block]
+        futures = [
+            self._submit(fn.__name__.strip("_"), fn, h, w, *extra, *args)
+            for h, w, extra in zip(handles, where, extras, strict=True)
+        ]
+        self._wait(futures, where)
+        return self.client.gather(futures)
+
+    def map_each(self, fn, handles, args):
+        where = self._where(handles)
+        futures = [self._submit("block", fn, h, w, *args) for h, w in zip(handles, where, strict=True)]
+        self._wait(futures, where)
+        return futures
+
+    def chain(self, fn, handles, visits, carried, args):
+        where = self._where(handles)
+        futures = []
+        for b, extra in visits:
+            carried = self._submit("epoch", fn, handles[b], where[b], carried, *args, *extra)
+            futures.append(carried)
+        self._wait(futures, where)
+        return futures[-1].result()
+
+
+def _flat_keys(a):
+    """The keys of a 2-D (row chunks x 1) or 1-D Dask array, in row-chunk order."""
+    keys = a.__dask_keys__()
+    return [k[0] if isinstance(k, list) else k for k in keys]
