@@ -125,3 +125,31 @@ def test_large_minibatches_are_blocked_and_thread_independent():
     ref = LinearRegression(backend="numpy", **params).fit(X, y)
     np.testing.assert_allclose(fits[1].coef_, ref.coef_, rtol=1e-10)
     assert len(kernels.block_bounds(6000, 2, 5)) - 1 == 2
+
+
+FORK_SCRIPT = """
+import os, numpy as np
+from fastgd import LinearRegression
+from fastgd._cython import _kernels
+X = np.random.default_rng(0).standard_normal((20000, 10)); y = X.sum(1)
+p = dict(backend="cython", batch_size="full", max_iter=3, tol=None, n_jobs=2)
+a = LinearRegression(**p).fit(X, y).coef_
+pid = os.fork()
+if pid == 0:
+    b = LinearRegression(**p).fit(X, y).coef_
+    print("child", np.array_equal(a, b), _kernels.openmp_usable(), flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+print("parent", _kernels.openmp_usable() == _kernels.OPENMP)
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_fork_after_a_threaded_fit_does_not_hang():
+    """GNU OpenMP hangs in a forked child whose parent ran a parallel region; the child
+    must fall back to one thread and give the same result."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["child", "True", "False", "parent", "True"]

@@ -14,7 +14,9 @@ fixed row blocks, each into its own buffer, and the buffers are added in block o
 The blocks depend only on the batch's length, so the result is bit-for-bit the same for
 any number of threads. With ``n_threads > 1`` the blocks are shared among OpenMP threads
 (``prange``) when the extension was built with OpenMP, and run one after the other
-otherwise (``OPENMP`` says which).
+otherwise (``OPENMP`` says which). GNU OpenMP cannot run a parallel region in a process
+forked from a parent that has used one (the child hangs), so a child forked after this
+module ran a parallel region sums its blocks on one thread: same result, no hang.
 
 Every array's dtype and contiguity is checked by Cython when the call starts, and
 ``epoch`` checks shapes, codes and indices before it enters the loops: the loops
@@ -25,6 +27,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport exp, log, log1p, pow
 from libc.stdint cimport int64_t
+
+import os
 
 import numpy as np
 
@@ -49,6 +53,25 @@ cdef extern from *:
     int FASTGD_OPENMP
 
 OPENMP = bool(FASTGD_OPENMP)
+
+# whether this process ran an OpenMP parallel region, and whether it may run one
+cdef bint _omp_used = False
+cdef bint _omp_usable = True
+
+
+def _after_fork_in_child():
+    global _omp_usable
+    if _omp_used:
+        _omp_usable = False
+
+
+def openmp_usable():
+    """Whether an epoch in this process may share its blocks among OpenMP threads."""
+    return bool(FASTGD_OPENMP) and _omp_usable
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # registry codes as C constants (read once from the registries at import)
 cdef int64_t SQUARED = _SQUARED
@@ -273,6 +296,7 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
     cdef Py_ssize_t batch = min(codes[P.BATCH_SIZE], max(n, 1))
     cdef int64_t t = codes[P.T_START]
     cdef int n_threads = <int> max(1, min(codes[P.N_THREADS], MAX_BLOCKS))
+    global _omp_used
     dtype = np.float32 if floating is float else np.float64
     # blocks of the largest batch (a shorter last batch has as many blocks or fewer)
     cdef Py_ssize_t max_blocks = _n_blocks(batch, K, cols)
@@ -281,6 +305,10 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
     cdef floating[:, :, ::1] parts = np.zeros((max_blocks, K, cols), dtype=dtype)
     cdef double[::1] block_loss = np.zeros(max_blocks)
     cdef const floating[:, ::1] W = state[0]
+    if not (FASTGD_OPENMP and _omp_usable):
+        n_threads = 1
+    elif n_threads > 1 and max_blocks > 1:
+        _omp_used = True
     cdef double total = 0.0
     cdef Py_ssize_t start, stop, rows, nb, b, k, j, lo, hi
     cdef int nt
