@@ -84,29 +84,36 @@ def speedup_over_numpy(results, path):
 
 
 def objective_vs_time(results, path):
-    """Objective during training against seconds in epochs, on the largest size, for
-    every method and batch size (the objective as reported during each epoch)."""
+    """Objective during training against seconds in epochs, on the largest size, float64:
+    the default backend, the NumPy reference and the peers, one colour per batch size
+    (the objective as reported during each epoch)."""
     sizes = results.config["sizes"]
     if not results.epochs or not sizes:
         return None
     n, d, _ = max(sizes, key=lambda s: s[0] * s[1])
+    backends = results.meta.get("backends", [])
+    shown = backends[:1] + (["numpy"] if "numpy" in backends[1:] else [])
     models = list(dict.fromkeys(r["model"] for r in results.epochs))
     fig, axes = plt.subplots(1, len(models), figsize=(6.5 * len(models), 4.8), squeeze=False)
-    styles = {"1": "-", "32": "--", "256": "-.", "full": ":", "full f32": (0, (1, 3))}
+    batches = list(dict.fromkeys(str(r["batch"]) for r in results.epochs))
+    colors = {b: f"C{i}" for i, b in enumerate(batches)}
+    styles = {name: style for name, style in zip(shown, ("-", "--"), strict=False)}
     for ax, model in zip(axes[0], models, strict=True):
-        rows = [r for r in results.epochs if (r["model"], r["n"], r["d"]) == (model, n, d) and r.get("curve")]
-        colors = {m: f"C{i}" for i, m in enumerate(_methods(rows))}
+        rows = [
+            r for r in results.epochs
+            if (r["model"], r["n"], r["d"], r["dtype"]) == (model, n, d, "float64") and r.get("curve")
+            and (r["method"] in shown or r["kind"] == "peer")
+        ]
         for r in rows:
             t, v = np.array(r["curve"], dtype=float).T
-            label = _label(r["batch"], r["dtype"])
-            ax.plot(t, v, marker=".", color=colors[r["method"]], linestyle=styles.get(label, "-"),
-                    label=f"{r['method']}, batch {label}")
+            ax.plot(t, v, marker=".", color=colors[str(r["batch"])], linestyle=styles.get(r["method"], ":"),
+                    label=f"{r['method']}, batch {r['batch']}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("seconds in epochs")
         ax.set_ylabel("training objective (mean over each epoch)")
         ax.set_title(f"{model} regression, {n}×{d}")
-        ax.legend(fontsize=6, ncol=2)
+        ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
