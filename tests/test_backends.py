@@ -192,3 +192,36 @@ def test_concurrent_fits_in_threads_match_sequential_fits(backend, batch_size):
         threaded = list(pool.map(fit, datasets))
     for a, b in zip(sequential, threaded, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gradient_kernel_matches_a_direct_computation(backend, loss, dtype):
+    """``gradient`` (one block's summed gradient, for the Dask driver) on every backend,
+    against the registry's NumPy value/gradient written out by hand."""
+    kernels = get_backend(backend)
+    rng = np.random.default_rng(7)
+    n, d = 37, 5
+    K = 1 if loss == "log_loss" else 3
+    X = rng.standard_normal((n, d)).astype(dtype)
+    if loss == "squared_error":
+        Y = rng.standard_normal((n, K))
+    elif loss == "log_loss":
+        Y = rng.integers(0, 2, (n, 1)).astype(float)
+    else:
+        Y = rng.integers(0, K, (n, 1)).astype(float)
+    Y = Y.astype(dtype)
+    sw = rng.uniform(0, 2, n).astype(dtype)
+    W = rng.standard_normal((K, d + 1)).astype(dtype)
+    codes = np.zeros(P.N_CODES, dtype=np.int64)
+    codes[P.LOSS] = LOSSES[loss].code
+    values, D = LOSSES[loss].value_grad((X @ W[:, :d].T + W[:, d]).astype(np.float64), Y.astype(np.float64))
+    D = D * sw[:, None]
+    expected = np.hstack([D.T @ X.astype(np.float64), D.sum(axis=0)[:, None]])
+    G = np.ones((K, d + 1))  # gradient() adds to G
+    total = kernels.gradient(X, Y, sw, W, codes, G)
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(total, sw.astype(np.float64) @ values, rtol=rtol)
+    np.testing.assert_allclose(G - 1.0, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+    assert G.dtype == np.float64

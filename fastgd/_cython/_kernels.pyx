@@ -81,6 +81,11 @@ cdef int64_t CONSTANT = _CONSTANT
 cdef int64_t INVSCALING = _INVSCALING
 cdef int64_t OPTIMAL = _OPTIMAL
 
+# the accumulator of a gradient: the data's dtype in an epoch, float64 in ``gradient``
+ctypedef fused acc_t:
+    float
+    double
+
 LOSS_CODES = (_SQUARED, _LOG, _MULTINOMIAL)
 SCHEDULE_CODES = (_CONSTANT, _INVSCALING, _OPTIMAL)
 
@@ -159,7 +164,7 @@ cdef inline double _loss_grad(int64_t code, floating *p, const floating *y,
 cdef double _add_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
                       const floating[::1] sw, const floating[:, ::1] W,
                       const int64_t[::1] order, Py_ssize_t lo, Py_ssize_t hi,
-                      int64_t loss, floating *p, floating *G) noexcept nogil:
+                      int64_t loss, floating *p, acc_t *G) noexcept nogil:
     """Add the weighted loss gradients of rows order[lo:hi] to G (K x (d+1), C order)
     and return their weighted loss. Rows a few places ahead in ``order`` are prefetched."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = W.shape[0], cols = d + 1
@@ -250,37 +255,43 @@ def block_bounds(Py_ssize_t rows, Py_ssize_t n_outputs, Py_ssize_t n_cols):
     return np.array([(i * rows) // b for i in range(b + 1)], dtype=np.int64)
 
 
+def _check_rows(X, Y, sw, K, codes):
+    """The loss code, the outputs it needs and the rows of Y and sw against X."""
+    n = X.shape[0]
+    loss = codes[P.LOSS]
+    if codes.shape[0] < P.N_CODES:
+        raise ValueError("codes must have the layout of fastgd._params")
+    if loss not in LOSS_CODES:
+        raise ValueError(f"fastgd: unknown loss code {loss} in the cython backend")
+    if K < 1 or (loss == _LOG and K != 1) or (loss == _MULTINOMIAL and K < 2):
+        raise ValueError(f"{K} outputs do not fit loss code {loss}")
+    m = K if loss == _SQUARED else 1
+    if Y.shape[0] != n or Y.shape[1] < m or sw.shape[0] != n:
+        raise ValueError(f"X has {n} rows but Y has shape {tuple(Y.shape)[:2]} and sw {sw.shape[0]} rows")
+    if n and loss == _MULTINOMIAL:
+        labels = np.asarray(Y)[:, 0]
+        if not np.all((labels >= 0) & (labels < K) & (labels == np.floor(labels))):
+            raise ValueError(f"multinomial targets must be class indices in [0, {K})")
+
+
 def _check(X, Y, sw, order, state, hp, codes):
     """Shapes, codes and indices, checked before any loop that trusts them."""
     n, d = X.shape[0], X.shape[1]
     if state.shape[0] != 2 or state.shape[2] != d + 1:
         raise ValueError(f"state must have shape (2, K, {d + 1}), got {tuple(state.shape)}")
-    K = state.shape[1]
-    loss = codes[P.LOSS]
-    if loss not in LOSS_CODES:
-        raise ValueError(f"fastgd: unknown loss code {loss} in the cython backend")
+    if hp.shape[0] < P.N_HP:
+        raise ValueError("hp must have the layout of fastgd._params")
+    _check_rows(X, Y, sw, state.shape[1], codes)
     if codes[P.SCHEDULE] not in SCHEDULE_CODES:
         raise ValueError(f"fastgd: unknown schedule code {codes[P.SCHEDULE]} in the cython backend")
-    if hp.shape[0] < P.N_HP or codes.shape[0] < P.N_CODES:
-        raise ValueError("hp and codes must have the layout of fastgd._params")
-    m = K if loss == _SQUARED else 1
-    if Y.shape[0] != n or Y.shape[1] < m or sw.shape[0] != n or order.shape[0] != n:
-        raise ValueError(
-            f"X has {n} rows but Y has shape {tuple(Y.shape)[:2]}, sw {sw.shape[0]} rows and "
-            f"order {order.shape[0]} entries"
-        )
-    if K < 1 or (loss == _LOG and K != 1) or (loss == _MULTINOMIAL and K < 2):
-        raise ValueError(f"{K} outputs do not fit loss code {loss}")
     if codes[P.BATCH_SIZE] < 1:
         raise ValueError(f"batch size must be >= 1, got {codes[P.BATCH_SIZE]}")
+    if order.shape[0] != n:
+        raise ValueError(f"X has {n} rows but order has {order.shape[0]} entries")
     if n:
         order_np = np.asarray(order)
         if order_np.min() < 0 or order_np.max() >= n:
             raise ValueError("order holds a row index outside [0, n)")
-        if loss == _MULTINOMIAL:
-            labels = np.asarray(Y)[:, 0]
-            if not np.all((labels >= 0) & (labels < K) & (labels == np.floor(labels))):
-                raise ValueError(f"multinomial targets must be class indices in [0, {K})")
 
 
 def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] sw,
@@ -343,4 +354,29 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
             t += 1
             _step(state, &G[0, 0], rows, t, hp, nesterov, fit_intercept, schedule)
             start = stop
+    return total
+
+
+def gradient(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] sw,
+             const floating[:, ::1] W, const int64_t[::1] codes, double[:, ::1] G):
+    """Add ``sum_i sw_i * dloss_i/dW`` over all rows (in storage order) to ``G`` (K, d+1),
+    float64 whatever the data's dtype, and return ``sum_i sw_i * loss_i``; no step.
+    See ``fastgd._numpy.kernels.gradient``. One thread (the Dask driver runs one call
+    per block, in parallel over its workers)."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = W.shape[0]
+    if W.shape[1] != d + 1 or G.shape[0] != K or G.shape[1] != d + 1:
+        raise ValueError(
+            f"W and G must have shape ({K}, {d + 1}), got {tuple(W.shape)[:2]} and {tuple(G.shape)[:2]}"
+        )
+    _check_rows(X, Y, sw, K, codes)
+    order_np = np.arange(n, dtype=np.int64)
+    cdef const int64_t[::1] order = order_np
+    cdef int64_t loss = codes[P.LOSS]
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] p = np.empty(K, dtype=dtype)
+    cdef double total = 0.0
+    if n == 0:
+        return 0.0
+    with nogil:
+        total = _add_rows(X, Y, sw, W, order, 0, n, loss, &p[0], &G[0, 0])
     return total

@@ -5,7 +5,7 @@ the algorithm they implement.
 """
 
 try:
-    from ._kernels import OPENMP, block_bounds, epoch
+    from ._kernels import OPENMP, block_bounds, epoch, gradient
 except ImportError as exc:  # the package was used from a source tree without building
     raise ImportError(
         "the compiled extension fastgd._cython._kernels is missing; build it by "
@@ -13,4 +13,4 @@ except ImportError as exc:  # the package was used from a source tree without bu
         "which needs a C compiler such as gcc"
     ) from exc
 
-__all__ = ["OPENMP", "block_bounds", "epoch"]
+__all__ = ["OPENMP", "block_bounds", "epoch", "gradient"]
