@@ -16,13 +16,13 @@ from sklearn.exceptions import ConvergenceWarning
 
 distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
-import dask  # noqa: E402
+import dask
 
-from fastgd import DivergenceError, LinearRegression, LogisticRegression  # noqa: E402
-from fastgd import _dask as fdask  # noqa: E402
-from fastgd._backends import get_backend  # noqa: E402
+from fastgd import DivergenceError, LinearRegression, LogisticRegression
+from fastgd import _dask as fdask
+from fastgd._backends import get_backend
 
-from .conftest import ALL_BACKENDS, make_data  # noqa: E402
+from .conftest import ALL_BACKENDS, make_data
 
 N = 61
 CHUNKS = (20, 1, 25, 15)  # uneven, with a one-row chunk
@@ -83,10 +83,17 @@ def test_full_batch_equals_in_memory(client, backend, kind):
     cls = CASES[kind]
     X, y = make_data(kind, n=N, seed=2)
     sw = np.random.default_rng(0).uniform(0.5, 2.0, N)
-    params = dict(
-        batch_size="full", max_iter=4, tol=None, momentum=0.9, nesterov=kind == "binary",
-        penalty="elasticnet", alpha=0.05, l1_ratio=0.3, backend=backend,
-    )
+    params = {
+        "batch_size": "full",
+        "max_iter": 4,
+        "tol": None,
+        "momentum": 0.9,
+        "nesterov": kind == "binary",
+        "penalty": "elasticnet",
+        "alpha": 0.05,
+        "l1_ratio": 0.3,
+        "backend": backend,
+    }
     if kind == "multiclass":
         params["class_weight"] = "balanced"
     if kind == "binary":
@@ -105,7 +112,7 @@ def test_full_batch_equals_in_memory(client, backend, kind):
 def test_sgd_in_storage_order_equals_in_memory(client, backend):
     needs_gradient(backend)
     X, y = make_data("multioutput", n=N)
-    params = dict(batch_size=1, shuffle=False, max_iter=3, tol=None, backend=backend)
+    params = {"batch_size": 1, "shuffle": False, "max_iter": 3, "tol": None, "backend": backend}
     ref = LinearRegression(**params).fit(X, y)
     got = LinearRegression(**params).fit(*to_dask(client, CHUNKS, X, y))
     assert_same_fit(ref, got)
@@ -132,7 +139,7 @@ def test_minibatch_with_shuffled_blocks_equals_in_memory_with_that_order(client)
             assert len(order) == n
             return order
 
-    params = dict(batch_size=batch, max_iter=epochs, tol=None, momentum=0.9, nesterov=True, alpha=0.01)
+    params = {"batch_size": batch, "max_iter": epochs, "tol": None, "momentum": 0.9, "nesterov": True, "alpha": 0.01}
     got = LogisticRegression(random_state=11, **params).fit(*to_dask(client, chunks, X, y))
     ref = LogisticRegression(random_state=Replay(0), **params).fit(X, y)
     assert_same_fit(ref, got)
@@ -153,7 +160,7 @@ def test_batches_do_not_cross_blocks(client):
 
 def test_float32_stays_float32(client):
     X, y = make_data("multiclass", n=N, dtype=np.float32)
-    params = dict(batch_size="full", max_iter=5, tol=None)
+    params = {"batch_size": "full", "max_iter": 5, "tol": None}
     got = LogisticRegression(**params).fit(*to_dask(client, CHUNKS, X, y))
     ref64 = LogisticRegression(**params).fit(*to_dask(client, CHUNKS, X.astype(np.float64), y))
     ref32 = LogisticRegression(**params).fit(X, y)
@@ -167,7 +174,7 @@ def test_float32_stays_float32(client):
 def test_warm_start_and_partial_fit(client):
     X, y = make_data("binary", n=N)
     Xd, yd = to_dask(client, (30, 31), X, y)
-    params = dict(batch_size="full", tol=None)
+    params = {"batch_size": "full", "tol": None}
     four = LogisticRegression(max_iter=4, **params).fit(Xd, yd)
     warm = LogisticRegression(max_iter=2, warm_start=True, **params).fit(Xd, yd)
     warm.fit(Xd, yd)
@@ -175,7 +182,7 @@ def test_warm_start_and_partial_fit(client):
     assert warm.t_ == 4
     # partial_fit: blocks of whole batches in storage order = in-memory partial_fit
     Xd, yd = to_dask(client, (20, 10, 30, 1), X, y)
-    params = dict(batch_size=10, shuffle=False)
+    params = {"batch_size": 10, "shuffle": False}
     with pytest.raises(ValueError, match="classes must be passed"):
         LogisticRegression(**params).partial_fit(Xd, yd)
     ref = LogisticRegression(**params)
@@ -223,7 +230,9 @@ def test_x_blocks_never_leave_their_worker(client):
     X, y = make_data("binary", n=N)
     Xd, yd = to_dask(client, CHUNKS, X, y)
     x_keys = {str(k[0]) for k in Xd.__dask_keys__()}
+    distributed.wait([Xd, yd])
     before = client.who_has(distributed.futures_of(Xd))
+    assert all(len(holders) == 1 for holders in before.values())
 
     def clear(dask_worker):
         dask_worker.transfer_incoming_log.clear()
@@ -311,7 +320,7 @@ def test_auto_step_uses_the_same_rows_as_in_memory(client):
     n = 25_001
     X = rng.standard_normal((n, 3)) * [1.0, 3.0, 0.2]
     y = X @ [1.0, -2.0, 0.5]
-    params = dict(batch_size=64, max_iter=1, tol=None, shuffle=False)
+    params = {"batch_size": 64, "max_iter": 1, "tol": None, "shuffle": False}
     ref = LinearRegression(**params).fit(X, y)
     got = LinearRegression(**params).fit(*to_dask(client, (7001, 9000, 9000), X, y))
     assert got.learning_rate_ == ref.learning_rate_
@@ -320,7 +329,7 @@ def test_auto_step_uses_the_same_rows_as_in_memory(client):
 # ------------------------------------------------------------------ without a cluster
 def test_local_scheduler_without_client():
     X, y = make_data("multioutput", n=N)
-    params = dict(batch_size="full", max_iter=3, tol=None, momentum=0.5)
+    params = {"batch_size": "full", "max_iter": 3, "tol": None, "momentum": 0.5}
     ref = LinearRegression(**params).fit(X, y)
     with dask.config.set(scheduler="synchronous"):
         Xd, yd = to_dask(None, CHUNKS, X, y)
@@ -370,7 +379,7 @@ def test_dataframe_and_series(client):
     frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
     ddf = dd.from_pandas(frame, npartitions=3)
     ys = dd.from_pandas(pd.Series(y), npartitions=3)
-    params = dict(batch_size="full", max_iter=3, tol=None)
+    params = {"batch_size": "full", "max_iter": 3, "tol": None}
     got = LogisticRegression(**params).fit(ddf, ys)
     ref = LogisticRegression(**params).fit(frame, y)
     np.testing.assert_allclose(got.coef_, ref.coef_, rtol=1e-10)
