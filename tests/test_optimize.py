@@ -63,6 +63,12 @@ FUNCTIONS = {
         lambda x: 2 * x + np.array([x[1], x[0]]),
         np.array([3.0e5, -1.2e4]),
     ),
+    # defined for x > 0 only, at points closer to 0 than the first step of 7.4e-4
+    "log-near-zero": (
+        lambda x: np.sum(np.log(x)),
+        lambda x: 1 / x,
+        np.array([1e-4, 2e-3, 0.5]),
+    ),
     "mixed-scales": (
         lambda x: np.sum(np.cos(x / np.array([1e-3, 1.0, 1e3]))),
         lambda x: -np.sin(x / np.array([1e-3, 1.0, 1e3])) / np.array([1e-3, 1.0, 1e3]),
@@ -114,7 +120,9 @@ def test_numerical_gradient_does_not_modify_x_even_if_f_does():
 
 
 def test_numerical_gradient_accepts_lists_and_ints_and_args():
-    g = numerical_gradient(lambda v, a, b: a * v[0] ** 2 + b * v[1], [3, -1], args=(2.0, 5.0))
+    g = numerical_gradient(
+        lambda v, a, b: a * v[0] ** 2 + b * v[1], [3, -1], args=(2.0, 5.0)
+    )
     np.testing.assert_allclose(g, [12.0, 5.0], rtol=1e-10)
 
 
@@ -169,7 +177,9 @@ def test_batched_cost_does_not_grow_with_the_rows():
 def test_batched_agrees_with_row_by_row():
     rng = np.random.default_rng(2)
     X = rng.normal(size=(5, 3))
-    batched = numerical_gradient(lambda Z: np.array([logistic(r) for r in Z]), X, batched=True)
+    batched = numerical_gradient(
+        lambda Z: np.array([logistic(r) for r in Z]), X, batched=True
+    )
     for r in range(5):
         np.testing.assert_allclose(batched[r], logistic_grad(X[r]), rtol=1e-8)
 
@@ -182,22 +192,35 @@ def test_batched_agrees_with_row_by_row():
         (lambda: numerical_gradient(np.sum, ["a", "b"]), TypeError, "real"),
         (lambda: numerical_gradient(np.sum, [1 + 2j]), TypeError, "real"),
         (lambda: numerical_gradient(np.sum, [[1.0], [1.0, 2.0]]), TypeError, "real"),
-        (lambda: numerical_gradient(lambda v: v, [1.0, 2.0]), ValueError, "batched=True"),
+        (
+            lambda: numerical_gradient(lambda v: v, [1.0, 2.0]),
+            ValueError,
+            "batched=True",
+        ),
         (lambda: numerical_gradient(lambda v: "x", [1.0]), TypeError, "real number"),
         (
-            lambda: numerical_gradient(lambda Z: Z.sum(), np.ones((3, 2)), batched=True),
+            lambda: numerical_gradient(
+                lambda Z: Z.sum(), np.ones((3, 2)), batched=True
+            ),
             ValueError,
             r"shape \(3,\)",
         ),
-        (lambda: numerical_gradient(np.sin, 1.0, batched=True), ValueError, "at least one"),
-        (lambda: numerical_gradient(lambda v: np.log(v[0]), [0.0]), ValueError, "not finite"),
+        (
+            lambda: numerical_gradient(np.sin, 1.0, batched=True),
+            ValueError,
+            "at least one",
+        ),
+        (
+            lambda: numerical_gradient(lambda v: np.log(v[0]), [0.0]),
+            ValueError,
+            "not finite",
+        ),
     ],
 )
 def test_numerical_gradient_errors(call, error, match):
-    with pytest.raises(error, match=match):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            call()
+    with pytest.raises(error, match=match), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        call()
 
 
 # ----------------------------------------------------------------------------------
@@ -208,11 +231,21 @@ def test_plain_gradient_descent_iterates_exactly():
     # on 0.5 * sum(c x^2) a step multiplies x_i by (1 - lr c_i): x_k = (1 - lr c)^k x0
     c = np.array([1.0, 3.0])
     x0 = np.array([2.0, -1.0])
-    res = minimize(lambda x: 0.5 * np.sum(c * x**2), x0, jac=lambda x: c * x,
-                   learning_rate=0.2, max_iter=25, tol=0.0)
+    res = minimize(
+        lambda x: 0.5 * np.sum(c * x**2),
+        x0,
+        jac=lambda x: c * x,
+        learning_rate=0.2,
+        max_iter=25,
+        tol=0.0,
+    )
     k = np.arange(26)[:, None]
-    np.testing.assert_allclose(res.path, (1 - 0.2 * c) ** k * x0, rtol=1e-13, atol=1e-300)
-    np.testing.assert_allclose(res.fun_path, 0.5 * np.sum(c * res.path**2, axis=1), rtol=1e-14)
+    np.testing.assert_allclose(
+        res.path, (1 - 0.2 * c) ** k * x0, rtol=1e-13, atol=1e-300
+    )
+    np.testing.assert_allclose(
+        res.fun_path, 0.5 * np.sum(c * res.path**2, axis=1), rtol=1e-14
+    )
     assert res.nit == 25 and res.status == 1 and not res.success
     assert "max_iter" in res.message
 
@@ -230,10 +263,18 @@ def _heavy_ball(grad, x0, lr, mu, steps):
 
 def test_momentum_equals_polyak_heavy_ball():
     x0 = np.array([-1.2, 1.0])
-    res = minimize(rosen, x0, jac=rosen_grad, learning_rate=1e-3, momentum=0.8,
-                   max_iter=40, tol=0.0)
-    np.testing.assert_allclose(res.path, _heavy_ball(rosen_grad, x0, 1e-3, 0.8, 40),
-                               rtol=1e-12)
+    res = minimize(
+        rosen,
+        x0,
+        jac=rosen_grad,
+        learning_rate=1e-3,
+        momentum=0.8,
+        max_iter=40,
+        tol=0.0,
+    )
+    np.testing.assert_allclose(
+        res.path, _heavy_ball(rosen_grad, x0, 1e-3, 0.8, 40), rtol=1e-12
+    )
 
 
 def test_nesterov_follows_its_update_rule():
@@ -246,15 +287,31 @@ def test_nesterov_follows_its_update_rule():
         v = mu * v + g
         x = x - lr * (g + mu * v)
         expected.append(x.copy())
-    res = minimize(rosen, x0, jac=rosen_grad, learning_rate=lr, momentum=mu,
-                   nesterov=True, max_iter=30, tol=0.0)
+    res = minimize(
+        rosen,
+        x0,
+        jac=rosen_grad,
+        learning_rate=lr,
+        momentum=mu,
+        nesterov=True,
+        max_iter=30,
+        tol=0.0,
+    )
     np.testing.assert_allclose(res.path, np.array(expected), rtol=1e-12)
 
 
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_rosenbrock_minimum_with_momentum(nesterov):
-    res = minimize(rosen, [-1.2, 1.0], jac=rosen_grad, learning_rate=1e-3, momentum=0.9,
-                   nesterov=nesterov, max_iter=10000, tol=1e-9)
+    res = minimize(
+        rosen,
+        [-1.2, 1.0],
+        jac=rosen_grad,
+        learning_rate=1e-3,
+        momentum=0.9,
+        nesterov=nesterov,
+        max_iter=10000,
+        tol=1e-9,
+    )
     assert res.success, res.message
     np.testing.assert_allclose(res.x, [1.0, 1.0], atol=1e-7)
     assert np.linalg.norm(res.jac) <= 1e-9
@@ -263,8 +320,9 @@ def test_rosenbrock_minimum_with_momentum(nesterov):
 
 def test_minimum_matches_scipy_bfgs_with_numerical_gradient():
     # jac=None: numerical gradients; the minimiser of the logistic loss from BFGS
-    ref = scipy.optimize.minimize(logistic, np.zeros(3), jac=logistic_grad, method="BFGS",
-                                  options={"gtol": 1e-12})
+    ref = scipy.optimize.minimize(
+        logistic, np.zeros(3), jac=logistic_grad, method="BFGS", options={"gtol": 1e-12}
+    )
     res = minimize(logistic, np.zeros(3), learning_rate=1.0, momentum=0.5, tol=1e-10)
     assert res.success, res.message
     np.testing.assert_allclose(res.x, ref.x, rtol=1e-8)
@@ -277,7 +335,9 @@ def test_jac_forms_agree():
     x0 = np.array([0.5, -0.5, 0.5])
     common = {"learning_rate": 0.5, "max_iter": 200, "tol": 1e-9}
     by_callable = minimize(logistic, x0, jac=logistic_grad, **common)
-    by_pair = minimize(lambda w: (logistic(w), logistic_grad(w)), x0, jac=True, **common)
+    by_pair = minimize(
+        lambda w: (logistic(w), logistic_grad(w)), x0, jac=True, **common
+    )
     numeric = minimize(logistic, x0, jac=None, **common)
     np.testing.assert_array_equal(by_callable.path, by_pair.path)
     np.testing.assert_allclose(numeric.path, by_callable.path, rtol=1e-9, atol=1e-12)
@@ -292,7 +352,9 @@ def test_shapes_scalar_and_matrix():
     target = np.arange(6.0).reshape(2, 3)
     res = minimize(lambda X: np.sum((X - target) ** 2), np.zeros((2, 3)))
     assert res.x.shape == (2, 3) and res.jac.shape == (2, 3)
-    assert res.path.shape == (res.nit + 1, 2, 3) and res.fun_path.shape == (res.nit + 1,)
+    assert res.path.shape == (res.nit + 1, 2, 3) and res.fun_path.shape == (
+        res.nit + 1,
+    )
     np.testing.assert_allclose(res.x, target, atol=1e-8)
 
 
@@ -305,20 +367,32 @@ def test_x0_is_not_modified_and_args_are_passed():
 
 
 def test_tol_is_on_the_gradient_norm_and_checked_before_each_step():
-    grad = lambda x: 2 * x  # noqa: E731
-    res = minimize(lambda x: np.sum(x**2), [3.0, 4.0], jac=grad, learning_rate=0.1, tol=1e-3)
+    grad = lambda x: 2 * x
+    res = minimize(
+        lambda x: np.sum(x**2), [3.0, 4.0], jac=grad, learning_rate=0.1, tol=1e-3
+    )
     assert res.success and res.status == 0
-    assert np.linalg.norm(grad(res.path[-1])) <= 1e-3 < np.linalg.norm(grad(res.path[-2]))
+    assert (
+        np.linalg.norm(grad(res.path[-1])) <= 1e-3 < np.linalg.norm(grad(res.path[-2]))
+    )
     # |grad f(x_k)| = 10 * 0.8^k, so the first k with 10 * 0.8^k <= 1e-3 is 42
     assert res.nit == 42
     at_minimum = minimize(lambda x: np.sum(x**2), [0.0, 0.0], jac=grad)
-    assert at_minimum.nit == 0 and at_minimum.success and at_minimum.path.shape == (1, 2)
+    assert (
+        at_minimum.nit == 0 and at_minimum.success and at_minimum.path.shape == (1, 2)
+    )
 
 
 def test_tol_with_momentum_also_needs_a_short_step():
-    grad = lambda x: 2 * x  # noqa: E731
-    res = minimize(lambda x: np.sum(x**2), [3.0, 4.0], jac=grad, learning_rate=0.1,
-                   momentum=0.9, tol=1e-3)
+    grad = lambda x: 2 * x
+    res = minimize(
+        lambda x: np.sum(x**2),
+        [3.0, 4.0],
+        jac=grad,
+        learning_rate=0.1,
+        momentum=0.9,
+        tol=1e-3,
+    )
     assert res.success
     assert np.linalg.norm(grad(res.path[-1])) <= 1e-3
     assert np.linalg.norm(res.path[-1] - res.path[-2]) <= 1e-3
@@ -393,8 +467,13 @@ def test_callback_receives_copies_of_every_iterate():
         seen.append(xk.copy())
         xk[:] = 1e6  # must not affect the descent
 
-    res = minimize(lambda x: np.sum(x**2), [3.0, 4.0], jac=lambda x: 2 * x, max_iter=10,
-                   callback=callback)
+    res = minimize(
+        lambda x: np.sum(x**2),
+        [3.0, 4.0],
+        jac=lambda x: 2 * x,
+        max_iter=10,
+        callback=callback,
+    )
     assert res.nit == 10 and len(seen) == 10
     np.testing.assert_array_equal(np.array(seen), res.path[1:])
     np.testing.assert_allclose(res.path[-1], 0.8**10 * np.array([3.0, 4.0]), rtol=1e-14)
@@ -409,7 +488,9 @@ def test_callback_stops(how):
             return True
         return None
 
-    res = minimize(lambda x: np.sum(x**2), [3.0, 4.0], jac=lambda x: 2 * x, callback=callback)
+    res = minimize(
+        lambda x: np.sum(x**2), [3.0, 4.0], jac=lambda x: 2 * x, callback=callback
+    )
     # |x_k| = 5 * 0.8^k drops below 1 at k = 8
     assert res.nit == 8 and res.status == 99 and not res.success
     assert "callback" in res.message
@@ -432,12 +513,17 @@ def test_callback_intermediate_result():
 
 
 def test_as_scipy_custom_method():
-    ref = scipy.optimize.minimize(logistic, np.zeros(3), jac=logistic_grad, method="BFGS",
-                                  options={"gtol": 1e-12})
-    res = scipy.optimize.minimize(logistic, np.zeros(3), jac=logistic_grad, method=minimize,
-                                  tol=1e-10,
-                                  options={"learning_rate": 1.0, "momentum": 0.5,
-                                           "maxiter": 500})
+    ref = scipy.optimize.minimize(
+        logistic, np.zeros(3), jac=logistic_grad, method="BFGS", options={"gtol": 1e-12}
+    )
+    res = scipy.optimize.minimize(
+        logistic,
+        np.zeros(3),
+        jac=logistic_grad,
+        method=minimize,
+        tol=1e-10,
+        options={"learning_rate": 1.0, "momentum": 0.5, "maxiter": 500},
+    )
     assert isinstance(res, scipy.optimize.OptimizeResult)
     assert res.success, res.message
     np.testing.assert_allclose(res.x, ref.x, rtol=1e-8)
@@ -462,10 +548,16 @@ def test_scipy_jac_true_args_and_callback():
 
 def test_scipy_rejects_bounds_and_constraints():
     with pytest.raises(ValueError, match="bounds"):
-        scipy.optimize.minimize(rosen, [0.0, 0.0], method=minimize, bounds=[(0, 1), (0, 1)])
+        scipy.optimize.minimize(
+            rosen, [0.0, 0.0], method=minimize, bounds=[(0, 1), (0, 1)]
+        )
     with pytest.raises(ValueError, match="constraints"):
-        scipy.optimize.minimize(rosen, [0.0, 0.0], method=minimize,
-                                constraints={"type": "eq", "fun": lambda x: x[0]})
+        scipy.optimize.minimize(
+            rosen,
+            [0.0, 0.0],
+            method=minimize,
+            constraints={"type": "eq", "fun": lambda x: x[0]},
+        )
 
 
 # ----------------------------------------------------------------------------------
@@ -514,7 +606,13 @@ def test_minimize_argument_errors(kwargs, error, match):
         (_f, [1.0, 2.0], {"jac": lambda x: np.zeros(3)}, ValueError, "shape"),
         (lambda x: np.inf, [1.0], {}, ValueError, r"fun\(x0\) is not finite"),
         (lambda x: 1.0, [1.0], {"jac": True}, TypeError, r"\(value, gradient\)"),
-        (_f, [1.0], {"jac": lambda x: np.array([np.nan])}, ValueError, "gradient at x0"),
+        (
+            _f,
+            [1.0],
+            {"jac": lambda x: np.array([np.nan])},
+            ValueError,
+            "gradient at x0",
+        ),
     ],
 )
 def test_minimize_function_errors(fun, x0, kwargs, error, match):
