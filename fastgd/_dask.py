@@ -374,7 +374,8 @@ def _known_rows(a):
 def _as_matrix(est, X, *, reset, known_rows=True):
     """X as a 2-D Dask array of dense NumPy blocks with one column chunk; checks the
     feature names and count against the estimator (sets them when ``reset``)."""
-    _check_feature_names(est, X, reset=reset)
+    # a Dask dataframe's _meta is an empty pandas frame with its columns
+    _check_feature_names(est, X._meta if hasattr(X, "columns") else X, reset=reset)
     X = _to_array(X)
     if X.ndim != 2:
         raise ValueError(

@@ -372,6 +372,7 @@ def test_numpy_fits_do_not_import_dask():
 
 
 # ------------------------------------------------------------------ optional
+@pytest.mark.filterwarnings("ignore:Dask currently has limited support for converting pandas")
 def test_dataframe_and_series(client):
     dd = pytest.importorskip("dask.dataframe")
     pd = pytest.importorskip("pandas")
@@ -391,7 +392,9 @@ def test_dask_ml_incremental(client):
     wrappers = pytest.importorskip("dask_ml.wrappers")
     X, y = make_data("binary", n=N)
     Xd, yd = to_dask(client, (20, 20, 21), X, y)
-    inc = wrappers.Incremental(LogisticRegression(batch_size=5, shuffle=False), scoring="accuracy")
+    inc = wrappers.Incremental(
+        LogisticRegression(batch_size=5, shuffle=False), scoring="accuracy", shuffle_blocks=False
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         inc.fit(Xd, yd, classes=["no", "yes"])
