@@ -91,9 +91,11 @@ TTA_METHODS = ("fastgd", "sklearn SGDClassifier")
 
 
 def _tta_estimator(method, max_iter=None):
-    """``method`` with its default parameters (and a fixed seed); with ``max_iter`` it
-    runs exactly that many epochs (``tol=None``)."""
-    limit = {} if max_iter is None else {"max_iter": max_iter, "tol": None}
+    """``method`` with its default parameters (and a fixed seed), and ``max_iter`` if
+    given. Its first ``max_iter`` epochs are those of the all-default fit: the stopping
+    rule (``tol``) stays on, since it also drives the step-size schedule (fastgd's "auto"
+    shrinks its step when the objective stalls)."""
+    limit = {} if max_iter is None else {"max_iter": max_iter}
     if method == "fastgd":
         from fastgd import LogisticRegression
 
@@ -107,11 +109,12 @@ def _tta_estimator(method, max_iter=None):
 
 def tta_search(method, X, y, X_test, y_test, target, k_max=20, cap_s=60.0):
     """Wall-clock seconds until ``method`` (default parameters) reaches test accuracy
-    ``target``: fits from scratch with ``max_iter = 1, 2, 3, ...`` epochs (``tol=None``),
-    each timed whole (input validation, set-up and epochs); the first whose test accuracy
-    is at least ``target`` gives the answer. Stops unreached after ``k_max`` epochs or
-    ``cap_s`` seconds of fitting. Returns the reached epoch count (or None), its
-    wall-clock seconds, and every point tried."""
+    ``target``: fits from scratch with ``max_iter = 1, 2, 3, ...``, everything else at
+    its default, each timed whole (input validation, set-up and epochs); the first whose
+    test accuracy is at least ``target`` gives the answer. Stops unreached after
+    ``k_max`` epochs, ``cap_s`` seconds of fitting, or when a fit stops before
+    ``max_iter`` (its stopping rule fired: more epochs give the same model). Returns the
+    reached epoch count (or None), its wall-clock seconds, and every point tried."""
     points = []
     spent = 0.0
     for k in range(1, k_max + 1):
@@ -122,7 +125,7 @@ def tta_search(method, X, y, X_test, y_test, target, k_max=20, cap_s=60.0):
         points.append({"epochs": k, "wall_s": wall, "accuracy": accuracy})
         if accuracy >= target:
             return {"reached_epochs": k, "wall_s": wall, "accuracy": accuracy, "points": points}
-        if spent >= cap_s:
+        if spent >= cap_s or _epochs_of(est) < k:
             break
     best = max(points, key=lambda p: p["accuracy"])
     return {"reached_epochs": None, "wall_s": math.nan, "accuracy": best["accuracy"], "points": points}
