@@ -109,7 +109,7 @@ def main():
     ax.legend(fontsize=8)
     ax.set_title("The derivative: the limit of secant slopes", fontsize=10)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "01_derivative.png"), dpi=90)
+    fig.savefig(os.path.join(out, "01_derivative.png"), dpi=90, bbox_inches="tight")
 
     # Picture 2: the three runs.
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), layout="constrained")
@@ -118,7 +118,7 @@ def main():
         ax.set_title(
             f"x0 = {x0:g}, η = {lr:g}: ends at {float(res.x):.4f}", fontsize=10
         )
-    fig.savefig(os.path.join(out, "01_one_variable.png"), dpi=90)
+    fig.savefig(os.path.join(out, "01_one_variable.png"), dpi=90, bbox_inches="tight")
     plt.close("all")
 
 

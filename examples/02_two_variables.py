@@ -62,13 +62,15 @@ def main():
 
     ax = plot_path(f, res_exact)
     ax.set_title("x0² + x1² from (-3, 4), learning rate 0.1", fontsize=10)
-    ax.figure.savefig(os.path.join(out, "02_path.png"), dpi=90)
+    ax.figure.savefig(os.path.join(out, "02_path.png"), dpi=90, bbox_inches="tight")
 
     ax = plot_gradient_field(f, (-5, 5), (-5, 5), jac=grad, density=13)
     ax.plot(res_exact.path[:, 0], res_exact.path[:, 1], ".-", color="C1", label="path")
     ax.legend(fontsize=8)
     ax.set_title("-∇f points straight downhill, across the contour lines", fontsize=10)
-    ax.figure.savefig(os.path.join(out, "02_gradient_field.png"), dpi=90)
+    ax.figure.savefig(
+        os.path.join(out, "02_gradient_field.png"), dpi=90, bbox_inches="tight"
+    )
     plt.close("all")
 
 

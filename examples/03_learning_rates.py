@@ -58,8 +58,7 @@ def main():
         print(f"  {res.message}")
 
     fig = plot_learning_rates(f, x0, RATES, jac=grad, max_iter=MAX_ITER)
-    fig.suptitle("Same start, four learning rates", fontsize=11)
-    fig.savefig(os.path.join(out, "03_learning_rates.png"), dpi=80)
+    fig.savefig(os.path.join(out, "03_learning_rates.png"), dpi=80, bbox_inches="tight")
     plt.close("all")
 
 

@@ -91,7 +91,9 @@ def main():
     ):
         plot_path(valley, res, ax=ax, xlim=(-11, 1.5), ylim=(-2, 2), levels=12)
         ax.set_title(f"{title}: {res.nit} steps", fontsize=10)
-    fig.savefig(os.path.join(out, "04_momentum_valley.png"), dpi=80)
+    fig.savefig(
+        os.path.join(out, "04_momentum_valley.png"), dpi=80, bbox_inches="tight"
+    )
 
     plain = minimize(bumpy, 4.0, jac=bumpy_grad, learning_rate=0.03, max_iter=2000)
     heavy = minimize(
@@ -109,7 +111,9 @@ def main():
         numbered=0,
     )
     ax.set_title("Momentum rolls past the shallow minimum", fontsize=10)
-    ax.figure.savefig(os.path.join(out, "04_momentum_local_minimum.png"), dpi=80)
+    ax.figure.savefig(
+        os.path.join(out, "04_momentum_local_minimum.png"), dpi=80, bbox_inches="tight"
+    )
     plt.close("all")
 
 

@@ -99,7 +99,9 @@ def main():
     axes[1].set_xlabel("step")
     axes[1].set_ylabel("J(w0, w1)")
     axes[1].set_title("the first 100 steps", fontsize=10)
-    fig.savefig(os.path.join(out, "05_linear_regression.png"), dpi=80)
+    fig.savefig(
+        os.path.join(out, "05_linear_regression.png"), dpi=80, bbox_inches="tight"
+    )
     plt.close("all")
 
 

@@ -77,7 +77,7 @@ def main():
     plot_loss_curve(*models.values(), x="time", labels=labels, ax=axes[1])
     axes[0].set_title("objective per epoch", fontsize=10)
     axes[1].set_title("objective per second", fontsize=10)
-    fig.savefig(os.path.join(out, "06_loss_curves.png"), dpi=80)
+    fig.savefig(os.path.join(out, "06_loss_curves.png"), dpi=80, bbox_inches="tight")
     plt.close("all")
 
 

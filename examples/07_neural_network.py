@@ -130,7 +130,9 @@ def main():
     axes[1].set_xlabel("step")
     axes[1].set_ylabel("cross-entropy")
     axes[1].set_title("training loss", fontsize=10)
-    fig.savefig(os.path.join(out, "07_decision_boundary.png"), dpi=80)
+    fig.savefig(
+        os.path.join(out, "07_decision_boundary.png"), dpi=80, bbox_inches="tight"
+    )
     plt.close("all")
 
 

@@ -517,7 +517,7 @@ def plot_learning_rates(
     fig, axes = plt.subplots(
         1,
         len(rates),
-        figsize=(3.6 * len(rates), 3.4),
+        figsize=(3.1 * len(rates), 3.3),
         squeeze=False,
         layout="constrained",
     )
