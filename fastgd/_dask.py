@@ -613,6 +613,7 @@ class _Cluster:
         self.client = client
         self.token = uuid.uuid4().hex[:12]
         self.count = itertools.count()
+        self.holders = {}
 
     def _key(self, what):
         return f"fastgd-{what}-{self.token}-{next(self.count)}"
@@ -629,7 +630,8 @@ class _Cluster:
         ss = [by_key[k] for k in _flat_keys(parts[2])] if len(parts) == 3 else [sw] * len(xs)
         keep = [i for i, size in enumerate(X.chunks[0]) if size > 0]
         wait([xs[i] for i in keep])
-        where = self.client.who_has([xs[i] for i in keep])
+        who = self.client.who_has([xs[i] for i in keep])
+        pins = [list(who.get(xs[i].key, ())) or None for i in keep]
         handles = [
             self.client.submit(
                 _load,
@@ -639,12 +641,13 @@ class _Cluster:
                 dtype,
                 is_classifier,
                 key=self._key("load"),
-                workers=list(where.get(xs[i].key, ())) or None,
+                workers=pin,
                 allow_other_workers=False,
             )
-            for i in keep
+            for i, pin in zip(keep, pins, strict=True)
         ]
         del parts, by_key, xs, ys, ss
+        self._wait(handles, pins)  # from here on, where each block lives is known
         return _Blocks(self, handles, [X.chunks[0][i] for i in keep], X.shape[1], dtype)
 
     def _submit(self, what, fn, handle, where, *args):
@@ -653,8 +656,13 @@ class _Cluster:
         )
 
     def _where(self, handles):
-        who = self.client.who_has(handles)
-        return [list(who.get(h.key, ())) or None for h in handles]
+        """The workers holding each block, asked once per set of blocks: blocks do not
+        move (a worker that leaves is caught by ``_wait``)."""
+        key = tuple(h.key for h in handles)
+        if key not in self.holders:
+            who = self.client.who_has(handles)
+            self.holders = {key: [list(who.get(h.key, ())) or None for h in handles]}
+        return self.holders[key]
 
     def _wait(self, futures, where):
         """Wait for the futures; raise if a worker a task is pinned to has left."""
