@@ -91,7 +91,7 @@ def test_numerical_gradient_matches_analytic(name):
     g = numerical_gradient(f, x)
     assert g.shape == np.shape(x)
     assert g.dtype == np.float64
-    assert relative_error(g, grad(x)) < 1e-8
+    assert relative_error(g, grad(x)) < 1e-10
 
 
 def test_numerical_gradient_is_far_better_than_a_fixed_step():
