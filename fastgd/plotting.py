@@ -92,10 +92,12 @@ def _dimension(paths):
 def _evaluate(f, points, shape, args):
     """f at each row of ``points`` (m, d), called with arrays of ``shape``; NaN where f
     fails to give a finite number (so that contours skip it)."""
+    from .optimize import _scalar_value
+
     values = np.empty(len(points))
     with np.errstate(all="ignore"):
         for i, p in enumerate(points):
-            values[i] = float(np.asarray(f(p.reshape(shape).copy(), *args)).reshape(()))
+            values[i] = _scalar_value(f(p.reshape(shape).copy(), *args), "f")
     values[~np.isfinite(values)] = np.nan
     return values
 
@@ -213,7 +215,8 @@ def plot_path(
         Grid points per axis for the contours (``f`` is called ``resolution**2`` times)
         and a multiple of it for the 1-D curve.
     numbered : int, default=12
-        In 1-D, how many iterates (from the first) get their number written.
+        In 1-D, the first ``numbered`` iterates get their number written, except those
+        that would overprint one already numbered (iterates crowding near a minimum).
 
     Returns
     -------

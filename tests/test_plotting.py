@@ -155,6 +155,11 @@ def test_plot_path_accepts_a_plain_array_of_iterates():
             "different shapes",
         ),
         (
+            lambda: plotting.plot_path(lambda x: x, np.zeros((2, 2))),
+            ValueError,
+            "f must return a scalar",
+        ),
+        (
             lambda: plotting.plot_path(bowl, np.zeros((2, 2)), resolution=1),
             ValueError,
             "resolution",
