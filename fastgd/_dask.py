@@ -502,8 +502,9 @@ def _prepare(est, X, y, sample_weight, *, first, classes=None, partial=False, fi
             pos = np.searchsorted(all_classes, labels)
             total = float(np.sum(weights * (per_class[pos] if per_class is not None else 1.0)))
         else:
-            # the hook checks y's dimensions against the model: an empty stand-in suffices
-            stub = np.zeros((0,) + tuple(y.shape[1:]))
+            # the hook checks y's dimensions against the model: a stand-in of y's shape
+            # (a zero-strided view, no memory) suffices
+            stub = np.broadcast_to(np.zeros(()), y.shape)
             _, n_outputs, loss, fitted = est._targets(stub, first=first, classes=classes, partial=partial)
             all_classes = per_class = None
             total = float(np.sum([s["weight"] for s in summaries]))
