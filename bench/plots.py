@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 
 def _label(batch, dtype):
@@ -108,7 +109,7 @@ def objective_vs_time(results, path):
             t, v = np.array(r["curve"], dtype=float).T
             ax.plot(t, v, marker=".", color=colors[str(r["batch"])], linestyle=styles.get(r["method"], ":"),
                     label=f"{r['method']}, batch {r['batch']}")
-        ax.set_xscale("log")
+        _log_x(ax)
         ax.set_yscale("log")
         ax.set_xlabel("seconds in epochs")
         ax.set_ylabel("training objective (mean over each epoch)")
@@ -138,7 +139,7 @@ def accuracy_vs_time(results, path):
     ref = tta["lbfgs"]
     ax.plot([ref["wall_s"]], [ref["accuracy"]], marker="s", linestyle="none", color="k", label="sklearn lbfgs")
     ax.axhline(tta["target"], color="k", linestyle="--", linewidth=1, label="target (lbfgs − 0.2 points)")
-    ax.set_xscale("log")
+    _log_x(ax)
     ax.set_xlabel("wall-clock seconds of the fit")
     ax.set_ylabel("test accuracy")
     ax.set_title(f"logistic regression, {tta['n_train']}×{tta['d']}")
@@ -164,7 +165,7 @@ def scaling(results, path):
         n0, s0 = floors[0]
         ns = np.array([n0, floors[-1][0]], dtype=float)
         ax.plot(ns, s0 * ns / n0 * 0.5, color="grey", linestyle=":", label="slope 1 (linear)")
-    ax.set_xscale("log")
+    _log_x(ax)
     ax.set_yscale("log")
     ax.set_xlabel("n (rows)")
     ax.set_ylabel("seconds per epoch")
@@ -174,6 +175,12 @@ def scaling(results, path):
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _log_x(ax):
+    """Log x axis labelled at the powers of ten only."""
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def make_all(results, out):

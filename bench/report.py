@@ -10,6 +10,7 @@ import math
 import os
 import pathlib
 import platform
+import subprocess
 import sys
 import time
 import traceback
@@ -162,6 +163,14 @@ def machine():
         "numba": numba.__version__,
         "fastgd": fastgd.__version__,
     }
+    try:  # the code measured
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=measure.REPO, capture_output=True, text=True, timeout=10, check=False
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    if commit:
+        info["git commit"] = commit
     if methods.torch_available() is None:
         import torch
 
@@ -583,7 +592,7 @@ def report_lines(results, plots=()):
         lines += ["", "## Memory floor", "", f"One streaming read of X with {meta.get('machine', {}).get('cores')} threads (fastest of 7).", ""]
         lines += md_table(
             ["n×d", "dtype", "MB", "seconds", "GB/s"],
-            [[f"{r['n']}×{r['d']}", r["dtype"], f"{r['bytes'] / 1e6:.0f}", fmt_time(r["seconds"]), f"{r['bytes'] / r['seconds'] / 1e9:.3g}"] for r in results.floor],
+            [[f"{r['n']}×{r['d']}", r["dtype"], f"{r['bytes'] / 1e6:.3g}", fmt_time(r["seconds"]), f"{r['bytes'] / r['seconds'] / 1e9:.3g}"] for r in results.floor],
         )
     if results.scaling:
         exps = scaling_exponents(results)
