@@ -59,12 +59,15 @@ _COMMON_DOC = """
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training rows (stratified for
         classifiers) and stop on their score instead of the training objective.
+        Not supported on Dask input (NotImplementedError).
     validation_fraction : float in (0, 1), default=0.1
         See ``early_stopping``.
     shuffle : bool, default=True
         Visit the rows in a new random permutation each epoch (drawn from
         ``random_state``); otherwise in storage order. Full batch always reads the rows
-        in storage order (the order cannot change the step, only the rounding).
+        in storage order (the order cannot change the step, only the rounding). On Dask
+        input: a new block order and a new row order within each block per epoch;
+        batches never cross blocks (see ``fastgd._dask``).
     random_state : int, RandomState instance or None, default=None
         Seeds the permutations and the validation split.
     warm_start : bool, default=False
@@ -74,6 +77,7 @@ _COMMON_DOC = """
         Threads for kernels that can use them: the full-batch gradient of the numba
         backend. None or -1 uses every core available to the process, -2 all but one,
         and so on. Results do not depend on it: the rows are summed in fixed blocks.
+        Not used on Dask input, where the workers are the parallelism.
     backend : {"numba", "numpy"}, default="numba"
         ``"numba"``: compiled kernels (the fast path). ``"numpy"``: the vectorised NumPy
         reference, identical iterates up to rounding.
