@@ -1,7 +1,8 @@
 """Backend lookup: ``get_backend(name)`` returns the module holding that backend's kernels.
 
-Every backend module provides ``epoch(X, Y, sw, order, state, hp, codes)`` with the
-contract documented in ``fastgd._numpy.kernels``. Backends are imported on first use, so
+Every backend module provides ``epoch(X, Y, sw, order, state, hp, codes)`` (one epoch,
+in place) and ``gradient(X, Y, sw, W, codes, G)`` (one block's summed gradient, no step;
+the Dask driver's full batch), with the contracts documented in ``fastgd._numpy.kernels``. Backends are imported on first use, so
 ``import fastgd`` loads neither Numba nor a compiled extension.
 """
 
