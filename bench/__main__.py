@@ -9,7 +9,11 @@ from .report import FULL, QUICK, run
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0].strip("`"))
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Run fastgd's benchmarks, write bench/results/report.md (with PNG plots and "
+        "results.json) and print the summary table. Run from the repository root.",
+    )
     parser.add_argument("--full", action="store_true", help="the larger sizes (1000000×20 too); tens of minutes")
     parser.add_argument(
         "--out", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent / "results",
