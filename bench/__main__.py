@@ -1,6 +1,7 @@
-"""``python -m bench [--full] [--out DIR] [--no-plots]``: run the benchmarks, write the
-report (``bench/results/report.md`` with PNG plots and ``results.json``) and print the
-summary table."""
+"""``python -m bench [--full] [--dask] [--out DIR] [--no-plots]``: run the benchmarks, write
+the report (``bench/results/report.md`` with PNG plots and ``results.json``) and print the
+summary table. ``--dask`` adds the Dask section (``bench.dask_bench``): seconds per epoch
+on a 2-worker ``LocalCluster`` against the same fit in memory."""
 
 import argparse
 import pathlib
@@ -21,6 +22,14 @@ def main(argv=None):
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start subprocesses")
+    parser.add_argument(
+        "--dask", action="store_true",
+        help="add the Dask section: a 2-worker LocalCluster against in memory (needs fastgd[dask])",
+    )
+    parser.add_argument(
+        "--dask-rows", type=int, default=10_000_000,
+        help="rows of the Dask data (20 features, float64; default 1e7 = 1.6 GB)",
+    )
     args = parser.parse_args(argv)
     config = FULL if args.full else QUICK
     changes = {}
@@ -32,7 +41,23 @@ def main(argv=None):
         from dataclasses import replace
 
         config = replace(config, **changes)
-    run(config, args.out)
+    _, report = run(config, args.out)
+    if args.dask:
+        from . import dask_bench
+
+        print("\nDask: a 2-worker LocalCluster against in memory", flush=True)
+        chunk = max(1000, args.dask_rows // 10)
+        rows = dask_bench.run(rows=args.dask_rows, chunk_rows=chunk, stream=lambda line: print("  " + line, flush=True))
+        section = (
+            f"\n## Dask: {args.dask_rows:,} x 20 float64 in blocks of {chunk:,} rows\n\n"
+            + dask_bench.__doc__.split("\n\n")[2].strip()
+            + "\n\n"
+            + dask_bench.table(rows)
+            + "\n"
+        )
+        with open(report, "a", encoding="utf-8") as f:
+            f.write(section)
+        print(section)
 
 
 if __name__ == "__main__":
