@@ -15,14 +15,18 @@ import os
 import time
 import warnings
 from abc import abstractmethod
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 from . import _params as P
 from ._backends import BACKENDS, get_backend
@@ -95,7 +99,7 @@ class _Data(NamedTuple):
 class BaseGD(BaseEstimator):
     """Common base of the fastgd estimators (not public)."""
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict] = {
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"full"})],
         "learning_rate": [StrOptions(set(SCHEDULES))],
         "eta0": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -234,9 +238,9 @@ class BaseGD(BaseEstimator):
     # ------------------------------------------------------------------ helpers
     def _check_param_combinations(self):
         if self.nesterov and self.momentum <= 0:
-            raise ValueError("nesterov=True requires momentum > 0 (got momentum=%r)." % self.momentum)
+            raise ValueError(f"nesterov=True requires momentum > 0 (got momentum={self.momentum!r}).")
         if self.learning_rate == "optimal" and self.alpha <= 0:
-            raise ValueError("learning_rate='optimal' requires alpha > 0 (got alpha=%r)." % self.alpha)
+            raise ValueError(f"learning_rate='optimal' requires alpha > 0 (got alpha={self.alpha!r}).")
 
     def _prepare(self, X, y, sample_weight, *, first, classes=None, partial=False):
         """Validate parameters and inputs for a fit; return the backend and the data."""

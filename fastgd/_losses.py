@@ -16,8 +16,8 @@ Adding a loss: one entry here, one branch in every compiled backend
 backend and fails where one is missing.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -1,5 +1,7 @@
 """Linear and logistic regression trained by (mini-batch, momentum) gradient descent."""
 
+from typing import ClassVar
+
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import r2_score
@@ -237,7 +239,7 @@ class LogisticRegression(ClassifierMixin, BaseGD):
 
     _is_classifier = True
     _multi_output = False
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict] = {
         **BaseGD._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }

@@ -116,7 +116,7 @@ def test_l1_is_a_soft_threshold_after_each_step(backend):
 def test_integer_sample_weights_equal_repeated_rows_in_full_batch(backend):
     X, y = make_data("binary", n=30, seed=10)
     counts = np.random.default_rng(1).integers(0, 4, size=len(y))
-    params = dict(batch_size="full", max_iter=20, tol=None, backend=backend, random_state=0)
+    params = {"batch_size": "full", "max_iter": 20, "tol": None, "backend": backend, "random_state": 0}
     weighted = LogisticRegression(**params).fit(X, y, sample_weight=counts)
     repeated = LogisticRegression(**params).fit(np.repeat(X, counts, 0), np.repeat(y, counts))
     np.testing.assert_allclose(weighted.coef_, repeated.coef_, rtol=1e-10)
@@ -135,7 +135,7 @@ def test_sample_weight_scale_does_not_matter(backend):
 
 def test_full_batch_loss_curve_is_the_objective_at_each_epoch_start(backend):
     X, y = make_data("multiclass", n=40, seed=12)
-    params = dict(batch_size="full", max_iter=5, tol=None, backend=backend, alpha=0.01)
+    params = {"batch_size": "full", "max_iter": 5, "tol": None, "backend": backend, "alpha": 0.01}
     curve = LogisticRegression(**params).fit(X, y).loss_curve_
     assert curve[0] == pytest.approx(np.log(3))  # zero weights: uniform softmax
     for k in range(1, 5):
@@ -151,7 +151,7 @@ def test_auto_learning_rate_formula():
     Xt = np.hstack([X, np.ones((500, 1))])
     lam = np.linalg.eigvalsh(Xt.T @ Xt / 500)[-1]
     L_max = np.max(np.sum(Xt**2, axis=1))
-    common = dict(fit_intercept=True, l2=0.01)
+    common = {"fit_intercept": True, "l2": 0.01}
     # full batch: 1 / L, momentum does not enter
     eta = auto_learning_rate(X, sw, curvature=1.0, batch_size=500, momentum=0.9, **common)
     assert eta == pytest.approx(1 / (lam + 0.01), rel=1e-6)

@@ -101,7 +101,7 @@ def test_no_intercept_and_no_shuffle(backend, kind):
 def test_float32_close_to_float64(backend, kind, batch_size):
     cls = LinearRegression if kind == "multioutput" else LogisticRegression
     X, y = make_data(kind, n=80, seed=4)
-    params = dict(max_iter=5, tol=None, random_state=0, batch_size=batch_size, backend=backend)
+    params = {"max_iter": 5, "tol": None, "random_state": 0, "batch_size": batch_size, "backend": backend}
     f64 = cls(**params).fit(X, y)
     f32 = cls(**params).fit(X.astype(np.float32), y)
     assert f32.coef_.dtype == np.float32
@@ -134,7 +134,7 @@ def _kernel_args(dtype, loss_code=0, schedule_code=0):
     codes[P.SCHEDULE] = schedule_code
     codes[P.BATCH_SIZE] = 2
     codes[P.FIT_INTERCEPT] = 1
-    return dict(X=X, Y=Y, sw=sw, order=order, state=state, hp=hp, codes=codes)
+    return {"X": X, "Y": Y, "sw": sw, "order": order, "state": state, "hp": hp, "codes": codes}
 
 
 @pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
@@ -165,7 +165,7 @@ def test_full_batch_threads_give_identical_results(backend, kind):
     """Full batch sums fixed row blocks (several here), so n_jobs cannot change a bit."""
     cls = LinearRegression if kind == "multioutput" else LogisticRegression
     X, y = make_data(kind, n=9000, seed=5)
-    params = dict(batch_size="full", max_iter=4, tol=None, backend=backend)
+    params = {"batch_size": "full", "max_iter": 4, "tol": None, "backend": backend}
     fits = [cls(n_jobs=n_jobs, **params).fit(X, y) for n_jobs in (1, 2, 3, None)]
     for other in fits[1:]:
         np.testing.assert_array_equal(other.coef_, fits[0].coef_)
@@ -181,7 +181,7 @@ def test_concurrent_fits_in_threads_match_sequential_fits(backend, batch_size):
 
     # each fit asks for a different n_jobs, so the shared pool grows while others use it
     datasets = [(make_data("multiclass", n=5000, seed=s), s + 1) for s in range(4)]
-    params = dict(batch_size=batch_size, max_iter=3, tol=None, random_state=0, backend=backend)
+    params = {"batch_size": batch_size, "max_iter": 3, "tol": None, "random_state": 0, "backend": backend}
 
     def fit(case):
         (X, y), n_jobs = case

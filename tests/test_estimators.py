@@ -16,7 +16,7 @@ from fastgd._backends import get_backend
 
 from .conftest import make_data
 
-QUIET = dict(max_iter=5, tol=None, random_state=0)
+QUIET = {"max_iter": 5, "tol": None, "random_state": 0}
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -177,7 +177,7 @@ def test_pickle_round_trip(backend):
 def test_partial_fit_continues_like_fit(backend):
     """Velocity, step counter and schedule carry over between partial_fit calls."""
     X, y = make_data("regression", n=30)
-    params = dict(backend=backend, batch_size=4, shuffle=False, learning_rate="invscaling", eta0=0.2)
+    params = {"backend": backend, "batch_size": 4, "shuffle": False, "learning_rate": "invscaling", "eta0": 0.2}
     full = LinearRegression(max_iter=3, tol=None, **params).fit(X, y)
     part = LinearRegression(**params)
     for _ in range(3):
@@ -206,7 +206,7 @@ def test_partial_fit_classifier_needs_classes_and_knows_them(backend):
 
 def test_warm_start_continues_training(backend):
     X, y = make_data("binary")
-    params = dict(backend=backend, batch_size="full", max_iter=4, tol=None)
+    params = {"backend": backend, "batch_size": "full", "max_iter": 4, "tol": None}
     once = LogisticRegression(**params).fit(X, y)
     warm = LogisticRegression(warm_start=True, **params).fit(X, y)
     warm.fit(X, y)
@@ -387,6 +387,14 @@ def test_unknown_backend_and_import_errors(monkeypatch):
     monkeypatch.setitem(_backends.BACKENDS, "numba", "fastgd._no_such_module")
     with pytest.raises(ImportError, match="backend 'numba' is not available.*pip install numba"):
         get_backend("numba")
+
+
+def test_public_names_resolve():
+    assert set(fastgd.__all__) == set(fastgd._LAZY) | {"__version__"}
+    for name in fastgd.__all__:
+        assert getattr(fastgd, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        fastgd.nope  # noqa: B018
 
 
 def test_import_is_lazy():

@@ -40,8 +40,7 @@ def loss_and_grad(code, p, y):
         zc = p[c]
         mx = p[0]
         for k in range(1, K):
-            if p[k] > mx:
-                mx = p[k]
+            mx = max(mx, p[k])
         s = 0.0
         for k in range(K):
             e = exp(p[k] - mx)
