@@ -12,8 +12,9 @@ starts, so a registry entry without a branch here fails loudly in the tests.
 A batch of at least ``2 * MIN_BLOCK_ROWS`` rows (full batch included) is summed over
 fixed row blocks, each into its own buffer, and the buffers are added in block order.
 The blocks depend only on the batch's length, so the result is bit-for-bit the same for
-any number of threads. With ``n_threads > 1`` the blocks are shared among OpenMP threads
-(``prange``) when the extension was built with OpenMP, and run one after the other
+any number of threads. With ``n_threads > 1`` the blocks are handed out one at a time to
+OpenMP threads (``prange``, dynamic schedule: a thread slowed by other work on the
+machine takes fewer blocks) when the extension was built with OpenMP, and run one after the other
 otherwise (``OPENMP`` says which). GNU OpenMP cannot run a parallel region in a process
 forked from a parent that has used one (the child hangs), so a child forked after this
 module ran a parallel region sums its blocks on one thread: same result, no hang.
@@ -336,7 +337,7 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
             else:
                 nt = n_threads if n_threads < nb else <int> nb
                 if nt > 1:
-                    for b in prange(nb, num_threads=nt, schedule="static"):
+                    for b in prange(nb, num_threads=nt, schedule="dynamic", chunksize=1):
                         block_loss[b] = _add_rows(
                             X, Y, sw, W, order, start + (b * rows) // nb,
                             start + ((b + 1) * rows) // nb, loss, &p[b, 0], &parts[b, 0, 0])
