@@ -23,8 +23,8 @@ def epoch_time_bars(results, model, path):
     sizes = [s for s in sizes if any((r["model"], r["n"], r["d"]) == (model, *s) for r in results.epochs)]
     if not sizes:
         return None
-    fig, axes = plt.subplots(1, len(sizes), figsize=(6.5 * len(sizes), 4.5), squeeze=False)
-    for ax, (n, d) in zip(axes[0], sizes, strict=True):
+    fig, axes = _panels(len(sizes))
+    for ax, (n, d) in zip(axes, sizes, strict=True):
         rows = [r for r in results.epochs if (r["model"], r["n"], r["d"]) == (model, n, d)]
         groups = list(dict.fromkeys(_label(r["batch"], r["dtype"]) for r in rows))
         names = _methods(rows)
@@ -41,14 +41,8 @@ def epoch_time_bars(results, model, path):
         if np.isfinite(floor):
             ax.axhline(floor, color="k", linestyle="--", linewidth=1, label="memory floor")
         ax.set_xticks(range(len(groups)), [f"batch {g}" for g in groups])
-        ax.set_yscale("log")
-        ax.set_ylabel("seconds per epoch")
-        ax.set_title(f"{model} regression, {n}×{d}")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        _finish(ax, f"{model} regression, {n}×{d}", "seconds per epoch")
+    return _save(fig, path)
 
 
 def speedup_over_numpy(results, path):
@@ -57,8 +51,8 @@ def speedup_over_numpy(results, path):
     models = list(dict.fromkeys(r["model"] for r in results.epochs))
     if not compiled or not models:
         return None
-    fig, axes = plt.subplots(1, len(models), figsize=(6.5 * len(models), 4.5), squeeze=False)
-    for ax, model in zip(axes[0], models, strict=True):
+    fig, axes = _panels(len(models))
+    for ax, model in zip(axes, models, strict=True):
         for n, d, _ in results.config["sizes"]:
             rows = [r for r in results.epochs if (r["model"], r["n"], r["d"]) == (model, n, d)]
             for backend in compiled:
@@ -73,15 +67,8 @@ def speedup_over_numpy(results, path):
                 if xs:
                     ax.plot(xs, ys, marker="o", label=f"{backend}, {n}×{d}")
         ax.axhline(1.0, color="k", linewidth=0.8)
-        ax.set_yscale("log")
-        ax.set_xlabel("batch size")
-        ax.set_ylabel("speed-up over numpy (numpy time ÷ time)")
-        ax.set_title(f"{model} regression")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        _finish(ax, f"{model} regression", "speed-up over numpy (numpy time ÷ time)", xlabel="batch size")
+    return _save(fig, path)
 
 
 def objective_vs_time(results, path):
@@ -95,11 +82,11 @@ def objective_vs_time(results, path):
     backends = results.meta.get("backends", [])
     shown = backends[:1] + (["numpy"] if "numpy" in backends[1:] else [])
     models = list(dict.fromkeys(r["model"] for r in results.epochs))
-    fig, axes = plt.subplots(1, len(models), figsize=(6.5 * len(models), 4.8), squeeze=False)
+    fig, axes = _panels(len(models), height=4.8)
     batches = list(dict.fromkeys(str(r["batch"]) for r in results.epochs))
     colors = {b: f"C{i}" for i, b in enumerate(batches)}
     styles = {name: style for name, style in zip(shown, ("-", "--"), strict=False)}
-    for ax, model in zip(axes[0], models, strict=True):
+    for ax, model in zip(axes, models, strict=True):
         rows = [
             r for r in results.epochs
             if (r["model"], r["n"], r["d"], r["dtype"]) == (model, n, d, "float64") and r.get("curve")
@@ -110,15 +97,9 @@ def objective_vs_time(results, path):
             ax.plot(t, v, marker=".", color=colors[str(r["batch"])], linestyle=styles.get(r["method"], ":"),
                     label=f"{r['method']}, batch {r['batch']}")
         _log_x(ax)
-        ax.set_yscale("log")
-        ax.set_xlabel("seconds in epochs")
-        ax.set_ylabel("training objective (mean over each epoch)")
-        ax.set_title(f"{model} regression, {n}×{d}")
-        ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        _finish(ax, f"{model} regression, {n}×{d}", "training objective (mean over each epoch)",
+                xlabel="seconds in epochs", fontsize=7, ncol=2)
+    return _save(fig, path)
 
 
 def accuracy_vs_time(results, path):
@@ -140,14 +121,9 @@ def accuracy_vs_time(results, path):
     ax.plot([ref["wall_s"]], [ref["accuracy"]], marker="s", linestyle="none", color="k", label="sklearn lbfgs")
     ax.axhline(tta["target"], color="k", linestyle="--", linewidth=1, label="target (lbfgs − 0.2 points)")
     _log_x(ax)
-    ax.set_xlabel("wall-clock seconds of the fit")
-    ax.set_ylabel("test accuracy")
-    ax.set_title(f"logistic regression, {tta['n_train']}×{tta['d']}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    _finish(ax, f"logistic regression, {tta['n_train']}×{tta['d']}", "test accuracy",
+            xlabel="wall-clock seconds of the fit", log_y=False)
+    return _save(fig, path)
 
 
 def scaling(results, path):
@@ -166,11 +142,30 @@ def scaling(results, path):
         ns = np.array([n0, floors[-1][0]], dtype=float)
         ax.plot(ns, s0 * ns / n0 * 0.5, color="grey", linestyle=":", label="slope 1 (linear)")
     _log_x(ax)
-    ax.set_yscale("log")
-    ax.set_xlabel("n (rows)")
-    ax.set_ylabel("seconds per epoch")
-    ax.set_title(f"linear regression, d = {results.config['scaling_d']}")
-    ax.legend(fontsize=8)
+    _finish(ax, f"linear regression, d = {results.config['scaling_d']}", "seconds per epoch", xlabel="n (rows)")
+    return _save(fig, path)
+
+
+def _panels(count, height=4.5):
+    """A figure with ``count`` axes side by side (6.5 inches wide each) and their list."""
+    fig, axes = plt.subplots(1, count, figsize=(6.5 * count, height), squeeze=False)
+    return fig, list(axes[0])
+
+
+def _finish(ax, title, ylabel, xlabel=None, log_y=True, **legend):
+    """Title, axis labels, log y axis (unless ``log_y`` is false) and the legend
+    (``legend``: its keyword arguments, font size 8 unless given)."""
+    if log_y:
+        ax.set_yscale("log")
+    if xlabel is not None:
+        ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(**{"fontsize": 8, **legend})
+
+
+def _save(fig, path):
+    """Lay out, write ``path`` as PNG and close ``fig``; returns ``path``."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
