@@ -10,9 +10,10 @@ import warnings
 import numpy as np
 import pytest
 
-from bench.conftest import BATCHES, MODELS, ROUNDS, SIZES, group
+from bench.conftest import ROUNDS, SIZES, group
 from bench.data import make_data
 from bench.methods import MLP, SGD, _peer_weights, objective, sklearn_peer
+from bench.report import BATCHES, MODELS
 
 # (peer, batch size): SGD is per sample, the MLP runs mini-batches and full batch
 PEER_CASES = [(SGD, 1)] + [(MLP, batch) for batch in BATCHES if batch != 1]

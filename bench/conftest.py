@@ -6,14 +6,13 @@ quick smoke run of every case; ``pytest bench --benchmark-only`` times them all.
 
 import pytest
 
+from bench.report import batch_label
 from fastgd._backends import BACKENDS, get_backend
 
 # name -> (n, d); "small" is what the smoke run uses
 SIZES = {"small": (10_000, 10), "medium": (200_000, 100), "large": (1_000_000, 20)}
 # timed rounds (one epoch each) per size
 ROUNDS = {"small": 20, "medium": 3, "large": 2}
-BATCHES = (1, 32, 256, "full")
-MODELS = ("linear", "logistic")
 
 
 def pytest_collect_file(file_path, parent):
@@ -24,11 +23,10 @@ def pytest_collect_file(file_path, parent):
 
 
 def group(model, batch, size, dtype="float64"):
-    """pytest-benchmark group ``"{solver}|{n}x{d}"``: every backend and peer of one case
+    """pytest-benchmark group ``"{model} batch {batch}|{n}x{d}"``: every backend and peer of one case
     side by side."""
     n, d = SIZES[size]
-    suffix = " f32" if dtype == "float32" else ""
-    return f"{model} batch {batch}{suffix}|{n}x{d}"
+    return f"{model} batch {batch_label(batch, dtype)}|{n}x{d}"
 
 
 def require_backend(name):

@@ -7,13 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-
-def _label(batch, dtype):
-    return f"{batch} f32" if dtype == "float32" else str(batch)
-
-
-def _methods(rows):
-    return list(dict.fromkeys(r["method"] for r in rows))
+from .report import batch_label
 
 
 def epoch_time_bars(results, model, path):
@@ -26,17 +20,14 @@ def epoch_time_bars(results, model, path):
     fig, axes = _panels(len(sizes))
     for ax, (n, d) in zip(axes, sizes, strict=True):
         rows = [r for r in results.epochs if (r["model"], r["n"], r["d"]) == (model, n, d)]
-        groups = list(dict.fromkeys(_label(r["batch"], r["dtype"]) for r in rows))
-        names = _methods(rows)
+        seconds = {(r["method"], batch_label(r["batch"], r["dtype"])): r["seconds_per_epoch"] for r in rows}
+        groups = list(dict.fromkeys(g for _, g in seconds))
+        names = list(dict.fromkeys(name for name, _ in seconds))
         width = 0.8 / len(names)
         for j, name in enumerate(names):
-            xs, ys = [], []
-            for i, g in enumerate(groups):
-                for r in rows:
-                    if r["method"] == name and _label(r["batch"], r["dtype"]) == g:
-                        xs.append(i + (j - (len(names) - 1) / 2) * width)
-                        ys.append(r["seconds_per_epoch"])
-            ax.bar(xs, ys, width=width, label=name)
+            shown = [(i, g) for i, g in enumerate(groups) if (name, g) in seconds]
+            offset = (j - (len(names) - 1) / 2) * width
+            ax.bar([i + offset for i, _ in shown], [seconds[name, g] for _, g in shown], width=width, label=name)
         floor = results.floor_of(n, d, "float64")
         if np.isfinite(floor):
             ax.axhline(floor, color="k", linestyle="--", linewidth=1, label="memory floor")
@@ -62,7 +53,7 @@ def speedup_over_numpy(results, path):
                         continue
                     ref = [q for q in rows if q["method"] == "numpy" and (q["batch"], q["dtype"]) == (r["batch"], r["dtype"])]
                     if ref:
-                        xs.append(_label(r["batch"], r["dtype"]))
+                        xs.append(batch_label(r["batch"], r["dtype"]))
                         ys.append(ref[0]["seconds_per_epoch"] / r["seconds_per_epoch"])
                 if xs:
                     ax.plot(xs, ys, marker="o", label=f"{backend}, {n}×{d}")
