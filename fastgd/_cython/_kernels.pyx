@@ -203,6 +203,17 @@ cdef double _add_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
     return total
 
 
+cdef inline double _add_block(const floating[:, ::1] X, const floating[:, ::1] Y,
+                              const floating[::1] sw, const floating[:, ::1] W,
+                              const int64_t[::1] order, Py_ssize_t start, Py_ssize_t rows,
+                              Py_ssize_t b, Py_ssize_t nb, int64_t loss, floating[:, ::1] p,
+                              floating[:, :, ::1] parts) noexcept nogil:
+    """Block b of nb of the batch order[start:start + rows], summed into parts[b] with its
+    own scratch row p[b]; returns its weighted loss."""
+    return _add_rows(X, Y, sw, W, order, start + (b * rows) // nb, start + ((b + 1) * rows) // nb,
+                     loss, &p[b, 0], &parts[b, 0, 0])
+
+
 cdef void _step(floating[:, :, ::1] state, floating *G, Py_ssize_t n_rows, int64_t t,
                 const double[::1] hp, bint nesterov, bint fit_intercept,
                 int64_t schedule) noexcept nogil:
@@ -322,7 +333,7 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
     elif n_threads > 1 and max_blocks > 1:
         _omp_used = True
     cdef double total = 0.0
-    cdef Py_ssize_t start, stop, rows, nb, b, k, j, lo, hi
+    cdef Py_ssize_t start, stop, rows, nb, b, k, j
     cdef int nt
     with nogil:
         start = 0
@@ -336,16 +347,12 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
                 total += _add_rows(X, Y, sw, W, order, start, stop, loss, &p[0, 0], &G[0, 0])
             else:
                 nt = n_threads if n_threads < nb else <int> nb
-                if nt > 1:
+                if nt > 1:  # (a region with one thread would still enter OpenMP)
                     for b in prange(nb, num_threads=nt, schedule="dynamic", chunksize=1):
-                        block_loss[b] = _add_rows(
-                            X, Y, sw, W, order, start + (b * rows) // nb,
-                            start + ((b + 1) * rows) // nb, loss, &p[b, 0], &parts[b, 0, 0])
+                        block_loss[b] = _add_block(X, Y, sw, W, order, start, rows, b, nb, loss, p, parts)
                 else:
                     for b in range(nb):
-                        block_loss[b] = _add_rows(
-                            X, Y, sw, W, order, start + (b * rows) // nb,
-                            start + ((b + 1) * rows) // nb, loss, &p[b, 0], &parts[b, 0, 0])
+                        block_loss[b] = _add_block(X, Y, sw, W, order, start, rows, b, nb, loss, p, parts)
                 for b in range(nb):
                     total += block_loss[b]
                     for k in range(K):
