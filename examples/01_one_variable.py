@@ -10,10 +10,10 @@ Writes 01_derivative.png and 01_one_variable.png.
 """
 
 import os
-import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import output_dir
 
 from fastgd import minimize, numerical_gradient
 from fastgd.plotting import plot_path
@@ -31,15 +31,6 @@ def fprime(x):
 
 def fsecond(x):
     return np.polyval(np.polyder(COEFFS, 2), x)
-
-
-def output_dir():
-    """First argument, else $FASTGD_EXAMPLES_OUT, else the current directory."""
-    path = (
-        sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FASTGD_EXAMPLES_OUT", ".")
-    )
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def main():

@@ -9,10 +9,10 @@ Writes 02_path.png and 02_gradient_field.png.
 """
 
 import os
-import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import output_dir
 
 from fastgd import minimize, numerical_gradient
 from fastgd.plotting import plot_gradient_field, plot_path
@@ -24,15 +24,6 @@ def f(x):
 
 def grad(x):
     return np.array([2.0 * x[0], 2.0 * x[1]])
-
-
-def output_dir():
-    """First argument, else $FASTGD_EXAMPLES_OUT, else the current directory."""
-    path = (
-        sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FASTGD_EXAMPLES_OUT", ".")
-    )
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def main():

@@ -13,10 +13,10 @@ Writes 03_learning_rates.png.
 """
 
 import os
-import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import output_dir
 
 from fastgd import minimize
 from fastgd.plotting import plot_learning_rates
@@ -32,15 +32,6 @@ def f(x):
 
 def grad(x):
     return CURVATURES * x
-
-
-def output_dir():
-    """First argument, else $FASTGD_EXAMPLES_OUT, else the current directory."""
-    path = (
-        sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FASTGD_EXAMPLES_OUT", ".")
-    )
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def main():

@@ -16,10 +16,10 @@ Writes 04_momentum_valley.png and 04_momentum_local_minimum.png.
 """
 
 import os
-import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import output_dir
 
 from fastgd import minimize
 from fastgd.plotting import plot_path
@@ -42,15 +42,6 @@ def bumpy(x):
 
 def bumpy_grad(x):
     return np.polyval(np.polyder(COEFFS), x)
-
-
-def output_dir():
-    """First argument, else $FASTGD_EXAMPLES_OUT, else the current directory."""
-    path = (
-        sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FASTGD_EXAMPLES_OUT", ".")
-    )
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def report(name, res):

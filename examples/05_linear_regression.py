@@ -13,10 +13,10 @@ Writes 05_linear_regression.png and 05_linear_regression_data.npz (the data).
 """
 
 import os
-import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import output_dir
 
 from fastgd import LinearRegression
 
@@ -45,15 +45,6 @@ def gradient_descent(x, y, learning_rate, steps):
             w1 - learning_rate * g1,
         )  # both from the old values
     return w0, w1, history
-
-
-def output_dir():
-    """First argument, else $FASTGD_EXAMPLES_OUT, else the current directory."""
-    path = (
-        sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FASTGD_EXAMPLES_OUT", ".")
-    )
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def main():

@@ -16,10 +16,10 @@ Writes 06_loss_curves.png.
 """
 
 import os
-import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import output_dir
 from sklearn.datasets import make_regression
 
 from fastgd import LinearRegression
@@ -30,15 +30,6 @@ EPOCHS = 20
 
 def make_data():
     return make_regression(n_samples=2000, n_features=10, noise=10.0, random_state=0)
-
-
-def output_dir():
-    """First argument, else $FASTGD_EXAMPLES_OUT, else the current directory."""
-    path = (
-        sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FASTGD_EXAMPLES_OUT", ".")
-    )
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def main():

@@ -11,10 +11,10 @@ Writes 07_decision_boundary.png and 07_weights.npz (the trained weights, packed)
 """
 
 import os
-import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
+from _common import output_dir
 from sklearn.datasets import make_moons
 
 from fastgd import minimize, numerical_gradient
@@ -62,15 +62,6 @@ def loss_and_grad(theta, X, y):
 
 def relative_error(a, b):
     return np.linalg.norm(a - b) / max(np.linalg.norm(a), np.linalg.norm(b))
-
-
-def output_dir():
-    """First argument, else $FASTGD_EXAMPLES_OUT, else the current directory."""
-    path = (
-        sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FASTGD_EXAMPLES_OUT", ".")
-    )
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def main():

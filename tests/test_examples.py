@@ -247,7 +247,7 @@ def test_example_06_batch_sgd_minibatch(tmp_path):
     assert_pictures(tmp_path, "06_loss_curves.png")
 
 
-def test_example_07_neural_network(tmp_path):
+def test_example_07_neural_network(tmp_path, monkeypatch):
     from scipy.optimize import approx_fprime
     from sklearn.datasets import make_moons
     from sklearn.metrics import log_loss
@@ -274,7 +274,10 @@ def test_example_07_neural_network(tmp_path):
     assert accuracy >= 0.95
     assert loss < start_loss / 10 and steps == 500
 
-    # backpropagation against scipy's forward differences, at another point
+    # backpropagation against scipy's forward differences, at another point (the
+    # script imports _common from its own directory, which `python script.py` puts on
+    # sys.path and runpy does not)
+    monkeypatch.syspath_prepend(str(EXAMPLES))
     module = runpy.run_path(str(EXAMPLES / "07_neural_network.py"), run_name="example7")
     point = np.random.default_rng(5).normal(size=theta.size)
     Xf = X.astype(float)
