@@ -12,11 +12,11 @@ import pytest
 
 from bench.conftest import ROUNDS, SIZES, group
 from bench.data import make_data
-from bench.methods import MLP, SGD, _peer_weights, objective, sklearn_peer
+from bench.methods import MLP, SGD, _peer_weights, objective, runs_batch, sklearn_peer
 from bench.report import BATCHES, MODELS
 
 # (peer, batch size): SGD is per sample, the MLP runs mini-batches and full batch
-PEER_CASES = [(SGD, 1)] + [(MLP, batch) for batch in BATCHES if batch != 1]
+PEER_CASES = [(peer, batch) for peer in (SGD, MLP) for batch in BATCHES if runs_batch(peer, batch)]
 
 
 @pytest.mark.parametrize("size", list(SIZES))

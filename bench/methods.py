@@ -152,6 +152,16 @@ def epoch_stepper(model, backend, X, y, batch):
 
 
 # ---------------------------------------------------------------------- scikit-learn
+def runs_batch(method, batch):
+    """Whether ``method`` is timed at batch size ``batch``: scikit-learn's SGD is per
+    sample (batch 1 only), its MLP takes the other batch sizes; every other method all."""
+    if method == SGD:
+        return batch == 1
+    if method == MLP:
+        return batch != 1
+    return True
+
+
 def sklearn_peer(name, model, batch, n):
     """``(factory, batch_label)``: ``factory(k)`` builds the peer set to run exactly ``k``
     epochs; None if the peer does not run this batch size.
@@ -162,9 +172,9 @@ def sklearn_peer(name, model, batch, n):
       or logistic model), ``solver="sgd"``, momentum 0.9 (not Nesterov), the given batch
       size and the default constant step 0.001; batch sizes above 1.
     """
+    if not runs_batch(name, batch):
+        return None
     if name == SGD:
-        if batch != 1:
-            return None
         from sklearn.linear_model import SGDClassifier, SGDRegressor
 
         if model == "linear":
@@ -173,8 +183,6 @@ def sklearn_peer(name, model, batch, n):
             loss="log_loss", max_iter=k, tol=None, random_state=SEED, verbose=verbose
         )
     if name == MLP:
-        if batch == 1:
-            return None
         from sklearn.neural_network import MLPClassifier, MLPRegressor
 
         cls = MLPRegressor if model == "linear" else MLPClassifier

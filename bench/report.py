@@ -243,7 +243,7 @@ class Runner:
                     if batch == "full" and cfg.float32_full:
                         cases += [(b, "float32") for b in self.backends]
                     for method, dtype in cases + [(p, "float64") for p in self.peers]:
-                        if method == SGD and batch != 1 or method == MLP and batch == 1:
+                        if not methods.runs_batch(method, batch):
                             continue
                         label = f"{model} {n}x{d} batch {batch_label(batch, dtype)} {method}"
                         self._add(label, lambda a=(model, n, d, epochs, batch, method, dtype): self._epochs(*a))
