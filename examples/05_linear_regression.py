@@ -32,7 +32,8 @@ def make_data(n=50, seed=0):
 
 
 def gradient_descent(x, y, learning_rate, steps):
-    """Simultaneous updates of (w0, w1); returns them and J before each step."""
+    """Simultaneous updates of (w0, w1); returns them and J after 0, 1, ..., steps
+    steps (steps + 1 values, like minimize's fun_path)."""
     w0, w1 = 0.0, 0.0
     history = []
     for _ in range(steps):
@@ -44,6 +45,7 @@ def gradient_descent(x, y, learning_rate, steps):
             w0 - learning_rate * g0,
             w1 - learning_rate * g1,
         )  # both from the old values
+    history.append(0.5 * np.mean((w0 + w1 * x - y) ** 2))
     return w0, w1, history
 
 
@@ -86,7 +88,7 @@ def main():
     axes[0].set_xlabel("x")
     axes[0].set_ylabel("y")
     axes[0].legend(fontsize=8)
-    axes[1].semilogy(np.arange(1, 101), history[:100])
+    axes[1].semilogy(np.arange(101), history[:101])
     axes[1].set_xlabel("step")
     axes[1].set_ylabel("J(w0, w1)")
     axes[1].set_title("the first 100 steps", fontsize=10)
