@@ -12,6 +12,21 @@ import functools
 import numpy as np
 
 
+def classification(n, d, seed):
+    """``make_classification(n, d)`` with ``d // 5`` informative and ``d // 10`` redundant
+    features (integer labels 0/1, not cached): the "logistic" data and the
+    time-to-accuracy race's."""
+    from sklearn.datasets import make_classification
+
+    return make_classification(
+        n_samples=n,
+        n_features=d,
+        n_informative=max(2, d // 5),
+        n_redundant=d // 10,
+        random_state=seed,
+    )
+
+
 @functools.lru_cache(maxsize=4)
 def _float64(model, n, d, seed):
     if model == "linear":
@@ -20,15 +35,7 @@ def _float64(model, n, d, seed):
         w = rng.standard_normal(d) / np.sqrt(d)
         y = X @ w + 0.3 + 0.5 * rng.standard_normal(n)
     elif model == "logistic":
-        from sklearn.datasets import make_classification
-
-        X, y = make_classification(
-            n_samples=n,
-            n_features=d,
-            n_informative=max(2, d // 5),
-            n_redundant=d // 10,
-            random_state=seed,
-        )
+        X, y = classification(n, d, seed)
         y = y.astype(np.float64)
     else:
         raise ValueError(f"unknown model {model!r}")

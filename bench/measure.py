@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .data import classification
 from .methods import SEED
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -49,18 +50,11 @@ def memory_floor(X, repeats=7, threads=None):
 
 # ---------------------------------------------------------------------- time to accuracy
 def classification_split(n_train, n_test, d, seed=1):
-    """Train/test data for the time-to-accuracy race: ``make_classification`` with
-    ``d // 5`` informative and ``d // 10`` redundant features; the last ``n_test`` rows
-    are the test set (the generator shuffles the rows)."""
-    from sklearn.datasets import make_classification
-
-    X, y = make_classification(
-        n_samples=n_train + n_test,
-        n_features=d,
-        n_informative=max(2, d // 5),
-        n_redundant=d // 10,
-        random_state=seed,
-    )
+    """Train/test data for the time-to-accuracy race: :func:`bench.data.classification`
+    (``make_classification`` with ``d // 5`` informative and ``d // 10`` redundant
+    features); the last ``n_test`` rows are the test set (the generator shuffles the
+    rows)."""
+    X, y = classification(n_train + n_test, d, seed)
     return X[:n_train], y[:n_train], X[n_train:], y[n_train:]
 
 
