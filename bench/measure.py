@@ -71,14 +71,18 @@ def _epochs_of(est):
     return int(np.max(n_iter)) if n_iter is not None else None
 
 
+def _fit_and_score(est, X, y, X_test, y_test):
+    """Fit ``est``: wall-clock seconds of the fit, test accuracy, epochs (iterations)."""
+    wall = _timed_fit(est, X, y)
+    return {"wall_s": wall, "accuracy": float(est.score(X_test, y_test)), "epochs": _epochs_of(est)}
+
+
 def tta_reference(X, y, X_test, y_test):
     """scikit-learn ``LogisticRegression()`` (lbfgs, all defaults): wall-clock seconds of
     its fit, test accuracy, iterations."""
     from sklearn.linear_model import LogisticRegression
 
-    est = LogisticRegression()
-    wall = _timed_fit(est, X, y)
-    return {"wall_s": wall, "accuracy": float(est.score(X_test, y_test)), "epochs": _epochs_of(est)}
+    return _fit_and_score(LogisticRegression(), X, y, X_test, y_test)
 
 
 TTA_METHODS = ("fastgd", "sklearn SGDClassifier")
@@ -112,14 +116,12 @@ def tta_search(method, X, y, X_test, y_test, target, k_max=20, cap_s=60.0):
     points = []
     spent = 0.0
     for k in range(1, k_max + 1):
-        est = _tta_estimator(method, k)
-        wall = _timed_fit(est, X, y)
-        spent += wall
-        accuracy = float(est.score(X_test, y_test))
-        points.append({"epochs": k, "wall_s": wall, "accuracy": accuracy})
-        if accuracy >= target:
-            return {"reached_epochs": k, "wall_s": wall, "accuracy": accuracy, "points": points}
-        if spent >= cap_s or _epochs_of(est) < k:
+        fit = _fit_and_score(_tta_estimator(method, k), X, y, X_test, y_test)
+        spent += fit["wall_s"]
+        points.append({"epochs": k, "wall_s": fit["wall_s"], "accuracy": fit["accuracy"]})
+        if fit["accuracy"] >= target:
+            return {"reached_epochs": k, "wall_s": fit["wall_s"], "accuracy": fit["accuracy"], "points": points}
+        if spent >= cap_s or fit["epochs"] < k:
             break
     best = max(points, key=lambda p: p["accuracy"])
     return {"reached_epochs": None, "wall_s": math.nan, "accuracy": best["accuracy"], "points": points}
@@ -127,9 +129,7 @@ def tta_search(method, X, y, X_test, y_test, target, k_max=20, cap_s=60.0):
 
 def tta_default(method, X, y, X_test, y_test):
     """``method`` with all defaults (its own stopping rule): wall-clock, accuracy, epochs."""
-    est = _tta_estimator(method)
-    wall = _timed_fit(est, X, y)
-    return {"wall_s": wall, "accuracy": float(est.score(X_test, y_test)), "epochs": _epochs_of(est)}
+    return _fit_and_score(_tta_estimator(method), X, y, X_test, y_test)
 
 
 # --------------------------------------------------------------------------- cold start
