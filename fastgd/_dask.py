@@ -59,7 +59,6 @@ Where it runs
 """
 
 import copy
-import inspect
 import itertools
 import uuid
 import warnings
@@ -81,10 +80,8 @@ from ._base import FLOAT_DTYPES, _Data, _is_dask, _Run
 from ._losses import LOSSES
 from ._numpy.kernels import apply_step
 from ._penalties import penalty_strengths, penalty_value
-from ._schedules import _top_eigenvalue, auto_step
+from ._schedules import EIGEN_MAX_ROWS, _top_eigenvalue, auto_step, max_row_smoothness
 
-# the in-memory estimate of the top eigenvalue uses at most this many evenly spaced rows
-EIGEN_ROWS = inspect.signature(_top_eigenvalue).parameters["max_rows"].default
 # while waiting for tasks pinned to workers, check this often (seconds) that they are alive
 POLL_S = 2.0
 
@@ -242,7 +239,7 @@ def _initial_eta(est, data):
         return float(est.eta0)
     blocks = data.X
     n = blocks.shape[0]
-    step = max(1, n // EIGEN_ROWS)
+    step = max(1, n // EIGEN_MAX_ROWS)
     stats = blocks.gather_each(_auto_stats_task, step, bool(est.fit_intercept), per_block=blocks.offsets)
     Xs = np.concatenate([s[1] for s in stats])
     ws = np.concatenate([s[2] for s in stats])
@@ -335,9 +332,8 @@ def _epoch_task(block, carried, backend, hp, seed, codes):
 def _auto_stats_task(block, offset, step, fit_intercept):
     """max_i sw_i ||xt_i||^2, and the rows whose global index is a multiple of ``step``."""
     X, _, sw = block
-    sq = np.einsum("ij,ij->i", X, X, dtype=np.float64) + (1.0 if fit_intercept else 0.0)
     rows = slice((-offset) % step, None, step)
-    return float(np.max(np.asarray(sw, dtype=np.float64) * sq)), X[rows].copy(), sw[rows].copy()
+    return max_row_smoothness(X, sw, fit_intercept), X[rows].copy(), sw[rows].copy()
 
 
 def _objective_task(block, W, loss):

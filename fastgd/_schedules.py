@@ -46,7 +46,11 @@ def optimal_t0(alpha):
     return 1.0 / (typw * alpha)
 
 
-def _top_eigenvalue(X, sw, fit_intercept, n_iter=30, max_rows=10_000):
+# the estimate of the top eigenvalue uses at most this many evenly spaced rows
+EIGEN_MAX_ROWS = 10_000
+
+
+def _top_eigenvalue(X, sw, fit_intercept, n_iter=30, max_rows=EIGEN_MAX_ROWS):
     """Largest eigenvalue of ``Xt' diag(sw) Xt / n`` by power iteration (float64).
 
     ``Xt`` is X with a column of ones appended when ``fit_intercept``. At most
@@ -98,16 +102,22 @@ def auto_learning_rate(X, sw, *, fit_intercept, curvature, l2, batch_size, momen
     ``1.3 / L`` for any ``mu < 1``) and SGD ``(1 - mu) / L_max``. Both scale with the data,
     so no feature scaling makes the default diverge.
     """
-    sq = np.einsum("ij,ij->i", X, X, dtype=np.float64) + (1.0 if fit_intercept else 0.0)
     return auto_step(
         n=X.shape[0],
         batch_size=batch_size,
-        max_row_smoothness=float(np.max(np.asarray(sw, dtype=np.float64) * sq)),
+        max_row_smoothness=max_row_smoothness(X, sw, fit_intercept),
         top_eigenvalue=_top_eigenvalue(X, sw, fit_intercept),
         curvature=curvature,
         l2=l2,
         momentum=momentum,
     )
+
+
+def max_row_smoothness(X, sw, fit_intercept):
+    """``max_i s_i ||xt_i||^2`` in float64 (``xt_i`` = row i with a 1 appended when
+    ``fit_intercept``); of a block of rows, its share of the whole data's maximum."""
+    sq = np.einsum("ij,ij->i", X, X, dtype=np.float64) + (1.0 if fit_intercept else 0.0)
+    return float(np.max(np.asarray(sw, dtype=np.float64) * sq))
 
 
 def auto_step(*, n, batch_size, max_row_smoothness, top_eigenvalue, curvature, l2, momentum):
