@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from fastgd._base import _n_threads
+
 from .data import classification
 from .methods import SEED
 
@@ -21,11 +23,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def n_cores():
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """Cores this process may run on: the threads fastgd's estimators use by default
+    (``n_jobs=None``)."""
+    return _n_threads(None)
 
 
 # ------------------------------------------------------------------------ memory floor
