@@ -152,6 +152,16 @@ def _square_window(xlim, ylim):
     return (cx - half, cx + half), (cy - half, cy + half)
 
 
+def _window_2d(points, xlim, ylim):
+    """The window for ``points`` (m, 2): given limits checked, missing ones around the
+    points with some room; square (if comparable) when neither is given."""
+    if xlim is None and ylim is None:
+        return _square_window(_window(points[:, 0]), _window(points[:, 1]))
+    xlim = _check_limits(xlim, "xlim") if xlim is not None else _window(points[:, 0])
+    ylim = _check_limits(ylim, "ylim") if ylim is not None else _window(points[:, 1])
+    return xlim, ylim
+
+
 def _equal_aspect_if_comparable(ax, xlim, ylim):
     """Equal scales on both axes (so the gradient is visibly perpendicular to the contour
     lines) unless that would squash the picture into a strip."""
@@ -287,21 +297,7 @@ def plot_path(
         ax.set_xlabel("x")
         ax.set_ylabel("f(x)")
     else:
-        everything = np.concatenate(flat)
-        if xlim is None and ylim is None:
-            xlim, ylim = _square_window(
-                _window(everything[:, 0]), _window(everything[:, 1])
-            )
-        xlim = (
-            _check_limits(xlim, "xlim")
-            if xlim is not None
-            else _window(everything[:, 0])
-        )
-        ylim = (
-            _check_limits(ylim, "ylim")
-            if ylim is not None
-            else _window(everything[:, 1])
-        )
+        xlim, ylim = _window_2d(np.concatenate(flat), xlim, ylim)
         _contours(ax, f, xlim, ylim, shape, args, levels, resolution)
         for i, path in enumerate(flat):
             color = colors[(i + 1) % len(colors)]
@@ -507,14 +503,10 @@ def plot_learning_rates(
     ]
     start = paths[0][:1].reshape(1, d)
     everything = np.concatenate([start] + tame)
-    if d == 2 and xlim is None and ylim is None:
-        xlim, ylim = _square_window(
-            _window(everything[:, 0]), _window(everything[:, 1])
-        )
-    if xlim is None:
+    if d == 2:
+        xlim, ylim = _window_2d(everything, xlim, ylim)
+    elif xlim is None:
         xlim = _window(everything[:, 0])
-    if d == 2 and ylim is None:
-        ylim = _window(everything[:, 1])
 
     plt = _pyplot()
     fig, axes = plt.subplots(
