@@ -51,13 +51,18 @@ class EpochTiming:
     learning_rate: float = math.nan  # the step used (fastgd: learning_rate_)
 
 
+def _weights_and_output(X, coef, intercept):
+    """``(w, X w + b)`` in float64 for a single-output linear model."""
+    w = np.asarray(coef, dtype=np.float64).reshape(-1)
+    b = float(np.asarray(intercept, dtype=np.float64).reshape(-1)[0])
+    return w, np.asarray(X, dtype=np.float64) @ w + b
+
+
 def objective(model, X, y, coef, intercept, alpha=ALPHA):
     """The training objective of fastgd's estimators (default penalty), in float64:
     ``mean loss + alpha / 2 * ||w||^2`` with the squared error ``(y - p)^2 / 2`` for
     "linear" and the logistic loss (labels 0/1) for "logistic"."""
-    w = np.asarray(coef, dtype=np.float64).reshape(-1)
-    b = float(np.asarray(intercept, dtype=np.float64).reshape(-1)[0])
-    p = np.asarray(X, dtype=np.float64) @ w + b
+    w, p = _weights_and_output(X, coef, intercept)
     if model == "linear":
         loss = 0.5 * np.mean((y - p) ** 2)
     else:
@@ -68,9 +73,7 @@ def objective(model, X, y, coef, intercept, alpha=ALPHA):
 
 def score(model, X, y, coef, intercept):
     """R^2 for "linear", accuracy (0/1 labels) for "logistic"."""
-    w = np.asarray(coef, dtype=np.float64).reshape(-1)
-    b = float(np.asarray(intercept, dtype=np.float64).reshape(-1)[0])
-    p = np.asarray(X, dtype=np.float64) @ w + b
+    _, p = _weights_and_output(X, coef, intercept)
     if model == "linear":
         return float(1.0 - np.sum((y - p) ** 2) / np.sum((y - np.mean(y)) ** 2))
     return float(np.mean((p > 0) == (y > 0.5)))
