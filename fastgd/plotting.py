@@ -45,6 +45,17 @@ def _check_callable(f, name="f"):
         raise TypeError(f"{name} must be callable, got {type(f).__name__}")
 
 
+def _check_int(value, name, low):
+    """``value`` if it is an int >= ``low`` (not a bool); else a ValueError naming it."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < low
+    ):
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return value
+
+
 def _check_limits(lim, name):
     """(lo, hi) floats with lo < hi, both finite; else a ValueError naming ``name``."""
     try:
@@ -241,18 +252,8 @@ def plot_path(
         labels = list(labels)
         if len(labels) != len(results):
             raise ValueError(f"got {len(labels)} labels for {len(results)} results")
-    if (
-        isinstance(resolution, bool)
-        or not isinstance(resolution, (int, np.integer))
-        or resolution < 2
-    ):
-        raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
-    if (
-        isinstance(numbered, bool)
-        or not isinstance(numbered, (int, np.integer))
-        or numbered < 0
-    ):
-        raise ValueError(f"numbered must be an int >= 0, got {numbered!r}")
+    _check_int(resolution, "resolution", 2)
+    _check_int(numbered, "numbered", 0)
     paths = [_as_path(r, i) for i, r in enumerate(results)]
     d, shape = _dimension(paths)
     flat = [p.reshape(len(p), d) for p in paths]
@@ -373,12 +374,7 @@ def plot_gradient_field(
         args = (args,)
     xlim = _check_limits(xlim, "xlim")
     ylim = _check_limits(ylim, "ylim")
-    if (
-        isinstance(density, bool)
-        or not isinstance(density, (int, np.integer))
-        or density < 2
-    ):
-        raise ValueError(f"density must be an int >= 2, got {density!r}")
+    _check_int(density, "density", 2)
     ax = _new_axes(ax)
     if contours:
         _contours(ax, f, xlim, ylim, (2,), args, levels, 60, cmap=None, colors="0.75")
