@@ -283,9 +283,15 @@ class Runner:
 
     def _floor(self, n, d, dtype):
         X, _ = bench_data.make_data(self.config.models[0], n, d, dtype=dtype)
+        seconds = self._record_floor(X, dtype)
+        return f"{fmt_time(seconds)} ({X.nbytes / seconds / 1e9:.3g} GB/s)"
+
+    def _record_floor(self, X, dtype):
+        """Measure the memory floor of ``X``, add it to the results; return its seconds."""
+        n, d = X.shape
         seconds = measure.memory_floor(X)
         self.results.floor.append({"n": n, "d": d, "dtype": dtype, "seconds": seconds, "bytes": X.nbytes})
-        return f"{fmt_time(seconds)} ({X.nbytes / seconds / 1e9:.3g} GB/s)"
+        return seconds
 
     def _learning_rate_for(self, model, n, d, batch):
         for row in self.results.epochs:
@@ -308,33 +314,34 @@ class Runner:
         else:
             timing = methods.time_fastgd(method, model, X, y, batch, epochs, cap_s=cfg.cap_s, min_s=cfg.min_s)
             kind = "fastgd"
-        row = {"model": model, "n": n, "d": d, "dtype": dtype, "batch": batch, "kind": kind}
-        row.update(asdict(timing))
-        row["nominal_epochs"] = epochs
-        row["floor_s"] = self.results.floor_of(n, d, dtype)
-        self.results.epochs.append(row)
+        self.results.epochs.append(self._row(model, n, d, dtype, batch, kind, timing, nominal_epochs=epochs))
         return (
             f"{fmt_time(timing.seconds_per_epoch)}/epoch, objective {fmt_num(timing.objective)} "
             f"after {timing.epochs} epochs"
         )
+
+    def _row(self, model, n, d, dtype, batch, kind, timing, **extra):
+        """The results row of one timing: the case, ``timing``'s fields, ``extra`` and the
+        memory floor of the data (``floor_s``)."""
+        row = {"model": model, "n": n, "d": d, "dtype": dtype, "batch": batch, "kind": kind}
+        row.update(asdict(timing), **extra)
+        row["floor_s"] = self.results.floor_of(n, d, dtype)
+        return row
 
     def _scaling_data(self, n, d):
         bench_data.clear_cache()
         X, _ = bench_data.make_data("linear", n, d)
         seconds = self.results.floor_of(n, d, "float64")
         if not np.isfinite(seconds):  # not measured with the epoch cases
-            seconds = measure.memory_floor(X)
-            self.results.floor.append({"n": n, "d": d, "dtype": "float64", "seconds": seconds, "bytes": X.nbytes})
+            seconds = self._record_floor(X, "float64")
         return f"memory floor {fmt_time(seconds)}"
 
     def _scaling(self, n, d, batch, backend):
         cfg = self.config
         X, y = bench_data.make_data("linear", n, d)
         timing = methods.time_fastgd(backend, "linear", X, y, batch, cfg.scaling_epochs, cap_s=cfg.cap_s, min_s=cfg.min_s)
-        row = {"model": "linear", "n": n, "d": d, "dtype": "float64", "batch": batch, "kind": "fastgd"}
-        row.update(asdict(timing))
-        row.pop("curve")
-        row["floor_s"] = self.results.floor_of(n, d, "float64")
+        row = self._row("linear", n, d, "float64", batch, "fastgd", timing)
+        del row["curve"]
         self.results.scaling.append(row)
         return f"{fmt_time(timing.seconds_per_epoch)}/epoch, objective {fmt_num(timing.objective)}"
 
@@ -430,12 +437,7 @@ def _cell(row):
 
 def _case_keys(results):
     """(model, n, d, batch, dtype) of every epoch case, in run order."""
-    keys = []
-    for row in results.epochs:
-        key = (row["model"], row["n"], row["d"], row["batch"], row["dtype"])
-        if key not in keys:
-            keys.append(key)
-    return keys
+    return list(dict.fromkeys((r["model"], r["n"], r["d"], r["batch"], r["dtype"]) for r in results.epochs))
 
 
 def summary_table(results):
