@@ -170,13 +170,18 @@ class BaseGD(BaseEstimator):
         if self.early_stopping:
             data, X_val, Y_val = self._split_validation(data, rng)
         data = data._replace(sw=self._normalise_weights(data.sw))
+        return self._fit_epochs(_Run, backend, data, rng, X_val, Y_val)
+
+    def _fit_epochs(self, run_cls, backend, data, rng, X_val=None, Y_val=None):
+        """``fit`` from validated data with normalised weights; ``run_cls`` runs the
+        epochs (``_Run`` in memory, ``fastgd._dask._DaskRun`` on Dask blocks)."""
         state = self._initial_state(data)
         if self.warm_start and hasattr(self, "_state") and self._state.shape == state.shape:
             state[...] = self._state
             t = self.t_
         else:
             t = 0
-        run = _Run(self, backend, data, state, t, self._initial_eta(data), rng, X_val, Y_val)
+        run = run_cls(self, backend, data, state, t, run_cls.initial_eta(self, data), rng, X_val, Y_val)
         run.epochs(self.max_iter, stop_early=True)
         self._commit(run, data, reset_curves=True)
         self._partial_rng = None
@@ -200,21 +205,26 @@ class BaseGD(BaseEstimator):
         first = not hasattr(self, "_state")
         backend, data = self._prepare(X, y, sample_weight, first=first, classes=classes, partial=True)
         data = data._replace(sw=self._normalise_weights(data.sw))
+        return self._partial_fit_epoch(_Run, backend, data, first)
+
+    def _partial_fit_epoch(self, run_cls, backend, data, first):
+        """``partial_fit`` from validated data with normalised weights; ``run_cls`` as
+        for :meth:`_fit_epochs`."""
         state = self._initial_state(data)
         if first:
             t = 0
-            eta = self._initial_eta(data)
+            eta = run_cls.initial_eta(self, data)
         else:
             state[...] = self._state
             t = self.t_
             eta = self._eta
             if self.learning_rate == "auto":
                 # never take a larger step than new rows allow
-                eta = min(eta, self._initial_eta(data))
+                eta = min(eta, run_cls.initial_eta(self, data))
         rng = None if first else getattr(self, "_partial_rng", None)
         # the stream of permutations continues across calls; a failed call draws nothing
         rng = check_random_state(self.random_state) if rng is None else copy.deepcopy(rng)
-        run = _Run(self, backend, data, state, t, eta, rng)
+        run = run_cls(self, backend, data, state, t, eta, rng)
         run.epochs(1, stop_early=False)
         self._commit(run, data, reset_curves=first)
         self._partial_rng = rng
@@ -437,6 +447,11 @@ class _Run:
         self.codes[P.N_THREADS] = _n_threads(est.n_jobs)
         self.in_order = None  # 0, 1, ..., n - 1, made on first use
         self.eta_last = self._current_eta()
+
+    @staticmethod
+    def initial_eta(est, data):
+        """The step size a fit starts from (``BaseGD._initial_eta``, on in-memory data)."""
+        return est._initial_eta(data)
 
     def _current_eta(self):
         t = max(self.t, 1)

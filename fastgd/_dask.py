@@ -58,7 +58,6 @@ Where it runs
     local schedulers (no client) the blocks are computed once into this process.
 """
 
-import copy
 import itertools
 import uuid
 import warnings
@@ -88,50 +87,22 @@ POLL_S = 2.0
 
 # --------------------------------------------------------------------------- entry points
 def fit(est, X, y, sample_weight):
-    """``BaseGD.fit`` on Dask input (see the module docstring); mirrors ``BaseGD._fit``."""
+    """``BaseGD.fit`` on Dask input (see the module docstring)."""
     backend, data = _prepare(est, X, y, sample_weight, first=True, fitting=True)
     try:
-        rng = check_random_state(est.random_state)
-        state = est._initial_state(data)
-        if est.warm_start and hasattr(est, "_state") and est._state.shape == state.shape:
-            state[...] = est._state
-            t = est.t_
-        else:
-            t = 0
-        run = _DaskRun(est, backend, data, state, t, _initial_eta(est, data), rng)
-        run.epochs(est.max_iter, stop_early=True)
-        est._commit(run, data, reset_curves=True)
-        est._partial_rng = None
+        return est._fit_epochs(_DaskRun, backend, data, check_random_state(est.random_state))
     finally:
         data.X.release()
-    return est
 
 
 def partial_fit(est, X, y, classes, sample_weight):
-    """``BaseGD.partial_fit`` on Dask input: one epoch over the blocks; mirrors
-    ``BaseGD._partial_fit``."""
+    """``BaseGD.partial_fit`` on Dask input: one epoch over the blocks."""
     first = not hasattr(est, "_state")
     backend, data = _prepare(est, X, y, sample_weight, first=first, classes=classes, partial=True)
     try:
-        state = est._initial_state(data)
-        if first:
-            t = 0
-            eta = _initial_eta(est, data)
-        else:
-            state[...] = est._state
-            t = est.t_
-            eta = est._eta
-            if est.learning_rate == "auto":
-                eta = min(eta, _initial_eta(est, data))
-        rng = None if first else getattr(est, "_partial_rng", None)
-        rng = check_random_state(est.random_state) if rng is None else copy.deepcopy(rng)
-        run = _DaskRun(est, backend, data, state, t, eta, rng)
-        run.epochs(1, stop_early=False)
-        est._commit(run, data, reset_curves=first)
-        est._partial_rng = rng
+        return est._partial_fit_epoch(_DaskRun, backend, data, first)
     finally:
         data.X.release()
-    return est
 
 
 def objective(est, X, y, sample_weight):
@@ -176,13 +147,16 @@ class _DaskRun(_Run):
     """``_Run`` whose epochs run blockwise; the stopping, divergence and curve logic of
     ``_Run.epochs`` is shared unchanged."""
 
-    def __init__(self, est, backend, data, state, t, eta, rng):
-        super().__init__(est, backend, data, state, t, eta, rng)
-        self.blocks = data.X
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.codes[P.N_THREADS] = 1  # one thread per task: the workers are the parallelism
 
+    @staticmethod
+    def initial_eta(est, data):
+        return _initial_eta(est, data)
+
     def _one_epoch(self):
-        blocks = self.blocks
+        blocks = self.X  # a _Blocks
         n = blocks.shape[0]
         self.hp[P.ETA0] = self.eta
         self.codes[P.T_START] = self.t
