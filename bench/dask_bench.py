@@ -28,11 +28,11 @@ def _epoch_seconds(model):
     return float(np.median(steps))
 
 
-def _fit(make, X, y):
+def _fit(model, X, y):
+    """``(model, wall-clock seconds of model.fit(X, y))``."""
     tic = time.perf_counter()
-    model = make().fit(X, y)
-    wall = time.perf_counter() - tic
-    return model, wall
+    model.fit(X, y)
+    return model, time.perf_counter() - tic
 
 
 def run(rows=10_000_000, features=20, chunk_rows=1_000_000, epochs=5, batch=256, stream=print):
@@ -75,13 +75,12 @@ def run(rows=10_000_000, features=20, chunk_rows=1_000_000, epochs=5, batch=256,
         X, y = Xd.compute(), yd.compute()
         for label, params in modes.items():
             def make(params=params, **extra):
-                return lambda: LinearRegression(max_iter=epochs, tol=None, random_state=SEED, **params, **extra)
+                return LinearRegression(max_iter=epochs, tol=None, random_state=SEED, **params, **extra)
 
             # warm up: numba kernels compiled or loaded in this process and on the workers
-            make()().set_params(max_iter=1).fit(X[:2000], y[:2000])
-            make()().set_params(max_iter=1).fit(Xt, yt)
+            make().set_params(max_iter=1).fit(X[:2000], y[:2000])
+            make().set_params(max_iter=1).fit(Xt, yt)
             results = {}
-            sizes = {}
             for where, (Xi, yi, extra) in {
                 "in memory, 1 thread": (X, y, {"n_jobs": 1}),
                 "in memory, 2 threads": (X, y, {"n_jobs": 2}),
@@ -91,17 +90,15 @@ def run(rows=10_000_000, features=20, chunk_rows=1_000_000, epochs=5, batch=256,
                 if where.endswith("2 threads") and params["batch_size"] != "full":
                     continue  # only the full-batch kernel uses threads
                 stream(f"{label}: {where}")
-                model, wall = _fit(make(**extra), Xi, yi)
-                results[where] = (model, wall)
-                sizes[where] = Xi.shape[0]
+                results[where] = (*_fit(make(**extra), Xi, yi), Xi.shape[0])
             base = _epoch_seconds(results["in memory, 1 thread"][0])
-            for where, (model, wall) in results.items():
+            for where, (model, wall, n) in results.items():
                 sec = _epoch_seconds(model)
                 out.append(
                     {
                         "mode": label,
                         "where": where,
-                        "rows": sizes[where],
+                        "rows": n,
                         "epoch_s": sec,
                         "vs_in_memory": sec / base,
                         "setup_s": wall - model.time_curve_[-1],
