@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -17,7 +16,7 @@ import numpy as np
 from fastgd._base import _n_threads
 
 from .data import classification
-from .methods import SEED
+from .methods import SEED, timed_fit
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -58,14 +57,6 @@ def classification_split(n_train, n_test, d, seed=1):
     return X[:n_train], y[:n_train], X[n_train:], y[n_train:]
 
 
-def _timed_fit(est, X, y):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning: epochs are capped on purpose
-        tic = time.perf_counter()
-        est.fit(X, y)
-        return time.perf_counter() - tic
-
-
 def _epochs_of(est):
     n_iter = getattr(est, "n_iter_", None)
     return int(np.max(n_iter)) if n_iter is not None else None
@@ -73,7 +64,7 @@ def _epochs_of(est):
 
 def _fit_and_score(est, X, y, X_test, y_test):
     """Fit ``est``: wall-clock seconds of the fit, test accuracy, epochs (iterations)."""
-    wall = _timed_fit(est, X, y)
+    wall = timed_fit(est, X, y)
     return {"wall_s": wall, "accuracy": float(est.score(X_test, y_test)), "epochs": _epochs_of(est)}
 
 
