@@ -293,11 +293,8 @@ class BaseGD(BaseEstimator):
     def _normalise_weights(sw):
         """Scale weights to mean 1, so a batch's mean of ``sw_i * grad_i`` is an unbiased
         estimate of the full weighted-mean gradient for any batch size."""
-        total = float(np.sum(sw, dtype=np.float64))
-        if not total > 0.0:
-            raise ValueError("sample_weight (times class_weight) must not sum to zero.")
-        sw = np.ascontiguousarray(sw * (sw.shape[0] / total), dtype=sw.dtype)
-        return sw
+        scale = _weight_scale(sw.shape[0], float(np.sum(sw, dtype=np.float64)))
+        return np.ascontiguousarray(sw * scale, dtype=sw.dtype)
 
     def _split_validation(self, data, rng):
         from sklearn.model_selection import train_test_split
@@ -394,6 +391,14 @@ class BaseGD(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False
         return tags
+
+
+def _weight_scale(n, total):
+    """The factor that gives ``n`` weights summing to ``total`` a mean of 1 (see
+    ``BaseGD._normalise_weights``); the Dask driver sums ``total`` blockwise."""
+    if not total > 0.0:
+        raise ValueError("sample_weight (times class_weight) must not sum to zero.")
+    return n / total
 
 
 def _n_threads(n_jobs):

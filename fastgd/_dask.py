@@ -75,7 +75,7 @@ from sklearn.utils.validation import (
 
 from . import _params as P
 from ._backends import get_backend
-from ._base import FLOAT_DTYPES, _Data, _is_dask, _Run
+from ._base import FLOAT_DTYPES, _Data, _is_dask, _Run, _weight_scale
 from ._losses import LOSSES
 from ._numpy.kernels import apply_step
 from ._penalties import penalty_strengths, penalty_value
@@ -478,9 +478,7 @@ def _prepare(est, X, y, sample_weight, *, first, classes=None, partial=False, fi
             _, n_outputs, loss, fitted = est._targets(stub, first=first, classes=classes, partial=partial)
             all_classes = per_class = None
             total = float(np.sum([s["weight"] for s in summaries]))
-        if not total > 0.0:
-            raise ValueError("sample_weight (times class_weight) must not sum to zero.")
-        blocks = loaded.map_each(_encode, all_classes, per_class, n / total)
+        blocks = loaded.map_each(_encode, all_classes, per_class, _weight_scale(n, total))
     finally:
         loaded.release()
     return backend, _Data(blocks, None, None, loss, n_outputs, fitted)
