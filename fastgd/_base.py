@@ -377,20 +377,28 @@ class BaseGD(BaseEstimator):
         ``sum_i s_i loss_i / sum_i s_i + alpha * (0.5 (1 - rho) ||W||^2 + rho ||W||_1)``
         with ``rho`` as set by ``penalty`` (the quantity gradient descent minimises)."""
         check_is_fitted(self, "_state")
-        if _is_dask(X):
-            return _dask_module().objective(self, X, y, sample_weight)
-        data = self._validate_inputs(X, y, sample_weight, first=False, partial=True)
-        sw = self._normalise_weights(data.sw).astype(np.float64)
         W = self._state[0].astype(np.float64)
-        X = data.X.astype(np.float64, copy=False)
-        values, _ = LOSSES[self._loss].value_grad(X @ W[:, :-1].T + W[:, -1], data.Y.astype(np.float64))
+        if _is_dask(X):
+            total, n = _dask_module().weighted_loss(self, X, y, sample_weight, W)
+        else:
+            data = self._validate_inputs(X, y, sample_weight, first=False, partial=True)
+            sw = self._normalise_weights(data.sw)
+            total, n = _weighted_loss(data.X, data.Y, sw, W, self._loss), data.X.shape[0]
         l2, l1 = penalty_strengths(self.penalty, self.alpha, self.l1_ratio)
-        return float(sw @ values) / X.shape[0] + penalty_value(W[:, :-1], l2, l1)
+        return total / n + penalty_value(W[:, :-1], l2, l1)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False
         return tags
+
+
+def _weighted_loss(X, Y, sw, W, loss):
+    """``sum_i sw_i * loss_i`` in float64 at the float64 weights ``W`` (K, d + 1): the
+    data term of ``BaseGD.objective`` (the Dask driver sums it over blocks)."""
+    X = X.astype(np.float64, copy=False)
+    values, _ = LOSSES[loss].value_grad(X @ W[:, :-1].T + W[:, -1], Y.astype(np.float64))
+    return float(sw.astype(np.float64) @ values)
 
 
 def _weight_scale(n, total):

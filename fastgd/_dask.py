@@ -75,7 +75,7 @@ from sklearn.utils.validation import (
 
 from . import _params as P
 from ._backends import get_backend
-from ._base import FLOAT_DTYPES, _Data, _is_dask, _Run, _weight_scale
+from ._base import FLOAT_DTYPES, _Data, _is_dask, _Run, _weight_scale, _weighted_loss
 from ._losses import LOSSES
 from ._numpy.kernels import apply_step
 from ._penalties import penalty_strengths, penalty_value
@@ -105,16 +105,15 @@ def partial_fit(est, X, y, classes, sample_weight):
         data.X.release()
 
 
-def objective(est, X, y, sample_weight):
-    """``BaseGD.objective`` on Dask input: float64 losses summed blockwise."""
+def weighted_loss(est, X, y, sample_weight, W):
+    """``BaseGD.objective``'s data term on Dask input: ``(sum_i s_i loss_i, n)`` with the
+    normalised weights, the float64 losses summed blockwise."""
     _, data = _prepare(est, X, y, sample_weight, first=False, partial=True, check_params=False)
     try:
-        W = est._state[0].astype(np.float64)
         totals = data.X.gather_each(_objective_task, W, est._loss)
     finally:
         data.X.release()
-    l2, l1 = penalty_strengths(est.penalty, est.alpha, est.l1_ratio)
-    return float(np.sum(totals)) / data.X.shape[0] + penalty_value(W[:, :-1], l2, l1)
+    return float(np.sum(totals)), data.X.shape[0]
 
 
 def map_method(est, name, X):
@@ -311,10 +310,7 @@ def _auto_stats_task(block, offset, step, fit_intercept):
 
 
 def _objective_task(block, W, loss):
-    X, Y, sw = block
-    X = X.astype(np.float64, copy=False)
-    values, _ = LOSSES[loss].value_grad(X @ W[:, :-1].T + W[:, -1], Y.astype(np.float64))
-    return float(sw.astype(np.float64) @ values)
+    return _weighted_loss(*block, W, loss)
 
 
 def _method_block(Xb, est, name, trailing, dtype):
