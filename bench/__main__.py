@@ -50,7 +50,7 @@ def main(argv=None):
         rows = dask_bench.run(rows=args.dask_rows, chunk_rows=chunk, stream=lambda line: print("  " + line, flush=True))
         section = (
             f"\n## Dask: {args.dask_rows:,} x 20 float64 in blocks of {chunk:,} rows\n\n"
-            + dask_bench.__doc__.split("\n\n")[2].strip()
+            + dask_bench.METHOD.strip()
             + "\n\n"
             + dask_bench.table(rows)
             + "\n"

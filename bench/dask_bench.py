@@ -3,6 +3,18 @@
 ``python -m bench.dask_bench [--rows N] [--features D] [--chunk-rows C] [--epochs E]``
 prints a Markdown table; :func:`run` returns its rows (dicts) for a report.
 
+:data:`METHOD` says how it measures (the report prints it beside the table).
+"""
+
+import argparse
+import logging
+import time
+
+import numpy as np
+
+SEED = 0
+
+METHOD = """\
 The cluster has two worker processes with one thread each (the in-memory fits get the
 same two cores: the numba full-batch kernel with ``n_jobs=1`` and ``n_jobs=2``). The
 data are generated on the workers and gathered once for the in-memory fits, so both
@@ -13,14 +25,6 @@ cost" rows fit data of the same number of blocks but only 1000 rows per block: w
 an epoch costs on the cluster when there is next to nothing to compute (scheduling
 one task per block and, for mini-batches, passing the state from block to block).
 """
-
-import argparse
-import logging
-import time
-
-import numpy as np
-
-SEED = 0
 
 
 def _epoch_seconds(model):

@@ -130,3 +130,19 @@ def test_memory_floor_is_positive():
 
     X = np.ones((5000, 8))
     assert 0 < memory_floor(X, repeats=2) < 10
+
+
+def test_dask_section_runs_and_full_batch_matches_in_memory():
+    """``python -m bench --dask`` on tiny data: every row is there, and the full-batch fit on
+    the cluster ends at the in-memory objective (speed is never shown without it)."""
+    pytest.importorskip("distributed")
+    from bench import dask_bench
+
+    rows = dask_bench.run(rows=4000, chunk_rows=1000, epochs=2, stream=lambda line: None)
+    where = [(r["mode"], r["where"]) for r in rows]
+    assert len(where) == 7 and len(set(where)) == 7
+    full = {r["where"]: r for r in rows if r["mode"] == "full batch"}
+    dask_obj = full["Dask, 2 workers"]["final_objective"]
+    assert dask_obj == pytest.approx(full["in memory, 1 thread"]["final_objective"], rel=1e-10)
+    assert all(math.isfinite(r["epoch_s"]) and r["epoch_s"] > 0 for r in rows)
+    assert "| full batch | Dask, 2 workers | 4,000 |" in dask_bench.table(rows)
