@@ -178,9 +178,8 @@ class _DaskRun(_Run):
             for b, seed in epoch_plan(self.rng, len(blocks.sizes), self.est.shuffle):
                 codes = self.codes.copy()
                 codes[P.T_START] = t
-                codes[P.BATCH_SIZE] = min(batch, blocks.sizes[b])
                 visits.append((b, (seed, codes)))
-                t += -(-blocks.sizes[b] // int(codes[P.BATCH_SIZE]))
+                t += -(-blocks.sizes[b] // batch)  # the kernels cap the batch at the block's rows
             state, total = blocks.chain(_epoch_task, visits, (self.state.copy(), 0.0), backend, self.hp.copy())
             self.state[...] = state
             self.t = t
