@@ -37,7 +37,7 @@ CONVERGED, MAX_ITER, DIVERGED, UNBOUNDED, CALLBACK_STOP = 0, 1, 2, 3, 99
 def _as_float_array(x, name):
     """A float64 copy of ``x`` (any shape), or a TypeError/ValueError naming the problem."""
     try:
-        arr = np.array(x, dtype=None, copy=True)
+        arr = np.asarray(x)  # the astype below makes the copy
     except Exception as exc:  # ragged lists and the like
         raise TypeError(
             f"{name} must be a real number or an array of real numbers: {exc}"
