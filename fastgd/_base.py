@@ -44,6 +44,8 @@ ADAPTIVE_MIN_ETA = 1e-6
 DIVERGENCE_FACTOR = 1e10
 # "auto" divides its computed step by ADAPTIVE_FACTOR at most this many times on stalls
 AUTO_REDUCTIONS = 2
+# ... each judged over at least this many updates (or n_iter_no_change epochs if fewer)
+AUTO_STALL_UPDATES = 1000
 
 
 class DivergenceError(FloatingPointError):
@@ -513,6 +515,18 @@ class _Run:
         self.eta_last = self._current_eta()
         return True
 
+    def _patience(self):
+        """Epochs without improvement that make a stall: ``n_iter_no_change``, except
+        that "auto" judges its first AUTO_REDUCTIONS stalls over at least
+        AUTO_STALL_UPDATES updates rather than n_iter_no_change epochs: on large data
+        one epoch without improvement means the step has reached its noise floor, and
+        waiting epochs longer there only costs time."""
+        patience = self.est.n_iter_no_change
+        if self.est.learning_rate == "auto" and self.reductions < AUTO_REDUCTIONS:
+            updates = -(-self.X.shape[0] // int(self.codes[P.BATCH_SIZE]))
+            patience = min(patience, -(-AUTO_STALL_UPDATES // updates))
+        return patience
+
     def epochs(self, max_epochs, *, stop_early):
         est = self.est
         tol = est.tol
@@ -566,11 +580,11 @@ class _Run:
                 else:
                     no_improvement = 0
                 best = min(best, criterion)
-                if no_improvement >= est.n_iter_no_change:
+                if no_improvement >= self._patience():
                     if self._on_stall():
-                        no_improvement = 0
                         if est.verbose:
-                            print(f"-- No improvement for {est.n_iter_no_change} epochs: step size {self.eta:.4g}")
+                            print(f"-- No improvement for {no_improvement} epochs: step size {self.eta:.4g}")
+                        no_improvement = 0
                     else:
                         converged = True
                         if est.verbose:
