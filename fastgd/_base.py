@@ -478,7 +478,7 @@ class _Run:
         # full batch: the order cannot matter, so read X in storage order (streaming)
         shuffle = self.est.shuffle and self.codes[P.BATCH_SIZE] < n
         if shuffle:
-            order = self.rng.permutation(n).astype(np.int64)
+            order = self.rng.permutation(n).astype(np.int64, copy=False)
         else:
             if self.in_order is None:
                 self.in_order = np.arange(n, dtype=np.int64)
