@@ -98,12 +98,15 @@ def fastgd_estimator(model, **params):
     return cls(**settings)
 
 
-def time_fastgd(backend, model, X, y, batch, epochs, cap_s=10.0, min_s=0.3, repeats=3):
+def time_fastgd(backend, model, X, y, batch, epochs, cap_s=10.0, min_s=0.3, repeats=3, params=None):
     """Seconds per epoch of fastgd's ``backend``: one probe fit of one epoch, then fits of
     up to ``epochs`` epochs (fewer if they would exceed ``cap_s``), repeated while the
-    timed total is under ``min_s`` (at most ``repeats`` times); the fastest counts."""
+    timed total is under ``min_s`` (at most ``repeats`` times); the fastest counts.
+    ``params``: more estimator parameters (e.g. ``{"n_jobs": 1}``)."""
+    extra = dict(params or {})
+
     def fit(k):
-        return fastgd_estimator(model, backend=backend, batch_size=batch, max_iter=k).fit(X, y)
+        return fastgd_estimator(model, backend=backend, batch_size=batch, max_iter=k, **extra).fit(X, y)
 
     est = fit(1)
     k = _epochs_within(epochs, est.time_curve_[-1], cap_s)

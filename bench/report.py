@@ -36,12 +36,14 @@ class Config:
     batches: tuple = BATCHES
     models: tuple = MODELS
     float32_full: bool = True  # full batch in float32 as well
+    threads: bool = True  # full batch float64 with n_jobs=1 too (target 3; 2+ cores)
     peers: tuple = PEERS
     cap_s: float = 10.0  # a fit that would spend longer in its epochs runs fewer epochs
     min_s: float = 0.5  # fast fits repeat (at most 3 times) until this much was timed
     scaling_d: int = 20
     scaling_n: tuple = ()  # n values of the scaling sweep (linear, batch 32 and full)
     scaling_epochs: int = 3
+    scaling_numpy_max_n: int = 2_000_000  # the NumPy backend skips larger sweep sizes (slow)
     tta: tuple = None  # (n_train, n_test, d) of the time-to-accuracy race, or None
     tta_k_max: int = 20
     tta_cap_s: float = 60.0
@@ -63,7 +65,9 @@ FULL = Config(
     sizes=((10_000, 10, 50), (200_000, 100, 10), (1_000_000, 20, 5)),
     cap_s=60.0,
     min_s=1.0,
-    scaling_n=(62_500, 125_000, 250_000, 500_000, 1_000_000, 2_000_000),
+    # target 9: per-row epoch time from 1e4 to 1e7 rows (1e7 x 20 float64 is 1.6 GB); the
+    # NumPy backend stops at scaling_numpy_max_n (its batch-32 epochs at 1e7 take seconds each)
+    scaling_n=(10_000, 30_000, 100_000, 300_000, 1_000_000, 3_000_000, 10_000_000),
     tta=(200_000, 50_000, 100),
     tta_k_max=50,
     tta_cap_s=300.0,
@@ -191,9 +195,11 @@ class Results:
     floor: list = field(default_factory=list)  # {n, d, dtype, seconds}
     epochs: list = field(default_factory=list)  # one dict per method and case
     scaling: list = field(default_factory=list)
+    threads: list = field(default_factory=list)  # full batch float64 epochs with n_jobs=1
     tta: dict = field(default_factory=dict)
     cold_start: list = field(default_factory=list)
     errors: list = field(default_factory=list)
+    targets: list = field(default_factory=list)  # evaluate_targets(), filled by write()
 
     def floor_of(self, n, d, dtype):
         for row in self.floor:
@@ -231,7 +237,7 @@ class Runner:
 
     def _plan(self):
         cfg = self.config
-        self._add("warm up the kernels (a tiny fit per backend, batch kind and dtype)", self._warm_up)
+        self._add("warm up the kernels (a tiny fit per backend, batch size, dtype and model)", self._warm_up)
         for n, d, epochs in cfg.sizes:
             self._add(f"data {n}x{d}", lambda n=n, d=d: self._make_data(n, d))
             dtypes = ("float64", "float32") if cfg.float32_full else ("float64",)
@@ -247,10 +253,19 @@ class Runner:
                             continue
                         label = f"{model} {n}x{d} batch {batch_label(batch, dtype)} {method}"
                         self._add(label, lambda a=(model, n, d, epochs, batch, method, dtype): self._epochs(*a))
+                    if batch == "full" and cfg.threads and measure.n_cores() > 1:
+                        # right after the all-cores rows, on the same data
+                        for backend in self.backends:
+                            if backend == "numpy":
+                                continue
+                            label = f"{model} {n}x{d} batch full n_jobs=1 {backend}"
+                            self._add(label, lambda a=(model, n, d, epochs, backend): self._threads(*a))
         for n in cfg.scaling_n:
             d = cfg.scaling_d
             self._add(f"scaling data and memory floor {n}x{d}", lambda n=n, d=d: self._scaling_data(n, d))
             for backend in self.backends:
+                if backend == "numpy" and n > cfg.scaling_numpy_max_n:
+                    continue
                 for batch in (32, "full"):
                     label = f"scaling linear {n}x{d} batch {batch} {backend}"
                     self._add(label, lambda a=(n, d, batch, backend): self._scaling(*a))
@@ -267,12 +282,16 @@ class Runner:
 
     # ------------------------------------------------------------------------- tasks
     def _warm_up(self):
+        """Compile (or load from the cache) every kernel the timed fits use: each batch size
+        of the configuration and dtype, and full batch with one thread."""
+        batches = list(dict.fromkeys((*self.config.batches, 32, "full")))
         for backend in self.backends:
             for dtype in ("float64", "float32"):
                 for model in self.config.models:
                     X, y = bench_data.make_data(model, 300, 5, dtype=dtype)
-                    for batch in (32, "full"):
+                    for batch in batches:
                         methods.fastgd_estimator(model, backend=backend, batch_size=batch, max_iter=2).fit(X, y)
+                    methods.fastgd_estimator(model, backend=backend, batch_size="full", max_iter=2, n_jobs=1).fit(X, y)
         return ", ".join(self.backends)
 
     def _make_data(self, n, d):
@@ -318,6 +337,24 @@ class Runner:
         return (
             f"{fmt_time(timing.seconds_per_epoch)}/epoch, objective {fmt_num(timing.objective)} "
             f"after {timing.epochs} epochs"
+        )
+
+    def _threads(self, model, n, d, epochs, backend):
+        """Full batch float64 with one thread (``n_jobs=1``); the all-cores time is the
+        epoch row of the same case."""
+        cfg = self.config
+        X, y = bench_data.make_data(model, n, d)
+        timing = methods.time_fastgd(
+            backend, model, X, y, "full", epochs, cap_s=cfg.cap_s, min_s=cfg.min_s, params={"n_jobs": 1}
+        )
+        row = self._row(model, n, d, "float64", "full", "fastgd", timing, nominal_epochs=epochs, n_jobs=1)
+        del row["curve"]
+        self.results.threads.append(row)
+        every = _find(self.results.epochs, model=model, n=n, d=d, batch="full", dtype="float64", method=backend)
+        speed = timing.seconds_per_epoch / every["seconds_per_epoch"] if every else math.nan
+        return (
+            f"{fmt_time(timing.seconds_per_epoch)}/epoch with 1 thread; all {measure.n_cores()} cores: "
+            f"{fmt_ratio(speed)} faster"
         )
 
     def _row(self, model, n, d, dtype, batch, kind, timing, **extra):
@@ -391,6 +428,7 @@ class Runner:
             "mode": self.config.name,
             "machine": machine(),
             "backends": list(self.backends),
+            "default_backend": default_backend(),
             "peers": list(self.peers),
         }
         total = len(self.tasks)
@@ -507,7 +545,7 @@ def tta_lines(results):
 def cold_lines(results):
     if not results.cold_start:
         return []
-    header = ["backend", "JIT cache", "import", "first fit", "7 more fits", "whole process", "compiling (cold − warm fits)"]
+    header = ["backend", "JIT cache", "import fastgd", "import (with estimators)", "first fit", "7 more fits", "whole process", "compiling (cold − warm fits)"]
     rows = []
     for r in results.cold_start:
         compiling = ""
@@ -516,7 +554,7 @@ def cold_lines(results):
             extra = (r["first_fit_s"] + r["other_fits_s"]) - (warm["first_fit_s"] + warm["other_fits_s"])
             compiling = fmt_time(extra) if extra > 0.05 else "none measurable"
         rows.append([
-            r["backend"], r["cache"], fmt_time(r["import_s"]), fmt_time(r["first_fit_s"]),
+            r["backend"], r["cache"], fmt_time(r.get("import_fastgd_s")), fmt_time(r["import_s"]), fmt_time(r["first_fit_s"]),
             fmt_time(r["other_fits_s"]), fmt_time(r["process_s"]), compiling,
         ])
     return md_table(header, rows)
@@ -531,6 +569,353 @@ def scaling_exponents(results):
             n, s = np.log(np.array(pts, dtype=float)).T
             out[key] = float(np.polyfit(n, s, 1)[0])
     return out
+
+
+# ----------------------------------------------------------------------------- targets
+# Issue 5's performance targets. Each verdict is computed from this run's numbers.
+TARGET_SIZES = ((200_000, 100), (1_000_000, 20))  # targets 1 and 5
+FLOOR_MAX = 1.3  # 1: full batch epoch <= 1.3 x the memory floor
+F32_MAX = 0.6  # 2: full batch float32 epoch <= 0.6 x the float64 epoch
+THREADS_MIN = 1.6  # 3: all cores >= 1.6 x faster than n_jobs=1
+SGD_MIN = 4.0  # 4: batch 1 >= 4 x faster than scikit-learn's SGD
+NUMPY_MIN = {(200_000, 100): 3.0, (1_000_000, 20): 10.0}  # 5: batch 32 against NumPy
+TTA_SIZE = (200_000, 100)  # 6: the race's n_train x d
+LBFGS_MIN = 5.0  # 6: reaches lbfgs's accuracy - 0.2 points >= 5 x sooner
+BACKEND_MAX = 1.25  # 7: Cython and Numba within 1.25 x of each other
+IMPORT_MAX_S = 0.3  # 8: import fastgd
+FIRST_FIT_MAX_S = 1.0  # 8: import (with the estimators) + first 1000x10 fit, warm cache
+SCALING_BAND = 0.25  # 9: every per-row epoch time within +-25 % of their median
+SCALING_RANGE = (10_000, 10_000_000)  # 9: the rows it should hold over
+SCALING_D = 20
+
+MET, MISSED, PARTIAL = "met", "missed", "partial"
+NOT_MEASURED, NOT_APPLICABLE, INFO = "not measured", "not applicable", "info"
+
+TARGET_NAMES = {
+    1: "full batch epoch ÷ memory floor",
+    2: "full batch: float32 epoch ÷ float64 epoch",
+    3: "full batch: n_jobs=1 epoch ÷ all-cores epoch",
+    4: "batch 1 (shuffled): scikit-learn SGD epoch ÷ fastgd epoch",
+    5: "batch 32 (shuffled): NumPy backend epoch ÷ this backend's",
+    6: "logistic time to lbfgs accuracy − 0.2 points: lbfgs wall-clock ÷ fastgd's",
+    7: "Cython vs Numba: slower ÷ faster, same kernel and case",
+    8: "cold start, fresh process, warm JIT cache",
+    9: "seconds per epoch per row against n (linear, d = 20)",
+}
+
+
+def _ok(value, op, limit):
+    return value <= limit if op == "≤" else value >= limit
+
+
+def _target(num, case, value, measured, op, limit, *, note="", verdict=None, unit="×", what=None):
+    """One row of the targets table (and of ``results.targets``): the verdict is ``value
+    op limit`` unless given; no finite value means "not measured"."""
+    finite = value is not None and np.isfinite(value)
+    if verdict is None:
+        verdict = (MET if _ok(value, op, limit) else MISSED) if finite else NOT_MEASURED
+    if not finite and not measured:
+        measured = "—"
+    return {
+        "target": num,
+        "what": what or TARGET_NAMES[num],
+        "case": case,
+        "value": float(value) if finite else None,
+        "measured": measured,
+        "op": op,
+        "limit": limit,
+        "threshold": f"{op} {limit:g}{unit}" if unit != "s" else f"{op} {limit:g} s",
+        "verdict": verdict,
+        "note": note,
+    }
+
+
+def _epoch_s(rows, model, n, d, batch, dtype, method):
+    row = _find(rows, model=model, n=n, d=d, batch=batch, dtype=dtype, method=method)
+    return row["seconds_per_epoch"] if row else math.nan
+
+
+def _run_sizes(results):
+    return [(int(s[0]), int(s[1])) for s in results.config.get("sizes", ())]
+
+
+def _not_in_run(results, num, n, d, limit, op="≥"):
+    """The row of a target size this run did not measure."""
+    note = "not in this run's sizes"
+    modes = [cfg.name for cfg in (QUICK, FULL) if any(s[:2] == (n, d) for s in cfg.sizes)]
+    if modes == [FULL.name]:
+        note += f" ({n}×{d} runs with --full)"
+    elif modes:
+        note += f" ({n}×{d} is in the {' and '.join(modes)} runs)"
+    return _target(num, f"{n}×{d}", None, "", op, limit, note=note)
+
+
+def _compiled(results):
+    return [b for b in results.meta.get("backends", []) if b != "numpy"]
+
+
+def _cases(results, sizes=None):
+    """(model, n, d, backend) for the run's sizes (or ``sizes``), models and compiled
+    backends."""
+    sizes = _run_sizes(results) if sizes is None else sizes
+    return [(m, n, d, b) for n, d in sizes for m in results.config.get("models", ()) for b in _compiled(results)]
+
+
+def _missing_note(value):
+    return "" if np.isfinite(value) else "no timing in this run (failed, skipped or not planned)"
+
+
+def _t1(results):
+    out = []
+    for n, d in TARGET_SIZES:
+        if (n, d) not in _run_sizes(results):
+            out.append(_not_in_run(results, 1, n, d, FLOOR_MAX, op="≤"))
+            continue
+        for model, _, _, b in _cases(results, [(n, d)]):
+            ratio = _epoch_s(results.epochs, model, n, d, "full", "float64", b) / results.floor_of(n, d, "float64")
+            out.append(_target(1, f"{model} {n}×{d} {b}", ratio, f"{b} {fmt_ratio(ratio)} floor", "≤", FLOOR_MAX,
+                               note=_missing_note(ratio)))
+    return out
+
+
+def _t2(results):
+    if not results.config.get("float32_full", True):
+        return [_target(2, "all", None, "", "≤", F32_MAX, note="float32 not in this run's configuration")]
+    out = []
+    for model, n, d, b in _cases(results):
+        ratio = _epoch_s(results.epochs, model, n, d, "full", "float32", b) / _epoch_s(results.epochs, model, n, d, "full", "float64", b)
+        out.append(_target(2, f"{model} {n}×{d} {b}", ratio, f"{b} f32 {fmt_ratio(ratio)} f64", "≤", F32_MAX,
+                           note=_missing_note(ratio)))
+    return out
+
+
+def _cores(results):
+    return results.meta.get("machine", {}).get("cores")
+
+
+def _t3(results):
+    cores = _cores(results)
+    if cores is not None and cores <= 1:
+        return [_target(3, "all", None, "", "≥", THREADS_MIN, verdict=NOT_APPLICABLE, note="this machine has 1 core")]
+    what = f"{TARGET_NAMES[3]} ({cores or '?'} cores)"
+    out = []
+    for model, n, d, b in _cases(results):
+        ratio = _epoch_s(results.threads, model, n, d, "full", "float64", b) / _epoch_s(results.epochs, model, n, d, "full", "float64", b)
+        out.append(_target(3, f"{model} {n}×{d} {b}", ratio, f"{b} {fmt_ratio(ratio)} faster on {cores} cores", "≥",
+                           THREADS_MIN, note=_missing_note(ratio), what=what))
+    return out
+
+
+def _t4(results):
+    out = []
+    for model, n, d, b in _cases(results):
+        ratio = _epoch_s(results.epochs, model, n, d, 1, "float64", SGD) / _epoch_s(results.epochs, model, n, d, 1, "float64", b)
+        out.append(_target(4, f"{model} {n}×{d} {b}", ratio, f"{b} {fmt_ratio(ratio)} faster than SGD", "≥", SGD_MIN,
+                           note=_missing_note(ratio)))
+    return out
+
+
+def _t5(results):
+    out = []
+    for n, d in TARGET_SIZES:
+        limit = NUMPY_MIN[(n, d)]
+        if (n, d) not in _run_sizes(results):
+            out.append(_not_in_run(results, 5, n, d, limit))
+            continue
+        for model, _, _, b in _cases(results, [(n, d)]):
+            ratio = _epoch_s(results.epochs, model, n, d, 32, "float64", "numpy") / _epoch_s(results.epochs, model, n, d, 32, "float64", b)
+            out.append(_target(5, f"{model} {n}×{d} {b}", ratio, f"{b} {fmt_ratio(ratio)} faster than numpy", "≥", limit,
+                               note=_missing_note(ratio)))
+    return out
+
+
+def _t6(results):
+    tta = results.tta
+    if not tta or "lbfgs" not in tta:
+        return [_target(6, "logistic", None, "", "≥", LBFGS_MIN, note="no time-to-accuracy race in this run")]
+    case = f"logistic {tta['n_train']}×{tta['d']}"
+    off_size = (tta["n_train"], tta["d"]) != TTA_SIZE
+    note = f"the race ran on {tta['n_train']}×{tta['d']}, not {TTA_SIZE[0]}×{TTA_SIZE[1]}" if off_size else ""
+    ref = tta["lbfgs"]["wall_s"]
+    found = tta.get("methods", {}).get("fastgd", {})
+    search, default = found.get("search"), found.get("default")
+    out = []
+    if search is None:
+        out.append(_target(6, case, None, "", "≥", LBFGS_MIN, note="fastgd's search did not run"))
+    elif search["reached_epochs"] is None:
+        out.append(_target(
+            6, case, None, f"target accuracy not reached (best {search['accuracy']:.4f} in {len(search['points'])} epochs)",
+            "≥", LBFGS_MIN, verdict=MISSED if not off_size else NOT_MEASURED, note=note,
+        ))
+    else:
+        ratio = ref / search["wall_s"]
+        out.append(_target(
+            6, case, ratio, f"{fmt_ratio(ratio)} sooner ({fmt_time(search['wall_s'])}, {search['reached_epochs']} epochs, "
+            f"vs lbfgs {fmt_time(ref)})", "≥", LBFGS_MIN, note=note,
+            verdict=NOT_MEASURED if off_size else None,
+        ))
+    if default is not None:
+        ratio = ref / default["wall_s"]
+        reached = default["accuracy"] >= tta["target"]
+        out.append(_target(
+            6, case + ", default fit (own stopping rule)", ratio,
+            f"{fmt_ratio(ratio)} ({fmt_time(default['wall_s'])}, {default['epochs']} epochs, accuracy "
+            f"{default['accuracy']:.4f}{'' if reached else ', under the target'})",
+            "≥", LBFGS_MIN, verdict=INFO, note="information: the all-default fit, whole",
+        ))
+    return out
+
+
+T7_KERNELS = (  # (label, rows attribute, batch, dtype)
+    ("batch 1", "epochs", 1, "float64"),
+    ("batch 32", "epochs", 32, "float64"),
+    ("full f64", "epochs", "full", "float64"),
+    ("full f32", "epochs", "full", "float32"),
+    ("full f64 n_jobs=1", "threads", "full", "float64"),
+)
+
+
+def backend_pairs(results):
+    """Every Cython/Numba pair of target 7: one dict per kernel, model and size with both
+    epoch times and ``ratio`` = the slower's ÷ the faster's."""
+    pairs = []
+    for label, attr, batch, dtype in T7_KERNELS:
+        rows = getattr(results, attr)
+        for n, d in _run_sizes(results):
+            for model in results.config.get("models", ()):
+                nb = _epoch_s(rows, model, n, d, batch, dtype, "numba")
+                cy = _epoch_s(rows, model, n, d, batch, dtype, "cython")
+                if not (np.isfinite(nb) and np.isfinite(cy)):
+                    continue
+                pairs.append({
+                    "kernel": label, "model": model, "n": n, "d": d, "numba_s": nb, "cython_s": cy,
+                    "ratio": max(nb / cy, cy / nb), "faster": "cython" if cy < nb else "numba",
+                })
+    return pairs
+
+
+def _t7(results):
+    backends = results.meta.get("backends", [])
+    if not {"numba", "cython"} <= set(backends):
+        return [_target(7, "all", None, "", "≤", BACKEND_MAX, note="needs both the numba and the cython backend")]
+    pairs = backend_pairs(results)
+    out = []
+    for label, *_ in T7_KERNELS:
+        mine = [p for p in pairs if p["kernel"] == label]
+        if not mine:
+            out.append(_target(7, label, None, "", "≤", BACKEND_MAX, note="not measured in this run"))
+            continue
+        worst = max(mine, key=lambda p: p["ratio"])
+        misses = [p for p in mine if p["ratio"] > BACKEND_MAX]
+        note = "; ".join(f"{p['model']} {p['n']}×{p['d']}: {p['faster']} {fmt_ratio(p['ratio'])} faster" for p in misses)
+        row = _target(
+            7, f"{label} (worst of {len(mine)})", worst["ratio"],
+            f"{worst['faster']} {fmt_ratio(worst['ratio'])} faster ({worst['model']} {worst['n']}×{worst['d']})",
+            "≤", BACKEND_MAX, note=("misses: " + note) if misses else "",
+        )
+        row["cases"] = mine
+        out.append(row)
+    return out
+
+
+def _t8(results):
+    rows = results.cold_start
+    if not rows:
+        return [_target(8, "import fastgd", None, "", "≤", IMPORT_MAX_S, unit="s", note="no cold start in this run"),
+                _target(8, "import + first fit", None, "", "≤", FIRST_FIT_MAX_S, unit="s", note="no cold start in this run")]
+    default = results.meta.get("default_backend") or (_compiled(results) or [None])[0]
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    backends.sort(key=lambda b: b != default)
+    out = []
+    for b in backends:
+        warm = _find(rows, backend=b, cache="warm")
+        info = b != default
+        label = f"{b}{' (default)' if not info else ''}, warm cache"
+        imp = (warm or {}).get("import_fastgd_s")
+        fit = (warm or {}).get("import_s", math.nan) + (warm or {}).get("first_fit_s", math.nan)
+        for case, value, limit in (("import fastgd", imp, IMPORT_MAX_S), ("import + first 1000×10 fit", fit, FIRST_FIT_MAX_S)):
+            value = math.nan if value is None else value
+            row = _target(8, f"{label}: {case}", value, fmt_time(value), "≤", limit, unit="s")
+            if info and row["verdict"] != NOT_MEASURED:
+                row["note"] = f"information (not the default backend): {'within' if row['verdict'] == MET else 'over'}"
+                row["verdict"] = INFO
+            out.append(row)
+    return out
+
+
+def _t9(results):
+    d = results.config.get("scaling_d")
+    rows = [r for r in results.scaling if r["method"] != "numpy"]
+    if not rows:
+        return [_target(9, "all", None, "", "≤", SCALING_BAND, unit="", note="no scaling sweep in this run")]
+    lo_n, hi_n = SCALING_RANGE
+    out = []
+    for method, batch in dict.fromkeys((r["method"], r["batch"]) for r in rows):
+        pts = sorted((r["n"], r["seconds_per_epoch"] / r["n"]) for r in rows if (r["method"], r["batch"]) == (method, batch))
+        per_row = np.array([p for _, p in pts])
+        ns = [n for n, _ in pts]
+        rel = per_row / np.median(per_row)
+        spread = float(max(rel.max() - 1.0, 1.0 - rel.min()))
+        inside = spread <= SCALING_BAND
+        covered = min(ns) <= lo_n and max(ns) >= hi_n and d == SCALING_D
+        verdict = MISSED if not inside else (MET if covered else PARTIAL)
+        note = "" if covered else f"the target spans n = {lo_n}–{hi_n} at d = {SCALING_D}; this run covers n = {min(ns)}–{max(ns)} at d = {d}"
+        measured = (
+            f"{rel.min():.2f}–{rel.max():.2f}× median ({per_row.min() * 1e9:.3g}–{per_row.max() * 1e9:.3g} ns/row, "
+            f"{len(ns)} sizes)"
+        )
+        out.append(_target(9, f"{method} batch {batch}", spread, measured, "≤", SCALING_BAND, unit="",
+                           verdict=verdict, note=note))
+        out[-1]["threshold"] = f"every point within ±{SCALING_BAND:.0%} of the median"
+        out[-1]["n_range"] = [min(ns), max(ns)]
+    return out
+
+
+def evaluate_targets(results):
+    """Issue 5's nine targets evaluated on ``results``: a list of rows (``target``,
+    ``what``, ``case``, ``value``, ``measured``, ``op``, ``limit``, ``threshold``,
+    ``verdict`` (met / missed / partial / not measured / not applicable / info), ``note``),
+    in target order. Every verdict is computed from the numbers in ``results``."""
+    out = []
+    for evaluate in (_t1, _t2, _t3, _t4, _t5, _t6, _t7, _t8, _t9):
+        out += evaluate(results)
+    return out
+
+
+def targets_lines(results, targets=None):
+    """Markdown lines of the "Performance targets" section."""
+    targets = evaluate_targets(results) if targets is None else targets
+    counts = {}
+    for row in targets:
+        counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    tally = ", ".join(f"{k} {v}" for k, v in counts.items())
+    lines = [
+        "Issue 5's targets, each evaluated from this run's measurements (ratios within this",
+        f"run; momentum 0.9; {_cores(results)} cores). Verdicts: {tally}. 'not measured': the",
+        "case is not in this run (e.g. 1000000×20 runs with --full) or its timing failed.",
+        "",
+    ]
+    header = ["#", "target", "case", "measured", "threshold", "verdict", "note"]
+    rows = []
+    for r in targets:
+        verdict = f"**{r['verdict']}**" if r["verdict"] == MISSED else r["verdict"]
+        rows.append([r["target"], r["what"], r["case"], r["measured"], r["threshold"], verdict, r["note"]])
+    return lines + md_table(header, rows)
+
+
+def threads_lines(results):
+    if not results.threads:
+        return []
+    rows = []
+    for r in results.threads:
+        every = _epoch_s(results.epochs, r["model"], r["n"], r["d"], "full", "float64", r["method"])
+        rows.append([
+            r["model"], f"{r['n']}×{r['d']}", r["method"], fmt_time(r["seconds_per_epoch"]), fmt_time(every),
+            fmt_ratio(r["seconds_per_epoch"] / every), fmt_num(r["objective"]),
+        ])
+    cores = _cores(results)
+    header = ["model", "n×d", "backend", "n_jobs=1", f"all {cores} cores", "speed-up", "objective (n_jobs=1)"]
+    return md_table(header, rows)
 
 
 def report_lines(results, plots=()):
@@ -559,6 +944,7 @@ def report_lines(results, plots=()):
         "",
     ]
     lines += summary_table(results)
+    lines += ["", "## Performance targets", ""] + targets_lines(results, results.targets or None)
     if results.tta:
         lines += ["", "## Time to accuracy", ""] + tta_lines(results)
     if results.cold_start:
@@ -590,6 +976,15 @@ def report_lines(results, plots=()):
                 ["batch", "method", "epochs", "time / epoch", "numpy ÷ this", "÷ floor", "objective", "R² / accuracy", "note"],
                 table,
             )
+    if results.threads:
+        lines += [
+            "", "## Threads", "",
+            (
+                "Full batch, float64: seconds per epoch with `n_jobs=1` against all cores "
+                "(`n_jobs=None`, the row of the same case above); speed-up = the first ÷ the second."
+            ),
+            "",
+        ] + threads_lines(results)
     if results.floor:
         lines += ["", "## Memory floor", "", f"One streaming read of X with {meta.get('machine', {}).get('cores')} threads (fastest of 7).", ""]
         lines += md_table(
@@ -646,6 +1041,7 @@ def write(results, out_dir, plots=True):
             results.skipped["plots"] = f"matplotlib is not importable ({exc})"
         else:
             pngs = bench_plots.make_all(results, out)
+    results.targets = evaluate_targets(results)
     (out / "results.json").write_text(json.dumps(_jsonable(asdict(results)), indent=1))
     path = out / "report.md"
     path.write_text("\n".join(report_lines(results, pngs)) + "\n")
@@ -661,6 +1057,8 @@ def run(config, out_dir, stream=None):
     path = write(results, out_dir, plots=config.plots)
     print(file=stream)
     print("\n".join(summary_table(results)), file=stream)
+    print(file=stream)
+    print("\n".join(targets_lines(results, results.targets)), file=stream)
     if results.tta:
         print(file=stream)
         print("\n".join(tta_lines(results)), file=stream)
