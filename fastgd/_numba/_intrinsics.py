@@ -2,7 +2,8 @@
 
 ``prefetch(X, i, j)`` asks the CPU to bring the cache line holding ``X[i, j]`` towards
 the core (``llvm.prefetch``: read, keep in all cache levels, data); it computes nothing
-and cannot fault. ``next_index(counter)`` returns ``counter[0]`` and adds one to it
+and cannot fault (``prefetch1(x, i)``: the same for ``x[i]`` of a 1-D array).
+``next_index(counter)`` returns ``counter[0]`` and adds one to it
 atomically, so that threads can hand out blocks of work among themselves.
 
 Both are module-level ``@intrinsic`` functions, so kernels that call them keep
@@ -22,6 +23,9 @@ if config.DISABLE_JIT:
     def prefetch(X, i, j):
         """No-op without the JIT."""
 
+    def prefetch1(x, i):
+        """No-op without the JIT."""
+
     def next_index(counter):
         """``counter[0]``, then add one (under a lock without the JIT)."""
         with _lock:
@@ -32,30 +36,31 @@ if config.DISABLE_JIT:
 else:
     from llvmlite import ir
 
+    def _prefetch_codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, value=args[0])
+        inds = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], signature.args[1:])]
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, inds)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH_NAME)
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
     @intrinsic
     def prefetch(typingctx, X, i, j):
         """Prefetch the cache line holding ``X[i, j]`` (X a 2-D array, i and j integers)."""
-        if not (isinstance(X, types.Array) and X.ndim == 2):
-            return None
-        if not (isinstance(i, types.Integer) and isinstance(j, types.Integer)):
-            return None
+        if isinstance(X, types.Array) and X.ndim == 2 and isinstance(i, types.Integer) and isinstance(j, types.Integer):
+            return types.void(X, i, j), _prefetch_codegen
+        return None
 
-        def codegen(context, builder, signature, args):
-            aryty, ity, jty = signature.args
-            ary = context.make_array(aryty)(context, builder, value=args[0])
-            inds = [
-                context.cast(builder, args[1], ity, types.intp),
-                context.cast(builder, args[2], jty, types.intp),
-            ]
-            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, inds)
-            i8p = ir.IntType(8).as_pointer()
-            i32 = ir.IntType(32)
-            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-            fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH_NAME)
-            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
-            return context.get_dummy_value()
-
-        return types.void(X, i, j), codegen
+    @intrinsic
+    def prefetch1(typingctx, x, i):
+        """Prefetch the cache line holding ``x[i]`` (x a 1-D array, i an integer)."""
+        if isinstance(x, types.Array) and x.ndim == 1 and isinstance(i, types.Integer):
+            return types.void(x, i), _prefetch_codegen
+        return None
 
     @intrinsic
     def next_index(typingctx, counter):
