@@ -14,6 +14,9 @@ estimator divides by 5 between epochs when the objective stalls.
 """
 
 import numpy as np
+import scipy.sparse as sp
+
+from ._sparse import row_sq_norms
 
 CONSTANT = 0
 INVSCALING = 1
@@ -59,7 +62,10 @@ def _top_eigenvalue(X, sw, fit_intercept, n_iter=30, max_rows=EIGEN_MAX_ROWS):
     """
     n, d = X.shape
     step = max(1, n // max_rows)
-    Xs = np.asarray(X[::step], dtype=np.float64)
+    if sp.issparse(X):  # CSR: the same rows, products by scipy
+        Xs = sp.csr_array(X[::step], dtype=np.float64)
+    else:
+        Xs = np.asarray(X[::step], dtype=np.float64)
     ws = np.asarray(sw[::step], dtype=np.float64)
     m = Xs.shape[0]
     v = np.random.default_rng(0).standard_normal(d + 1)  # fixed start: deterministic
@@ -116,7 +122,10 @@ def auto_learning_rate(X, sw, *, fit_intercept, curvature, l2, batch_size, momen
 def max_row_smoothness(X, sw, fit_intercept):
     """``max_i s_i ||xt_i||^2`` in float64 (``xt_i`` = row i with a 1 appended when
     ``fit_intercept``); of a block of rows, its share of the whole data's maximum."""
-    sq = np.einsum("ij,ij->i", X, X, dtype=np.float64) + (1.0 if fit_intercept else 0.0)
+    if sp.issparse(X):
+        sq = row_sq_norms(X) + (1.0 if fit_intercept else 0.0)
+    else:
+        sq = np.einsum("ij,ij->i", X, X, dtype=np.float64) + (1.0 if fit_intercept else 0.0)
     return float(np.max(np.asarray(sw, dtype=np.float64) * sq))
 
 
