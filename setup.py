@@ -1,5 +1,5 @@
 """Build script. The package metadata lives in pyproject.toml; this file declares the
-compiled extension of the Cython backend and builds it with OpenMP where the compiler
+compiled extensions of the Cython backend (dense and sparse kernels) and builds it with OpenMP where the compiler
 supports it (one thread otherwise)."""
 
 import os
@@ -45,7 +45,11 @@ extensions = [
     Extension(
         "fastgd._cython._kernels",
         ["fastgd/_cython/_kernels.pyx"],
-    )
+    ),
+    Extension(
+        "fastgd._cython._sparse",
+        ["fastgd/_cython/_sparse.pyx"],
+    ),
 ]
 
 setup(
