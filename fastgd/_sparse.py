@@ -81,7 +81,7 @@ def check_epoch(data, indices, indptr, Y, sw, order, state):
             raise ValueError(f"{name} must be int64, got {a.dtype}")
     if state.ndim != 3 or state.shape[0] != 2 or state.shape[1] < 1 or state.shape[2] < 1:
         raise ValueError(f"state must have shape (2, K, d + 1), got {state.shape}")
-    n = indptr.shape[0] - 1
+    n = order.shape[0]
     check_csr(data, indices, indptr, n, state.shape[2] - 1)
     if Y.ndim != 2 or Y.shape[0] != n or sw.shape != (n,) or order.shape != (n,):
         raise ValueError(

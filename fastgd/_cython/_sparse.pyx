@@ -177,10 +177,11 @@ cdef inline void _update(floating[:, :, ::1] state, Py_ssize_t kk, Py_ssize_t j,
 def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::1] indptr,
           const floating[:, ::1] Y, const floating[::1] sw, const int64_t[::1] order,
           floating[:, :, ::1] state, const double[::1] hp, const int64_t[::1] codes,
-          bint lazy=True):
+          bint lazy=True, Py_ssize_t sync_steps=0):
     """One epoch in place; returns the sum of ``sw_i * loss_i``. See
     ``fastgd._numpy.sparse.epoch`` for the contract and ``fastgd._numba.sparse`` for the
-    lazy update; ``lazy=False`` takes the dense O(K d) step at every step."""
+    lazy update; ``lazy=False`` takes the dense O(K d) step at every step, and
+    ``sync_steps > 0`` sets the interval ``T`` of the full catch-ups (for tests)."""
     check_epoch(np.asarray(data), np.asarray(indices), np.asarray(indptr), np.asarray(Y),
                 np.asarray(sw), np.asarray(order), np.asarray(state))
     if hp.shape[0] < P.N_HP:
@@ -209,7 +210,7 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
     cdef Py_ssize_t n_steps = (n + batch - 1) // batch
     cdef Py_ssize_t T = 1
     if lazy:
-        T = min(n_steps, max(SYNC_MIN_STEPS, d))
+        T = min(n_steps, sync_steps if sync_steps > 0 else max(SYNC_MIN_STEPS, d))
     cdef const double[:, ::1] tab = _powers(T, hp[P_ETA0], hp[P_MOMENTUM], hp[P_L2], nesterov)
     cdef int64_t[::1] last = np.full(d if lazy else 0, t, dtype=np.int64)
     cdef int64_t[::1] mark = np.full(d if lazy else 0, -1, dtype=np.int64)

@@ -126,7 +126,7 @@ def _update(W, V, kk, j, g, mu, eta, nesterov, shrink):
 
 
 @njit(cache=True, nogil=True)
-def _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy):
+def _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy, sync_steps):
     n = order.shape[0]
     W = state[0]
     V = state[1]
@@ -147,7 +147,7 @@ def _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy):
     p = np.empty(K, dtype=data.dtype)
     n_steps = (n + batch - 1) // batch
     if lazy:
-        T = min(n_steps, max(SYNC_MIN_STEPS, d))
+        T = min(n_steps, sync_steps if sync_steps > 0 else max(SYNC_MIN_STEPS, d))
         tab = _powers(T, hp[P.ETA0], mu, l2, nesterov)
         last = np.full(d, t, dtype=np.int64)
         mark = np.full(d, -1, dtype=np.int64)
@@ -159,8 +159,7 @@ def _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy):
         mark = np.empty(0, dtype=np.int64)
         touched = np.empty(0, dtype=np.int64)
     total = 0.0
-    steps = 0
-    for start in range(0, n, batch):
+    for steps, start in enumerate(range(0, n, batch), 1):
         stop = min(start + batch, n)
         n_touched = 0
         for ii in range(start, stop):
@@ -191,7 +190,6 @@ def _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy):
                     G[kk, indices[q]] += c * data[q]
                 G[kk, d] += c
         t += 1
-        steps += 1
         inv_b = 1.0 / (stop - start)
         eta = _step_size(schedule, t, hp[P.ETA0], hp[P.POWER_T], hp[P.OPTIMAL_T0], hp[P.ALPHA])
         shrink = eta * l1
@@ -220,9 +218,10 @@ def _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy):
     return total
 
 
-def epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy=True):
+def epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy=True, sync_steps=0):
     """One epoch in place; returns the sum of ``sw_i * loss_i``. See
     ``fastgd._numpy.sparse.epoch`` for the contract and the module docstring for the
-    lazy update; ``lazy=False`` takes the dense O(K d) step at every step."""
+    lazy update; ``lazy=False`` takes the dense O(K d) step at every step, and
+    ``sync_steps > 0`` sets the interval ``T`` of the full catch-ups (for tests)."""
     check_epoch(data, indices, indptr, Y, sw, order, state)
-    return _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, bool(lazy))
+    return _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, bool(lazy), int(sync_steps))

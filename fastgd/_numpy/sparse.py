@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from .. import _params as P
 from .._losses import LOSS_BY_CODE
-from .._sparse import check_csr
+from .._sparse import check_csr, check_epoch
 from .kernels import apply_step
 
 
@@ -31,6 +31,7 @@ def epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
     sorted, and duplicate entries add up. Every other argument, and the algorithm, are
     those of ``fastgd._numpy.kernels.epoch``.
     """
+    check_epoch(data, indices, indptr, Y, sw, order, state)
     d = state.shape[2] - 1
     X = _matrix(data, indices, indptr, d)
     n = X.shape[0]
