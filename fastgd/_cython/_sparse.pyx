@@ -205,19 +205,22 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
     if l1 != 0.0 or schedule != CONSTANT:
         lazy = False
     dtype = np.float32 if floating is float else np.float64
-    cdef floating[:, ::1] G = np.zeros((K, cols), dtype=dtype)
+    cdef floating[:, ::1] G = np.zeros((K if not lazy else 0, cols), dtype=dtype)  # dense mode
+    cdef floating[::1] Gi = np.zeros(K, dtype=dtype)  # the intercept's gradient
     cdef floating[::1] p = np.empty(K, dtype=dtype)
     cdef Py_ssize_t n_steps = (n + batch - 1) // batch
     cdef Py_ssize_t T = 1
     if lazy:
         T = min(n_steps, sync_steps if sync_steps > 0 else max(SYNC_MIN_STEPS, d))
     cdef const double[:, ::1] tab = _powers(T, hp[P_ETA0], hp[P_MOMENTUM], hp[P_L2], nesterov)
+    # last[j] >= 0: up to date at step last[j]; during a batch, a touched coordinate holds
+    # -(its slot + 1): touched[slot] = j, Gs[slot] its gradient (see fastgd._numba.sparse)
     cdef int64_t[::1] last = np.full(d if lazy else 0, t, dtype=np.int64)
-    cdef int64_t[::1] mark = np.full(d if lazy else 0, -1, dtype=np.int64)
     cdef int64_t[::1] touched = np.empty(d if lazy else 0, dtype=np.int64)
+    cdef floating[:, ::1] Gs = np.zeros((d if lazy else 0, K), dtype=dtype)
     cdef double total = 0.0
     cdef Py_ssize_t start, stop, ii, i, q, kk, j, lo, hi, n_touched, steps = 0
-    cdef int64_t k
+    cdef int64_t lj
     cdef floating acc, c, wi, g, inv_b, eta, shrink
     cdef double eta_d
     with nogil:
@@ -234,14 +237,15 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
                 if lazy:
                     for q in range(lo, hi):
                         j = indices[q]
-                        k = t - last[j]
-                        if k > 0:
-                            _catch_up(state, j, k, tab)
-                            last[j] = t
-                        if mark[j] != t:
-                            mark[j] = t
+                        lj = last[j]
+                        if lj >= 0:
+                            if t > lj:
+                                _catch_up(state, j, t - lj, tab)
                             touched[n_touched] = j
+                            for kk in range(K):
+                                Gs[n_touched, kk] = 0
                             n_touched += 1
+                            last[j] = -n_touched
                 for kk in range(K):
                     acc = state[0, kk, d]
                     for q in range(lo, hi):
@@ -251,9 +255,13 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
                 total += wi * _loss_grad(loss, &p[0], &Y[i, 0], K)
                 for kk in range(K):
                     c = wi * p[kk]
-                    for q in range(lo, hi):
-                        G[kk, indices[q]] += c * data[q]
-                    G[kk, d] += c
+                    if lazy:
+                        for q in range(lo, hi):
+                            Gs[-last[indices[q]] - 1, kk] += c * data[q]
+                    else:
+                        for q in range(lo, hi):
+                            G[kk, indices[q]] += c * data[q]
+                    Gi[kk] += c
             t += 1
             steps += 1
             inv_b = <floating> (1.0 / (stop - start))
@@ -264,8 +272,7 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
                 for q in range(n_touched):
                     j = touched[q]
                     for kk in range(K):
-                        g = G[kk, j] * inv_b + l2 * state[0, kk, j]
-                        G[kk, j] = 0
+                        g = Gs[q, kk] * inv_b + l2 * state[0, kk, j]
                         _update(state, kk, j, g, mu, eta, nesterov, 0)
                     last[j] = t
             else:
@@ -276,8 +283,8 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
                         _update(state, kk, j, g, mu, eta, nesterov, shrink)
             for kk in range(K):
                 if fit_intercept:
-                    _update(state, kk, d, G[kk, d] * inv_b, mu, eta, nesterov, 0)
-                G[kk, d] = 0
+                    _update(state, kk, d, Gi[kk] * inv_b, mu, eta, nesterov, 0)
+                Gi[kk] = 0
             if lazy and steps % T == 0:
                 _sync(state, last, t, tab)
             start = stop

@@ -13,8 +13,9 @@ others up to date when they are next read:
   (Nesterov: ``w -= eta (l2 w + mu v)``). Without L2 this is the geometric sum
   ``w -= eta mu (1 - mu^k) / (1 - mu) v``, ``v <- mu^k v``; without momentum, the decay
   ``w <- (1 - eta l2)^k w``. One matrix covers them all.
-* ``last[j]`` is the step at which coordinate ``j`` was last brought up to date; before a
-  row reads it, ``(w, v)`` of every output are multiplied by ``A^k``, ``k`` the steps
+* ``last[j]`` is the step at which coordinate ``j`` was last brought up to date (during a
+  batch, the coordinates it touches hold their slot in a compact gradient buffer there
+  instead, so a non-zero costs one random read besides the weights); before a row reads it, ``(w, v)`` of every output are multiplied by ``A^k``, ``k`` the steps
   missed. The powers ``A^0 .. A^T`` are tabulated once per epoch (T + 1 products of 2x2
   matrices, O(T)), so a catch-up costs four multiplications per output.
 * Every coordinate is brought up to date every ``T`` steps and at the end of the epoch,
@@ -143,21 +144,25 @@ def _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy, sync_ste
     l1 = hp[P.L1]
     if l1 != 0.0 or schedule != CONSTANT:
         lazy = False
-    G = np.zeros((K, cols), dtype=data.dtype)
+    G = np.zeros((K, cols), dtype=data.dtype)  # dense mode: the batch's gradient
+    Gi = np.zeros(K, dtype=data.dtype)  # the intercept's gradient
     p = np.empty(K, dtype=data.dtype)
     n_steps = (n + batch - 1) // batch
     if lazy:
         T = min(n_steps, sync_steps if sync_steps > 0 else max(SYNC_MIN_STEPS, d))
         tab = _powers(T, hp[P.ETA0], mu, l2, nesterov)
+        # last[j] >= 0: coordinate j is up to date at step last[j]; during a batch, a
+        # coordinate the batch touches is up to date and holds -(its slot + 1) instead:
+        # touched[slot] = j and Gs[slot] is its gradient (one array read per non-zero)
         last = np.full(d, t, dtype=np.int64)
-        mark = np.full(d, -1, dtype=np.int64)
         touched = np.empty(d, dtype=np.int64)
+        Gs = np.zeros((d, K), dtype=data.dtype)
     else:
         T = 1
         tab = np.empty((1, 4))
         last = np.empty(0, dtype=np.int64)
-        mark = np.empty(0, dtype=np.int64)
         touched = np.empty(0, dtype=np.int64)
+        Gs = np.zeros((0, K), dtype=data.dtype)
     total = 0.0
     for steps, start in enumerate(range(0, n, batch), 1):
         stop = min(start + batch, n)
@@ -169,14 +174,15 @@ def _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy, sync_ste
             if lazy:
                 for q in range(lo, hi):
                     j = indices[q]
-                    k = t - last[j]
-                    if k > 0:
-                        _catch_up(W, V, j, k, tab)
-                        last[j] = t
-                    if mark[j] != t:
-                        mark[j] = t
+                    lj = last[j]
+                    if lj >= 0:
+                        if t > lj:
+                            _catch_up(W, V, j, t - lj, tab)
                         touched[n_touched] = j
+                        for kk in range(K):
+                            Gs[n_touched, kk] = 0.0
                         n_touched += 1
+                        last[j] = -n_touched
             for kk in range(K):
                 acc = W[kk, d]
                 for q in range(lo, hi):
@@ -186,9 +192,13 @@ def _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy, sync_ste
             total += wi * loss_and_grad(loss, p, Y[i])
             for kk in range(K):
                 c = wi * p[kk]
-                for q in range(lo, hi):
-                    G[kk, indices[q]] += c * data[q]
-                G[kk, d] += c
+                if lazy:
+                    for q in range(lo, hi):
+                        Gs[-last[indices[q]] - 1, kk] += c * data[q]
+                else:
+                    for q in range(lo, hi):
+                        G[kk, indices[q]] += c * data[q]
+                Gi[kk] += c
         t += 1
         inv_b = 1.0 / (stop - start)
         eta = _step_size(schedule, t, hp[P.ETA0], hp[P.POWER_T], hp[P.OPTIMAL_T0], hp[P.ALPHA])
@@ -197,8 +207,7 @@ def _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy, sync_ste
             for q in range(n_touched):
                 j = touched[q]
                 for kk in range(K):
-                    g = G[kk, j] * inv_b + l2 * W[kk, j]
-                    G[kk, j] = 0.0
+                    g = Gs[q, kk] * inv_b + l2 * W[kk, j]
                     _update(W, V, kk, j, g, mu, eta, nesterov, 0.0)
                 last[j] = t
         else:
@@ -209,8 +218,8 @@ def _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy, sync_ste
                     _update(W, V, kk, j, g, mu, eta, nesterov, shrink)
         for kk in range(K):
             if fit_intercept:
-                _update(W, V, kk, d, G[kk, d] * inv_b, mu, eta, nesterov, 0.0)
-            G[kk, d] = 0.0
+                _update(W, V, kk, d, Gi[kk] * inv_b, mu, eta, nesterov, 0.0)
+            Gi[kk] = 0.0
         if lazy and steps % T == 0:
             _sync(W, V, last, t, tab)
     if lazy:
