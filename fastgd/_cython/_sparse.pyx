@@ -25,6 +25,23 @@ from .._schedules import CONSTANT as _CONSTANT, INVSCALING as _INVSCALING, OPTIM
 from .._sparse import check_epoch
 from ._kernels import SCHEDULE_CODES, _check_rows
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define FASTGD_SPARSE_PREFETCH(p) __builtin_prefetch((const void *)(p))
+    #else
+    #define FASTGD_SPARSE_PREFETCH(p) ((void)0)
+    #endif
+    """
+    void FASTGD_SPARSE_PREFETCH(const void *p) noexcept nogil
+
+# rows ahead in the visiting order whose entries are prefetched (shuffled SGD waits on
+# fetching each row from memory otherwise)
+cdef Py_ssize_t PREFETCH_AHEAD = 4
+# ... and rows this far ahead have their coordinates' weights, velocities and steps fetched
+cdef Py_ssize_t PREFETCH_NEAR = 2
+cdef Py_ssize_t CACHE_LINE = 64
+
 cdef int64_t CONSTANT = _CONSTANT
 cdef int64_t INVSCALING = _INVSCALING
 cdef int64_t OPTIMAL = _OPTIMAL
@@ -130,40 +147,45 @@ def _powers(Py_ssize_t T, double eta, double mu, double l2, bint nesterov):
     return tab_np
 
 
-cdef inline void _catch_up(floating[:, :, ::1] state, Py_ssize_t j, int64_t k,
-                           const double[:, ::1] tab) noexcept nogil:
+# The helpers take raw pointers: passing a memoryview slice to a function costs atomic
+# reference counting per call, which would dominate a per-non-zero call.
+# W, V point at state[0, 0, 0] and state[1, 0, 0]: element (k, j) is at k * cols + j.
+cdef inline void _catch_up(floating *W, floating *V, Py_ssize_t K, Py_ssize_t cols,
+                           Py_ssize_t j, int64_t k, const double *tab) noexcept nogil:
     """Apply the ``k`` missed gradient-free steps to coordinate j of every output."""
-    cdef double a = tab[k, 0], b = tab[k, 1], c = tab[k, 2], e = tab[k, 3], w, v
-    cdef Py_ssize_t kk
-    for kk in range(state.shape[1]):
-        w = state[0, kk, j]
-        v = state[1, kk, j]
-        state[0, kk, j] = <floating> (a * w + b * v)
-        state[1, kk, j] = <floating> (c * w + e * v)
+    cdef const double *m = tab + 4 * k
+    cdef double a = m[0], b = m[1], c = m[2], e = m[3], w, v
+    cdef Py_ssize_t kk, o
+    for kk in range(K):
+        o = kk * cols + j
+        w = W[o]
+        v = V[o]
+        W[o] = <floating> (a * w + b * v)
+        V[o] = <floating> (c * w + e * v)
 
 
-cdef void _sync(floating[:, :, ::1] state, int64_t[::1] last, int64_t t,
-                const double[:, ::1] tab) noexcept nogil:
+cdef void _sync(floating *W, floating *V, Py_ssize_t K, Py_ssize_t cols, int64_t *last,
+                Py_ssize_t d, int64_t t, const double *tab) noexcept nogil:
     """Bring every feature coordinate up to step t."""
     cdef Py_ssize_t j
     cdef int64_t k
-    for j in range(last.shape[0]):
+    for j in range(d):
         k = t - last[j]
         if k > 0:
-            _catch_up(state, j, k, tab)
+            _catch_up(W, V, K, cols, j, k, tab)
             last[j] = t
 
 
-cdef inline void _update(floating[:, :, ::1] state, Py_ssize_t kk, Py_ssize_t j, floating g,
-                         floating mu, floating eta, bint nesterov, floating shrink) noexcept nogil:
-    """The step of one coordinate from its full gradient g (L2 included)."""
-    cdef floating v = mu * state[1, kk, j] + g
+cdef inline void _update(floating *W, floating *V, Py_ssize_t o, floating g, floating mu,
+                         floating eta, bint nesterov, floating shrink) noexcept nogil:
+    """The step of one coordinate (offset o) from its full gradient g (L2 included)."""
+    cdef floating v = mu * V[o] + g
     cdef floating w
-    state[1, kk, j] = v
+    V[o] = v
     if nesterov:
-        w = state[0, kk, j] - eta * (g + mu * v)
+        w = W[o] - eta * (g + mu * v)
     else:
-        w = state[0, kk, j] - eta * v
+        w = W[o] - eta * v
     if shrink > 0:
         if w > shrink:
             w = w - shrink
@@ -171,7 +193,21 @@ cdef inline void _update(floating[:, :, ::1] state, Py_ssize_t kk, Py_ssize_t j,
             w = w + shrink
         else:
             w = 0
-    state[0, kk, j] = w
+    W[o] = w
+
+
+cdef inline void _prefetch_row(const floating[::1] data, const int64_t[::1] indices,
+                               const int64_t[::1] indptr, Py_ssize_t i) noexcept nogil:
+    """Ask for row i's values and column indices ahead of use."""
+    cdef Py_ssize_t lo = indptr[i], hi = indptr[i + 1]
+    cdef const char *x = <const char *> &data[lo] if hi > lo else NULL
+    cdef const char *c = <const char *> &indices[lo] if hi > lo else NULL
+    cdef Py_ssize_t off = 0, nx = (hi - lo) * sizeof(floating), nc = (hi - lo) * sizeof(int64_t)
+    while off < nc:
+        FASTGD_SPARSE_PREFETCH(c + off)
+        if off < nx:
+            FASTGD_SPARSE_PREFETCH(x + off)
+        off += CACHE_LINE
 
 
 def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::1] indptr,
@@ -223,6 +259,10 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
     cdef int64_t lj
     cdef floating acc, c, wi, g, inv_b, eta, shrink
     cdef double eta_d
+    cdef floating *W = &state[0, 0, 0]
+    cdef floating *V = &state[1, 0, 0]
+    cdef const double *tp = &tab[0, 0]
+    cdef int64_t *lp = &last[0] if lazy and d > 0 else NULL
     with nogil:
         start = 0
         while start < n:
@@ -231,6 +271,17 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
                 stop = n
             n_touched = 0
             for ii in range(start, stop):
+                if ii + 2 * PREFETCH_AHEAD < n:
+                    FASTGD_SPARSE_PREFETCH(&indptr[order[ii + 2 * PREFETCH_AHEAD]])
+                if ii + PREFETCH_AHEAD < n:
+                    _prefetch_row(data, indices, indptr, order[ii + PREFETCH_AHEAD])
+                if lazy and ii + PREFETCH_NEAR < n:  # the coordinates of a nearer row
+                    i = order[ii + PREFETCH_NEAR]
+                    for q in range(indptr[i], indptr[i + 1]):
+                        j = indices[q]
+                        FASTGD_SPARSE_PREFETCH(&lp[j])
+                        FASTGD_SPARSE_PREFETCH(&W[j])
+                        FASTGD_SPARSE_PREFETCH(&V[j])
                 i = order[ii]
                 lo = indptr[i]
                 hi = indptr[i + 1]
@@ -240,16 +291,16 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
                         lj = last[j]
                         if lj >= 0:
                             if t > lj:
-                                _catch_up(state, j, t - lj, tab)
+                                _catch_up(W, V, K, cols, j, t - lj, tp)
                             touched[n_touched] = j
                             for kk in range(K):
                                 Gs[n_touched, kk] = 0
                             n_touched += 1
                             last[j] = -n_touched
                 for kk in range(K):
-                    acc = state[0, kk, d]
+                    acc = W[kk * cols + d]
                     for q in range(lo, hi):
-                        acc = acc + state[0, kk, indices[q]] * data[q]
+                        acc = acc + W[kk * cols + indices[q]] * data[q]
                     p[kk] = acc
                 wi = sw[i]
                 total += wi * _loss_grad(loss, &p[0], &Y[i, 0], K)
@@ -272,22 +323,22 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
                 for q in range(n_touched):
                     j = touched[q]
                     for kk in range(K):
-                        g = Gs[q, kk] * inv_b + l2 * state[0, kk, j]
-                        _update(state, kk, j, g, mu, eta, nesterov, 0)
+                        g = Gs[q, kk] * inv_b + l2 * W[kk * cols + j]
+                        _update(W, V, kk * cols + j, g, mu, eta, nesterov, 0)
                     last[j] = t
             else:
                 for kk in range(K):
                     for j in range(d):
-                        g = G[kk, j] * inv_b + l2 * state[0, kk, j]
+                        g = G[kk, j] * inv_b + l2 * W[kk * cols + j]
                         G[kk, j] = 0
-                        _update(state, kk, j, g, mu, eta, nesterov, shrink)
+                        _update(W, V, kk * cols + j, g, mu, eta, nesterov, shrink)
             for kk in range(K):
                 if fit_intercept:
-                    _update(state, kk, d, Gi[kk] * inv_b, mu, eta, nesterov, 0)
+                    _update(W, V, kk * cols + d, Gi[kk] * inv_b, mu, eta, nesterov, 0)
                 Gi[kk] = 0
             if lazy and steps % T == 0:
-                _sync(state, last, t, tab)
+                _sync(W, V, K, cols, lp, d, t, tp)
             start = stop
         if lazy:
-            _sync(state, last, t, tab)
+            _sync(W, V, K, cols, lp, d, t, tp)
     return total
