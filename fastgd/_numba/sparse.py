@@ -38,7 +38,10 @@ Full batch runs on one thread (``n_jobs`` is not used for sparse input).
 """
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import config, njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from .. import _params as P
 from .._schedules import CONSTANT
@@ -48,6 +51,39 @@ from .losses import loss_and_grad
 
 # a full catch-up happens at least every max(SYNC_MIN_STEPS, d) steps (and each epoch's end)
 SYNC_MIN_STEPS = 4096
+# rows ahead in the visiting order whose values and indices are prefetched, and rows
+# ahead whose coordinates' weights, velocities and steps are (shuffled SGD otherwise
+# waits on memory for each row)
+PREFETCH_AHEAD = 4
+PREFETCH_NEAR = 2
+CACHE_LINE_ITEMS = 8
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """``__builtin_prefetch(&arr[idx])`` for a 1-D array (LLVM's prefetch intrinsic)."""
+    if not isinstance(arr, types.Array) or arr.ndim != 1 or not isinstance(idx, types.Integer):
+        return None
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch"
+        )
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: the kernels run as Python; no prefetch
+
+    def _prefetch(arr, idx):
+        pass
 
 
 def uses_lazy_update(hp, codes):
@@ -163,11 +199,26 @@ def _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy, sync_ste
         last = np.empty(0, dtype=np.int64)
         touched = np.empty(0, dtype=np.int64)
         Gs = np.zeros((0, K), dtype=data.dtype)
+    flat = state.reshape(state.size)  # W[k, j] = flat[k * cols + j], V[k, j] = flat[(K + k) * cols + j]
     total = 0.0
     for steps, start in enumerate(range(0, n, batch), 1):
         stop = min(start + batch, n)
         n_touched = 0
         for ii in range(start, stop):
+            if ii + 2 * PREFETCH_AHEAD < n:
+                _prefetch(indptr, order[ii + 2 * PREFETCH_AHEAD])
+            if ii + PREFETCH_AHEAD < n:
+                r = order[ii + PREFETCH_AHEAD]
+                for q in range(indptr[r], indptr[r + 1], CACHE_LINE_ITEMS):
+                    _prefetch(indices, q)
+                    _prefetch(data, q)
+            if lazy and ii + PREFETCH_NEAR < n:
+                r = order[ii + PREFETCH_NEAR]
+                for q in range(indptr[r], indptr[r + 1]):
+                    j = indices[q]
+                    _prefetch(last, j)
+                    _prefetch(flat, j)
+                    _prefetch(flat, K * cols + j)
             i = order[ii]
             lo = indptr[i]
             hi = indptr[i + 1]
