@@ -53,19 +53,22 @@ def optimal_t0(alpha):
 EIGEN_MAX_ROWS = 10_000
 
 
-def _top_eigenvalue(X, sw, fit_intercept, n_iter=30, max_rows=EIGEN_MAX_ROWS):
+def _top_eigenvalue(X, sw, fit_intercept, n_iter=30, max_rows=EIGEN_MAX_ROWS, rtol=1e-4):
     """Largest eigenvalue of ``Xt' diag(sw) Xt / n`` by power iteration (float64).
 
     ``Xt`` is X with a column of ones appended when ``fit_intercept``. At most
-    ``max_rows`` evenly spaced rows are used: the estimate is a matter of scale, not of
-    digits, and its cost must stay small next to one epoch.
+    ``max_rows`` evenly spaced rows are used, gathered once into a contiguous array: the
+    estimate is a matter of scale, not of digits, and its cost must stay small next to
+    one epoch. The iteration stops when the Rayleigh quotient changes by less than
+    ``rtol`` (relative), after at most ``n_iter`` rounds.
     """
     n, d = X.shape
     step = max(1, n // max_rows)
-    if sp.issparse(X):  # CSR: the same rows, products by scipy
+    sparse = sp.issparse(X)
+    if sparse:  # CSR: the same rows, products by scipy
         Xs = sp.csr_array(X[::step], dtype=np.float64)
     else:
-        Xs = np.asarray(X[::step], dtype=np.float64)
+        Xs = np.ascontiguousarray(X[::step], dtype=np.float64)
     ws = np.asarray(sw[::step], dtype=np.float64)
     m = Xs.shape[0]
     v = np.random.default_rng(0).standard_normal(d + 1)  # fixed start: deterministic
@@ -77,12 +80,16 @@ def _top_eigenvalue(X, sw, fit_intercept, n_iter=30, max_rows=EIGEN_MAX_ROWS):
         if norm == 0.0 or not np.isfinite(norm):
             break
         v = v / norm
-        u = ws * (Xs @ v[:d] + v[d])
+        # einsum rather than BLAS: single-threaded, so a busy machine cannot stall it
+        # on a descheduled BLAS thread (these products take about a millisecond)
+        u = ws * ((Xs @ v[:d] if sparse else np.einsum("ij,j->i", Xs, v[:d])) + v[d])
         w = np.empty(d + 1)
-        w[:d] = Xs.T @ u / m
+        w[:d] = (Xs.T @ u if sparse else np.einsum("ij,i->j", Xs, u)) / m
         w[d] = u.sum() / m if fit_intercept else 0.0
-        lam = float(v @ w)  # Rayleigh quotient
+        previous, lam = lam, float(v @ w)  # Rayleigh quotient
         v = w
+        if abs(lam - previous) <= rtol * abs(lam):
+            break
     return lam
 
 

@@ -25,8 +25,10 @@ _COMMON_DOC = """
           ``eta0`` is ignored and the step is reported in ``learning_rate_``. When the
           stopping criterion fires, the momentum is restarted (velocity set to zero)
           and, for mini-batches, the step is divided by 5 to shrink the gradient noise;
-          the fit stops at the third such stall. With ``tol=None`` the step stays
-          constant throughout.
+          the fit stops at the third such stall. The first two stalls are judged over
+          enough epochs for 1000 updates (one epoch on large data), at most
+          ``n_iter_no_change``: once a step no longer improves the objective it has
+          reached its noise floor. With ``tol=None`` the step stays constant throughout.
         - ``"constant"``: ``eta0``.
         - ``"invscaling"``: ``eta0 / t ** power_t``.
         - ``"adaptive"``: ``eta0``, divided by 5 each time the stopping criterion fails

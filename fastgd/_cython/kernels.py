@@ -1,11 +1,21 @@
-"""The Cython backend: kernels compiled from ``_kernels.pyx`` when the package is built.
+"""The Cython backend: kernels compiled from ``_kernels.pxi`` when the package is built.
 
-See ``fastgd/_cython/_kernels.pyx`` for the kernels and ``fastgd._numpy.kernels`` for
+The source is compiled twice on x86-64 (see ``setup.py``): ``_kernels`` for the baseline
+instruction set and ``_kernels_avx2`` for CPUs with AVX2 and FMA. This module exports
+the second where the CPU has those instructions and it was built, the first otherwise;
+``ISA`` says which. Setting the environment variable ``FASTGD_CYTHON_ISA=baseline``
+before the import forces the baseline build. Both compute the same iterates (to
+rounding: the vector width changes how each dot product is summed).
+
+See ``fastgd/_cython/_kernels.pxi`` for the kernels and ``fastgd._numpy.kernels`` for
 the algorithm they implement.
 """
 
+import importlib
+import os
+
 try:
-    from ._kernels import OPENMP, block_bounds, epoch, gradient
+    _kernels = importlib.import_module("._kernels", __package__)
 except ImportError as exc:  # the package was used from a source tree without building
     raise ImportError(
         "the compiled extension fastgd._cython._kernels is missing; build it by "
@@ -13,4 +23,20 @@ except ImportError as exc:  # the package was used from a source tree without bu
         "which needs a C compiler such as gcc"
     ) from exc
 
-__all__ = ["OPENMP", "block_bounds", "epoch", "gradient"]
+
+def _select():
+    if os.environ.get("FASTGD_CYTHON_ISA", "").lower() != "baseline" and _kernels.cpu_has_avx2_fma():
+        try:
+            return importlib.import_module("._kernels_avx2", __package__), "avx2"
+        except ImportError:  # not built (not x86-64, or MSVC)
+            pass
+    return _kernels, "baseline"
+
+
+_module, ISA = _select()
+OPENMP = _module.OPENMP
+block_bounds = _module.block_bounds
+epoch = _module.epoch
+gradient = _module.gradient
+
+__all__ = ["ISA", "OPENMP", "block_bounds", "epoch", "gradient"]

@@ -24,8 +24,10 @@ import numpy as np
 from numba import njit
 
 from .. import _params as P
+from .._losses import LOG, MULTINOMIAL, SQUARED
 from .._schedules import CONSTANT, INVSCALING, OPTIMAL
-from .losses import loss_and_grad
+from ._intrinsics import next_index, prefetch
+from .losses import loss_and_grad, loss_grad_single
 
 # full batch: blocks of at least this many rows ...
 MIN_BLOCK_ROWS = 2048
@@ -33,8 +35,17 @@ MIN_BLOCK_ROWS = 2048
 MAX_BLOCKS = 64
 MAX_BUFFER = 1 << 22
 
+# reassociation (vectorised dot products) and fused multiply-add; no nnan/ninf, so a
+# NaN or an infinity still propagates to the estimator's divergence check
+FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
-@njit(cache=True, nogil=True)
+# rows ahead in the visiting order whose cache lines are prefetched (shuffled batches)
+PREFETCH_AHEAD = 6
+# rows of at most this many features have their outputs computed four rows at a time
+FOUR_ROWS_MAX_D = 64
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _step_size(code, t, eta0, power_t, t0, alpha):
     if code == CONSTANT:
         return eta0
@@ -42,29 +53,222 @@ def _step_size(code, t, eta0, power_t, t0, alpha):
         return eta0 / t**power_t
     if code == OPTIMAL:
         return 1.0 / (alpha * (t0 + t - 1.0))
-    raise ValueError("fastgd: unknown schedule code in the numba backend")
+    return np.nan  # unknown code (``epoch`` rejects it before any loop runs)
 
 
-@njit(cache=True, nogil=True)
-def _add_row(X, Y, sw, W, i, loss, p, G):
-    """Add row i's weighted loss gradient to G (K, d+1); return its weighted loss."""
+# The helpers below take arrays and row indices, never row views: a view made in a hot
+# loop and passed to a function costs reference-count updates (atomic) on every call.
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _outputs(W, X, i, P, r):
+    """P[r, k] = W[k, :d] . X[i] + W[k, d]."""
     d = X.shape[1]
-    K = W.shape[0]
-    for k in range(K):
+    for k in range(W.shape[0]):
         acc = W[k, d]
         for j in range(d):
             acc += W[k, j] * X[i, j]
-        p[k] = acc
-    value = sw[i] * loss_and_grad(loss, p, Y[i])
-    for k in range(K):
-        c = sw[i] * p[k]
+        P[r, k] = acc
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _outputs4(W, X, i0, i1, i2, i3, P):
+    """P[r, k] = W[k, :d] . X[i_r] + W[k, d] for four rows, in one pass over each W[k]."""
+    d = X.shape[1]
+    for k in range(W.shape[0]):
+        a0 = W[k, d]
+        a1 = a0
+        a2 = a0
+        a3 = a0
+        for j in range(d):
+            w = W[k, j]
+            a0 += w * X[i0, j]
+            a1 += w * X[i1, j]
+            a2 += w * X[i2, j]
+            a3 += w * X[i3, j]
+        P[0, k] = a0
+        P[1, k] = a1
+        P[2, k] = a2
+        P[3, k] = a3
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _prefetch_row(X, i):
+    """Prefetch every cache line of row i of X."""
+    step = max(1, 64 // X.itemsize)
+    for j in range(0, X.shape[1], step):
+        prefetch(X, i, j)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _accumulate(G, X, i, P, r, wi):
+    """G[k, :d] += c_k * X[i] and G[k, d] += c_k, with c_k = wi * P[r, k]."""
+    d = X.shape[1]
+    for k in range(G.shape[0]):
+        c = wi * P[r, k]
         for j in range(d):
             G[k, j] += c * X[i, j]
         G[k, d] += c
-    return value
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _single_gradient(X, Y, sw, i, loss, P, r, G):
+    """Single output: from row i's output P[r, 0], add its weighted gradient to G[0] and
+    return its weighted loss."""
+    wi = sw[i]
+    value, g = loss_grad_single(loss, P[r, 0], Y[i, 0])
+    c = wi * g
+    d = X.shape[1]
+    for j in range(d):
+        G[0, j] += c * X[i, j]
+    G[0, d] += c
+    return wi * value
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
+def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G):
+    """``_add_rows`` for one output and a single-output loss: the loop calls nothing
+    (every helper is inlined), so Numba counts no references per row."""
+    n, d = X.shape
+    total = 0.0
+    ii = lo
+    if d <= FOUR_ROWS_MAX_D:
+        while ii + 4 <= hi:
+            if shuffled:
+                for r in range(ii + PREFETCH_AHEAD, min(ii + PREFETCH_AHEAD + 4, n)):
+                    _prefetch_row(X, order[r])
+                i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
+            else:
+                i0, i1, i2, i3 = ii, ii + 1, ii + 2, ii + 3
+            _outputs4(W, X, i0, i1, i2, i3, P)
+            total += _single_gradient(X, Y, sw, i0, loss, P, 0, G)
+            total += _single_gradient(X, Y, sw, i1, loss, P, 1, G)
+            total += _single_gradient(X, Y, sw, i2, loss, P, 2, G)
+            total += _single_gradient(X, Y, sw, i3, loss, P, 3, G)
+            ii += 4
+    while ii < hi:
+        if shuffled:
+            if ii + PREFETCH_AHEAD < n:
+                _prefetch_row(X, order[ii + PREFETCH_AHEAD])
+            i = order[ii]
+        else:
+            i = ii
+        _outputs(W, X, i, P, 0)
+        total += _single_gradient(X, Y, sw, i, loss, P, 0, G)
+        ii += 1
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
+def _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G):
+    """``_add_rows`` for several outputs (or the multinomial loss): row by row, through
+    ``loss_and_grad``."""
+    n = X.shape[0]
+    total = 0.0
+    for ii in range(lo, hi):
+        if shuffled:
+            if ii + PREFETCH_AHEAD < n:
+                _prefetch_row(X, order[ii + PREFETCH_AHEAD])
+            i = order[ii]
+        else:
+            i = ii
+        _outputs(W, X, i, P, 0)
+        value = loss_and_grad(loss, P, 0, Y, i)
+        wi = sw[i]
+        total += wi * value
+        _accumulate(G, X, i, P, 0, wi)
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _add_rows(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G):
+    """Add the weighted loss gradients of rows lo:hi (of ``order`` if ``shuffled``, else
+    of X as stored) to G (K, d+1); return their weighted loss. P is a (4, K) scratch.
+
+    Up to FOUR_ROWS_MAX_D features, the outputs of four rows are computed in one pass
+    over W (four independent dot products); wider rows go one at a time (measured: the
+    four-row pass is then slower, reading four rows at once from memory). With
+    ``shuffled``, rows PREFETCH_AHEAD places ahead in the order are prefetched (random
+    row access is bound by memory latency).
+    """
+    if W.shape[0] == 1 and loss != MULTINOMIAL:
+        return _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G)
+    return _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
+def _update(W, V, k, U, iu, a, d, mu, l2, eta, shrink, nesterov, zero):
+    """W[k, :d] and V[k, :d] from the gradient a * U[iu, :d] + l2 * W[k, :d].
+
+    The four loops differ only in Nesterov and in the L1 shrinkage, decided once here
+    rather than per coordinate (so each loop vectorises).
+    """
+    if nesterov:
+        if shrink > zero:
+            for j in range(d):
+                g = a * U[iu, j] + l2 * W[k, j]
+                v = mu * V[k, j] + g
+                V[k, j] = v
+                w = W[k, j] - eta * (g + mu * v)
+                if w > shrink:
+                    w -= shrink
+                elif w < -shrink:
+                    w += shrink
+                else:
+                    w = zero
+                W[k, j] = w
+        else:
+            for j in range(d):
+                g = a * U[iu, j] + l2 * W[k, j]
+                v = mu * V[k, j] + g
+                V[k, j] = v
+                W[k, j] = W[k, j] - eta * (g + mu * v)
+    else:
+        if shrink > zero:
+            for j in range(d):
+                g = a * U[iu, j] + l2 * W[k, j]
+                v = mu * V[k, j] + g
+                V[k, j] = v
+                w = W[k, j] - eta * v
+                if w > shrink:
+                    w -= shrink
+                elif w < -shrink:
+                    w += shrink
+                else:
+                    w = zero
+                W[k, j] = w
+        else:
+            for j in range(d):
+                g = a * U[iu, j] + l2 * W[k, j]
+                v = mu * V[k, j] + g
+                V[k, j] = v
+                W[k, j] = W[k, j] - eta * v
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _update_intercept(W, V, k, g, d, mu, eta, nesterov):
+    """The intercept W[k, d] from its gradient g: no penalty, no shrinkage."""
+    v = mu * V[k, d] + g
+    V[k, d] = v
+    if nesterov:
+        W[k, d] = W[k, d] - eta * (g + mu * v)
+    else:
+        W[k, d] = W[k, d] - eta * v
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _scalars(s, t, hp, codes):
+    """Fill the scratch s (6 values in the data's dtype, so that float32 data is updated
+    in float32) with mu, l2, eta(t), 1, eta(t) * l1, 0."""
+    s[0] = hp[P.MOMENTUM]
+    s[1] = hp[P.L2]
+    s[2] = _step_size(codes[P.SCHEDULE], t, hp[P.ETA0], hp[P.POWER_T], hp[P.OPTIMAL_T0], hp[P.ALPHA])
+    s[3] = 1.0
+    s[4] = s[2] * hp[P.L1]
+    s[5] = 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _step(state, G, n_rows, t, hp, codes, s):
     """One update from the summed batch gradient G of ``n_rows`` rows; zeroes G.
 
@@ -75,40 +279,61 @@ def _step(state, G, n_rows, t, hp, codes, s):
     V = state[1]
     K, cols = W.shape
     d = cols - 1
-    n_cols = cols if codes[P.FIT_INTERCEPT] != 0 else d
+    fit_intercept = codes[P.FIT_INTERCEPT] != 0
     nesterov = codes[P.NESTEROV] != 0
-    s[0] = hp[P.MOMENTUM]
-    s[1] = hp[P.L2]
-    s[2] = _step_size(codes[P.SCHEDULE], t, hp[P.ETA0], hp[P.POWER_T], hp[P.OPTIMAL_T0], hp[P.ALPHA])
+    _scalars(s, t, hp, codes)
     s[3] = 1.0 / n_rows
-    s[4] = s[2] * hp[P.L1]
-    s[5] = 0.0
     mu, l2, eta, inv_b, shrink, zero = s[0], s[1], s[2], s[3], s[4], s[5]
     for k in range(K):
-        if n_cols == d:
-            G[k, d] = zero  # no intercept: its gradient is dropped
-        for j in range(n_cols):
-            g = G[k, j] * inv_b
+        _update(W, V, k, G, k, inv_b, d, mu, l2, eta, shrink, nesterov, zero)
+        if fit_intercept:  # without one, the intercept's gradient is dropped
+            _update_intercept(W, V, k, G[k, d] * inv_b, d, mu, eta, nesterov)
+        for j in range(cols):
             G[k, j] = zero
-            if j < d:
-                g += l2 * W[k, j]
-            v = mu * V[k, j] + g
-            V[k, j] = v
-            if nesterov:
-                w = W[k, j] - eta * (g + mu * v)
-            else:
-                w = W[k, j] - eta * v
-            if j < d and shrink > zero:
-                if w > shrink:
-                    w -= shrink
-                elif w < -shrink:
-                    w += shrink
-                else:
-                    w = zero
-            W[k, j] = w
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sgd_epoch(X, Y, sw, order, state, hp, codes):
+    """batch_size == 1: each row's gradient goes straight into its step (no G)."""
+    n, d = X.shape
+    W = state[0]
+    V = state[1]
+    K = W.shape[0]
+    loss = codes[P.LOSS]
+    t = codes[P.T_START]
+    fit_intercept = codes[P.FIT_INTERCEPT] != 0
+    nesterov = codes[P.NESTEROV] != 0
+    constant = codes[P.SCHEDULE] == CONSTANT
+    single = K == 1 and loss != MULTINOMIAL
+    Ps = np.empty((1, K), dtype=X.dtype)
+    s = np.empty(6, dtype=X.dtype)
+    _scalars(s, t + 1, hp, codes)
+    total = 0.0
+    for ii in range(n):
+        if ii + PREFETCH_AHEAD < n:
+            _prefetch_row(X, order[ii + PREFETCH_AHEAD])
+        i = order[ii]
+        _outputs(W, X, i, Ps, 0)
+        if single:
+            value, g = loss_grad_single(loss, Ps[0, 0], Y[i, 0])
+            Ps[0, 0] = g
+        else:
+            value = loss_and_grad(loss, Ps, 0, Y, i)
+        wi = sw[i]
+        total += wi * value
+        t += 1
+        if not constant:
+            _scalars(s, t, hp, codes)
+        mu, l2, eta, shrink, zero = s[0], s[1], s[2], s[4], s[5]
+        for k in range(K):
+            c = wi * Ps[0, k]
+            _update(W, V, k, X, i, c, d, mu, l2, eta, shrink, nesterov, zero)
+            if fit_intercept:
+                _update_intercept(W, V, k, c, d, mu, eta, nesterov)
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _minibatch_epoch(X, Y, sw, order, state, hp, codes):
     n = X.shape[0]
     K, cols = state.shape[1], state.shape[2]
@@ -116,31 +341,32 @@ def _minibatch_epoch(X, Y, sw, order, state, hp, codes):
     batch = codes[P.BATCH_SIZE]
     t = codes[P.T_START]
     G = np.zeros((K, cols), dtype=X.dtype)
-    p = np.empty(K, dtype=X.dtype)
+    Ps = np.empty((4, K), dtype=X.dtype)
     scratch = np.empty(6, dtype=X.dtype)
+    W = state[0]
     total = 0.0
     for start in range(0, n, batch):
         stop = min(start + batch, n)
-        for ii in range(start, stop):
-            total += _add_row(X, Y, sw, state[0], order[ii], loss, p, G)
+        total += _add_rows(X, Y, sw, W, order, start, stop, True, loss, Ps, G)
         t += 1
         _step(state, G, stop - start, t, hp, codes, scratch)
     return total
 
 
-@njit(cache=True, nogil=True)
-def _block_gradients(X, Y, sw, W, loss, bounds, first, stride, parts, losses):
-    """Blocks first, first + stride, ...: block b sums rows bounds[b]:bounds[b+1] into
-    parts[b] and its weighted loss into losses[b]."""
-    p = np.empty(W.shape[0], dtype=X.dtype)
-    for b in range(first, parts.shape[0], stride):
-        total = 0.0
-        for i in range(bounds[b], bounds[b + 1]):
-            total += _add_row(X, Y, sw, W, i, loss, p, parts[b])
-        losses[b] = total
+@njit(cache=True, nogil=True, error_model="numpy")
+def _block_gradients(X, Y, sw, W, loss, bounds, counter, parts, losses):
+    """Take blocks b = next_index(counter) until none is left: block b sums rows
+    bounds[b]:bounds[b+1] (as stored) into parts[b] and its weighted loss into losses[b].
+    Several threads may share one counter; each block lands in its own buffer."""
+    Ps = np.empty((4, W.shape[0]), dtype=X.dtype)
+    while True:
+        b = next_index(counter)
+        if b >= parts.shape[0]:
+            break
+        losses[b] = _add_rows(X, Y, sw, W, bounds, bounds[b], bounds[b + 1], False, loss, Ps, parts[b])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _full_batch_step(state, parts, losses, n_rows, hp, codes):
     """Add the block gradients in block order and take the epoch's one step."""
     G = parts[0]
@@ -180,9 +406,25 @@ def _executor(n_threads):
         return _pool
 
 
+# the codes the jitted functions implement (they return NaN for any other: a raise inside
+# them would cost reference counting in the hot loops, so the check is made here, once)
+LOSS_CODES = (SQUARED, LOG, MULTINOMIAL)
+SCHEDULE_CODES = (CONSTANT, INVSCALING, OPTIMAL)
+
+
+def _check_codes(codes, schedule=True):
+    if codes[P.LOSS] not in LOSS_CODES:
+        raise ValueError(f"fastgd: unknown loss code {codes[P.LOSS]} in the numba backend")
+    if schedule and codes[P.SCHEDULE] not in SCHEDULE_CODES:
+        raise ValueError(f"fastgd: unknown schedule code {codes[P.SCHEDULE]} in the numba backend")
+
+
 def epoch(X, Y, sw, order, state, hp, codes):
     """One epoch in place; returns the sum of ``sw_i * loss_i``. See the NumPy reference."""
+    _check_codes(codes)
     n = X.shape[0]
+    if codes[P.BATCH_SIZE] == 1 and n > 1:
+        return _sgd_epoch(X, Y, sw, order, state, hp, codes)
     if codes[P.BATCH_SIZE] < n:
         return _minibatch_epoch(X, Y, sw, order, state, hp, codes)
     K, cols = state.shape[1], state.shape[2]
@@ -190,18 +432,16 @@ def epoch(X, Y, sw, order, state, hp, codes):
     n_blocks = len(bounds) - 1
     parts = np.zeros((n_blocks, K, cols), dtype=X.dtype)
     losses = np.zeros(n_blocks)
+    counter = np.zeros(1, dtype=np.int64)
     loss = codes[P.LOSS]
     n_threads = int(min(codes[P.N_THREADS], n_blocks))
+    args = (X, Y, sw, state[0], loss, bounds, counter, parts, losses)
     if n_threads <= 1:
-        _block_gradients(X, Y, sw, state[0], loss, bounds, 0, 1, parts, losses)
+        _block_gradients(*args)
     else:
-        pool = _executor(n_threads)
-        futures = [
-            pool.submit(
-                _block_gradients, X, Y, sw, state[0], loss, bounds, j, n_threads, parts, losses
-            )
-            for j in range(n_threads)
-        ]
+        # the other threads take blocks from the shared counter, and so does this one
+        futures = [_executor(n_threads - 1).submit(_block_gradients, *args) for _ in range(n_threads - 1)]
+        _block_gradients(*args)
         for f in futures:
             f.result()
     return _full_batch_step(state, parts, losses, n, hp, codes)
@@ -214,7 +454,9 @@ def gradient(X, Y, sw, W, codes, G):
     One thread, rows in storage order (the Dask driver runs one such call per block,
     in parallel over the workers). ``G`` is float64 whatever the data's dtype.
     """
+    _check_codes(codes, schedule=False)
     bounds = np.array([0, X.shape[0]], dtype=np.int64)
     losses = np.zeros(1)
-    _block_gradients(X, Y, sw, W, codes[P.LOSS], bounds, 0, 1, G[np.newaxis], losses)
+    counter = np.zeros(1, dtype=np.int64)
+    _block_gradients(X, Y, sw, W, codes[P.LOSS], bounds, counter, G[np.newaxis], losses)
     return float(losses[0])

@@ -2,29 +2,35 @@
 
 from math import exp, log, log1p
 
+import numpy as np
 from numba import njit
 
 from .._losses import LOG, MULTINOMIAL, SQUARED
 
 
-@njit(cache=True, nogil=True)
-def loss_and_grad(code, p, y):
-    """Return the loss of one row; overwrite ``p`` (its K raw outputs) with dloss/dp.
+@njit(cache=True, nogil=True, error_model="numpy")
+def loss_and_grad(code, P, r, Y, i):
+    """Return the loss of row i; overwrite ``P[r]`` (its K raw outputs) with dloss/dp.
 
-    ``y`` is the row of Y: the K targets (squared error), the 0/1 label (log loss) or
-    the class index (multinomial).
+    ``Y[i]`` is the row's target: the K targets (squared error), the 0/1 label (log
+    loss) or the class index (multinomial). An unknown code gives NaN (the Python
+    ``epoch`` checks the code before any loop runs).
+
+    Inlined into the kernels' row loops, with arrays and indices coming in rather than
+    row views, and one ``return``: then Numba emits no reference counting (atomic
+    operations, contended between threads) per row.
     """
-    K = p.shape[0]
+    K = P.shape[1]
+    value = np.nan
     if code == SQUARED:
-        s = 0.0
+        value = 0.0
         for k in range(K):
-            r = p[k] - y[k]
-            p[k] = r
-            s += 0.5 * r * r
-        return s
-    if code == LOG:
-        z = p[0]
-        yy = y[0]
+            res = P[r, k] - Y[i, k]
+            P[r, k] = res
+            value += 0.5 * res * res
+    elif code == LOG:
+        z = P[r, 0]
+        yy = Y[i, 0]
         if z > 0:
             e = exp(-z)
             value = z * (1.0 - yy) + log1p(e)
@@ -33,21 +39,44 @@ def loss_and_grad(code, p, y):
             e = exp(z)
             value = log1p(e) - yy * z
             sig = e / (1.0 + e)
-        p[0] = sig - yy
-        return value
-    if code == MULTINOMIAL:
-        c = int(y[0])
-        zc = p[c]
-        mx = p[0]
+        P[r, 0] = sig - yy
+    elif code == MULTINOMIAL:
+        c = int(Y[i, 0])
+        zc = P[r, c]
+        mx = P[r, 0]
         for k in range(1, K):
-            mx = max(mx, p[k])
+            mx = max(mx, P[r, k])
         s = 0.0
         for k in range(K):
-            e = exp(p[k] - mx)
-            p[k] = e
+            e = exp(P[r, k] - mx)
+            P[r, k] = e
             s += e
         for k in range(K):
-            p[k] = p[k] / s
-        p[c] -= 1.0
-        return log(s) + mx - zc
-    raise ValueError("fastgd: unknown loss code in the numba backend")
+            P[r, k] = P[r, k] / s
+        P[r, c] -= 1.0
+        value = log(s) + mx - zc
+    return value
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def loss_grad_single(code, z, y):
+    """Return (loss, dloss/dz) of one row of a single-output loss (squared error with one
+    target, log loss) from its raw output ``z`` and target ``y``; NaN for other codes.
+
+    Scalars in and out, inlined into the kernels' row loops: no call and no reference
+    counting per row. Same formulas as :func:`loss_and_grad`.
+    """
+    if code == SQUARED:
+        r = z - y
+        return 0.5 * r * r, r
+    if code == LOG:
+        if z > 0:
+            e = exp(-z)
+            value = z * (1.0 - y) + log1p(e)
+            sig = 1.0 / (1.0 + e)
+        else:
+            e = exp(z)
+            value = log1p(e) - y * z
+            sig = e / (1.0 + e)
+        return value, sig - y
+    return np.nan, np.nan

@@ -1,0 +1,523 @@
+# Included by _kernels.pyx and _kernels_avx2.pyx: one source, compiled twice (see setup.py)
+"""Cython kernels: one ``epoch`` call runs one epoch of gradient descent for any batch size.
+
+The algorithm is the one documented in ``fastgd._numpy.kernels.epoch`` (the reference),
+written as loops over typed memoryviews with one source for float32 and float64 (the
+fused type ``floating``). Losses and schedules arrive as integer codes from their
+registries; the codes this file implements are listed in ``LOSS_CODES`` and
+``SCHEDULE_CODES``, and an epoch with any other code raises ``ValueError`` before it
+starts, so a registry entry without a branch here fails loudly in the tests.
+
+This source is compiled twice (``setup.py``): ``_kernels`` for the compiler's baseline
+instruction set and, on x86-64, ``_kernels_avx2`` with AVX2 and FMA; the backend
+(``fastgd._cython.kernels``) uses the second where the CPU has them. Both are built with
+reassociation allowed (``-fassociative-math`` without ``-ffinite-math-only``: NaN and
+infinity still propagate), so the per-row dot products are summed in vector lanes: the
+result differs from a serial sum in the last bits only, and is the same on every call.
+
+A batch of at least ``2 * MIN_BLOCK_ROWS`` rows (full batch included) is summed over
+fixed row blocks, each into its own buffer, and the buffers are added in block order.
+The blocks depend only on the batch's length, so the result is bit-for-bit the same for
+any number of threads. With ``n_threads > 1`` the blocks are handed out one at a time to
+OpenMP threads (``prange``, dynamic schedule: a thread slowed by other work on the
+machine takes fewer blocks) when the extension was built with OpenMP, and run one after
+the other otherwise (``OPENMP`` says which). GNU OpenMP cannot run a parallel region in
+a process forked from a parent that has used one (the child hangs), so a child forked
+after a parallel region sums its blocks on one thread: same result, no hang
+(``fastgd._cython._forksafe``).
+
+SGD (``batch_size=1``) fuses the gradient and the step in one pass over the row's
+features: the same arithmetic as a one-row batch through ``_step``, without the gradient
+buffer.
+
+Every array's dtype and contiguity is checked by Cython when the call starts, and
+``epoch`` checks shapes, codes and indices before it enters the loops: the loops
+themselves trust their inputs.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport exp, log, log1p, pow
+from libc.stdint cimport int64_t
+
+import numpy as np
+
+from .. import _params as P
+from . import _forksafe
+from .._losses import LOG as _LOG, MULTINOMIAL as _MULTINOMIAL, SQUARED as _SQUARED
+from .._schedules import CONSTANT as _CONSTANT, INVSCALING as _INVSCALING, OPTIMAL as _OPTIMAL
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define FASTGD_PREFETCH(p) __builtin_prefetch((const void *)(p))
+    #else
+    #define FASTGD_PREFETCH(p) ((void)0)
+    #endif
+    #ifdef _OPENMP
+    #define FASTGD_OPENMP 1
+    #else
+    #define FASTGD_OPENMP 0
+    #endif
+    /* whether this CPU runs the AVX2 + FMA build (x86-64 with GCC or Clang only) */
+    static int fastgd_cpu_has_avx2_fma(void) {
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    #else
+        return 0;
+    #endif
+    }
+    /* Dot products with 16 independent partial sums (combined in a fixed order), so
+       that the multiply-adds do not wait on each other; the compiler maps them onto
+       vector lanes. Deterministic: the same inputs give the same bits on every call. */
+    #define FASTGD_DOT(NAME, T)                                                      \
+    static inline T NAME(const T *a, const T *b, Py_ssize_t n) {                     \
+        T s[16] = {0};                                                               \
+        Py_ssize_t j = 0, k;                                                         \
+        for (; j + 16 <= n; j += 16)                                                 \
+            for (k = 0; k < 16; k++) s[k] += a[j + k] * b[j + k];                    \
+        for (k = 0; j + k < n; k++) s[k] += a[j + k] * b[j + k];                     \
+        for (k = 0; k < 8; k++) s[k] += s[k + 8];                                    \
+        for (k = 0; k < 4; k++) s[k] += s[k + 4];                                    \
+        return (s[0] + s[2]) + (s[1] + s[3]);                                        \
+    }
+    FASTGD_DOT(fastgd_dot_d, double)
+    FASTGD_DOT(fastgd_dot_f, float)
+    #ifdef __AVX2__
+    #define FASTGD_AVX2 1
+    #else
+    #define FASTGD_AVX2 0
+    #endif
+    """
+    void FASTGD_PREFETCH(const void *p) noexcept nogil
+    int FASTGD_OPENMP
+    int FASTGD_AVX2
+    int fastgd_cpu_has_avx2_fma() noexcept nogil
+    double fastgd_dot_d(const double *a, const double *b, Py_ssize_t n) noexcept nogil
+    float fastgd_dot_f(const float *a, const float *b, Py_ssize_t n) noexcept nogil
+
+OPENMP = bool(FASTGD_OPENMP)
+# whether this module was compiled for AVX2 + FMA (it then needs a CPU that has them)
+AVX2 = bool(FASTGD_AVX2)
+
+
+def cpu_has_avx2_fma():
+    """Whether the CPU this process runs on has AVX2 and FMA (the ``_kernels_avx2`` build)."""
+    return bool(fastgd_cpu_has_avx2_fma())
+
+
+def openmp_usable():
+    """Whether an epoch in this process may share its blocks among OpenMP threads."""
+    return bool(FASTGD_OPENMP) and _forksafe.usable
+
+
+# registry codes as C constants (read once from the registries at import)
+cdef int64_t SQUARED = _SQUARED
+cdef int64_t LOG = _LOG
+cdef int64_t MULTINOMIAL = _MULTINOMIAL
+cdef int64_t CONSTANT = _CONSTANT
+cdef int64_t INVSCALING = _INVSCALING
+cdef int64_t OPTIMAL = _OPTIMAL
+
+# the accumulator of a gradient: the data's dtype in an epoch, float64 in ``gradient``
+ctypedef fused acc_t:
+    float
+    double
+
+LOSS_CODES = (_SQUARED, _LOG, _MULTINOMIAL)
+SCHEDULE_CODES = (_CONSTANT, _INVSCALING, _OPTIMAL)
+
+# blocked batches: blocks of at least this many rows, at most MAX_BLOCKS blocks, at most
+# MAX_BUFFER block-buffer elements in all (the same rule as the numba backend)
+MIN_BLOCK_ROWS = 2048
+MAX_BLOCKS = 64
+MAX_BUFFER = 1 << 22
+
+# rows ahead in the visiting order whose data are prefetched (random order SGD is bound
+# by the latency of fetching each row from memory)
+cdef Py_ssize_t PREFETCH_AHEAD = 6
+cdef Py_ssize_t CACHE_LINE = 64
+cdef Py_ssize_t MIN_BLOCK_ROWS_C = MIN_BLOCK_ROWS
+cdef Py_ssize_t MAX_BLOCKS_C = MAX_BLOCKS
+cdef Py_ssize_t MAX_BUFFER_C = MAX_BUFFER
+
+# positions in hp as C constants
+cdef Py_ssize_t P_ETA0 = P.ETA0, P_POWER_T = P.POWER_T, P_OPTIMAL_T0 = P.OPTIMAL_T0
+cdef Py_ssize_t P_L2 = P.L2, P_L1 = P.L1, P_MOMENTUM = P.MOMENTUM, P_ALPHA = P.ALPHA
+
+
+cdef inline floating _dot(const floating *a, const floating *b, Py_ssize_t n) noexcept nogil:
+    if floating is double:
+        return fastgd_dot_d(a, b, n)
+    else:
+        return fastgd_dot_f(a, b, n)
+
+
+cdef inline double _step_size(int64_t code, int64_t t, double eta0, double power_t,
+                              double t0, double alpha) noexcept nogil:
+    if code == INVSCALING:
+        return eta0 / pow(<double> t, power_t)
+    if code == OPTIMAL:
+        return 1.0 / (alpha * (t0 + t - 1.0))
+    return eta0  # CONSTANT (other codes are rejected before the loops start)
+
+
+cdef inline double _loss_grad(int64_t code, floating *p, const floating *y,
+                              Py_ssize_t K) noexcept nogil:
+    """Return the loss of one row; overwrite ``p`` (its K raw outputs) with dloss/dp."""
+    cdef Py_ssize_t k, c
+    cdef floating r
+    cdef double s, z, yy, e, value, sig, mx
+    if code == SQUARED:
+        s = 0.0
+        for k in range(K):
+            r = p[k] - y[k]
+            p[k] = r
+            s += 0.5 * r * r
+        return s
+    if code == LOG:
+        z = p[0]
+        yy = y[0]
+        if z > 0:
+            e = exp(-z)
+            value = z * (1.0 - yy) + log1p(e)
+            sig = 1.0 / (1.0 + e)
+        else:
+            e = exp(z)
+            value = log1p(e) - yy * z
+            sig = e / (1.0 + e)
+        p[0] = <floating> (sig - yy)
+        return value
+    # MULTINOMIAL: y holds the class index
+    c = <Py_ssize_t> y[0]
+    z = p[c]
+    mx = p[0]
+    for k in range(1, K):
+        if p[k] > mx:
+            mx = p[k]
+    s = 0.0
+    for k in range(K):
+        e = exp(p[k] - mx)
+        p[k] = <floating> e
+        s += <floating> e
+    for k in range(K):
+        p[k] = <floating> (p[k] / s)
+    p[c] -= 1
+    return log(s) + mx - z
+
+
+cdef double _add_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
+                      const floating[::1] sw, const floating[:, ::1] W,
+                      const int64_t[::1] order, Py_ssize_t lo, Py_ssize_t hi,
+                      int64_t loss, floating *p, acc_t *G) noexcept nogil:
+    """Add the weighted loss gradients of rows order[lo:hi] to G (K x (d+1), C order)
+    and return their weighted loss. Rows a few places ahead in ``order`` are prefetched."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = W.shape[0], cols = d + 1
+    cdef Py_ssize_t ii, i, j, k, off, ahead
+    cdef Py_ssize_t row_bytes = d * sizeof(floating)
+    cdef const floating *x
+    cdef const floating *w
+    cdef floating acc, c, wi
+    cdef double total = 0.0
+    for ii in range(lo, hi):
+        ahead = ii + PREFETCH_AHEAD
+        if ahead < n:
+            x = &X[order[ahead], 0]
+            off = 0
+            while off < row_bytes:
+                FASTGD_PREFETCH((<const char *> x) + off)
+                off += CACHE_LINE
+            FASTGD_PREFETCH(&Y[order[ahead], 0])
+            FASTGD_PREFETCH(&sw[order[ahead]])
+        i = order[ii]
+        x = &X[i, 0]
+        for k in range(K):
+            w = &W[k, 0]
+            acc = w[d] + _dot(w, x, d)
+            p[k] = acc
+        wi = sw[i]
+        total += wi * _loss_grad(loss, p, &Y[i, 0], K)
+        for k in range(K):
+            c = wi * p[k]
+            for j in range(d):
+                G[k * cols + j] += c * x[j]
+            G[k * cols + d] += c
+    return total
+
+
+cdef inline double _add_block(const floating[:, ::1] X, const floating[:, ::1] Y,
+                              const floating[::1] sw, const floating[:, ::1] W,
+                              const int64_t[::1] order, Py_ssize_t start, Py_ssize_t rows,
+                              Py_ssize_t b, Py_ssize_t nb, int64_t loss, Py_ssize_t size,
+                              floating[:, ::1] buf) noexcept nogil:
+    """Block b of nb of the batch order[start:start + rows], summed into buf[b, :size]
+    with buf[b, size:] as its scratch outputs; returns its weighted loss."""
+    return _add_rows(X, Y, sw, W, order, start + (b * rows) // nb, start + ((b + 1) * rows) // nb,
+                     loss, &buf[b, size], &buf[b, 0])
+
+
+cdef inline floating _shrink(floating w, floating shrink) noexcept nogil:
+    """Soft-threshold (the L1 prox) of ``w`` by ``shrink`` > 0."""
+    if w > shrink:
+        return w - shrink
+    if w < -shrink:
+        return w + shrink
+    return 0
+
+
+cdef inline void _update(floating *w, floating *v, const floating *G, floating scale,
+                         Py_ssize_t d, floating mu, floating l2, floating eta,
+                         floating shrink, bint nesterov) noexcept nogil:
+    """The step of d penalised coordinates from their data gradient ``G * scale``:
+    ``g = G scale + l2 w; v = mu v + g; w -= eta v`` (Nesterov: ``w -= eta (g + mu v)``),
+    then the L1 soft-threshold when ``shrink > 0``. Each loop has no branch inside, so
+    that it runs in vector lanes."""
+    cdef Py_ssize_t j
+    cdef floating g, vj
+    if nesterov:
+        for j in range(d):
+            g = G[j] * scale + l2 * w[j]
+            vj = mu * v[j] + g
+            v[j] = vj
+            w[j] = w[j] - eta * (g + mu * vj)
+    else:
+        for j in range(d):
+            g = G[j] * scale + l2 * w[j]
+            vj = mu * v[j] + g
+            v[j] = vj
+            w[j] = w[j] - eta * vj
+    if shrink > 0:
+        for j in range(d):
+            w[j] = _shrink(w[j], shrink)
+
+
+cdef inline void _update_intercept(floating *w, floating *v, floating g, floating mu,
+                                   floating eta, bint nesterov) noexcept nogil:
+    """The step of one intercept (never penalised) from its gradient ``g``."""
+    cdef floating vj = mu * v[0] + g
+    v[0] = vj
+    if nesterov:
+        w[0] = w[0] - eta * (g + mu * vj)
+    else:
+        w[0] = w[0] - eta * vj
+
+
+cdef void _step(floating[:, :, ::1] state, floating *G, Py_ssize_t n_rows, int64_t t,
+                const double[::1] hp, bint nesterov, bint fit_intercept,
+                int64_t schedule) noexcept nogil:
+    """One update from the summed batch gradient G of ``n_rows`` rows; zeroes G."""
+    cdef Py_ssize_t K = state.shape[1], cols = state.shape[2], d = cols - 1
+    cdef Py_ssize_t k, j
+    cdef double eta_d = _step_size(schedule, t, hp[P_ETA0], hp[P_POWER_T], hp[P_OPTIMAL_T0], hp[P_ALPHA])
+    cdef floating mu = <floating> hp[P_MOMENTUM]
+    cdef floating l2 = <floating> hp[P_L2]
+    cdef floating eta = <floating> eta_d
+    cdef floating inv_b = <floating> (1.0 / n_rows)
+    cdef floating shrink = <floating> (eta * hp[P_L1])
+    for k in range(K):
+        _update(&state[0, k, 0], &state[1, k, 0], &G[k * cols], inv_b, d, mu, l2, eta,
+                shrink, nesterov)
+        if fit_intercept:  # without one, the intercept's gradient is dropped
+            _update_intercept(&state[0, k, d], &state[1, k, d], G[k * cols + d] * inv_b,
+                              mu, eta, nesterov)
+        for j in range(cols):
+            G[k * cols + j] = 0
+
+
+cdef double _sgd_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
+                      const floating[::1] sw, const int64_t[::1] order, Py_ssize_t lo,
+                      Py_ssize_t hi, floating[:, :, ::1] state, int64_t t,
+                      const double[::1] hp, int64_t loss, int64_t schedule, bint nesterov,
+                      bint fit_intercept, floating *p) noexcept nogil:
+    """SGD over rows order[lo:hi], one step per row starting after update ``t``; returns
+    their weighted loss (each taken before its row's step). The same arithmetic as a
+    one-row batch through ``_add_rows`` and ``_step`` (``G = sw_i dloss_i/dp x_i``,
+    scaled by ``1 / 1``), fused into one pass over the row's features."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = state.shape[1]
+    cdef Py_ssize_t ii, i, j, k, off, ahead
+    cdef Py_ssize_t row_bytes = d * sizeof(floating)
+    cdef const floating *x
+    cdef floating *w
+    cdef floating acc, c, wi
+    cdef floating mu = <floating> hp[P_MOMENTUM]
+    cdef floating l2 = <floating> hp[P_L2]
+    cdef floating eta, shrink
+    cdef double total = 0.0
+    for ii in range(lo, hi):
+        ahead = ii + PREFETCH_AHEAD
+        if ahead < n:
+            x = &X[order[ahead], 0]
+            off = 0
+            while off < row_bytes:
+                FASTGD_PREFETCH((<const char *> x) + off)
+                off += CACHE_LINE
+            FASTGD_PREFETCH(&Y[order[ahead], 0])
+            FASTGD_PREFETCH(&sw[order[ahead]])
+        i = order[ii]
+        x = &X[i, 0]
+        for k in range(K):
+            w = &state[0, k, 0]
+            acc = w[d] + _dot(w, x, d)
+            p[k] = acc
+        wi = sw[i]
+        total += wi * _loss_grad(loss, p, &Y[i, 0], K)
+        t += 1
+        eta = <floating> _step_size(schedule, t, hp[P_ETA0], hp[P_POWER_T], hp[P_OPTIMAL_T0], hp[P_ALPHA])
+        shrink = <floating> (eta * hp[P_L1])
+        for k in range(K):
+            c = wi * p[k]
+            _update(&state[0, k, 0], &state[1, k, 0], x, c, d, mu, l2, eta, shrink, nesterov)
+            if fit_intercept:
+                _update_intercept(&state[0, k, d], &state[1, k, d], c, mu, eta, nesterov)
+    return total
+
+
+cdef inline Py_ssize_t _n_blocks(Py_ssize_t rows, Py_ssize_t K, Py_ssize_t cols) noexcept nogil:
+    cdef Py_ssize_t b = rows // MIN_BLOCK_ROWS_C
+    if b > MAX_BLOCKS_C:
+        b = MAX_BLOCKS_C
+    if b > MAX_BUFFER_C // (K * cols):
+        b = MAX_BUFFER_C // (K * cols)
+    return b if b > 1 else 1
+
+
+def block_bounds(Py_ssize_t rows, Py_ssize_t n_outputs, Py_ssize_t n_cols):
+    """Boundaries of the blocks a batch of ``rows`` rows is summed over (for tests)."""
+    b = _n_blocks(rows, n_outputs, n_cols)
+    return np.array([(i * rows) // b for i in range(b + 1)], dtype=np.int64)
+
+
+def _check_rows(X, Y, sw, K, codes):
+    """The loss code, the outputs it needs and the rows of Y and sw against X."""
+    n = X.shape[0]
+    loss = codes[P.LOSS]
+    if codes.shape[0] < P.N_CODES:
+        raise ValueError("codes must have the layout of fastgd._params")
+    if loss not in LOSS_CODES:
+        raise ValueError(f"fastgd: unknown loss code {loss} in the cython backend")
+    if K < 1 or (loss == _LOG and K != 1) or (loss == _MULTINOMIAL and K < 2):
+        raise ValueError(f"{K} outputs do not fit loss code {loss}")
+    m = K if loss == _SQUARED else 1
+    if Y.shape[0] != n or Y.shape[1] < m or sw.shape[0] != n:
+        raise ValueError(f"X has {n} rows but Y has shape {tuple(Y.shape)[:2]} and sw {sw.shape[0]} rows")
+    if n and loss == _MULTINOMIAL:
+        labels = np.asarray(Y)[:, 0]
+        if not np.all((labels >= 0) & (labels < K) & (labels == np.floor(labels))):
+            raise ValueError(f"multinomial targets must be class indices in [0, {K})")
+
+
+def _check(X, Y, sw, order, state, hp, codes):
+    """Shapes, codes and indices, checked before any loop that trusts them."""
+    n, d = X.shape[0], X.shape[1]
+    if state.shape[0] != 2 or state.shape[2] != d + 1:
+        raise ValueError(f"state must have shape (2, K, {d + 1}), got {tuple(state.shape)}")
+    if hp.shape[0] < P.N_HP:
+        raise ValueError("hp must have the layout of fastgd._params")
+    _check_rows(X, Y, sw, state.shape[1], codes)
+    if codes[P.SCHEDULE] not in SCHEDULE_CODES:
+        raise ValueError(f"fastgd: unknown schedule code {codes[P.SCHEDULE]} in the cython backend")
+    if codes[P.BATCH_SIZE] < 1:
+        raise ValueError(f"batch size must be >= 1, got {codes[P.BATCH_SIZE]}")
+    if order.shape[0] != n:
+        raise ValueError(f"X has {n} rows but order has {order.shape[0]} entries")
+    if n:
+        order_np = np.asarray(order)
+        if order_np.min() < 0 or order_np.max() >= n:
+            raise ValueError("order holds a row index outside [0, n)")
+
+
+def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] sw,
+          const int64_t[::1] order, floating[:, :, ::1] state, const double[::1] hp,
+          const int64_t[::1] codes):
+    """One epoch in place; returns the sum of ``sw_i * loss_i``. See the NumPy reference."""
+    _check(X, Y, sw, order, state, hp, codes)
+    cdef Py_ssize_t n = X.shape[0], K = state.shape[1], cols = state.shape[2]
+    cdef int64_t loss = codes[P.LOSS]
+    cdef int64_t schedule = codes[P.SCHEDULE]
+    cdef bint nesterov = codes[P.NESTEROV] != 0
+    cdef bint fit_intercept = codes[P.FIT_INTERCEPT] != 0
+    cdef Py_ssize_t batch = min(codes[P.BATCH_SIZE], max(n, 1))
+    cdef int64_t t = codes[P.T_START]
+    cdef int n_threads = <int> max(1, min(codes[P.N_THREADS], MAX_BLOCKS))
+    dtype = np.float32 if floating is float else np.float64
+    # blocks of the largest batch (a shorter last batch has as many blocks or fewer)
+    cdef Py_ssize_t max_blocks = _n_blocks(batch, K, cols)
+    # Each block sums into its own row of ``buf``: its gradient (K * cols values), then
+    # its scratch outputs (K values). Rows are padded to whole cache lines plus one, so
+    # threads summing neighbouring blocks never write to the same cache line.
+    cdef Py_ssize_t line = CACHE_LINE // sizeof(floating)
+    cdef Py_ssize_t pad = ((K * cols + K + line - 1) // line + 1) * line
+    cdef floating[:, ::1] buf = np.zeros((max_blocks, pad), dtype=dtype)
+    cdef double[::1] block_loss = np.zeros(max_blocks)
+    cdef const floating[:, ::1] W = state[0]
+    if not (FASTGD_OPENMP and _forksafe.usable):
+        n_threads = 1
+    elif n_threads > 1 and max_blocks > 1:
+        _forksafe.used = True
+    cdef double total = 0.0
+    cdef Py_ssize_t start, stop, rows, nb, b, j
+    cdef Py_ssize_t size = K * cols
+    cdef floating *G = &buf[0, 0]
+    cdef floating *Gb
+    cdef int nt
+    with nogil:
+        start = 0
+        if batch == 1:
+            total = _sgd_rows(X, Y, sw, order, 0, n, state, t, hp, loss, schedule, nesterov,
+                              fit_intercept, &buf[0, size])
+            start = n
+        while start < n:
+            stop = start + batch
+            if stop > n:
+                stop = n
+            rows = stop - start
+            nb = _n_blocks(rows, K, cols)
+            if nb == 1:
+                total += _add_rows(X, Y, sw, W, order, start, stop, loss, &buf[0, size], G)
+            else:
+                nt = n_threads if n_threads < nb else <int> nb
+                if nt > 1:  # (a region with one thread would still enter OpenMP)
+                    for b in prange(nb, num_threads=nt, schedule="dynamic", chunksize=1):
+                        block_loss[b] = _add_block(X, Y, sw, W, order, start, rows, b, nb, loss,
+                                                   size, buf)
+                else:
+                    for b in range(nb):
+                        block_loss[b] = _add_block(X, Y, sw, W, order, start, rows, b, nb, loss,
+                                                   size, buf)
+                total += block_loss[0]
+                for b in range(1, nb):
+                    total += block_loss[b]
+                    Gb = &buf[b, 0]
+                    for j in range(size):
+                        G[j] += Gb[j]
+                        Gb[j] = 0
+            t += 1
+            _step(state, G, rows, t, hp, nesterov, fit_intercept, schedule)
+            start = stop
+    return total
+
+
+def gradient(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] sw,
+             const floating[:, ::1] W, const int64_t[::1] codes, double[:, ::1] G):
+    """Add ``sum_i sw_i * dloss_i/dW`` over all rows (in storage order) to ``G`` (K, d+1),
+    float64 whatever the data's dtype, and return ``sum_i sw_i * loss_i``; no step.
+    See ``fastgd._numpy.kernels.gradient``. One thread (the Dask driver runs one call
+    per block, in parallel over its workers)."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = W.shape[0]
+    if W.shape[1] != d + 1 or G.shape[0] != K or G.shape[1] != d + 1:
+        raise ValueError(
+            f"W and G must have shape ({K}, {d + 1}), got {tuple(W.shape)[:2]} and {tuple(G.shape)[:2]}"
+        )
+    _check_rows(X, Y, sw, K, codes)
+    order_np = np.arange(n, dtype=np.int64)
+    cdef const int64_t[::1] order = order_np
+    cdef int64_t loss = codes[P.LOSS]
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] p = np.empty(K, dtype=dtype)
+    cdef double total = 0.0
+    if n == 0:
+        return 0.0
+    with nogil:
+        total = _add_rows(X, Y, sw, W, order, 0, n, loss, &p[0], &G[0, 0])
+    return total
