@@ -1,13 +1,14 @@
 """Build script. The package metadata lives in pyproject.toml; this file declares the
-compiled extensions of the Cython backend and builds them with OpenMP where the compiler
-supports it (one thread otherwise).
+compiled extensions of the Cython backend (dense kernels ``_kernels``/``_kernels_avx2``
+and sparse kernels ``_sparse``) and builds them with OpenMP where the compiler supports
+it (one thread otherwise).
 
-The kernels (``fastgd/_cython/_kernels.pxi``) are compiled twice on x86-64 with GCC or
-Clang: ``_kernels`` for the baseline instruction set, which runs on every CPU, and
+The dense kernels (``fastgd/_cython/_kernels.pxi``) are compiled twice on x86-64 with
+GCC or Clang: ``_kernels`` for the baseline instruction set, which runs on every CPU, and
 ``_kernels_avx2`` with AVX2 and FMA, which the backend picks at import time when the CPU
-has them. Both allow reassociation (``-fassociative-math``, the flags it needs, and no
-``-ffinite-math-only``, so NaN and infinity still propagate), which lets the compiler
-sum dot products in vector lanes.
+has them. All extensions allow reassociation (``-fassociative-math``, the flags it
+needs, and no ``-ffinite-math-only``, so NaN and infinity still propagate), which lets
+the compiler sum dot products in vector lanes.
 """
 
 import os
@@ -75,6 +76,10 @@ extensions = [
         "fastgd._cython._kernels_avx2",
         ["fastgd/_cython/_kernels_avx2.pyx"],
         depends=["fastgd/_cython/_kernels.pxi"],
+    ),
+    Extension(
+        "fastgd._cython._sparse",
+        ["fastgd/_cython/_sparse.pyx"],
     ),
 ]
 

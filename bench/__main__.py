@@ -1,7 +1,10 @@
-"""``python -m bench [--full] [--dask] [--out DIR] [--no-plots]``: run the benchmarks, write
-the report (``bench/results/report.md`` with PNG plots and ``results.json``) and print the
-summary table. ``--dask`` adds the Dask section (``bench.dask_bench``): seconds per epoch
-on a 2-worker ``LocalCluster`` against the same fit in memory."""
+"""``python -m bench [--full] [--dask] [--no-sparse] [--out DIR] [--no-plots]``: run the
+benchmarks, write the report (``bench/results/report.md`` with PNG plots and
+``results.json``) and print the summary table. The sparse section (``bench.sparse_bench``:
+SGD on 100000 CSR rows against scikit-learn, lazy against dense-velocity momentum as d
+grows) is appended unless ``--no-sparse``. ``--dask`` adds the Dask section
+(``bench.dask_bench``): seconds per epoch on a 2-worker ``LocalCluster`` against the same
+fit in memory."""
 
 import argparse
 import pathlib
@@ -26,6 +29,7 @@ def main(argv=None):
         "--dask", action="store_true",
         help="add the Dask section: a 2-worker LocalCluster against in memory (needs fastgd[dask])",
     )
+    parser.add_argument("--no-sparse", action="store_true", help="skip the sparse (CSR) section")
     parser.add_argument(
         "--dask-rows", type=int, default=10_000_000,
         help="rows of the Dask data (20 features, float64; default 1e7 = 1.6 GB)",
@@ -42,6 +46,15 @@ def main(argv=None):
 
         config = replace(config, **changes)
     _, report = run(config, args.out)
+    if not args.no_sparse:
+        from . import sparse_bench
+
+        print("\nSparse input (CSR)", flush=True)
+        epoch_rows, lazy_rows = sparse_bench.run(stream=lambda line: print("  " + line, flush=True))
+        section = sparse_bench.section(epoch_rows, lazy_rows, 100_000, 50, 2**18)
+        with open(report, "a", encoding="utf-8") as f:
+            f.write(section)
+        print(section)
     if args.dask:
         from . import dask_bench
 

@@ -4,6 +4,10 @@ Every backend module provides ``epoch(X, Y, sw, order, state, hp, codes)`` (one 
 in place) and ``gradient(X, Y, sw, W, codes, G)`` (one block's summed gradient, no step;
 the Dask driver's full batch), with the contracts documented in ``fastgd._numpy.kernels``. Backends are imported on first use, so
 ``import fastgd`` loads neither Numba nor a compiled extension.
+
+Sparse (CSR) input has its own kernel modules, ``get_sparse_backend(name)``: each
+provides ``epoch(data, indices, indptr, Y, sw, order, state, hp, codes)`` with the
+contract of the dense ``epoch`` (see ``fastgd._numpy.sparse``).
 """
 
 import importlib
@@ -14,6 +18,12 @@ BACKENDS = {
     "numpy": "fastgd._numpy.kernels",
 }
 
+SPARSE_BACKENDS = {
+    "cython": "fastgd._cython.sparse",
+    "numba": "fastgd._numba.sparse",
+    "numpy": "fastgd._numpy.sparse",
+}
+
 _INSTALL_HINT = {
     "numba": "The numba backend needs the 'numba' package: pip install numba.",
     "cython": "The cython backend is compiled when fastgd is installed; use backend='numba' "
@@ -21,11 +31,12 @@ _INSTALL_HINT = {
 }
 
 
-def get_backend(name):
+def get_backend(name, sparse=False):
     """Return the kernel module of backend ``name`` (ValueError if unknown, ImportError
-    with an install hint if its dependencies are missing)."""
+    with an install hint if its dependencies are missing); its sparse (CSR) kernels
+    when ``sparse``."""
     try:
-        module = BACKENDS[name]
+        module = (SPARSE_BACKENDS if sparse else BACKENDS)[name]
     except KeyError:
         raise ValueError(
             f"Unknown backend {name!r}; choose one of {sorted(BACKENDS)}."

@@ -31,6 +31,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _params as P
+from . import _sparse
 from ._backends import BACKENDS, get_backend
 from ._losses import LOSSES
 from ._penalties import PENALTIES, penalty_strengths, penalty_value
@@ -92,7 +93,7 @@ def _dask_aware(method):
 class _Data(NamedTuple):
     """Validated training data as the kernels take it, plus what it implies."""
 
-    X: np.ndarray  # (n, d) float32/float64, C-contiguous
+    X: np.ndarray  # (n, d) float32/float64, C-contiguous; or a scipy.sparse CSR matrix
     Y: np.ndarray  # (n, m) same dtype: targets encoded for the loss
     sw: np.ndarray  # (n,) same dtype: sample weights times class weights
     loss: str  # name in fastgd._losses.LOSSES
@@ -151,7 +152,9 @@ class BaseGD(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Sparse input is used as CSR (other formats are converted once); see
+            ``fastgd._sparse`` and the README's "Sparse input".
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; the objective is their weighted mean loss.
@@ -271,7 +274,7 @@ class BaseGD(BaseEstimator):
             X,
             y,
             reset=first,
-            accept_sparse=False,
+            accept_sparse=["csr"],
             dtype=list(FLOAT_DTYPES),
             order="C",
             multi_output=self._multi_output,
@@ -372,9 +375,9 @@ class BaseGD(BaseEstimator):
 
     def _decision(self, X):
         check_is_fitted(self, "_state")
-        X = validate_data(self, X, reset=False, accept_sparse=False, dtype=list(FLOAT_DTYPES), order="C")
+        X = validate_data(self, X, reset=False, accept_sparse=["csr"], dtype=list(FLOAT_DTYPES), order="C")
         W = self._state[0]
-        return X @ W[:, :-1].T + W[:, -1]
+        return np.asarray(X @ W[:, :-1].T) + W[:, -1]
 
     def objective(self, X, y, sample_weight=None):
         """The penalised training objective of the fitted model on ``(X, y)``, in float64:
@@ -393,7 +396,7 @@ class BaseGD(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -401,7 +404,7 @@ def _weighted_loss(X, Y, sw, W, loss):
     """``sum_i sw_i * loss_i`` in float64 at the float64 weights ``W`` (K, d + 1): the
     data term of ``BaseGD.objective`` (the Dask driver sums it over blocks)."""
     X = X.astype(np.float64, copy=False)
-    values, _ = LOSSES[loss].value_grad(X @ W[:, :-1].T + W[:, -1], Y.astype(np.float64))
+    values, _ = LOSSES[loss].value_grad(np.asarray(X @ W[:, :-1].T) + W[:, -1], Y.astype(np.float64))
     return float(sw.astype(np.float64) @ values)
 
 
@@ -450,6 +453,11 @@ class _Run:
         self.est = est
         self.backend = backend
         self.X, self.Y, self.sw = data.X, data.Y, data.sw
+        # sparse input: the CSR arrays (int64 indices, converted once per call) and the
+        # backend's sparse kernels
+        self.csr = _sparse.kernel_arrays(data.X) if _sparse.issparse(data.X) else None
+        if self.csr is not None:
+            self.backend = get_backend(est.backend, sparse=True)
         self.state = state
         self.t = int(t)
         self.eta = float(eta)
@@ -522,9 +530,14 @@ class _Run:
         self.hp[P.ETA0] = self.eta
         self.codes[P.T_START] = self.t
         pen = penalty_value(self.state[0][:, :-1], self.l2, self.l1)
+        if self.csr is not None:
+            data, indices, indptr = self.csr
+            X = {"data": data, "indices": indices, "indptr": indptr}
+        else:
+            X = {"X": self.X}
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             total = self.backend.epoch(
-                X=self.X, Y=self.Y, sw=self.sw, order=order, state=self.state, hp=self.hp, codes=self.codes
+                **X, Y=self.Y, sw=self.sw, order=order, state=self.state, hp=self.hp, codes=self.codes
             )
         self.t += -(-n // int(self.codes[P.BATCH_SIZE]))
         return float(total) / n + pen

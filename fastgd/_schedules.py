@@ -14,6 +14,9 @@ estimator divides by 5 between epochs when the objective stalls.
 """
 
 import numpy as np
+import scipy.sparse as sp
+
+from ._sparse import row_sq_norms
 
 CONSTANT = 0
 INVSCALING = 1
@@ -61,7 +64,11 @@ def _top_eigenvalue(X, sw, fit_intercept, n_iter=30, max_rows=EIGEN_MAX_ROWS, rt
     """
     n, d = X.shape
     step = max(1, n // max_rows)
-    Xs = np.ascontiguousarray(X[::step], dtype=np.float64)
+    sparse = sp.issparse(X)
+    if sparse:  # CSR: the same rows, products by scipy
+        Xs = sp.csr_array(X[::step], dtype=np.float64)
+    else:
+        Xs = np.ascontiguousarray(X[::step], dtype=np.float64)
     ws = np.asarray(sw[::step], dtype=np.float64)
     m = Xs.shape[0]
     v = np.random.default_rng(0).standard_normal(d + 1)  # fixed start: deterministic
@@ -75,9 +82,9 @@ def _top_eigenvalue(X, sw, fit_intercept, n_iter=30, max_rows=EIGEN_MAX_ROWS, rt
         v = v / norm
         # einsum rather than BLAS: single-threaded, so a busy machine cannot stall it
         # on a descheduled BLAS thread (these products take about a millisecond)
-        u = ws * (np.einsum("ij,j->i", Xs, v[:d]) + v[d])
+        u = ws * ((Xs @ v[:d] if sparse else np.einsum("ij,j->i", Xs, v[:d])) + v[d])
         w = np.empty(d + 1)
-        w[:d] = np.einsum("ij,i->j", Xs, u) / m
+        w[:d] = (Xs.T @ u if sparse else np.einsum("ij,i->j", Xs, u)) / m
         w[d] = u.sum() / m if fit_intercept else 0.0
         previous, lam = lam, float(v @ w)  # Rayleigh quotient
         v = w
@@ -122,7 +129,10 @@ def auto_learning_rate(X, sw, *, fit_intercept, curvature, l2, batch_size, momen
 def max_row_smoothness(X, sw, fit_intercept):
     """``max_i s_i ||xt_i||^2`` in float64 (``xt_i`` = row i with a 1 appended when
     ``fit_intercept``); of a block of rows, its share of the whole data's maximum."""
-    sq = np.einsum("ij,ij->i", X, X, dtype=np.float64) + (1.0 if fit_intercept else 0.0)
+    if sp.issparse(X):
+        sq = row_sq_norms(X) + (1.0 if fit_intercept else 0.0)
+    else:
+        sq = np.einsum("ij,ij->i", X, X, dtype=np.float64) + (1.0 if fit_intercept else 0.0)
     return float(np.max(np.asarray(sw, dtype=np.float64) * sq))
 
 

@@ -194,7 +194,7 @@ class LinearRegression(RegressorMixin, BaseGD):
         return None
 
     def _score_state(self, W, X, Y):
-        pred = X @ W[:, :-1].T + W[:, -1]
+        pred = np.asarray(X @ W[:, :-1].T) + W[:, -1]
         return r2_score(Y, pred)
 
     def _set_coef(self, coef, intercept):
@@ -360,7 +360,7 @@ class LogisticRegression(ClassifierMixin, BaseGD):
         return per_class[idx]
 
     def _score_state(self, W, X, Y):
-        z = X @ W[:, :-1].T + W[:, -1]
+        z = np.asarray(X @ W[:, :-1].T) + W[:, -1]
         pred = (z[:, 0] > 0).astype(np.intp) if W.shape[0] == 1 else np.argmax(z, axis=1)
         return float(np.mean(pred == Y[:, 0].astype(np.intp)))
 

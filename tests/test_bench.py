@@ -280,3 +280,34 @@ def test_cold_start_script_reports_bare_import():
     timings = json.loads(done.stdout.strip().splitlines()[-1])
     assert 0 < timings["import_fastgd_s"] <= timings["import_s"]
     assert timings["first_fit_s"] > 0 and timings["other_fits_s"] > 0
+
+
+def test_sparse_section_runs():
+    """The sparse section on tiny data: every row is there and every number is finite;
+    fastgd's compiled backends end at the same objective (same algorithm, same seed)."""
+    from bench import sparse_bench
+
+    epoch_rows, lazy_rows = sparse_bench.run(
+        rows=600, nnz=8, d=512, scaling_d=(64, 512), epochs=2, numpy_rows=100, dense_rows=50,
+        stream=lambda line: None,
+    )
+    methods_ = [r["method"] for r in epoch_rows]
+    assert methods_[0] == "sklearn SGDClassifier" and "fastgd numba" in methods_ and "fastgd numpy" in methods_
+    for r in epoch_rows:
+        assert r["epoch_s"] > 0 and math.isfinite(r["vs_sklearn"])
+    objs = [r["objective"] for r in epoch_rows if r["method"] in ("fastgd numba", "fastgd cython")]
+    assert objs[0] == pytest.approx(objs[-1], rel=1e-10)
+    assert {(r["backend"], r["d"]) for r in lazy_rows} >= {("numba", 64), ("numba", 512)}
+    for r in lazy_rows:
+        assert r["lazy_s"] > 0 and r["dense_s"] > 0 and 0 < r["nnz"] <= 8
+    text = sparse_bench.section(epoch_rows, lazy_rows, 600, 8, 512)
+    assert "| fastgd numba |" in text and "| numba | 512 |" in text
+
+
+def test_sparse_bench_data():
+    from bench import sparse_bench
+
+    X, y = sparse_bench.make_sparse(500, 1000, 20)
+    assert X.shape == (500, 1000) and X.has_canonical_format and X.indices.dtype == np.int32
+    np.testing.assert_allclose(sparse_bench.row_norms(X), 1.0)
+    assert 15 < X.nnz / 500 <= 20 and set(np.unique(y)) == {0, 1}

@@ -363,13 +363,13 @@ def test_bad_shapes_and_values_are_rejected():
         est.partial_fit(X, np.column_stack([y, y]))
 
 
-def test_sparse_input_gets_a_clear_type_error():
+def test_sparse_input_is_accepted():
+    """Sparse input is supported (tests/test_sparse.py has the details)."""
     X, y = make_data("regression")
-    with pytest.raises(TypeError, match="[Ss]parse"):
-        LinearRegression().fit(sp.csr_matrix(X), y)
-    est = LinearRegression(**QUIET).fit(X, y)
-    with pytest.raises(TypeError, match="[Ss]parse"):
-        est.predict(sp.csr_matrix(X))
+    est = LinearRegression(**QUIET).fit(sp.csr_matrix(X), y)
+    dense = LinearRegression(**QUIET).fit(X, y)
+    np.testing.assert_allclose(est.predict(sp.csr_matrix(X)), dense.predict(X), rtol=1e-10)
+    assert est.__sklearn_tags__().input_tags.sparse
 
 
 def test_unfitted_estimator_raises():

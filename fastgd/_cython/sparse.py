@@ -1,0 +1,16 @@
+"""The Cython backend's sparse (CSR) kernels, compiled from ``_sparse.pyx``.
+
+See ``fastgd._numba.sparse`` for the lazy update and ``fastgd._numpy.sparse`` for the
+algorithm they implement.
+"""
+
+try:
+    from ._sparse import SYNC_MIN_STEPS, epoch, uses_lazy_update
+except ImportError as exc:  # the package was used from a source tree without building
+    raise ImportError(
+        "the compiled extension fastgd._cython._sparse is missing; build it by "
+        "installing fastgd from its source tree with `pip install -e .` (or `pip install .`), "
+        "which needs a C compiler such as gcc"
+    ) from exc
+
+__all__ = ["SYNC_MIN_STEPS", "epoch", "uses_lazy_update"]
