@@ -214,7 +214,7 @@ def _add_rows(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G):
     return _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _update(W, V, k, U, iu, a, d, mu, l2, eta, shrink, nesterov, zero):
     """W[k, :d] and V[k, :d] from the gradient a * U[iu, :d] + l2 * W[k, :d].
 
@@ -263,7 +263,7 @@ def _update(W, V, k, U, iu, a, d, mu, l2, eta, shrink, nesterov, zero):
                 W[k, j] = W[k, j] - eta * v
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _update_intercept(W, V, k, g, d, mu, eta, nesterov):
     """The intercept W[k, d] from its gradient g: no penalty, no shrinkage."""
     v = mu * V[k, d] + g
@@ -373,15 +373,25 @@ def _minibatch_epoch(X, Y, sw, order, state, hp, codes):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _block_gradients(X, Y, sw, W, loss, bounds, counter, parts, losses):
-    """Take blocks b = next_index(counter) until none is left: block b sums rows
-    bounds[b]:bounds[b+1] (as stored) into parts[b] and its weighted loss into losses[b].
-    Several threads may share one counter; each block lands in its own buffer."""
+    """Take blocks b = next_index(counter) until none is left: block b adds the sum over
+    rows bounds[b]:bounds[b+1] (as stored) to parts[b] and its weighted loss to losses[b].
+
+    Several threads may share one counter. Each sums its block into a buffer of its own
+    and adds it to parts[b] when the block is done: blocks next to each other in
+    ``parts`` share a cache line, which two threads writing row by row would pass back
+    and forth."""
     Ps = np.empty((4, W.shape[0]), dtype=X.dtype)
+    G = np.zeros_like(parts[0])
+    K, cols = G.shape
     while True:
         b = next_index(counter)
         if b >= parts.shape[0]:
             break
-        losses[b] = _add_rows(X, Y, sw, W, bounds, bounds[b], bounds[b + 1], False, loss, Ps, parts[b])
+        losses[b] += _add_rows(X, Y, sw, W, bounds, bounds[b], bounds[b + 1], False, loss, Ps, G)
+        for k in range(K):
+            for j in range(cols):
+                parts[b, k, j] += G[k, j]
+                G[k, j] = 0
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
