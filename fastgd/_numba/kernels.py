@@ -93,14 +93,25 @@ def _outputs4(W, X, i0, i1, i2, i3, P):
         P[3, k] = a3
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _unit_weights(sw):
+    """Whether every sample weight is 1. Then the shuffled loops read sw[0] instead of
+    sw[i] (the same value): one cache line fewer to fetch per row in random order."""
+    for i in range(sw.shape[0]):
+        if sw[i] != 1:
+            return False
+    return True
+
+
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _prefetch_row(X, Y, sw, i):
-    """Prefetch every cache line of row i of X, and row i of Y and sw."""
+def _prefetch_row(X, Y, sw, i, unit):
+    """Prefetch every cache line of row i of X, and row i of Y and (unless ``unit``) sw."""
     step = max(1, 64 // X.itemsize)
     for j in range(0, X.shape[1], step):
         prefetch(X, i, j)
     prefetch(Y, i, 0)
-    prefetch1(sw, i)
+    if not unit:
+        prefetch1(sw, i)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
@@ -115,10 +126,10 @@ def _accumulate(G, X, i, P, r, wi):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _single_loss(Y, sw, i, loss, P, r):
+def _single_loss(Y, sw, i, unit, loss, P, r):
     """Single output: replace row i's output P[r, 0] by its weighted loss gradient
     ``sw_i * dloss/dp`` (stored in the data's dtype) and return its weighted loss."""
-    wi = sw[i]
+    wi = sw[0] if unit else sw[i]
     value, g = loss_grad_single(loss, P[r, 0], Y[i, 0])
     P[r, 0] = g  # (g may be float64: through P, the products below stay in X's dtype)
     P[r, 0] = wi * P[r, 0]
@@ -126,10 +137,10 @@ def _single_loss(Y, sw, i, loss, P, r):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _single_gradient(X, Y, sw, i, loss, P, r, G):
+def _single_gradient(X, Y, sw, i, unit, loss, P, r, G):
     """Single output: from row i's output P[r, 0], add its weighted gradient to G[0] and
     return its weighted loss."""
-    value = _single_loss(Y, sw, i, loss, P, r)
+    value = _single_loss(Y, sw, i, unit, loss, P, r)
     c = P[r, 0]
     d = X.shape[1]
     for j in range(d):
@@ -139,7 +150,7 @@ def _single_gradient(X, Y, sw, i, loss, P, r, G):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G):
+def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
     """``_add_rows`` for one output and a single-output loss: the loop calls nothing
     (every helper is inlined), so Numba counts no references per row."""
     n, d = X.shape
@@ -149,15 +160,15 @@ def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G):
         while ii + 4 <= hi:
             if shuffled:
                 for r in range(ii + PREFETCH_AHEAD, min(ii + PREFETCH_AHEAD + 4, n)):
-                    _prefetch_row(X, Y, sw, order[r])
+                    _prefetch_row(X, Y, sw, order[r], unit)
                 i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
             else:
                 i0, i1, i2, i3 = ii, ii + 1, ii + 2, ii + 3
             _outputs4(W, X, i0, i1, i2, i3, P)
-            total += _single_loss(Y, sw, i0, loss, P, 0)
-            total += _single_loss(Y, sw, i1, loss, P, 1)
-            total += _single_loss(Y, sw, i2, loss, P, 2)
-            total += _single_loss(Y, sw, i3, loss, P, 3)
+            total += _single_loss(Y, sw, i0, unit, loss, P, 0)
+            total += _single_loss(Y, sw, i1, unit, loss, P, 1)
+            total += _single_loss(Y, sw, i2, unit, loss, P, 2)
+            total += _single_loss(Y, sw, i3, unit, loss, P, 3)
             c0, c1, c2, c3 = P[0, 0], P[1, 0], P[2, 0], P[3, 0]
             for j in range(d):
                 G[0, j] = G[0, j] + c0 * X[i0, j] + c1 * X[i1, j] + c2 * X[i2, j] + c3 * X[i3, j]
@@ -166,18 +177,18 @@ def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G):
     while ii < hi:
         if shuffled:
             if ii + PREFETCH_AHEAD < n:
-                _prefetch_row(X, Y, sw, order[ii + PREFETCH_AHEAD])
+                _prefetch_row(X, Y, sw, order[ii + PREFETCH_AHEAD], unit)
             i = order[ii]
         else:
             i = ii
         _outputs(W, X, i, P, 0)
-        total += _single_gradient(X, Y, sw, i, loss, P, 0, G)
+        total += _single_gradient(X, Y, sw, i, unit, loss, P, 0, G)
         ii += 1
     return total
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G):
+def _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
     """``_add_rows`` for several outputs (or the multinomial loss): row by row, through
     ``loss_and_grad``."""
     n = X.shape[0]
@@ -185,20 +196,20 @@ def _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G):
     for ii in range(lo, hi):
         if shuffled:
             if ii + PREFETCH_AHEAD < n:
-                _prefetch_row(X, Y, sw, order[ii + PREFETCH_AHEAD])
+                _prefetch_row(X, Y, sw, order[ii + PREFETCH_AHEAD], unit)
             i = order[ii]
         else:
             i = ii
         _outputs(W, X, i, P, 0)
         value = loss_and_grad(loss, P, 0, Y, i)
-        wi = sw[i]
+        wi = sw[0] if unit else sw[i]
         total += wi * value
         _accumulate(G, X, i, P, 0, wi)
     return total
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _add_rows(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G):
+def _add_rows(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
     """Add the weighted loss gradients of rows lo:hi (of ``order`` if ``shuffled``, else
     of X as stored) to G (K, d+1); return their weighted loss. P is a (4, K) scratch.
 
@@ -210,8 +221,8 @@ def _add_rows(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G):
     row access is bound by memory latency).
     """
     if W.shape[0] == 1 and loss != MULTINOMIAL:
-        return _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G)
-    return _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, loss, P, G)
+        return _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G)
+    return _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
@@ -323,13 +334,14 @@ def _sgd_epoch(X, Y, sw, order, state, hp, codes):
     nesterov = codes[P.NESTEROV] != 0
     constant = codes[P.SCHEDULE] == CONSTANT
     single = K == 1 and loss != MULTINOMIAL
+    unit = _unit_weights(sw)
     Ps = np.empty((1, K), dtype=X.dtype)
     s = np.empty(6, dtype=X.dtype)
     _scalars(s, t + 1, hp, codes)
     total = 0.0
     for ii in range(n):
         if ii + PREFETCH_AHEAD < n:
-            _prefetch_row(X, Y, sw, order[ii + PREFETCH_AHEAD])
+            _prefetch_row(X, Y, sw, order[ii + PREFETCH_AHEAD], unit)
         i = order[ii]
         _outputs(W, X, i, Ps, 0)
         if single:
@@ -337,7 +349,7 @@ def _sgd_epoch(X, Y, sw, order, state, hp, codes):
             Ps[0, 0] = g
         else:
             value = loss_and_grad(loss, Ps, 0, Y, i)
-        wi = sw[i]
+        wi = sw[0] if unit else sw[i]
         total += wi * value
         t += 1
         if not constant:
@@ -362,10 +374,11 @@ def _minibatch_epoch(X, Y, sw, order, state, hp, codes):
     Ps = np.empty((4, K), dtype=X.dtype)
     scratch = np.empty(6, dtype=X.dtype)
     W = state[0]
+    unit = _unit_weights(sw)
     total = 0.0
     for start in range(0, n, batch):
         stop = min(start + batch, n)
-        total += _add_rows(X, Y, sw, W, order, start, stop, True, loss, Ps, G)
+        total += _add_rows(X, Y, sw, W, order, start, stop, True, unit, loss, Ps, G)
         t += 1
         _step(state, G, stop - start, t, hp, codes, scratch)
     return total
@@ -387,7 +400,7 @@ def _block_gradients(X, Y, sw, W, loss, bounds, counter, parts, losses):
         b = next_index(counter)
         if b >= parts.shape[0]:
             break
-        losses[b] += _add_rows(X, Y, sw, W, bounds, bounds[b], bounds[b + 1], False, loss, Ps, G)
+        losses[b] += _add_rows(X, Y, sw, W, bounds, bounds[b], bounds[b + 1], False, False, loss, Ps, G)
         for k in range(K):
             for j in range(cols):
                 parts[b, k, j] += G[k, j]
