@@ -15,6 +15,9 @@ its loops: indices in ``[0, d)``, ``indptr`` starting at 0, non-decreasing and e
 at ``len(data)``.
 """
 
+import mmap
+import threading
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -89,3 +92,48 @@ def check_epoch(data, indices, indptr, Y, sw, order, state):
         )
     if n and (order.min() < 0 or order.max() >= n):
         raise ValueError("order holds a row index outside [0, n)")
+
+
+# The compiled kernels' lazy update keeps its coordinate records in a work buffer of
+# O(K d) bytes, kept per thread between calls: a new multi-megabyte buffer each epoch
+# comes from the OS as fresh pages, whose faults and zeroing are a sizeable part of an
+# epoch at large d.
+_work = threading.local()
+HUGE_PAGE = 1 << 21
+
+
+def work_buffer(name, nbytes):
+    """A uint8 buffer of at least ``nbytes`` bytes (64-byte aligned), reused by this
+    thread's later calls for the same ``name``. One of a megabyte or more is mapped on its
+    own, 2 MiB aligned, with transparent huge pages asked for where the OS has them (the
+    records are read at random: with 4 KiB pages, most reads would also miss the TLB)."""
+    buf = getattr(_work, name, None)
+    if buf is None or buf.shape[0] < nbytes:
+        if nbytes < HUGE_PAGE // 2 or not hasattr(mmap, "MADV_HUGEPAGE"):
+            raw = np.empty(nbytes + 64, dtype=np.uint8)
+            off = (-raw.ctypes.data) % 64
+            buf = raw[off:off + nbytes]
+        else:
+            size = -(-nbytes // HUGE_PAGE) * HUGE_PAGE
+            m = mmap.mmap(-1, size + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            raw = np.frombuffer(m, dtype=np.uint8)
+            off = (-raw.ctypes.data) % HUGE_PAGE
+            try:
+                m.madvise(mmap.MADV_HUGEPAGE, off, size)
+            except OSError:  # no transparent huge pages here: 4 KiB pages
+                pass
+            buf = raw[off:off + size]
+        setattr(_work, name, buf)
+    return buf[:nbytes]
+
+
+def record_size(K, itemsize):
+    """Entries of the state's dtype per coordinate record of the lazy update: K weights,
+    K velocities and an int64 step, rounded up to 16, 32 or 64 bytes for small K (a
+    record then never straddles two cache lines)."""
+    nbytes = 2 * K * itemsize + 8
+    nbytes += -nbytes % 8
+    for size in (16, 32, 64):
+        if nbytes <= size:
+            return size // itemsize
+    return nbytes // itemsize

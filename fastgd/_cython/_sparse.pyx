@@ -17,12 +17,13 @@ from 0, non-decreasing, ending at nnz) and the row order before it enters the lo
 from cython cimport floating
 from libc.math cimport exp, log, log1p, pow
 from libc.stdint cimport int64_t
+from libc.string cimport memcpy
 
 import numpy as np
 
 from .. import _params as P
 from .._schedules import CONSTANT as _CONSTANT, INVSCALING as _INVSCALING, OPTIMAL as _OPTIMAL
-from .._sparse import check_epoch
+from .._sparse import check_epoch, record_size, work_buffer
 from ._kernels import SCHEDULE_CODES, _check_rows
 
 cdef extern from *:
@@ -147,45 +148,99 @@ def _powers(Py_ssize_t T, double eta, double mu, double l2, bint nesterov):
     return tab_np
 
 
-# The helpers take raw pointers: passing a memoryview slice to a function costs atomic
-# reference counting per call, which would dominate a per-non-zero call.
-# W, V point at state[0, 0, 0] and state[1, 0, 0]: element (k, j) is at k * cols + j.
-cdef inline void _catch_up(floating *W, floating *V, Py_ssize_t K, Py_ssize_t cols,
-                           Py_ssize_t j, int64_t k, const double *tab) noexcept nogil:
-    """Apply the ``k`` missed gradient-free steps to coordinate j of every output."""
-    cdef const double *m = tab + 4 * k
+# The lazy update keeps each feature coordinate's state in one record of the work buffer
+# R (one cache line or less): the K weights, the K velocities and the step ``last`` at
+# which they are up to date (an int64, read and written through memcpy), so a non-zero
+# costs one random memory access instead of three (W[k, j], V[k, j] and last[j] live d
+# entries apart in ``state``). ``state`` is copied into R when the epoch starts and back
+# when it ends (O(K d), after the final catch-up).
+# The powers of A come from two small tables: A^k = A^(k_hi 2^LO_BITS) A^(k_lo); a lookup
+# in one table of T entries (8 MB at T = 2^18) would be a second cache miss per non-zero.
+cdef int LO_BITS = 7
+cdef int64_t LO_MASK = (1 << 7) - 1
+# during a batch of one row, a touched coordinate's ``last`` holds MARK
+cdef int64_t MARK = -1
+
+
+def _power_tables(Py_ssize_t T, double eta, double mu, double l2, bint nesterov):
+    """``(lo, hi)``: ``lo[k] = A^k`` for k < 2^LO_BITS and ``hi[m] = A^(m 2^LO_BITS)`` for
+    ``m 2^LO_BITS <= T``, each row ``(a, b, c, e)`` with ``A^k = [[a, b], [c, e]]``."""
+    cdef Py_ssize_t B = 1 << LO_BITS, m
+    lo_np = _powers(B, eta, mu, l2, nesterov)
+    cdef double[:, ::1] lo = lo_np
+    cdef double a1 = lo[B, 0], b1 = lo[B, 1], c1 = lo[B, 2], e1 = lo[B, 3], a, b, c, e
+    hi_np = np.empty(((T >> LO_BITS) + 1, 4))
+    cdef double[:, ::1] hi = hi_np
+    hi[0, 0] = 1.0
+    hi[0, 1] = 0.0
+    hi[0, 2] = 0.0
+    hi[0, 3] = 1.0
+    for m in range(1, hi.shape[0]):
+        a = hi[m - 1, 0]
+        b = hi[m - 1, 1]
+        c = hi[m - 1, 2]
+        e = hi[m - 1, 3]
+        hi[m, 0] = a1 * a + b1 * c
+        hi[m, 1] = a1 * b + b1 * e
+        hi[m, 2] = c1 * a + e1 * c
+        hi[m, 3] = c1 * b + e1 * e
+    return np.ascontiguousarray(lo_np[:B]), hi_np
+
+
+cdef inline int64_t _last(const floating *rec, Py_ssize_t K) noexcept nogil:
+    cdef int64_t v
+    memcpy(&v, rec + 2 * K, sizeof(int64_t))
+    return v
+
+
+cdef inline void _set_last(floating *rec, Py_ssize_t K, int64_t v) noexcept nogil:
+    memcpy(rec + 2 * K, &v, sizeof(int64_t))
+
+
+cdef inline void _apply(floating *rec, Py_ssize_t K, const double *m) noexcept nogil:
     cdef double a = m[0], b = m[1], c = m[2], e = m[3], w, v
-    cdef Py_ssize_t kk, o
+    cdef Py_ssize_t kk
     for kk in range(K):
-        o = kk * cols + j
-        w = W[o]
-        v = V[o]
-        W[o] = <floating> (a * w + b * v)
-        V[o] = <floating> (c * w + e * v)
+        w = rec[kk]
+        v = rec[K + kk]
+        rec[kk] = <floating> (a * w + b * v)
+        rec[K + kk] = <floating> (c * w + e * v)
 
 
-cdef void _sync(floating *W, floating *V, Py_ssize_t K, Py_ssize_t cols, int64_t *last,
-                Py_ssize_t d, int64_t t, const double *tab) noexcept nogil:
+cdef inline void _catch_up(floating *rec, Py_ssize_t K, int64_t k, const double *lo,
+                           const double *hi) noexcept nogil:
+    """Apply the ``k >= 0`` missed gradient-free steps to a coordinate's record: always
+    both factors, without a branch (``lo[0]`` and ``hi[0]`` are the identity; whether k
+    has a high part is unpredictable for a shuffled order)."""
+    _apply(rec, K, lo + 4 * (k & LO_MASK))
+    _apply(rec, K, hi + 4 * (k >> LO_BITS))
+
+
+cdef void _sync(floating *R, Py_ssize_t S, Py_ssize_t K, Py_ssize_t d, int64_t t,
+                const double *lo, const double *hi) noexcept nogil:
     """Bring every feature coordinate up to step t."""
     cdef Py_ssize_t j
-    cdef int64_t k
+    cdef floating *rec
+    cdef int64_t lj
     for j in range(d):
-        k = t - last[j]
-        if k > 0:
-            _catch_up(W, V, K, cols, j, k, tab)
-            last[j] = t
+        rec = R + j * S
+        lj = _last(rec, K)
+        if t > lj:
+            _catch_up(rec, K, t - lj, lo, hi)
+            _set_last(rec, K, t)
 
 
-cdef inline void _update(floating *W, floating *V, Py_ssize_t o, floating g, floating mu,
+cdef inline void _update(floating *W, floating *V, floating g, floating mu,
                          floating eta, bint nesterov, floating shrink) noexcept nogil:
-    """The step of one coordinate (offset o) from its full gradient g (L2 included)."""
-    cdef floating v = mu * V[o] + g
+    """The step of one coordinate (weight *W, velocity *V) from its full gradient g (L2
+    included)."""
+    cdef floating v = mu * V[0] + g
     cdef floating w
-    V[o] = v
+    V[0] = v
     if nesterov:
-        w = W[o] - eta * (g + mu * v)
+        w = W[0] - eta * (g + mu * v)
     else:
-        w = W[o] - eta * v
+        w = W[0] - eta * v
     if shrink > 0:
         if w > shrink:
             w = w - shrink
@@ -193,21 +248,188 @@ cdef inline void _update(floating *W, floating *V, Py_ssize_t o, floating g, flo
             w = w + shrink
         else:
             w = 0
-    W[o] = w
+    W[0] = w
 
 
-cdef inline void _prefetch_row(const floating[::1] data, const int64_t[::1] indices,
-                               const int64_t[::1] indptr, Py_ssize_t i) noexcept nogil:
+cdef inline void _prefetch_row(const floating *data, const int64_t *indices,
+                               const int64_t *indptr, Py_ssize_t i) noexcept nogil:
     """Ask for row i's values and column indices ahead of use."""
     cdef Py_ssize_t lo = indptr[i], hi = indptr[i + 1]
-    cdef const char *x = <const char *> &data[lo] if hi > lo else NULL
-    cdef const char *c = <const char *> &indices[lo] if hi > lo else NULL
+    cdef const char *x = <const char *> (data + lo)
+    cdef const char *c = <const char *> (indices + lo)
     cdef Py_ssize_t off = 0, nx = (hi - lo) * sizeof(floating), nc = (hi - lo) * sizeof(int64_t)
     while off < nc:
         FASTGD_SPARSE_PREFETCH(c + off)
         if off < nx:
             FASTGD_SPARSE_PREFETCH(x + off)
         off += CACHE_LINE
+
+
+cdef inline void _prefetch_ahead(const floating *data, const int64_t *indices,
+                                 const int64_t *indptr, const int64_t *order, Py_ssize_t n,
+                                 Py_ssize_t ii, const floating *R, Py_ssize_t S) noexcept nogil:
+    """Prefetch for the row at position ii of the order: later rows' entries and nearer
+    rows' coordinate records (shuffled SGD waits on memory for each otherwise)."""
+    cdef Py_ssize_t i, q
+    if ii + 2 * PREFETCH_AHEAD < n:
+        FASTGD_SPARSE_PREFETCH(&indptr[order[ii + 2 * PREFETCH_AHEAD]])
+    if ii + PREFETCH_AHEAD < n:
+        _prefetch_row(data, indices, indptr, order[ii + PREFETCH_AHEAD])
+    if R != NULL and ii + PREFETCH_NEAR < n:
+        i = order[ii + PREFETCH_NEAR]
+        for q in range(indptr[i], indptr[i + 1]):
+            FASTGD_SPARSE_PREFETCH(R + indices[q] * S)
+
+
+cdef double _lazy_sgd1(const floating *data, const int64_t *indices, const int64_t *indptr,
+                       const floating *Y, Py_ssize_t ycols, const floating *sw,
+                       const int64_t *order, Py_ssize_t n, floating *W, floating *V, Py_ssize_t d, floating *R, Py_ssize_t S,
+                       int64_t *touched, floating *Gs, Py_ssize_t T, const double *lo,
+                       const double *hi, int64_t t, int64_t loss, bint nesterov,
+                       bint fit_intercept, floating eta, floating mu, floating l2) noexcept nogil:
+    """The lazy epoch for batches of one row and one output (K = 1): two passes over the
+    row, the catch-up fused with the product and the gradient with the step. A row with
+    a repeated column (non-canonical CSR) sums each coordinate's gradient in Gs first.
+    Returns the loss sum; R is up to date at the final step on return."""
+    cdef double total = 0.0
+    cdef Py_ssize_t ii, i, q, s, lo_q, hi_q, nt, steps = 0
+    cdef int64_t lj, j
+    cdef floating *rec
+    cdef floating acc, c, g, v, wi, wb = W[d], vb = V[d]
+    cdef bint dup
+    for ii in range(n):
+        _prefetch_ahead(data, indices, indptr, order, n, ii, R, S)
+        i = order[ii]
+        lo_q = indptr[i]
+        hi_q = indptr[i + 1]
+        dup = False
+        acc = wb
+        for q in range(lo_q, hi_q):
+            rec = R + indices[q] * S
+            lj = _last(rec, 1)
+            if lj != MARK:
+                _catch_up(rec, 1, t - lj, lo, hi)
+                _set_last(rec, 1, MARK)
+            else:
+                dup = True
+            acc = acc + rec[0] * data[q]
+        wi = sw[i]
+        total += wi * _loss_grad(loss, &acc, Y + i * ycols, 1)
+        c = wi * acc
+        t += 1
+        if not dup:
+            for q in range(lo_q, hi_q):
+                rec = R + indices[q] * S
+                g = c * data[q] + l2 * rec[0]
+                v = mu * rec[1] + g
+                rec[1] = v
+                if nesterov:
+                    rec[0] = rec[0] - eta * (g + mu * v)
+                else:
+                    rec[0] = rec[0] - eta * v
+                _set_last(rec, 1, t)
+        else:
+            nt = 0
+            for q in range(lo_q, hi_q):
+                j = indices[q]
+                rec = R + j * S
+                lj = _last(rec, 1)
+                if lj == MARK:
+                    touched[nt] = j
+                    Gs[nt] = c * data[q]
+                    nt += 1
+                    _set_last(rec, 1, -1 - nt)
+                else:
+                    Gs[-2 - lj] += c * data[q]
+            for s in range(nt):
+                rec = R + touched[s] * S
+                _update(&rec[0], &rec[1], Gs[s] + l2 * rec[0], mu, eta, nesterov, 0)
+                _set_last(rec, 1, t)
+        if fit_intercept:
+            v = mu * vb + c
+            vb = v
+            if nesterov:
+                wb = wb - eta * (c + mu * v)
+            else:
+                wb = wb - eta * v
+        steps += 1
+        if steps % T == 0:
+            _sync(R, S, 1, d, t, lo, hi)
+    W[d] = wb
+    V[d] = vb
+    _sync(R, S, 1, d, t, lo, hi)
+    return total
+
+
+cdef double _lazy_batches(const floating *data, const int64_t *indices, const int64_t *indptr,
+                          const floating *Y, Py_ssize_t ycols, const floating *sw,
+                          const int64_t *order, Py_ssize_t n, Py_ssize_t batch, floating *W,
+                          floating *V, Py_ssize_t K, Py_ssize_t d, floating *R, Py_ssize_t S,
+                          int64_t *touched, floating *Gs, floating *p, floating *Gi,
+                          Py_ssize_t T, const double *lo, const double *hi, int64_t t,
+                          int64_t loss, bint nesterov, bint fit_intercept, floating eta,
+                          floating mu, floating l2) noexcept nogil:
+    """The lazy epoch for any batch size and K: ``last`` of a coordinate the batch touches
+    holds -(its slot + 1), touched[slot] = j and Gs[slot * K : (slot + 1) * K] is its
+    gradient. Returns the loss sum; R is up to date at the final step on return."""
+    cdef double total = 0.0
+    cdef Py_ssize_t start, stop, ii, i, q, kk, lo_q, hi_q, n_touched, cols = d + 1, steps = 0
+    cdef int64_t lj, j
+    cdef floating *rec
+    cdef floating acc, c, wi, inv_b
+    start = 0
+    while start < n:
+        stop = start + batch
+        if stop > n:
+            stop = n
+        n_touched = 0
+        for ii in range(start, stop):
+            _prefetch_ahead(data, indices, indptr, order, n, ii, R, S)
+            i = order[ii]
+            lo_q = indptr[i]
+            hi_q = indptr[i + 1]
+            for q in range(lo_q, hi_q):
+                j = indices[q]
+                rec = R + j * S
+                lj = _last(rec, K)
+                if lj >= 0:
+                    if t > lj:
+                        _catch_up(rec, K, t - lj, lo, hi)
+                    touched[n_touched] = j
+                    for kk in range(K):
+                        Gs[n_touched * K + kk] = 0
+                    n_touched += 1
+                    _set_last(rec, K, -n_touched)
+            for kk in range(K):
+                acc = W[kk * cols + d]
+                for q in range(lo_q, hi_q):
+                    acc = acc + R[indices[q] * S + kk] * data[q]
+                p[kk] = acc
+            wi = sw[i]
+            total += wi * _loss_grad(loss, p, Y + i * ycols, K)
+            for kk in range(K):
+                c = wi * p[kk]
+                for q in range(lo_q, hi_q):
+                    Gs[(-_last(R + indices[q] * S, K) - 1) * K + kk] += c * data[q]
+                Gi[kk] += c
+        t += 1
+        steps += 1
+        inv_b = <floating> (1.0 / (stop - start))
+        for q in range(n_touched):
+            rec = R + touched[q] * S
+            for kk in range(K):
+                _update(&rec[kk], &rec[K + kk], Gs[q * K + kk] * inv_b + l2 * rec[kk], mu, eta,
+                        nesterov, 0)
+            _set_last(rec, K, t)
+        for kk in range(K):
+            if fit_intercept:
+                _update(&W[kk * cols + d], &V[kk * cols + d], Gi[kk] * inv_b, mu, eta, nesterov, 0)
+            Gi[kk] = 0
+        if steps % T == 0:
+            _sync(R, S, K, d, t, lo, hi)
+        start = stop
+    _sync(R, S, K, d, t, lo, hi)
+    return total
 
 
 def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::1] indptr,
@@ -241,62 +463,101 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
     if l1 != 0.0 or schedule != CONSTANT:
         lazy = False
     dtype = np.float32 if floating is float else np.float64
-    cdef floating[:, ::1] G = np.zeros((K if not lazy else 0, cols), dtype=dtype)  # dense mode
     cdef floating[::1] Gi = np.zeros(K, dtype=dtype)  # the intercept's gradient
     cdef floating[::1] p = np.empty(K, dtype=dtype)
     cdef Py_ssize_t n_steps = (n + batch - 1) // batch
-    cdef Py_ssize_t T = 1
+    cdef Py_ssize_t T, S
+    cdef floating *R
+    cdef int64_t[::1] touched
+    cdef floating[::1] Gs
+    cdef const double[:, ::1] lo_t
+    cdef const double[:, ::1] hi_t
     if lazy:
+        if n == 0:
+            return 0.0
         T = min(n_steps, sync_steps if sync_steps > 0 else max(SYNC_MIN_STEPS, d))
-    cdef const double[:, ::1] tab = _powers(T, hp[P_ETA0], hp[P_MOMENTUM], hp[P_L2], nesterov)
-    # last[j] >= 0: up to date at step last[j]; during a batch, a touched coordinate holds
-    # -(its slot + 1): touched[slot] = j, Gs[slot] its gradient (see fastgd._numba.sparse)
-    cdef int64_t[::1] last = np.full(d if lazy else 0, t, dtype=np.int64)
-    cdef int64_t[::1] touched = np.empty(d if lazy else 0, dtype=np.int64)
-    cdef floating[:, ::1] Gs = np.zeros((d if lazy else 0, K), dtype=dtype)
-    cdef double total = 0.0
-    cdef Py_ssize_t start, stop, ii, i, q, kk, j, lo, hi, n_touched, steps = 0
-    cdef int64_t lj
-    cdef floating acc, c, wi, g, inv_b, eta, shrink
-    cdef double eta_d
+        lo_t, hi_t = _power_tables(T, hp[P_ETA0], hp[P_MOMENTUM], hp[P_L2], nesterov)
+        S = record_size(K, sizeof(floating))
+        # the records, 64-byte aligned; touched and Gs hold at most one slot per coordinate
+        buf = work_buffer("records", max(d, 1) * S * sizeof(floating))
+        R = <floating *> <size_t> buf.ctypes.data
+        touched = work_buffer("touched", max(d, 1) * 8).view(np.int64)
+        Gs = work_buffer("slots", max(d, 1) * K * sizeof(floating)).view(dtype)
+        return _lazy_run(data, indices, indptr, Y, sw, order, state, n, batch, K, d, R, S,
+                         touched, Gs, p, Gi, T, lo_t, hi_t, t, loss, nesterov,
+                         fit_intercept, <floating> hp[P_ETA0], mu, l2)
+    return _dense_run(data, indices, indptr, Y, sw, order, state, hp, n, batch, K, d, t, loss,
+                      schedule, nesterov, fit_intercept, mu, l2, l1)
+
+
+cdef double _lazy_run(const floating[::1] data, const int64_t[::1] indices,
+                      const int64_t[::1] indptr, const floating[:, ::1] Y,
+                      const floating[::1] sw, const int64_t[::1] order,
+                      floating[:, :, ::1] state, Py_ssize_t n, Py_ssize_t batch, Py_ssize_t K,
+                      Py_ssize_t d, floating *R, Py_ssize_t S, int64_t[::1] touched,
+                      floating[::1] Gs, floating[::1] p, floating[::1] Gi, Py_ssize_t T,
+                      const double[:, ::1] lo, const double[:, ::1] hi, int64_t t,
+                      int64_t loss, bint nesterov, bint fit_intercept, floating eta,
+                      floating mu, floating l2):
     cdef floating *W = &state[0, 0, 0]
     cdef floating *V = &state[1, 0, 0]
-    cdef const double *tp = &tab[0, 0]
-    cdef int64_t *lp = &last[0] if lazy and d > 0 else NULL
+    cdef floating *rec
+    cdef Py_ssize_t j, kk, cols = d + 1
+    cdef double total
+    with nogil:
+        for j in range(d):  # state -> records
+            rec = R + j * S
+            for kk in range(K):
+                rec[kk] = W[kk * cols + j]
+                rec[K + kk] = V[kk * cols + j]
+            _set_last(rec, K, t)
+        if batch == 1 and K == 1:
+            total = _lazy_sgd1(&data[0], &indices[0], &indptr[0], &Y[0, 0], Y.shape[1], &sw[0],
+                               &order[0],
+                               n, W, V, d, R, S, &touched[0], &Gs[0], T, &lo[0, 0], &hi[0, 0],
+                               t, loss, nesterov, fit_intercept, eta, mu, l2)
+        else:
+            total = _lazy_batches(&data[0], &indices[0], &indptr[0], &Y[0, 0], Y.shape[1],
+                                  &sw[0], &order[0], n, batch, W, V, K, d, R, S, &touched[0],
+                                  &Gs[0], &p[0], &Gi[0], T, &lo[0, 0], &hi[0, 0], t, loss,
+                                  nesterov, fit_intercept, eta, mu, l2)
+        for j in range(d):  # records -> state
+            rec = R + j * S
+            for kk in range(K):
+                W[kk * cols + j] = rec[kk]
+                V[kk * cols + j] = rec[K + kk]
+    return total
+
+
+cdef double _dense_run(const floating[::1] data, const int64_t[::1] indices,
+                       const int64_t[::1] indptr, const floating[:, ::1] Y,
+                       const floating[::1] sw, const int64_t[::1] order,
+                       floating[:, :, ::1] state, const double[::1] hp, Py_ssize_t n,
+                       Py_ssize_t batch, Py_ssize_t K, Py_ssize_t d, int64_t t, int64_t loss,
+                       int64_t schedule, bint nesterov, bint fit_intercept, floating mu,
+                       floating l2, double l1):
+    """The dense step (O(K d) per step): an L1 part, a time-varying step or lazy=False."""
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t cols = d + 1
+    cdef floating[:, ::1] G = np.zeros((K, cols), dtype=dtype)
+    cdef floating[::1] Gi = np.zeros(K, dtype=dtype)
+    cdef floating[::1] p = np.empty(K, dtype=dtype)
+    cdef floating *W = &state[0, 0, 0]
+    cdef floating *V = &state[1, 0, 0]
+    cdef double total = 0.0, eta_d
+    cdef Py_ssize_t start, stop, ii, i, q, kk, j, lo, hi
+    cdef floating acc, c, wi, g, inv_b, eta, shrink
     with nogil:
         start = 0
         while start < n:
             stop = start + batch
             if stop > n:
                 stop = n
-            n_touched = 0
             for ii in range(start, stop):
-                if ii + 2 * PREFETCH_AHEAD < n:
-                    FASTGD_SPARSE_PREFETCH(&indptr[order[ii + 2 * PREFETCH_AHEAD]])
-                if ii + PREFETCH_AHEAD < n:
-                    _prefetch_row(data, indices, indptr, order[ii + PREFETCH_AHEAD])
-                if lazy and ii + PREFETCH_NEAR < n:  # the coordinates of a nearer row
-                    i = order[ii + PREFETCH_NEAR]
-                    for q in range(indptr[i], indptr[i + 1]):
-                        j = indices[q]
-                        FASTGD_SPARSE_PREFETCH(&lp[j])
-                        FASTGD_SPARSE_PREFETCH(&W[j])
-                        FASTGD_SPARSE_PREFETCH(&V[j])
+                _prefetch_ahead(&data[0], &indices[0], &indptr[0], &order[0], n, ii, NULL, 0)
                 i = order[ii]
                 lo = indptr[i]
                 hi = indptr[i + 1]
-                if lazy:
-                    for q in range(lo, hi):
-                        j = indices[q]
-                        lj = last[j]
-                        if lj >= 0:
-                            if t > lj:
-                                _catch_up(W, V, K, cols, j, t - lj, tp)
-                            touched[n_touched] = j
-                            for kk in range(K):
-                                Gs[n_touched, kk] = 0
-                            n_touched += 1
-                            last[j] = -n_touched
                 for kk in range(K):
                     acc = W[kk * cols + d]
                     for q in range(lo, hi):
@@ -306,39 +567,23 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
                 total += wi * _loss_grad(loss, &p[0], &Y[i, 0], K)
                 for kk in range(K):
                     c = wi * p[kk]
-                    if lazy:
-                        for q in range(lo, hi):
-                            Gs[-last[indices[q]] - 1, kk] += c * data[q]
-                    else:
-                        for q in range(lo, hi):
-                            G[kk, indices[q]] += c * data[q]
+                    for q in range(lo, hi):
+                        G[kk, indices[q]] += c * data[q]
                     Gi[kk] += c
             t += 1
-            steps += 1
             inv_b = <floating> (1.0 / (stop - start))
             eta_d = _step_size(schedule, t, hp[P_ETA0], hp[P_POWER_T], hp[P_OPTIMAL_T0], hp[P_ALPHA])
             eta = <floating> eta_d
             shrink = <floating> (eta_d * l1)
-            if lazy:
-                for q in range(n_touched):
-                    j = touched[q]
-                    for kk in range(K):
-                        g = Gs[q, kk] * inv_b + l2 * W[kk * cols + j]
-                        _update(W, V, kk * cols + j, g, mu, eta, nesterov, 0)
-                    last[j] = t
-            else:
-                for kk in range(K):
-                    for j in range(d):
-                        g = G[kk, j] * inv_b + l2 * W[kk * cols + j]
-                        G[kk, j] = 0
-                        _update(W, V, kk * cols + j, g, mu, eta, nesterov, shrink)
+            for kk in range(K):
+                for j in range(d):
+                    g = G[kk, j] * inv_b + l2 * W[kk * cols + j]
+                    G[kk, j] = 0
+                    _update(&W[kk * cols + j], &V[kk * cols + j], g, mu, eta, nesterov, shrink)
             for kk in range(K):
                 if fit_intercept:
-                    _update(W, V, kk * cols + d, Gi[kk] * inv_b, mu, eta, nesterov, 0)
+                    _update(&W[kk * cols + d], &V[kk * cols + d], Gi[kk] * inv_b, mu, eta,
+                            nesterov, 0)
                 Gi[kk] = 0
-            if lazy and steps % T == 0:
-                _sync(W, V, K, cols, lp, d, t, tp)
             start = stop
-        if lazy:
-            _sync(W, V, K, cols, lp, d, t, tp)
     return total

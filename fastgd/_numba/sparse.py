@@ -45,7 +45,7 @@ from numba.extending import intrinsic
 
 from .. import _params as P
 from .._schedules import CONSTANT
-from .._sparse import check_epoch
+from .._sparse import check_epoch, record_size, work_buffer
 from .kernels import _step_size
 from .losses import loss_and_grad
 
@@ -57,6 +57,12 @@ SYNC_MIN_STEPS = 4096
 PREFETCH_AHEAD = 4
 PREFETCH_NEAR = 2
 CACHE_LINE_ITEMS = 8
+# the powers of A come from two small tables, A^k = A^(k_hi 2^LO_BITS) A^(k_lo): a lookup
+# in one table of T entries (8 MB at T = 2^18) would be a second cache miss per non-zero
+LO_BITS = 7
+LO_MASK = (1 << LO_BITS) - 1
+# during a step of one row (K = 1), a touched coordinate's step holds MARK
+MARK = -1
 
 
 @intrinsic
@@ -120,32 +126,75 @@ def _powers(T, eta, mu, l2, nesterov):
 
 
 @njit(cache=True, nogil=True)
-def _catch_up(W, V, j, k, tab):
-    """Apply the ``k`` missed gradient-free steps to coordinate j of every output."""
-    a = tab[k, 0]
-    b = tab[k, 1]
-    c = tab[k, 2]
-    e = tab[k, 3]
-    for kk in range(W.shape[0]):
-        w = W[kk, j]
-        v = V[kk, j]
-        W[kk, j] = a * w + b * v
-        V[kk, j] = c * w + e * v
+def _power_tables(T, eta, mu, l2, nesterov):
+    """``(lo, hi)``: ``lo[k] = A^k`` for k < 2^LO_BITS and ``hi[m] = A^(m 2^LO_BITS)`` for
+    ``m 2^LO_BITS <= T`` (``lo[0] = hi[0] = I``)."""
+    B = 1 << LO_BITS
+    lo = _powers(B, eta, mu, l2, nesterov)
+    a1 = lo[B, 0]
+    b1 = lo[B, 1]
+    c1 = lo[B, 2]
+    e1 = lo[B, 3]
+    hi = np.empty(((T >> LO_BITS) + 1, 4))
+    hi[0, 0] = 1.0
+    hi[0, 1] = 0.0
+    hi[0, 2] = 0.0
+    hi[0, 3] = 1.0
+    for m in range(1, hi.shape[0]):
+        a = hi[m - 1, 0]
+        b = hi[m - 1, 1]
+        c = hi[m - 1, 2]
+        e = hi[m - 1, 3]
+        hi[m, 0] = a1 * a + b1 * c
+        hi[m, 1] = a1 * b + b1 * e
+        hi[m, 2] = c1 * a + e1 * c
+        hi[m, 3] = c1 * b + e1 * e
+    return lo[:B].copy(), hi
 
 
-@njit(cache=True, nogil=True)
-def _sync(W, V, last, t, tab):
+# The lazy update keeps each feature coordinate's state in one record of a work buffer:
+# R[j S : j S + 2K] = (w_0..w_{K-1}, v_0..v_{K-1}) of coordinate j, and the int64 step at
+# which it is up to date in the same record, read through an int64 view of the buffer
+# (Ri[j SI + LI]): a non-zero costs one random memory access instead of three (W[k, j],
+# V[k, j] and last[j] lie d entries apart in ``state``).
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _catch_up(R, o, K, k, lo, hi):
+    """Apply the ``k >= 0`` missed gradient-free steps to the record at R[o]: always both
+    factors (lo[0] and hi[0] are the identity), without an unpredictable branch."""
+    kl = k & LO_MASK
+    kh = k >> LO_BITS
+    a = lo[kl, 0]
+    b = lo[kl, 1]
+    c = lo[kl, 2]
+    e = lo[kl, 3]
+    a2 = hi[kh, 0]
+    b2 = hi[kh, 1]
+    c2 = hi[kh, 2]
+    e2 = hi[kh, 3]
+    for kk in range(K):
+        w = R[o + kk]
+        v = R[o + K + kk]
+        w1 = a * w + b * v
+        v1 = c * w + e * v
+        R[o + kk] = a2 * w1 + b2 * v1
+        R[o + K + kk] = c2 * w1 + e2 * v1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sync(R, Ri, S, SI, LI, K, d, t, lo, hi):
     """Bring every feature coordinate up to step t."""
-    for j in range(last.shape[0]):
-        k = t - last[j]
-        if k > 0:
-            _catch_up(W, V, j, k, tab)
-            last[j] = t
+    for j in range(d):
+        lj = Ri[j * SI + LI]
+        if t > lj:
+            _catch_up(R, j * S, K, t - lj, lo, hi)
+            Ri[j * SI + LI] = t
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _update(W, V, kk, j, g, mu, eta, nesterov, shrink):
-    """The step of one coordinate from its full gradient g (L2 included)."""
+    """The step of one coordinate of ``state`` from its full gradient g (L2 included)."""
     v = mu * V[kk, j] + g
     V[kk, j] = v
     if nesterov:
@@ -162,8 +211,205 @@ def _update(W, V, kk, j, g, mu, eta, nesterov, shrink):
     W[kk, j] = w
 
 
-@njit(cache=True, nogil=True)
-def _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy, sync_steps):
+@njit(cache=True, nogil=True, error_model="numpy")
+def _update_rec(R, o, K, g, mu, eta, nesterov):
+    """The step of the record entry R[o] (velocity at R[o + K]) from its full gradient g."""
+    v = mu * R[o + K] + g
+    R[o + K] = v
+    if nesterov:
+        R[o] = R[o] - eta * (g + mu * v)
+    else:
+        R[o] = R[o] - eta * v
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, lazy):
+    """Prefetch for the row at position ii of the order: later rows' entries and nearer
+    rows' coordinate records (shuffled SGD waits on memory for each otherwise)."""
+    if ii + 2 * PREFETCH_AHEAD < n:
+        _prefetch(indptr, order[ii + 2 * PREFETCH_AHEAD])
+    if ii + PREFETCH_AHEAD < n:
+        r = order[ii + PREFETCH_AHEAD]
+        for q in range(indptr[r], indptr[r + 1], CACHE_LINE_ITEMS):
+            _prefetch(indices, q)
+            _prefetch(data, q)
+    if lazy and ii + PREFETCH_NEAR < n:
+        r = order[ii + PREFETCH_NEAR]
+        for q in range(indptr[r], indptr[r + 1]):
+            _prefetch(R, indices[q] * S)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _lazy_sgd1(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touched, Gs, p, T, lo, hi,
+               t, loss, nesterov, fit_intercept, eta, mu, l2):
+    """The lazy epoch for batches of one row and one output (K = 1): two passes over the
+    row, the catch-up fused with the product and the gradient with the step. A row with
+    a repeated column (non-canonical CSR) sums each coordinate's gradient in Gs first.
+    Returns the loss sum; R is up to date at the final step on return."""
+    n = order.shape[0]
+    d = state.shape[2] - 1
+    LI = 2 * R.itemsize // 8  # the step's offset in a record, in int64 entries
+    wb = state[0, 0, d]
+    vb = state[1, 0, d]
+    total = 0.0
+    for ii in range(n):
+        _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, True)
+        i = order[ii]
+        lo_q = indptr[i]
+        hi_q = indptr[i + 1]
+        dup = False
+        acc = wb
+        for q in range(lo_q, hi_q):
+            j = indices[q]
+            lj = Ri[j * SI + LI]
+            if lj != MARK:
+                _catch_up(R, j * S, 1, t - lj, lo, hi)
+                Ri[j * SI + LI] = MARK
+            else:
+                dup = True
+            acc += R[j * S] * data[q]
+        p[0, 0] = acc
+        wi = sw[i]
+        total += wi * loss_and_grad(loss, p, 0, Y, i)
+        c = wi * p[0, 0]
+        t += 1
+        if not dup:
+            for q in range(lo_q, hi_q):
+                j = indices[q]
+                o = j * S
+                _update_rec(R, o, 1, c * data[q] + l2 * R[o], mu, eta, nesterov)
+                Ri[j * SI + LI] = t
+        else:
+            nt = 0
+            for q in range(lo_q, hi_q):
+                j = indices[q]
+                lj = Ri[j * SI + LI]
+                if lj == MARK:
+                    touched[nt] = j
+                    Gs[nt] = c * data[q]
+                    nt += 1
+                    Ri[j * SI + LI] = -1 - nt
+                else:
+                    Gs[-2 - lj] += c * data[q]
+            for s in range(nt):
+                j = touched[s]
+                o = j * S
+                _update_rec(R, o, 1, Gs[s] + l2 * R[o], mu, eta, nesterov)
+                Ri[j * SI + LI] = t
+        if fit_intercept:
+            vb = mu * vb + c
+            if nesterov:
+                wb = wb - eta * (c + mu * vb)
+            else:
+                wb = wb - eta * vb
+        if (ii + 1) % T == 0:
+            _sync(R, Ri, S, SI, LI, 1, d, t, lo, hi)
+    state[0, 0, d] = wb
+    state[1, 0, d] = vb
+    _sync(R, Ri, S, SI, LI, 1, d, t, lo, hi)
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _lazy_batches(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touched, Gs, p, T, lo, hi,
+                  t, loss, batch, nesterov, fit_intercept, eta, mu, l2):
+    """The lazy epoch for any batch size and K: the step of a coordinate the batch
+    touches holds -(its slot + 1), touched[slot] = j and Gs[slot * K : (slot + 1) * K]
+    is its gradient. Returns the loss sum; R is up to date at the final step on return."""
+    n = order.shape[0]
+    W = state[0]
+    V = state[1]
+    K, cols = W.shape
+    d = cols - 1
+    LI = 2 * K * R.itemsize // 8
+    Gi = np.zeros(K, dtype=W.dtype)
+    total = 0.0
+    for steps, start in enumerate(range(0, n, batch), 1):
+        stop = min(start + batch, n)
+        n_touched = 0
+        for ii in range(start, stop):
+            _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, True)
+            i = order[ii]
+            lo_q = indptr[i]
+            hi_q = indptr[i + 1]
+            for q in range(lo_q, hi_q):
+                j = indices[q]
+                lj = Ri[j * SI + LI]
+                if lj >= 0:
+                    _catch_up(R, j * S, K, t - lj, lo, hi)
+                    touched[n_touched] = j
+                    for kk in range(K):
+                        Gs[n_touched * K + kk] = 0.0
+                    n_touched += 1
+                    Ri[j * SI + LI] = -n_touched
+            for kk in range(K):
+                acc = W[kk, d]
+                for q in range(lo_q, hi_q):
+                    acc += R[indices[q] * S + kk] * data[q]
+                p[0, kk] = acc
+            wi = sw[i]
+            total += wi * loss_and_grad(loss, p, 0, Y, i)
+            for kk in range(K):
+                c = wi * p[0, kk]
+                for q in range(lo_q, hi_q):
+                    Gs[(-Ri[indices[q] * SI + LI] - 1) * K + kk] += c * data[q]
+                Gi[kk] += c
+        t += 1
+        inv_b = 1.0 / (stop - start)
+        for q in range(n_touched):
+            j = touched[q]
+            o = j * S
+            for kk in range(K):
+                _update_rec(R, o + kk, K, Gs[q * K + kk] * inv_b + l2 * R[o + kk], mu, eta, nesterov)
+            Ri[j * SI + LI] = t
+        for kk in range(K):
+            if fit_intercept:
+                _update(W, V, kk, d, Gi[kk] * inv_b, mu, eta, nesterov, 0.0)
+            Gi[kk] = 0.0
+        if steps % T == 0:
+            _sync(R, Ri, S, SI, LI, K, d, t, lo, hi)
+    _sync(R, Ri, S, SI, LI, K, d, t, lo, hi)
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _lazy_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, R, Ri, S, touched, Gs, sync_steps):
+    n = order.shape[0]
+    K = state.shape[1]
+    d = state.shape[2] - 1
+    batch = codes[P.BATCH_SIZE]
+    t = codes[P.T_START]
+    nesterov = codes[P.NESTEROV] != 0
+    n_steps = (n + batch - 1) // batch
+    T = min(n_steps, sync_steps if sync_steps > 0 else max(SYNC_MIN_STEPS, d))
+    lo, hi = _power_tables(T, hp[P.ETA0], hp[P.MOMENTUM], hp[P.L2], nesterov)
+    SI = S * R.itemsize // 8  # a record's size in int64 entries
+    LI = 2 * K * R.itemsize // 8
+    for j in range(d):  # state -> records
+        for kk in range(K):
+            R[j * S + kk] = state[0, kk, j]
+            R[j * S + K + kk] = state[1, kk, j]
+        Ri[j * SI + LI] = t
+    p = np.empty((1, K), dtype=state.dtype)  # the row's outputs, as loss_and_grad takes them
+    eta = hp[P.ETA0]
+    if batch == 1 and K == 1:
+        total = _lazy_sgd1(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touched, Gs, p, T,
+                           lo, hi, t, codes[P.LOSS], nesterov, codes[P.FIT_INTERCEPT] != 0, eta,
+                           hp[P.MOMENTUM], hp[P.L2])
+    else:
+        total = _lazy_batches(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touched, Gs, p, T,
+                              lo, hi, t, codes[P.LOSS], batch, nesterov, codes[P.FIT_INTERCEPT] != 0, eta,
+                              hp[P.MOMENTUM], hp[P.L2])
+    for j in range(d):  # records -> state
+        for kk in range(K):
+            state[0, kk, j] = R[j * S + kk]
+            state[1, kk, j] = R[j * S + K + kk]
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _dense_epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
+    """The dense step (O(K d) per step): an L1 part, a time-varying step or lazy=False."""
     n = order.shape[0]
     W = state[0]
     V = state[1]
@@ -178,62 +424,17 @@ def _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy, sync_ste
     mu = hp[P.MOMENTUM]
     l2 = hp[P.L2]
     l1 = hp[P.L1]
-    if l1 != 0.0 or schedule != CONSTANT:
-        lazy = False
-    G = np.zeros((K, cols), dtype=data.dtype)  # dense mode: the batch's gradient
+    G = np.zeros((K, cols), dtype=data.dtype)  # the batch's gradient
     Gi = np.zeros(K, dtype=data.dtype)  # the intercept's gradient
     p = np.empty((1, K), dtype=data.dtype)  # the row's outputs, as loss_and_grad takes them
-    n_steps = (n + batch - 1) // batch
-    if lazy:
-        T = min(n_steps, sync_steps if sync_steps > 0 else max(SYNC_MIN_STEPS, d))
-        tab = _powers(T, hp[P.ETA0], mu, l2, nesterov)
-        # last[j] >= 0: coordinate j is up to date at step last[j]; during a batch, a
-        # coordinate the batch touches is up to date and holds -(its slot + 1) instead:
-        # touched[slot] = j and Gs[slot] is its gradient (one array read per non-zero)
-        last = np.full(d, t, dtype=np.int64)
-        touched = np.empty(d, dtype=np.int64)
-        Gs = np.zeros((d, K), dtype=data.dtype)
-    else:
-        T = 1
-        tab = np.empty((1, 4))
-        last = np.empty(0, dtype=np.int64)
-        touched = np.empty(0, dtype=np.int64)
-        Gs = np.zeros((0, K), dtype=data.dtype)
-    flat = state.reshape(state.size)  # W[k, j] = flat[k * cols + j], V[k, j] = flat[(K + k) * cols + j]
     total = 0.0
-    for steps, start in enumerate(range(0, n, batch), 1):
+    for start in range(0, n, batch):
         stop = min(start + batch, n)
-        n_touched = 0
         for ii in range(start, stop):
-            if ii + 2 * PREFETCH_AHEAD < n:
-                _prefetch(indptr, order[ii + 2 * PREFETCH_AHEAD])
-            if ii + PREFETCH_AHEAD < n:
-                r = order[ii + PREFETCH_AHEAD]
-                for q in range(indptr[r], indptr[r + 1], CACHE_LINE_ITEMS):
-                    _prefetch(indices, q)
-                    _prefetch(data, q)
-            if lazy and ii + PREFETCH_NEAR < n:
-                r = order[ii + PREFETCH_NEAR]
-                for q in range(indptr[r], indptr[r + 1]):
-                    j = indices[q]
-                    _prefetch(last, j)
-                    _prefetch(flat, j)
-                    _prefetch(flat, K * cols + j)
+            _prefetch_ahead(indices, indptr, data, order, n, ii, data, 1, False)
             i = order[ii]
             lo = indptr[i]
             hi = indptr[i + 1]
-            if lazy:
-                for q in range(lo, hi):
-                    j = indices[q]
-                    lj = last[j]
-                    if lj >= 0:
-                        if t > lj:
-                            _catch_up(W, V, j, t - lj, tab)
-                        touched[n_touched] = j
-                        for kk in range(K):
-                            Gs[n_touched, kk] = 0.0
-                        n_touched += 1
-                        last[j] = -n_touched
             for kk in range(K):
                 acc = W[kk, d]
                 for q in range(lo, hi):
@@ -243,38 +444,22 @@ def _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy, sync_ste
             total += wi * loss_and_grad(loss, p, 0, Y, i)
             for kk in range(K):
                 c = wi * p[0, kk]
-                if lazy:
-                    for q in range(lo, hi):
-                        Gs[-last[indices[q]] - 1, kk] += c * data[q]
-                else:
-                    for q in range(lo, hi):
-                        G[kk, indices[q]] += c * data[q]
+                for q in range(lo, hi):
+                    G[kk, indices[q]] += c * data[q]
                 Gi[kk] += c
         t += 1
         inv_b = 1.0 / (stop - start)
         eta = _step_size(schedule, t, hp[P.ETA0], hp[P.POWER_T], hp[P.OPTIMAL_T0], hp[P.ALPHA])
         shrink = eta * l1
-        if lazy:
-            for q in range(n_touched):
-                j = touched[q]
-                for kk in range(K):
-                    g = Gs[q, kk] * inv_b + l2 * W[kk, j]
-                    _update(W, V, kk, j, g, mu, eta, nesterov, 0.0)
-                last[j] = t
-        else:
-            for kk in range(K):
-                for j in range(d):
-                    g = G[kk, j] * inv_b + l2 * W[kk, j]
-                    G[kk, j] = 0.0
-                    _update(W, V, kk, j, g, mu, eta, nesterov, shrink)
+        for kk in range(K):
+            for j in range(d):
+                g = G[kk, j] * inv_b + l2 * W[kk, j]
+                G[kk, j] = 0.0
+                _update(W, V, kk, j, g, mu, eta, nesterov, shrink)
         for kk in range(K):
             if fit_intercept:
                 _update(W, V, kk, d, Gi[kk] * inv_b, mu, eta, nesterov, 0.0)
             Gi[kk] = 0.0
-        if lazy and steps % T == 0:
-            _sync(W, V, last, t, tab)
-    if lazy:
-        _sync(W, V, last, t, tab)
     return total
 
 
@@ -284,4 +469,23 @@ def epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy=True, sync
     lazy update; ``lazy=False`` takes the dense O(K d) step at every step, and
     ``sync_steps > 0`` sets the interval ``T`` of the full catch-ups (for tests)."""
     check_epoch(data, indices, indptr, Y, sw, order, state)
-    return _epoch(data, indices, indptr, Y, sw, order, state, hp, codes, bool(lazy), int(sync_steps))
+    if codes[P.BATCH_SIZE] < 1:
+        raise ValueError(f"batch size must be >= 1, got {codes[P.BATCH_SIZE]}")
+    if not (lazy and uses_lazy_update(hp, codes)):
+        return _dense_epoch(data, indices, indptr, Y, sw, order, state, hp, codes)
+    n = order.shape[0]
+    if n == 0:
+        return 0.0
+    K = state.shape[1]
+    d = state.shape[2] - 1
+    codes = codes.copy()
+    codes[P.BATCH_SIZE] = min(int(codes[P.BATCH_SIZE]), n)
+    m = max(d, 1)
+    S = record_size(K, state.itemsize)
+    buf = work_buffer("records", m * S * state.itemsize)
+    R = buf.view(state.dtype)
+    Ri = buf.view(np.int64)
+    touched = work_buffer("touched", m * 8).view(np.int64)
+    Gs = work_buffer("slots", m * K * state.itemsize).view(state.dtype)
+    return _lazy_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, R, Ri, S, touched, Gs,
+                       int(sync_steps))
