@@ -167,10 +167,8 @@ def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
             else:
                 i0, i1, i2, i3 = ii, ii + 1, ii + 2, ii + 3
             _outputs4(W, X, i0, i1, i2, i3, P)
-            total += _single_loss(Y, sw, i0, unit, loss, P, 0)
-            total += _single_loss(Y, sw, i1, unit, loss, P, 1)
-            total += _single_loss(Y, sw, i2, unit, loss, P, 2)
-            total += _single_loss(Y, sw, i3, unit, loss, P, 3)
+            for r in range(4):
+                total += _single_loss(Y, sw, order[ii + r] if shuffled else ii + r, unit, loss, P, r)
             c0, c1, c2, c3 = P[0, 0], P[1, 0], P[2, 0], P[3, 0]
             for j in range(d):
                 G[0, j] = G[0, j] + c0 * X[i0, j] + c1 * X[i1, j] + c2 * X[i2, j] + c3 * X[i3, j]

@@ -1,0 +1,129 @@
+"""Properties the Numba kernels' speed depends on, checked on the compiled code.
+
+Each test guards one measured cause of slowness (see the commit history of
+``fastgd/_numba/kernels.py``): reference counting in the row loops, float32 data
+computed in float64, and the intrinsics (prefetch, atomic counter) the loops use.
+"""
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+
+from fastgd._numba import kernels as K
+from fastgd._numba._intrinsics import next_index, prefetch, prefetch1
+
+jit_only = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="inspects compiled code")
+
+
+def _fresh(fn):
+    """A copy of a kernel compiled here (not loaded from the cache, so it can be inspected)."""
+    options = {k: v for k, v in fn.targetoptions.items() if k not in ("nopython", "cache")}
+    return numba.njit(**options, cache=False)(fn.py_func)
+
+
+def _row_args(dtype, n=64, d=20):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    Y = rng.standard_normal((n, 1)).astype(dtype)
+    sw = np.ones(n, dtype=dtype)
+    W = rng.standard_normal((1, d + 1)).astype(dtype)
+    return X, Y, sw, W, np.arange(n, dtype=np.int64), np.empty((4, 1), dtype), np.zeros((1, d + 1), dtype)
+
+
+def _function_ir(fn, sig, name):
+    """The LLVM IR of the function ``name`` inside ``fn``'s compiled module."""
+    ir = fn.inspect_llvm(sig)
+    for body in re.split(r"\n(?=define )", ir):
+        head = body.split("\n", 1)[0]
+        if head.startswith("define") and name in head and "cpython" not in head and "cfunc" not in head:
+            return body
+    raise AssertionError(f"{name} not found in the IR")
+
+
+@jit_only
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_single_output_row_loop_counts_no_references(dtype):
+    """Atomic incref/decref per row (array views, calls with array arguments) cost more
+    than the arithmetic at small d, and contend between threads: the loop has none."""
+    fn = _fresh(K._add_rows_single)
+    X, Y, sw, W, order, Ps, G = _row_args(dtype)
+    for shuffled in (False, True):
+        fn(X, Y, sw, W, order, 0, 63, shuffled, False, 0, Ps, G)
+    for sig in fn.signatures:
+        body = _function_ir(fn, sig, "_add_rows_single")
+        assert "NRT_incref" not in body and "NRT_decref" not in body
+        assert not re.search(r"call [^@]*@_ZN", body), "the row loop calls another jitted function"
+
+
+@jit_only
+def test_float32_rows_are_not_computed_in_float64():
+    """A float64 scalar (a Python float, a float64 loss gradient) times float32 data
+    promotes the whole loop to float64 and halves its vector width."""
+    fn = _fresh(K._add_rows_single)
+    X, Y, sw, W, order, Ps, G = _row_args(np.float32)
+    fn(X, Y, sw, W, order, 0, 63, False, False, 0, Ps, G)
+    body = _function_ir(fn, fn.signatures[0], "_add_rows_single")
+    assert not re.search(r"fpext <\d+ x float>", body)
+    assert re.search(r"fmul [\w ]*<\d+ x float>", body), "the float32 loops are not vectorised"
+
+
+@jit_only
+def test_dot_products_are_vectorised():
+    """Without reassociation the dot product is one serial chain of FMAs."""
+    fn = _fresh(K._add_rows_single)
+    X, Y, sw, W, order, Ps, G = _row_args(np.float64, d=100)
+    fn(X, Y, sw, W, order, 0, 63, False, False, 0, Ps, G)
+    body = _function_ir(fn, fn.signatures[0], "_add_rows_single")
+    assert re.search(r"fadd reassoc[\w ]* <\d+ x double>", body)
+
+
+def test_next_index_counts_once_per_call_across_threads():
+    counter = np.zeros(1, dtype=np.int64)
+
+    @numba.njit(nogil=True)
+    def take(counter, times):
+        last = -1
+        for _ in range(times):
+            last = next_index(counter)
+        return last
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: take(counter, 10000), range(4)))
+    assert counter[0] == 40000
+
+
+def test_prefetch_reads_nothing_and_changes_nothing():
+    X = np.arange(12.0).reshape(3, 4)
+    x = np.arange(5.0)
+
+    @numba.njit
+    def touch(X, x):
+        for i in range(X.shape[0]):
+            prefetch(X, i, 0)
+            prefetch(X, i, X.shape[1] - 1)
+        for i in range(x.shape[0]):
+            prefetch1(x, i)
+        return X.sum() + x.sum()
+
+    assert touch(X, x) == 66.0 + 10.0
+    np.testing.assert_array_equal(X, np.arange(12.0).reshape(3, 4))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_unit_weights_shortcut_gives_the_same_bits(dtype):
+    """With all weights 1 the shuffled loops read sw[0] instead of sw[i] (one random
+    cache line fewer per row): the sums must be bit-identical to reading sw[i]."""
+    X, Y, sw, W, order, Ps, _ = _row_args(dtype, n=203, d=7)
+    order = np.random.default_rng(1).permutation(203).astype(np.int64)
+    assert K._unit_weights(sw) and not K._unit_weights(np.append(sw, 2.0))
+    out = []
+    for unit in (True, False):
+        G = np.zeros((1, 8), dtype)
+        total = K._add_rows_single(X, Y, sw, W, order, 0, 203, True, unit, 0, Ps, G)
+        out.append((total, G))
+    assert out[0][0] == out[1][0]
+    np.testing.assert_array_equal(out[0][1], out[1][1])
