@@ -156,10 +156,12 @@ def _powers(Py_ssize_t T, double eta, double mu, double l2, bint nesterov):
 # when it ends (O(K d), after the final catch-up).
 # The powers of A come from two small tables: A^k = A^(k_hi 2^LO_BITS) A^(k_lo); a lookup
 # in one table of T entries (8 MB at T = 2^18) would be a second cache miss per non-zero.
-cdef int LO_BITS = 7
-cdef int64_t LO_MASK = (1 << 7) - 1
+cdef enum:
+    LO_BITS = 7
+    LO_MASK = (1 << 7) - 1
 # during a batch of one row, a touched coordinate's ``last`` holds MARK
-cdef int64_t MARK = -1
+cdef enum:
+    MARK = -1
 
 
 def _power_tables(Py_ssize_t T, double eta, double mu, double l2, bint nesterov):
@@ -263,18 +265,27 @@ cdef inline void _prefetch_row(const floating *data, const int64_t *indices,
         if off < nx:
             FASTGD_SPARSE_PREFETCH(x + off)
         off += CACHE_LINE
+    if hi > lo:  # the last line, when the row does not start on a line
+        FASTGD_SPARSE_PREFETCH(c + nc - 1)
+        FASTGD_SPARSE_PREFETCH(x + nx - 1)
 
 
 cdef inline void _prefetch_ahead(const floating *data, const int64_t *indices,
                                  const int64_t *indptr, const int64_t *order, Py_ssize_t n,
-                                 Py_ssize_t ii, const floating *R, Py_ssize_t S) noexcept nogil:
-    """Prefetch for the row at position ii of the order: later rows' entries and nearer
-    rows' coordinate records (shuffled SGD waits on memory for each otherwise)."""
+                                 Py_ssize_t ii, const floating *R, Py_ssize_t S,
+                                 const floating *Y, Py_ssize_t ycols,
+                                 const floating *sw) noexcept nogil:
+    """Prefetch for the row at position ii of the order: later rows' entries, target and
+    weight, and nearer rows' coordinate records (shuffled SGD waits on memory for each
+    otherwise)."""
     cdef Py_ssize_t i, q
     if ii + 2 * PREFETCH_AHEAD < n:
         FASTGD_SPARSE_PREFETCH(&indptr[order[ii + 2 * PREFETCH_AHEAD]])
     if ii + PREFETCH_AHEAD < n:
-        _prefetch_row(data, indices, indptr, order[ii + PREFETCH_AHEAD])
+        i = order[ii + PREFETCH_AHEAD]
+        _prefetch_row(data, indices, indptr, i)
+        FASTGD_SPARSE_PREFETCH(Y + i * ycols)
+        FASTGD_SPARSE_PREFETCH(sw + i)
     if R != NULL and ii + PREFETCH_NEAR < n:
         i = order[ii + PREFETCH_NEAR]
         for q in range(indptr[i], indptr[i + 1]):
@@ -298,7 +309,7 @@ cdef double _lazy_sgd1(const floating *data, const int64_t *indices, const int64
     cdef floating acc, c, g, v, wi, wb = W[d], vb = V[d]
     cdef bint dup
     for ii in range(n):
-        _prefetch_ahead(data, indices, indptr, order, n, ii, R, S)
+        _prefetch_ahead(data, indices, indptr, order, n, ii, R, S, Y, ycols, sw)
         i = order[ii]
         lo_q = indptr[i]
         hi_q = indptr[i + 1]
@@ -384,7 +395,7 @@ cdef double _lazy_batches(const floating *data, const int64_t *indices, const in
             stop = n
         n_touched = 0
         for ii in range(start, stop):
-            _prefetch_ahead(data, indices, indptr, order, n, ii, R, S)
+            _prefetch_ahead(data, indices, indptr, order, n, ii, R, S, Y, ycols, sw)
             i = order[ii]
             lo_q = indptr[i]
             hi_q = indptr[i + 1]
@@ -554,7 +565,8 @@ cdef double _dense_run(const floating[::1] data, const int64_t[::1] indices,
             if stop > n:
                 stop = n
             for ii in range(start, stop):
-                _prefetch_ahead(&data[0], &indices[0], &indptr[0], &order[0], n, ii, NULL, 0)
+                _prefetch_ahead(&data[0], &indices[0], &indptr[0], &order[0], n, ii, NULL, 0,
+                                &Y[0, 0], Y.shape[1], &sw[0])
                 i = order[ii]
                 lo = indptr[i]
                 hi = indptr[i + 1]
@@ -587,3 +599,4 @@ cdef double _dense_run(const floating[::1] data, const int64_t[::1] indices,
                 Gi[kk] = 0
             start = stop
     return total
+

@@ -223,16 +223,24 @@ def _update_rec(R, o, K, g, mu, eta, nesterov):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, lazy):
-    """Prefetch for the row at position ii of the order: later rows' entries and nearer
-    rows' coordinate records (shuffled SGD waits on memory for each otherwise)."""
+def _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, lazy, Yflat, ycols, sw):
+    """Prefetch for the row at position ii of the order: later rows' entries, target and
+    weight, and nearer rows' coordinate records (shuffled SGD waits on memory for each
+    otherwise)."""
     if ii + 2 * PREFETCH_AHEAD < n:
         _prefetch(indptr, order[ii + 2 * PREFETCH_AHEAD])
     if ii + PREFETCH_AHEAD < n:
         r = order[ii + PREFETCH_AHEAD]
-        for q in range(indptr[r], indptr[r + 1], CACHE_LINE_ITEMS):
+        lo = indptr[r]
+        hi = indptr[r + 1]
+        for q in range(lo, hi, CACHE_LINE_ITEMS):
             _prefetch(indices, q)
             _prefetch(data, q)
+        if hi > lo:  # the last line, when the row does not start on a line
+            _prefetch(indices, hi - 1)
+            _prefetch(data, hi - 1)
+        _prefetch(Yflat, r * ycols)
+        _prefetch(sw, r)
     if lazy and ii + PREFETCH_NEAR < n:
         r = order[ii + PREFETCH_NEAR]
         for q in range(indptr[r], indptr[r + 1]):
@@ -249,11 +257,13 @@ def _lazy_sgd1(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touched
     n = order.shape[0]
     d = state.shape[2] - 1
     LI = 2 * R.itemsize // 8  # the step's offset in a record, in int64 entries
+    ycols = Y.shape[1]
+    Yflat = Y.reshape(Y.size)
     wb = state[0, 0, d]
     vb = state[1, 0, d]
     total = 0.0
     for ii in range(n):
-        _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, True)
+        _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, True, Yflat, ycols, sw)
         i = order[ii]
         lo_q = indptr[i]
         hi_q = indptr[i + 1]
@@ -322,13 +332,15 @@ def _lazy_batches(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touc
     K, cols = W.shape
     d = cols - 1
     LI = 2 * K * R.itemsize // 8
+    ycols = Y.shape[1]
+    Yflat = Y.reshape(Y.size)
     Gi = np.zeros(K, dtype=W.dtype)
     total = 0.0
     for steps, start in enumerate(range(0, n, batch), 1):
         stop = min(start + batch, n)
         n_touched = 0
         for ii in range(start, stop):
-            _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, True)
+            _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, True, Yflat, ycols, sw)
             i = order[ii]
             lo_q = indptr[i]
             hi_q = indptr[i + 1]
@@ -427,11 +439,13 @@ def _dense_epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
     G = np.zeros((K, cols), dtype=data.dtype)  # the batch's gradient
     Gi = np.zeros(K, dtype=data.dtype)  # the intercept's gradient
     p = np.empty((1, K), dtype=data.dtype)  # the row's outputs, as loss_and_grad takes them
+    ycols = Y.shape[1]
+    Yflat = Y.reshape(Y.size)
     total = 0.0
     for start in range(0, n, batch):
         stop = min(start + batch, n)
         for ii in range(start, stop):
-            _prefetch_ahead(indices, indptr, data, order, n, ii, data, 1, False)
+            _prefetch_ahead(indices, indptr, data, order, n, ii, data, 1, False, Yflat, ycols, sw)
             i = order[ii]
             lo = indptr[i]
             hi = indptr[i + 1]
@@ -469,6 +483,7 @@ def epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy=True, sync
     lazy update; ``lazy=False`` takes the dense O(K d) step at every step, and
     ``sync_steps > 0`` sets the interval ``T`` of the full catch-ups (for tests)."""
     check_epoch(data, indices, indptr, Y, sw, order, state)
+    Y = np.ascontiguousarray(Y)  # read through a flat view for prefetching
     if codes[P.BATCH_SIZE] < 1:
         raise ValueError(f"batch size must be >= 1, got {codes[P.BATCH_SIZE]}")
     if not (lazy and uses_lazy_update(hp, codes)):
