@@ -18,6 +18,15 @@ others up to date when they are next read:
   instead, so a non-zero costs one random read besides the weights); before a row reads it, ``(w, v)`` of every output are multiplied by ``A^k``, ``k`` the steps
   missed. The powers ``A^0 .. A^T`` are tabulated once per epoch (T + 1 products of 2x2
   matrices, O(T)), so a catch-up costs four multiplications per output.
+* For speed (the same in the Cython kernel): the state is copied once per epoch into one
+  record per coordinate in a work buffer, its K weights, K velocities and the int64
+  step (32 bytes for K = 1 in float64), so a non-zero costs one random memory access
+  instead of three; the powers come from two small tables, ``A^k = A^(128 m) A^l``
+  (one table of T entries is 8 MB at T = 2^18: a second cache miss per non-zero), both
+  factors applied without a branch; with batches of one row and K = 1, a row takes
+  two passes over its non-zeros (catch up and multiply; gradient and step), a repeated
+  column (non-canonical CSR) is detected in the first and its gradients summed first.
+  The work buffers are kept per thread between calls (``fastgd._sparse.work_buffer``).
 * Every coordinate is brought up to date every ``T`` steps and at the end of the epoch,
   so ``state`` on return is the dense algorithm's. ``T = min(steps in the epoch,
   max(SYNC_MIN_STEPS, d))``: a full catch-up costs O(K d) and comes at most once every
