@@ -168,7 +168,7 @@ def _power_tables(T, eta, mu, l2, nesterov):
 # V[k, j] and last[j] lie d entries apart in ``state``).
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _catch_up(R, o, K, k, lo, hi):
     """Apply the ``k >= 0`` missed gradient-free steps to the record at R[o]: always both
     factors (lo[0] and hi[0] are the identity), without an unpredictable branch."""
@@ -201,7 +201,7 @@ def _sync(R, Ri, S, SI, LI, K, d, t, lo, hi):
             Ri[j * SI + LI] = t
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _update(W, V, kk, j, g, mu, eta, nesterov, shrink):
     """The step of one coordinate of ``state`` from its full gradient g (L2 included)."""
     v = mu * V[kk, j] + g
@@ -220,7 +220,7 @@ def _update(W, V, kk, j, g, mu, eta, nesterov, shrink):
     W[kk, j] = w
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _update_rec(R, o, K, g, mu, eta, nesterov):
     """The step of the record entry R[o] (velocity at R[o + K]) from its full gradient g."""
     v = mu * R[o + K] + g
@@ -231,7 +231,7 @@ def _update_rec(R, o, K, g, mu, eta, nesterov):
         R[o] = R[o] - eta * v
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, lazy, Yflat, ycols, sw):
     """Prefetch for the row at position ii of the order: later rows' entries, target and
     weight, and nearer rows' coordinate records (shuffled SGD waits on memory for each
@@ -257,36 +257,71 @@ def _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, lazy, Yflat, ycol
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _lazy_sgd1(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touched, Gs, p, T, lo, hi,
+def _lazy_sgd1(data, indices, indptr, Y, Yflat, sw, order, state, R, Ri, S, SI, touched, Gs, p, T, lo, hi,
                t, loss, nesterov, fit_intercept, eta, mu, l2):
     """The lazy epoch for batches of one row and one output (K = 1): two passes over the
     row, the catch-up fused with the product and the gradient with the step. A row with
     a repeated column (non-canonical CSR) sums each coordinate's gradient in Gs first.
-    Returns the loss sum; R is up to date at the final step on return."""
+    Returns the loss sum; R is up to date at the final step on return.
+
+    Written out in full (no helper calls in the loops: an inlined helper taking arrays
+    costs reference counting per call) and indexed with unsigned integers where the
+    index is known non-negative (a signed index costs a wraparound fix per access)."""
     n = order.shape[0]
     d = state.shape[2] - 1
-    LI = 2 * R.itemsize // 8  # the step's offset in a record, in int64 entries
     ycols = Y.shape[1]
-    Yflat = Y.reshape(Y.size)
+    uS = np.uint64(S)
+    uSI = np.uint64(SI)
+    LI = 2 * R.itemsize // 8  # the step's offset in a record, in int64 entries
+    uLI = np.uint64(LI)
+    u4 = np.uint64(4)
+    lo1 = lo.reshape(lo.size)  # A^k's four entries at 4 k
+    hi1 = hi.reshape(hi.size)
     wb = state[0, 0, d]
     vb = state[1, 0, d]
     total = 0.0
     for ii in range(n):
-        _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, True, Yflat, ycols, sw)
+        if ii + 2 * PREFETCH_AHEAD < n:
+            _prefetch(indptr, order[ii + 2 * PREFETCH_AHEAD])
+        if ii + PREFETCH_AHEAD < n:
+            r = order[ii + PREFETCH_AHEAD]
+            a = indptr[r]
+            b = indptr[r + 1]
+            for q in range(a, b, CACHE_LINE_ITEMS):
+                _prefetch(indices, q)
+                _prefetch(data, q)
+            if b > a:  # the last line, when the row does not start on a line
+                _prefetch(indices, b - 1)
+                _prefetch(data, b - 1)
+            _prefetch(Yflat, r * ycols)
+            _prefetch(sw, r)
+        if ii + PREFETCH_NEAR < n:
+            r = order[ii + PREFETCH_NEAR]
+            for q in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
+                _prefetch(R, np.uint64(indices[q]) * uS)
         i = order[ii]
-        lo_q = indptr[i]
-        hi_q = indptr[i + 1]
+        lo_q = np.uint64(indptr[i])
+        hi_q = np.uint64(indptr[i + 1])
         dup = False
         acc = wb
         for q in range(lo_q, hi_q):
-            j = indices[q]
-            lj = Ri[j * SI + LI]
+            o = np.uint64(indices[q]) * uS
+            oi = np.uint64(indices[q]) * uSI + uLI
+            lj = Ri[oi]
             if lj != MARK:
-                _catch_up(R, j * S, 1, t - lj, lo, hi)
-                Ri[j * SI + LI] = MARK
+                k = t - lj
+                ml = np.uint64(k & LO_MASK) * u4
+                mh = np.uint64(k >> LO_BITS) * u4
+                w = R[o]
+                v = R[o + np.uint64(1)]
+                w1 = lo1[ml] * w + lo1[ml + np.uint64(1)] * v
+                v1 = lo1[ml + np.uint64(2)] * w + lo1[ml + np.uint64(3)] * v
+                R[o] = hi1[mh] * w1 + hi1[mh + np.uint64(1)] * v1
+                R[o + np.uint64(1)] = hi1[mh + np.uint64(2)] * w1 + hi1[mh + np.uint64(3)] * v1
+                Ri[oi] = MARK
             else:
                 dup = True
-            acc += R[j * S] * data[q]
+            acc += R[o] * data[q]
         p[0, 0] = acc
         wi = sw[i]
         total += wi * loss_and_grad(loss, p, 0, Y, i)
@@ -294,10 +329,15 @@ def _lazy_sgd1(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touched
         t += 1
         if not dup:
             for q in range(lo_q, hi_q):
-                j = indices[q]
-                o = j * S
-                _update_rec(R, o, 1, c * data[q] + l2 * R[o], mu, eta, nesterov)
-                Ri[j * SI + LI] = t
+                o = np.uint64(indices[q]) * uS
+                g = c * data[q] + l2 * R[o]
+                v = mu * R[o + np.uint64(1)] + g
+                R[o + np.uint64(1)] = v
+                if nesterov:
+                    R[o] = R[o] - eta * (g + mu * v)
+                else:
+                    R[o] = R[o] - eta * v
+                Ri[np.uint64(indices[q]) * uSI + uLI] = t
         else:
             nt = 0
             for q in range(lo_q, hi_q):
@@ -414,7 +454,8 @@ def _lazy_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, R, Ri, S,
     p = np.empty((1, K), dtype=state.dtype)  # the row's outputs, as loss_and_grad takes them
     eta = hp[P.ETA0]
     if batch == 1 and K == 1:
-        total = _lazy_sgd1(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touched, Gs, p, T,
+        total = _lazy_sgd1(data, indices, indptr, Y, Y.reshape(Y.size), sw, order, state, R, Ri, S, SI, touched,
+                           Gs, p, T,
                            lo, hi, t, codes[P.LOSS], nesterov, codes[P.FIT_INTERCEPT] != 0, eta,
                            hp[P.MOMENTUM], hp[P.L2])
     else:
