@@ -308,14 +308,23 @@ cdef double _lazy_sgd1(const floating *data, const int64_t *indices, const int64
     cdef floating *rec
     cdef floating acc, c, g, v, wi, wb = W[d], vb = V[d]
     cdef bint dup
+    cdef Py_ssize_t pa = 0, pb = 0
     for ii in range(n):
-        _prefetch_ahead(data, indices, indptr, order, n, ii, R, S, Y, ycols, sw)
+        # the records of the row PREFETCH_NEAR ahead are asked for one per non-zero of
+        # this row's first pass (a burst of them would fill the miss buffers)
+        _prefetch_ahead(data, indices, indptr, order, n, ii, NULL, S, Y, ycols, sw)
+        if ii + PREFETCH_NEAR < n:
+            pa = indptr[order[ii + PREFETCH_NEAR]]
+            pb = indptr[order[ii + PREFETCH_NEAR] + 1]
         i = order[ii]
         lo_q = indptr[i]
         hi_q = indptr[i + 1]
         dup = False
         acc = wb
         for q in range(lo_q, hi_q):
+            if pa < pb:
+                FASTGD_SPARSE_PREFETCH(R + indices[pa] * S)
+                pa += 1
             rec = R + indices[q] * S
             lj = _last(rec, 1)
             if lj != MARK:
@@ -324,6 +333,9 @@ cdef double _lazy_sgd1(const floating *data, const int64_t *indices, const int64
             else:
                 dup = True
             acc = acc + rec[0] * data[q]
+        while pa < pb:
+            FASTGD_SPARSE_PREFETCH(R + indices[pa] * S)
+            pa += 1
         wi = sw[i]
         total += wi * _loss_grad(loss, &acc, Y + i * ycols, 1)
         c = wi * acc

@@ -295,16 +295,23 @@ def _lazy_sgd1(data, indices, indptr, Y, Yflat, sw, order, state, R, Ri, S, SI, 
                 _prefetch(data, b - 1)
             _prefetch(Yflat, r * ycols)
             _prefetch(sw, r)
+        # the records of the row PREFETCH_NEAR ahead are asked for one per non-zero of
+        # this row's first pass (a burst of them would fill the miss buffers)
+        pa = np.uint64(0)
+        pb = np.uint64(0)
         if ii + PREFETCH_NEAR < n:
             r = order[ii + PREFETCH_NEAR]
-            for q in range(np.uint64(indptr[r]), np.uint64(indptr[r + 1])):
-                _prefetch(R, np.uint64(indices[q]) * uS)
+            pa = np.uint64(indptr[r])
+            pb = np.uint64(indptr[r + 1])
         i = order[ii]
         lo_q = np.uint64(indptr[i])
         hi_q = np.uint64(indptr[i + 1])
         dup = False
         acc = wb
         for q in range(lo_q, hi_q):
+            if pa < pb:
+                _prefetch(R, np.uint64(indices[pa]) * uS)
+                pa += np.uint64(1)
             o = np.uint64(indices[q]) * uS
             oi = np.uint64(indices[q]) * uSI + uLI
             lj = Ri[oi]
@@ -322,6 +329,9 @@ def _lazy_sgd1(data, indices, indptr, Y, Yflat, sw, order, state, R, Ri, S, SI, 
             else:
                 dup = True
             acc += R[o] * data[q]
+        while pa < pb:
+            _prefetch(R, np.uint64(indices[pa]) * uS)
+            pa += np.uint64(1)
         p[0, 0] = acc
         wi = sw[i]
         total += wi * loss_and_grad(loss, p, 0, Y, i)
