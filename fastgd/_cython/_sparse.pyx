@@ -308,11 +308,24 @@ cdef double _lazy_sgd1(const floating *data, const int64_t *indices, const int64
     cdef floating *rec
     cdef floating acc, c, g, v, wi, wb = W[d], vb = V[d]
     cdef bint dup
-    cdef Py_ssize_t pa = 0, pb = 0
+    cdef Py_ssize_t pa = 0, pb = 0, ca = 0, cb = 0
     for ii in range(n):
         # the records of the row PREFETCH_NEAR ahead are asked for one per non-zero of
         # this row's first pass (a burst of them would fill the miss buffers)
-        _prefetch_ahead(data, indices, indptr, order, n, ii, NULL, S, Y, ycols, sw)
+        # likewise the entries of the row PREFETCH_AHEAD ahead, a line of each array per
+        # non-zero of the second pass
+        if ii + 2 * PREFETCH_AHEAD < n:
+            FASTGD_SPARSE_PREFETCH(&indptr[order[ii + 2 * PREFETCH_AHEAD]])
+        ca = cb = 0
+        if ii + PREFETCH_AHEAD < n:
+            i = order[ii + PREFETCH_AHEAD]
+            ca = indptr[i]
+            cb = indptr[i + 1]
+            FASTGD_SPARSE_PREFETCH(Y + i * ycols)
+            FASTGD_SPARSE_PREFETCH(sw + i)
+            if cb > ca:
+                FASTGD_SPARSE_PREFETCH(indices + cb - 1)
+                FASTGD_SPARSE_PREFETCH(data + cb - 1)
         if ii + PREFETCH_NEAR < n:
             pa = indptr[order[ii + PREFETCH_NEAR]]
             pb = indptr[order[ii + PREFETCH_NEAR] + 1]
@@ -342,6 +355,10 @@ cdef double _lazy_sgd1(const floating *data, const int64_t *indices, const int64
         t += 1
         if not dup:
             for q in range(lo_q, hi_q):
+                if ca < cb:
+                    FASTGD_SPARSE_PREFETCH(indices + ca)
+                    FASTGD_SPARSE_PREFETCH(data + ca)
+                    ca += CACHE_LINE // sizeof(int64_t)
                 rec = R + indices[q] * S
                 g = c * data[q] + l2 * rec[0]
                 v = mu * rec[1] + g
@@ -368,6 +385,10 @@ cdef double _lazy_sgd1(const floating *data, const int64_t *indices, const int64
                 rec = R + touched[s] * S
                 _update(&rec[0], &rec[1], Gs[s] + l2 * rec[0], mu, eta, nesterov, 0)
                 _set_last(rec, 1, t)
+        while ca < cb:
+            FASTGD_SPARSE_PREFETCH(indices + ca)
+            FASTGD_SPARSE_PREFETCH(data + ca)
+            ca += CACHE_LINE // sizeof(int64_t)
         if fit_intercept:
             v = mu * vb + c
             vb = v

@@ -275,24 +275,26 @@ def _lazy_sgd1(data, indices, indptr, Y, Yflat, sw, order, state, R, Ri, S, SI, 
     LI = 2 * R.itemsize // 8  # the step's offset in a record, in int64 entries
     uLI = np.uint64(LI)
     u4 = np.uint64(4)
+    uline = np.uint64(CACHE_LINE_ITEMS)
     lo1 = lo.reshape(lo.size)  # A^k's four entries at 4 k
     hi1 = hi.reshape(hi.size)
     wb = state[0, 0, d]
     vb = state[1, 0, d]
     total = 0.0
     for ii in range(n):
+        # the entries of the row PREFETCH_AHEAD ahead are asked for a line of each array
+        # per non-zero of this row's second pass
         if ii + 2 * PREFETCH_AHEAD < n:
             _prefetch(indptr, order[ii + 2 * PREFETCH_AHEAD])
+        ca = np.uint64(0)
+        cb = np.uint64(0)
         if ii + PREFETCH_AHEAD < n:
             r = order[ii + PREFETCH_AHEAD]
-            a = indptr[r]
-            b = indptr[r + 1]
-            for q in range(a, b, CACHE_LINE_ITEMS):
-                _prefetch(indices, q)
-                _prefetch(data, q)
-            if b > a:  # the last line, when the row does not start on a line
-                _prefetch(indices, b - 1)
-                _prefetch(data, b - 1)
+            ca = np.uint64(indptr[r])
+            cb = np.uint64(indptr[r + 1])
+            if cb > ca:  # the last line, when the row does not start on a line
+                _prefetch(indices, cb - np.uint64(1))
+                _prefetch(data, cb - np.uint64(1))
             _prefetch(Yflat, r * ycols)
             _prefetch(sw, r)
         # the records of the row PREFETCH_NEAR ahead are asked for one per non-zero of
@@ -339,6 +341,10 @@ def _lazy_sgd1(data, indices, indptr, Y, Yflat, sw, order, state, R, Ri, S, SI, 
         t += 1
         if not dup:
             for q in range(lo_q, hi_q):
+                if ca < cb:
+                    _prefetch(indices, ca)
+                    _prefetch(data, ca)
+                    ca += uline
                 o = np.uint64(indices[q]) * uS
                 g = c * data[q] + l2 * R[o]
                 v = mu * R[o + np.uint64(1)] + g
@@ -365,6 +371,10 @@ def _lazy_sgd1(data, indices, indptr, Y, Yflat, sw, order, state, R, Ri, S, SI, 
                 o = j * S
                 _update_rec(R, o, 1, Gs[s] + l2 * R[o], mu, eta, nesterov)
                 Ri[j * SI + LI] = t
+        while ca < cb:
+            _prefetch(indices, ca)
+            _prefetch(data, ca)
+            ca += uline
         if fit_intercept:
             vb = mu * vb + c
             if nesterov:
