@@ -54,7 +54,11 @@ def check_csr(data, indices, indptr, n, d):
         raise ValueError("indptr must be non-decreasing")
     if nnz:
         idx = np.asarray(indices)
-        if idx.min() < 0 or idx.max() >= d:
+        if idx.dtype.kind == "i":  # one pass: a negative index is a huge unsigned one
+            bad = idx.view(np.dtype(f"u{idx.dtype.itemsize}")).max() >= d
+        else:
+            bad = idx.min() < 0 or idx.max() >= d
+        if bad:
             raise ValueError(f"indices must lie in [0, {d})")
 
 
