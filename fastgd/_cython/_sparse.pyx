@@ -297,11 +297,13 @@ cdef double _lazy_sgd1(const floating *data, const int64_t *indices, const int64
                        const int64_t *order, Py_ssize_t n, floating *W, floating *V, Py_ssize_t d, floating *R, Py_ssize_t S,
                        int64_t *touched, floating *Gs, Py_ssize_t T, const double *lo,
                        const double *hi, int64_t t, int64_t loss, bint nesterov,
-                       bint fit_intercept, floating eta, floating mu, floating l2) noexcept nogil:
+                       bint fit_intercept, floating eta, floating mu, floating l2,
+                       int64_t *t_end) noexcept nogil:
     """The lazy epoch for batches of one row and one output (K = 1): two passes over the
     row, the catch-up fused with the product and the gradient with the step. A row with
     a repeated column (non-canonical CSR) sums each coordinate's gradient in Gs first.
-    Returns the loss sum; R is up to date at the final step on return."""
+    Returns the loss sum and sets *t_end to the final step (records are caught up to it
+    as they are copied back)."""
     cdef double total = 0.0
     cdef Py_ssize_t ii, i, q, s, lo_q, hi_q, nt, steps = 0
     cdef int64_t lj, j
@@ -401,7 +403,7 @@ cdef double _lazy_sgd1(const floating *data, const int64_t *indices, const int64
             _sync(R, S, 1, d, t, lo, hi)
     W[d] = wb
     V[d] = vb
-    _sync(R, S, 1, d, t, lo, hi)
+    t_end[0] = t  # the records are brought up to t as they are copied back
     return total
 
 
@@ -412,10 +414,11 @@ cdef double _lazy_batches(const floating *data, const int64_t *indices, const in
                           int64_t *touched, floating *Gs, floating *p, floating *Gi,
                           Py_ssize_t T, const double *lo, const double *hi, int64_t t,
                           int64_t loss, bint nesterov, bint fit_intercept, floating eta,
-                          floating mu, floating l2) noexcept nogil:
+                          floating mu, floating l2, int64_t *t_end) noexcept nogil:
     """The lazy epoch for any batch size and K: ``last`` of a coordinate the batch touches
     holds -(its slot + 1), touched[slot] = j and Gs[slot * K : (slot + 1) * K] is its
-    gradient. Returns the loss sum; R is up to date at the final step on return."""
+    gradient. Returns the loss sum and sets *t_end to the final step (records are caught
+    up to it as they are copied back)."""
     cdef double total = 0.0
     cdef Py_ssize_t start, stop, ii, i, q, kk, lo_q, hi_q, n_touched, cols = d + 1, steps = 0
     cdef int64_t lj, j
@@ -472,7 +475,7 @@ cdef double _lazy_batches(const floating *data, const int64_t *indices, const in
         if steps % T == 0:
             _sync(R, S, K, d, t, lo, hi)
         start = stop
-    _sync(R, S, K, d, t, lo, hi)
+    t_end[0] = t  # the records are brought up to t as they are copied back
     return total
 
 
@@ -547,6 +550,7 @@ cdef double _lazy_run(const floating[::1] data, const int64_t[::1] indices,
     cdef floating *V = &state[1, 0, 0]
     cdef floating *rec
     cdef Py_ssize_t j, kk, cols = d + 1
+    cdef int64_t t_end = t, lj
     cdef double total
     with nogil:
         for j in range(d):  # state -> records
@@ -559,14 +563,17 @@ cdef double _lazy_run(const floating[::1] data, const int64_t[::1] indices,
             total = _lazy_sgd1(&data[0], &indices[0], &indptr[0], &Y[0, 0], Y.shape[1], &sw[0],
                                &order[0],
                                n, W, V, d, R, S, &touched[0], &Gs[0], T, &lo[0, 0], &hi[0, 0],
-                               t, loss, nesterov, fit_intercept, eta, mu, l2)
+                               t, loss, nesterov, fit_intercept, eta, mu, l2, &t_end)
         else:
             total = _lazy_batches(&data[0], &indices[0], &indptr[0], &Y[0, 0], Y.shape[1],
                                   &sw[0], &order[0], n, batch, W, V, K, d, R, S, &touched[0],
                                   &Gs[0], &p[0], &Gi[0], T, &lo[0, 0], &hi[0, 0], t, loss,
-                                  nesterov, fit_intercept, eta, mu, l2)
-        for j in range(d):  # records -> state
+                                  nesterov, fit_intercept, eta, mu, l2, &t_end)
+        for j in range(d):  # the final catch-up, and records -> state
             rec = R + j * S
+            lj = _last(rec, K)
+            if t_end > lj:
+                _catch_up(rec, K, t_end - lj, &lo[0, 0], &hi[0, 0])
             for kk in range(K):
                 W[kk * cols + j] = rec[kk]
                 V[kk * cols + j] = rec[K + kk]

@@ -262,7 +262,8 @@ def _lazy_sgd1(data, indices, indptr, Y, Yflat, sw, order, state, R, Ri, S, SI, 
     """The lazy epoch for batches of one row and one output (K = 1): two passes over the
     row, the catch-up fused with the product and the gradient with the step. A row with
     a repeated column (non-canonical CSR) sums each coordinate's gradient in Gs first.
-    Returns the loss sum; R is up to date at the final step on return.
+    Returns the loss sum and the final step (the records are caught up to it as they are
+    copied back).
 
     Written out in full (no helper calls in the loops: an inlined helper taking arrays
     costs reference counting per call) and indexed with unsigned integers where the
@@ -385,8 +386,7 @@ def _lazy_sgd1(data, indices, indptr, Y, Yflat, sw, order, state, R, Ri, S, SI, 
             _sync(R, Ri, S, SI, LI, 1, d, t, lo, hi)
     state[0, 0, d] = wb
     state[1, 0, d] = vb
-    _sync(R, Ri, S, SI, LI, 1, d, t, lo, hi)
-    return total
+    return total, t  # the records are brought up to t as they are copied back
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -394,7 +394,8 @@ def _lazy_batches(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touc
                   t, loss, batch, nesterov, fit_intercept, eta, mu, l2):
     """The lazy epoch for any batch size and K: the step of a coordinate the batch
     touches holds -(its slot + 1), touched[slot] = j and Gs[slot * K : (slot + 1) * K]
-    is its gradient. Returns the loss sum; R is up to date at the final step on return."""
+    is its gradient. Returns the loss sum and the final step (the records are caught up to
+    it as they are copied back)."""
     n = order.shape[0]
     W = state[0]
     V = state[1]
@@ -449,8 +450,7 @@ def _lazy_batches(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touc
             Gi[kk] = 0.0
         if steps % T == 0:
             _sync(R, Ri, S, SI, LI, K, d, t, lo, hi)
-    _sync(R, Ri, S, SI, LI, K, d, t, lo, hi)
-    return total
+    return total, t  # the records are brought up to t as they are copied back
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -466,26 +466,50 @@ def _lazy_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, R, Ri, S,
     lo, hi = _power_tables(T, hp[P.ETA0], hp[P.MOMENTUM], hp[P.L2], nesterov)
     SI = S * R.itemsize // 8  # a record's size in int64 entries
     LI = 2 * K * R.itemsize // 8
-    for j in range(d):  # state -> records
-        for kk in range(K):
-            R[j * S + kk] = state[0, kk, j]
-            R[j * S + K + kk] = state[1, kk, j]
-        Ri[j * SI + LI] = t
+    flat = state.reshape(state.size)  # W[k, j] = flat[k * cols + j], V[k, j] = flat[(K + k) * cols + j]
+    cols = np.uint64(d + 1)
+    uK = np.uint64(K)
+    uS = np.uint64(S)
+    uSI = np.uint64(SI)
+    uLI = np.uint64(LI)
+    for j in range(np.uint64(d)):  # state -> records
+        for kk in range(uK):
+            R[j * uS + kk] = flat[kk * cols + j]
+            R[j * uS + uK + kk] = flat[(uK + kk) * cols + j]
+        Ri[j * uSI + uLI] = t
     p = np.empty((1, K), dtype=state.dtype)  # the row's outputs, as loss_and_grad takes them
     eta = hp[P.ETA0]
     if batch == 1 and K == 1:
-        total = _lazy_sgd1(data, indices, indptr, Y, Y.reshape(Y.size), sw, order, state, R, Ri, S, SI, touched,
+        total, t_end = _lazy_sgd1(data, indices, indptr, Y, Y.reshape(Y.size), sw, order, state, R, Ri, S, SI, touched,
                            Gs, p, T,
                            lo, hi, t, codes[P.LOSS], nesterov, codes[P.FIT_INTERCEPT] != 0, eta,
                            hp[P.MOMENTUM], hp[P.L2])
     else:
-        total = _lazy_batches(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touched, Gs, p, T,
+        total, t_end = _lazy_batches(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touched, Gs, p, T,
                               lo, hi, t, codes[P.LOSS], batch, nesterov, codes[P.FIT_INTERCEPT] != 0, eta,
                               hp[P.MOMENTUM], hp[P.L2])
-    for j in range(d):  # records -> state
-        for kk in range(K):
-            state[0, kk, j] = R[j * S + kk]
-            state[1, kk, j] = R[j * S + K + kk]
+    lo1 = lo.reshape(lo.size)  # A^k's four entries at 4 k
+    hi1 = hi.reshape(hi.size)
+    u1 = np.uint64(1)
+    u2 = np.uint64(2)
+    u3 = np.uint64(3)
+    u4 = np.uint64(4)
+    for j in range(np.uint64(d)):  # the final catch-up, and records -> state
+        o = j * uS
+        k = t_end - Ri[j * uSI + uLI]
+        if k > 0:
+            ml = np.uint64(k & LO_MASK) * u4
+            mh = np.uint64(k >> LO_BITS) * u4
+            for kk in range(uK):
+                w = R[o + kk]
+                v = R[o + uK + kk]
+                w1 = lo1[ml] * w + lo1[ml + u1] * v
+                v1 = lo1[ml + u2] * w + lo1[ml + u3] * v
+                R[o + kk] = hi1[mh] * w1 + hi1[mh + u1] * v1
+                R[o + uK + kk] = hi1[mh + u2] * w1 + hi1[mh + u3] * v1
+        for kk in range(uK):
+            flat[kk * cols + j] = R[o + kk]
+            flat[(uK + kk) * cols + j] = R[o + uK + kk]
     return total
 
 
