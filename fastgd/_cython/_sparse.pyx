@@ -421,6 +421,7 @@ cdef double _lazy_batches(const floating *data, const int64_t *indices, const in
     up to it as they are copied back)."""
     cdef double total = 0.0
     cdef Py_ssize_t start, stop, ii, i, q, kk, lo_q, hi_q, n_touched, cols = d + 1, steps = 0
+    cdef Py_ssize_t pa, pb
     cdef int64_t lj, j
     cdef floating *rec
     cdef floating acc, c, wi, inv_b
@@ -431,11 +432,19 @@ cdef double _lazy_batches(const floating *data, const int64_t *indices, const in
             stop = n
         n_touched = 0
         for ii in range(start, stop):
-            _prefetch_ahead(data, indices, indptr, order, n, ii, R, S, Y, ycols, sw)
+            # the records of the row PREFETCH_NEAR ahead: one per non-zero of this row
+            _prefetch_ahead(data, indices, indptr, order, n, ii, NULL, S, Y, ycols, sw)
+            pa = pb = 0
+            if ii + PREFETCH_NEAR < n:
+                pa = indptr[order[ii + PREFETCH_NEAR]]
+                pb = indptr[order[ii + PREFETCH_NEAR] + 1]
             i = order[ii]
             lo_q = indptr[i]
             hi_q = indptr[i + 1]
             for q in range(lo_q, hi_q):
+                if pa < pb:
+                    FASTGD_SPARSE_PREFETCH(R + indices[pa] * S)
+                    pa += 1
                 j = indices[q]
                 rec = R + j * S
                 lj = _last(rec, K)
@@ -447,6 +456,9 @@ cdef double _lazy_batches(const floating *data, const int64_t *indices, const in
                         Gs[n_touched * K + kk] = 0
                     n_touched += 1
                     _set_last(rec, K, -n_touched)
+            while pa < pb:
+                FASTGD_SPARSE_PREFETCH(R + indices[pa] * S)
+                pa += 1
             for kk in range(K):
                 acc = W[kk * cols + d]
                 for q in range(lo_q, hi_q):

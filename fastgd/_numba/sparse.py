@@ -410,11 +410,20 @@ def _lazy_batches(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touc
         stop = min(start + batch, n)
         n_touched = 0
         for ii in range(start, stop):
-            _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, True, Yflat, ycols, sw)
+            # the records of the row PREFETCH_NEAR ahead: one per non-zero of this row
+            _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, False, Yflat, ycols, sw)
+            pa = 0
+            pb = 0
+            if ii + PREFETCH_NEAR < n:
+                pa = indptr[order[ii + PREFETCH_NEAR]]
+                pb = indptr[order[ii + PREFETCH_NEAR] + 1]
             i = order[ii]
             lo_q = indptr[i]
             hi_q = indptr[i + 1]
             for q in range(lo_q, hi_q):
+                if pa < pb:
+                    _prefetch(R, indices[pa] * S)
+                    pa += 1
                 j = indices[q]
                 lj = Ri[j * SI + LI]
                 if lj >= 0:
@@ -424,6 +433,9 @@ def _lazy_batches(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touc
                         Gs[n_touched * K + kk] = 0.0
                     n_touched += 1
                     Ri[j * SI + LI] = -n_touched
+            while pa < pb:
+                _prefetch(R, indices[pa] * S)
+                pa += 1
             for kk in range(K):
                 acc = W[kk, d]
                 for q in range(lo_q, hi_q):
