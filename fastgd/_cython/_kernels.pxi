@@ -1,4 +1,5 @@
-# Included by _kernels.pyx and _kernels_avx2.pyx: one source, compiled twice (see setup.py)
+# Included by _kernels.pyx, _kernels_avx2.pyx and _kernels_avx512.pyx: one source,
+# compiled for three instruction sets (see setup.py)
 """Cython kernels: one ``epoch`` call runs one epoch of gradient descent for any batch size.
 
 The algorithm is the one documented in ``fastgd._numpy.kernels.epoch`` (the reference),
@@ -8,9 +9,10 @@ registries; the codes this file implements are listed in ``LOSS_CODES`` and
 ``SCHEDULE_CODES``, and an epoch with any other code raises ``ValueError`` before it
 starts, so a registry entry without a branch here fails loudly in the tests.
 
-This source is compiled twice (``setup.py``): ``_kernels`` for the compiler's baseline
-instruction set and, on x86-64, ``_kernels_avx2`` with AVX2 and FMA; the backend
-(``fastgd._cython.kernels``) uses the second where the CPU has them. Both are built with
+This source is compiled up to three times (``setup.py``): ``_kernels`` for the
+compiler's baseline instruction set and, on x86-64, ``_kernels_avx2`` with AVX2 and FMA
+and ``_kernels_avx512`` with AVX-512 as well; the backend (``fastgd._cython.kernels``)
+uses the widest one the CPU runs. All are built with
 reassociation allowed (``-fassociative-math`` without ``-ffinite-math-only``: NaN and
 infinity still propagate), so the per-row dot products are summed in vector lanes: the
 result differs from a serial sum in the last bits only, and is the same on every call.
@@ -59,11 +61,22 @@ cdef extern from *:
     #else
     #define FASTGD_OPENMP 0
     #endif
-    /* whether this CPU runs the AVX2 + FMA build (x86-64 with GCC or Clang only) */
+    /* whether this CPU runs the AVX2 + FMA build, the AVX-512 build (x86-64 with GCC or
+       Clang only) */
     static int fastgd_cpu_has_avx2_fma(void) {
     #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    #else
+        return 0;
+    #endif
+    }
+    static int fastgd_cpu_has_avx512(void) {
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+        __builtin_cpu_init();
+        return fastgd_cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f")
+            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd");
     #else
         return 0;
     #endif
@@ -73,38 +86,85 @@ cdef extern from *:
        vector lanes. Deterministic: the same inputs give the same bits on every call. */
     #define FASTGD_DOT(NAME, T)                                                      \
     static inline T NAME(const T *a, const T *b, Py_ssize_t n) {                     \
-        T s[16] = {0};                                                               \
+        T s[16] = {0}, tail = 0;                                                     \
         Py_ssize_t j = 0, k;                                                         \
         for (; j + 16 <= n; j += 16)                                                 \
             for (k = 0; k < 16; k++) s[k] += a[j + k] * b[j + k];                    \
-        for (k = 0; j + k < n; k++) s[k] += a[j + k] * b[j + k];                     \
+        for (; j < n; j++) tail += a[j] * b[j];                                      \
         for (k = 0; k < 8; k++) s[k] += s[k + 8];                                    \
         for (k = 0; k < 4; k++) s[k] += s[k + 4];                                    \
-        return (s[0] + s[2]) + (s[1] + s[3]);                                        \
+        return ((s[0] + s[2]) + (s[1] + s[3])) + tail;                               \
     }
     FASTGD_DOT(fastgd_dot_d, double)
     FASTGD_DOT(fastgd_dot_f, float)
+    /* Four rows' dot products with one vector w in one pass (eight partial sums each). */
+    #define FASTGD_DOT4(NAME, T)                                                     \
+    static inline void NAME(const T *w, const T *x0, const T *x1, const T *x2,       \
+                            const T *x3, Py_ssize_t n, T *out) {                     \
+        T a0[8] = {0}, a1[8] = {0}, a2[8] = {0}, a3[8] = {0};                        \
+        T t0 = 0, t1 = 0, t2 = 0, t3 = 0;                                            \
+        Py_ssize_t j = 0, k;                                                         \
+        for (; j + 8 <= n; j += 8)                                                   \
+            for (k = 0; k < 8; k++) {                                                \
+                T wk = w[j + k];                                                     \
+                a0[k] += wk * x0[j + k]; a1[k] += wk * x1[j + k];                    \
+                a2[k] += wk * x2[j + k]; a3[k] += wk * x3[j + k];                    \
+            }                                                                        \
+        for (; j < n; j++) {                                                         \
+            T wj = w[j];                                                             \
+            t0 += wj * x0[j]; t1 += wj * x1[j]; t2 += wj * x2[j]; t3 += wj * x3[j];  \
+        }                                                                            \
+        for (k = 0; k < 4; k++) {                                                    \
+            a0[k] += a0[k + 4]; a1[k] += a1[k + 4];                                  \
+            a2[k] += a2[k + 4]; a3[k] += a3[k + 4];                                  \
+        }                                                                            \
+        out[0] = ((a0[0] + a0[2]) + (a0[1] + a0[3])) + t0;                           \
+        out[1] = ((a1[0] + a1[2]) + (a1[1] + a1[3])) + t1;                           \
+        out[2] = ((a2[0] + a2[2]) + (a2[1] + a2[3])) + t2;                           \
+        out[3] = ((a3[0] + a3[2]) + (a3[1] + a3[3])) + t3;                           \
+    }
+    FASTGD_DOT4(fastgd_dot4_d, double)
+    FASTGD_DOT4(fastgd_dot4_f, float)
     #ifdef __AVX2__
     #define FASTGD_AVX2 1
     #else
     #define FASTGD_AVX2 0
     #endif
+    #ifdef __AVX512F__
+    #define FASTGD_AVX512 1
+    #else
+    #define FASTGD_AVX512 0
+    #endif
     """
     void FASTGD_PREFETCH(const void *p) noexcept nogil
     int FASTGD_OPENMP
     int FASTGD_AVX2
+    int FASTGD_AVX512
     int fastgd_cpu_has_avx2_fma() noexcept nogil
+    int fastgd_cpu_has_avx512() noexcept nogil
     double fastgd_dot_d(const double *a, const double *b, Py_ssize_t n) noexcept nogil
     float fastgd_dot_f(const float *a, const float *b, Py_ssize_t n) noexcept nogil
+    void fastgd_dot4_d(const double *w, const double *x0, const double *x1, const double *x2,
+                       const double *x3, Py_ssize_t n, double *out) noexcept nogil
+    void fastgd_dot4_f(const float *w, const float *x0, const float *x1, const float *x2,
+                       const float *x3, Py_ssize_t n, float *out) noexcept nogil
 
 OPENMP = bool(FASTGD_OPENMP)
-# whether this module was compiled for AVX2 + FMA (it then needs a CPU that has them)
+# whether this module was compiled for AVX2 + FMA or AVX-512 (it then needs a CPU that
+# has them)
 AVX2 = bool(FASTGD_AVX2)
+AVX512 = bool(FASTGD_AVX512)
 
 
 def cpu_has_avx2_fma():
     """Whether the CPU this process runs on has AVX2 and FMA (the ``_kernels_avx2`` build)."""
     return bool(fastgd_cpu_has_avx2_fma())
+
+
+def cpu_has_avx512():
+    """Whether the CPU has AVX2, FMA and AVX-512 F/CD/DQ/BW/VL (the ``_kernels_avx512``
+    build)."""
+    return bool(fastgd_cpu_has_avx512())
 
 
 def openmp_usable():
@@ -138,6 +198,8 @@ MAX_BUFFER = 1 << 22
 # by the latency of fetching each row from memory)
 cdef Py_ssize_t PREFETCH_AHEAD = 6
 cdef Py_ssize_t CACHE_LINE = 64
+# one-output rows of at most this many bytes are summed four at a time
+cdef Py_ssize_t FOUR_ROWS_MAX_BYTES = 256
 cdef Py_ssize_t MIN_BLOCK_ROWS_C = MIN_BLOCK_ROWS
 cdef Py_ssize_t MAX_BLOCKS_C = MAX_BLOCKS
 cdef Py_ssize_t MAX_BUFFER_C = MAX_BUFFER
@@ -152,6 +214,15 @@ cdef inline floating _dot(const floating *a, const floating *b, Py_ssize_t n) no
         return fastgd_dot_d(a, b, n)
     else:
         return fastgd_dot_f(a, b, n)
+
+
+cdef inline void _dot4(const floating *w, const floating *x0, const floating *x1,
+                       const floating *x2, const floating *x3, Py_ssize_t n,
+                       floating *out) noexcept nogil:
+    if floating is double:
+        fastgd_dot4_d(w, x0, x1, x2, x3, n, out)
+    else:
+        fastgd_dot4_f(w, x0, x1, x2, x3, n, out)
 
 
 cdef inline double _step_size(int64_t code, int64_t t, double eta0, double power_t,
@@ -207,31 +278,106 @@ cdef inline double _loss_grad(int64_t code, floating *p, const floating *y,
     return log(s) + mx - z
 
 
+cdef inline void _prefetch_row(const floating *x, Py_ssize_t row_bytes, const floating *y,
+                               const floating *w, bint unit_sw) noexcept nogil:
+    """Prefetch every cache line of a row of X, its row of Y and (unless all weights
+    are 1) its sample weight."""
+    cdef Py_ssize_t off = 0
+    while off < row_bytes:
+        FASTGD_PREFETCH((<const char *> x) + off)
+        off += CACHE_LINE
+    FASTGD_PREFETCH(y)
+    if not unit_sw:
+        FASTGD_PREFETCH(w)
+
+
+cdef inline double _loss_grad_single(int64_t code, floating *p, floating y) noexcept nogil:
+    """``_loss_grad`` for one output and a single-output loss (squared or log): small
+    enough to be inlined into the row loops."""
+    cdef double z, e, value, sig
+    cdef floating r
+    if code == SQUARED:
+        r = p[0] - y
+        p[0] = r
+        return 0.5 * r * r
+    z = p[0]
+    if z > 0:
+        e = exp(-z)
+        value = z * (1.0 - y) + log1p(e)
+        sig = 1.0 / (1.0 + e)
+    else:
+        e = exp(z)
+        value = log1p(e) - y * z
+        sig = e / (1.0 + e)
+    p[0] = <floating> (sig - y)
+    return value
+
+
 cdef double _add_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
                       const floating[::1] sw, const floating[:, ::1] W,
                       const int64_t[::1] order, Py_ssize_t lo, Py_ssize_t hi,
-                      int64_t loss, floating *p, acc_t *G, bint unit_sw) noexcept nogil:
-    """Add the weighted loss gradients of rows order[lo:hi] to G (K x (d+1), C order)
-    and return their weighted loss. Rows a few places ahead in ``order`` are prefetched."""
+                      int64_t loss, floating *p, acc_t *G, bint unit_sw,
+                      bint shuffled) noexcept nogil:
+    """Add the weighted loss gradients of rows lo:hi to G (K x (d+1), C order) and return
+    their weighted loss: rows order[lo:hi] when ``shuffled`` (prefetching the rows a few
+    places ahead in ``order``), else X's rows lo:hi as stored. ``p`` is a scratch of 4 K.
+
+    With one output (squared or log loss) and rows of at most FOUR_ROWS_MAX_BYTES, rows
+    go four at a time: four dot products, then one pass over G adding the four rows'
+    gradients (a quarter of the loads and stores of G)."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = W.shape[0], cols = d + 1
-    cdef Py_ssize_t ii, i, j, k, off, ahead
+    cdef Py_ssize_t ii, i, j, k, r, ahead
     cdef Py_ssize_t row_bytes = d * sizeof(floating)
+    cdef Py_ssize_t rows[4]
     cdef const floating *x
+    cdef const floating *x0
+    cdef const floating *x1
+    cdef const floating *x2
+    cdef const floating *x3
     cdef const floating *w
-    cdef floating acc, c, wi
+    cdef floating acc, c, wi, c0, c1, c2, c3
     cdef double total = 0.0
-    for ii in range(lo, hi):
-        ahead = ii + PREFETCH_AHEAD
-        if ahead < n:
-            x = &X[order[ahead], 0]
-            off = 0
-            while off < row_bytes:
-                FASTGD_PREFETCH((<const char *> x) + off)
-                off += CACHE_LINE
-            FASTGD_PREFETCH(&Y[order[ahead], 0])
-            if not unit_sw:
-                FASTGD_PREFETCH(&sw[order[ahead]])
-        i = order[ii]
+    ii = lo
+    if K == 1 and loss != MULTINOMIAL and row_bytes <= FOUR_ROWS_MAX_BYTES:
+        w = &W[0, 0]
+        while ii + 4 <= hi:
+            for r in range(4):
+                if shuffled:
+                    ahead = ii + r + PREFETCH_AHEAD
+                    if ahead < n:
+                        _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
+                                      &sw[order[ahead]], unit_sw)
+                    rows[r] = order[ii + r]
+                else:
+                    rows[r] = ii + r
+            x0 = &X[rows[0], 0]
+            x1 = &X[rows[1], 0]
+            x2 = &X[rows[2], 0]
+            x3 = &X[rows[3], 0]
+            _dot4(w, x0, x1, x2, x3, d, p)
+            for r in range(4):
+                i = rows[r]
+                p[r] = w[d] + p[r]
+                wi = 1 if unit_sw else sw[i]
+                total += wi * _loss_grad_single(loss, &p[r], Y[i, 0])
+                p[r] = wi * p[r]
+            c0 = p[0]
+            c1 = p[1]
+            c2 = p[2]
+            c3 = p[3]
+            for j in range(d):
+                G[j] += ((c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]))
+            G[d] += ((c0 + c1) + (c2 + c3))
+            ii += 4
+    while ii < hi:
+        if shuffled:
+            ahead = ii + PREFETCH_AHEAD
+            if ahead < n:
+                _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
+                              &sw[order[ahead]], unit_sw)
+            i = order[ii]
+        else:
+            i = ii
         x = &X[i, 0]
         for k in range(K):
             w = &W[k, 0]
@@ -244,6 +390,7 @@ cdef double _add_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
             for j in range(d):
                 G[k * cols + j] += c * x[j]
             G[k * cols + d] += c
+        ii += 1
     return total
 
 
@@ -251,11 +398,11 @@ cdef inline double _add_block(const floating[:, ::1] X, const floating[:, ::1] Y
                               const floating[::1] sw, const floating[:, ::1] W,
                               const int64_t[::1] order, Py_ssize_t start, Py_ssize_t rows,
                               Py_ssize_t b, Py_ssize_t nb, int64_t loss, Py_ssize_t size,
-                              floating[:, ::1] buf, bint unit_sw) noexcept nogil:
+                              floating[:, ::1] buf, bint unit_sw, bint shuffled) noexcept nogil:
     """Block b of nb of the batch order[start:start + rows], summed into buf[b, :size]
     with buf[b, size:] as its scratch outputs; returns its weighted loss."""
     return _add_rows(X, Y, sw, W, order, start + (b * rows) // nb, start + ((b + 1) * rows) // nb,
-                     loss, &buf[b, size], &buf[b, 0], unit_sw)
+                     loss, &buf[b, size], &buf[b, 0], unit_sw, shuffled)
 
 
 cdef inline floating _shrink(floating w, floating shrink) noexcept nogil:
@@ -345,17 +492,12 @@ cdef double _sgd_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef floating l2 = <floating> hp[P_L2]
     cdef floating eta, shrink
     cdef double total = 0.0
+    cdef bint single = K == 1 and loss != MULTINOMIAL
     for ii in range(lo, hi):
         ahead = ii + PREFETCH_AHEAD
         if ahead < n:
-            x = &X[order[ahead], 0]
-            off = 0
-            while off < row_bytes:
-                FASTGD_PREFETCH((<const char *> x) + off)
-                off += CACHE_LINE
-            FASTGD_PREFETCH(&Y[order[ahead], 0])
-            if not unit_sw:
-                FASTGD_PREFETCH(&sw[order[ahead]])
+            _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
+                          &sw[order[ahead]], unit_sw)
         i = order[ii]
         x = &X[i, 0]
         for k in range(K):
@@ -363,7 +505,10 @@ cdef double _sgd_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
             acc = w[d] + _dot(w, x, d)
             p[k] = acc
         wi = 1 if unit_sw else sw[i]
-        total += wi * _loss_grad(loss, p, &Y[i, 0], K)
+        if single:
+            total += wi * _loss_grad_single(loss, p, Y[i, 0])
+        else:
+            total += wi * _loss_grad(loss, p, &Y[i, 0], K)
         t += 1
         eta = <floating> _step_size(schedule, t, hp[P_ETA0], hp[P_POWER_T], hp[P_OPTIMAL_T0], hp[P_ALPHA])
         shrink = <floating> (eta * hp[P_L1])
@@ -401,6 +546,16 @@ def block_bounds(Py_ssize_t rows, Py_ssize_t n_outputs, Py_ssize_t n_cols):
     return np.array([(i * rows) // b for i in range(b + 1)], dtype=np.int64)
 
 
+cdef bint _in_range(const int64_t[::1] order, int64_t n) noexcept:
+    """Whether every entry of ``order`` is in [0, n) (one pass, no temporaries)."""
+    cdef Py_ssize_t i
+    cdef bint ok = True
+    with nogil:
+        for i in range(order.shape[0]):
+            ok &= (order[i] >= 0) & (order[i] < n)
+    return ok
+
+
 def _check_rows(X, Y, sw, K, codes):
     """The loss code, the outputs it needs and the rows of Y and sw against X."""
     n = X.shape[0]
@@ -434,10 +589,9 @@ def _check(X, Y, sw, order, state, hp, codes):
         raise ValueError(f"batch size must be >= 1, got {codes[P.BATCH_SIZE]}")
     if order.shape[0] != n:
         raise ValueError(f"X has {n} rows but order has {order.shape[0]} entries")
-    if n:
-        order_np = np.asarray(order)
-        if order_np.min() < 0 or order_np.max() >= n:
-            raise ValueError("order holds a row index outside [0, n)")
+    # (a full batch reads X as stored and never ``order``)
+    if n and codes[P.BATCH_SIZE] < n and not _in_range(order, n):
+        raise ValueError("order holds a row index outside [0, n)")
 
 
 def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] sw,
@@ -457,10 +611,10 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
     # blocks of the largest batch (a shorter last batch has as many blocks or fewer)
     cdef Py_ssize_t max_blocks = _n_blocks(batch, K, cols)
     # Each block sums into its own row of ``buf``: its gradient (K * cols values), then
-    # its scratch outputs (K values). Rows are padded to whole cache lines plus one, so
+    # its scratch outputs (4 K values). Rows are padded to whole cache lines plus one, so
     # threads summing neighbouring blocks never write to the same cache line.
     cdef Py_ssize_t line = CACHE_LINE // sizeof(floating)
-    cdef Py_ssize_t pad = ((K * cols + K + line - 1) // line + 1) * line
+    cdef Py_ssize_t pad = ((K * cols + 4 * K + line - 1) // line + 1) * line
     cdef floating[:, ::1] buf = np.zeros((max_blocks, pad), dtype=dtype)
     cdef double[::1] block_loss = np.zeros(max_blocks)
     cdef const floating[:, ::1] W = state[0]
@@ -475,6 +629,8 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
     cdef floating *Gb
     cdef int nt
     cdef bint unit_sw
+    # a full batch is summed over X as stored (any order gives the same sum), streaming
+    cdef bint shuffled = batch < n
     with nogil:
         unit_sw = _all_ones(sw)
         start = 0
@@ -489,17 +645,18 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
             rows = stop - start
             nb = _n_blocks(rows, K, cols)
             if nb == 1:
-                total += _add_rows(X, Y, sw, W, order, start, stop, loss, &buf[0, size], G, unit_sw)
+                total += _add_rows(X, Y, sw, W, order, start, stop, loss, &buf[0, size], G, unit_sw,
+                                   shuffled)
             else:
                 nt = n_threads if n_threads < nb else <int> nb
                 if nt > 1:  # (a region with one thread would still enter OpenMP)
                     for b in prange(nb, num_threads=nt, schedule="dynamic", chunksize=1):
                         block_loss[b] = _add_block(X, Y, sw, W, order, start, rows, b, nb, loss,
-                                                   size, buf, unit_sw)
+                                                   size, buf, unit_sw, shuffled)
                 else:
                     for b in range(nb):
                         block_loss[b] = _add_block(X, Y, sw, W, order, start, rows, b, nb, loss,
-                                                   size, buf, unit_sw)
+                                                   size, buf, unit_sw, shuffled)
                 total += block_loss[0]
                 for b in range(1, nb):
                     total += block_loss[b]
@@ -529,10 +686,10 @@ def gradient(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[
     cdef const int64_t[::1] order = order_np
     cdef int64_t loss = codes[P.LOSS]
     dtype = np.float32 if floating is float else np.float64
-    cdef floating[::1] p = np.empty(K, dtype=dtype)
+    cdef floating[::1] p = np.empty(4 * K, dtype=dtype)
     cdef double total = 0.0
     if n == 0:
         return 0.0
     with nogil:
-        total = _add_rows(X, Y, sw, W, order, 0, n, loss, &p[0], &G[0, 0], False)
+        total = _add_rows(X, Y, sw, W, order, 0, n, loss, &p[0], &G[0, 0], False, False)
     return total
