@@ -199,23 +199,25 @@ cdef inline void _set_last(floating *rec, Py_ssize_t K, int64_t v) noexcept nogi
     memcpy(rec + 2 * K, &v, sizeof(int64_t))
 
 
-cdef inline void _apply(floating *rec, Py_ssize_t K, const double *m) noexcept nogil:
-    cdef double a = m[0], b = m[1], c = m[2], e = m[3], w, v
-    cdef Py_ssize_t kk
-    for kk in range(K):
-        w = rec[kk]
-        v = rec[K + kk]
-        rec[kk] = <floating> (a * w + b * v)
-        rec[K + kk] = <floating> (c * w + e * v)
-
-
 cdef inline void _catch_up(floating *rec, Py_ssize_t K, int64_t k, const double *lo,
                            const double *hi) noexcept nogil:
     """Apply the ``k >= 0`` missed gradient-free steps to a coordinate's record: always
     both factors, without a branch (``lo[0]`` and ``hi[0]`` are the identity; whether k
-    has a high part is unpredictable for a shuffled order)."""
-    _apply(rec, K, lo + 4 * (k & LO_MASK))
-    _apply(rec, K, hi + 4 * (k >> LO_BITS))
+    has a high part is unpredictable for a shuffled order). The eight table entries are
+    read before the record is written (they could alias it, as far as the compiler
+    knows), and the product of the two factors stays in registers."""
+    cdef const double *m = lo + 4 * (k & LO_MASK)
+    cdef const double *h = hi + 4 * (k >> LO_BITS)
+    cdef double a = m[0], b = m[1], c = m[2], e = m[3]
+    cdef double a2 = h[0], b2 = h[1], c2 = h[2], e2 = h[3], w, v, w1, v1
+    cdef Py_ssize_t kk
+    for kk in range(K):
+        w = rec[kk]
+        v = rec[K + kk]
+        w1 = a * w + b * v
+        v1 = c * w + e * v
+        rec[kk] = <floating> (a2 * w1 + b2 * v1)
+        rec[K + kk] = <floating> (c2 * w1 + e2 * v1)
 
 
 cdef void _sync(floating *R, Py_ssize_t S, Py_ssize_t K, Py_ssize_t d, int64_t t,
