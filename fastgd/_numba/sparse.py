@@ -27,6 +27,11 @@ others up to date when they are next read:
   two passes over its non-zeros (catch up and multiply; gradient and step), a repeated
   column (non-canonical CSR) is detected in the first and its gradients summed first.
   The work buffers are kept per thread between calls (``fastgd._sparse.work_buffer``).
+  Prefetching is spread over the loops: the records of the row two places ahead, one
+  per non-zero of the current row's first pass, and the entries of the row four places
+  ahead, a cache line per non-zero of the second pass (asked for in a burst, they fill
+  the miss buffers and the loads stall anyway). At the end of the epoch the last
+  catch-up is fused with copying the records back into ``state``.
 * Every coordinate is brought up to date every ``T`` steps and at the end of the epoch,
   so ``state`` on return is the dense algorithm's. ``T = min(steps in the epoch,
   max(SYNC_MIN_STEPS, d))``: a full catch-up costs O(K d) and comes at most once every
