@@ -338,3 +338,81 @@ def test_dense_velocity_switch_gives_the_same_epoch(backend):
     b = module.epoch(**dense_args, lazy=False)
     assert a == pytest.approx(b, rel=1e-12)
     np.testing.assert_allclose(args["state"], dense_args["state"], rtol=1e-10, atol=1e-13)
+
+
+# ------------------------------------------------------------------ lazy kernels' layout
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch,K", [(1, 1), (4, 1), (1, 3)])
+def test_long_gaps_use_both_power_tables(backend, dtype, batch, K):
+    """Gaps of 0 .. ~2000 steps (A^k = A^(128 m) A^l with m up to 15), one column seen
+    only in the first and last rows, with and without a full catch-up inside the epoch."""
+    rng = np.random.default_rng(11)
+    n, d = 2000, 30
+    X = rng.standard_normal((n, d)) * (rng.random((n, d)) < 0.15)
+    X[:, 5] = 0.0
+    X[0, 5], X[-1, 5] = 1.5, -2.0  # a gap of n - 1 steps
+    X[:, 6] = rng.standard_normal(n) * (rng.random(n) < 0.02)
+    args = kernel_args(n, d)
+    args.update(zip(("data", "indices", "indptr"), kernel_arrays(sp.csr_matrix(X.astype(dtype)))))
+    args["state"] = np.zeros((2, K, d + 1), dtype=dtype)
+    args["Y"] = (rng.integers(0, K, (n, 1)) if K > 1 else rng.standard_normal((n, 1))).astype(dtype)
+    args["sw"] = rng.uniform(0.5, 2.0, n).astype(dtype)
+    args["codes"][P.LOSS] = 2 if K > 1 else 0
+    args["codes"][P.BATCH_SIZE] = batch
+    args["codes"][P.FIT_INTERCEPT] = 1
+    args["codes"][P.T_START] = 7
+    args["hp"][P.ETA0] = 0.01
+    args["hp"][P.L2] = 0.03
+    tol = {"rtol": 1e-10, "atol": 1e-12} if dtype == np.float64 else {"rtol": 2e-3, "atol": 2e-5}
+    for sync_steps in (0, 300):
+        state0 = rng.standard_normal((2, K, d + 1)).astype(dtype) * 0.1
+        ref = {**args, "state": state0.copy()}
+        want = get_backend("numpy", sparse=True).epoch(**ref)
+        got_args = {**args, "state": state0.copy()}
+        got = get_backend(backend, sparse=True).epoch(**got_args, sync_steps=sync_steps)
+        assert got == pytest.approx(want, rel=1e-9 if dtype == np.float64 else 1e-3)
+        np.testing.assert_allclose(got_args["state"], ref["state"], **tol)
+
+
+def test_work_buffer_is_reused_aligned_and_per_thread():
+    import threading
+
+    from fastgd._sparse import record_size, work_buffer
+
+    a = work_buffer("test-buffer", 1000)
+    assert a.shape == (1000,) and a.ctypes.data % 64 == 0
+    b = work_buffer("test-buffer", 500)
+    assert b.ctypes.data == a.ctypes.data  # reused
+    big = work_buffer("test-big", 3 << 20)
+    assert big.shape == (3 << 20,) and big.ctypes.data % 64 == 0
+    big[:] = 1  # writable
+    other = []
+    t = threading.Thread(target=lambda: other.append(work_buffer("test-buffer", 1000).ctypes.data))
+    t.start()
+    t.join()
+    assert other[0] != a.ctypes.data  # another thread gets its own
+    # K weights, K velocities and an int64 step per record, 16/32/64 bytes for small K
+    assert record_size(1, 8) == 4 and record_size(1, 4) == 4
+    assert record_size(3, 8) == 8 and record_size(2, 4) == 8 and record_size(10, 8) == 21
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_concurrent_fits_in_threads_equal_sequential_fits(backend):
+    """The lazy kernels' work buffers are per thread: fits running at once (the kernels
+    release the GIL) give the sequential results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = sparse_data("binary", n=300, d=40, density=0.2)
+    Xs = sp.csr_matrix(X)
+    params = [{"momentum": m, "alpha": a} for m in (0.5, 0.9) for a in (0.01, 0.001)]
+
+    def fit(p):
+        return LogisticRegression(backend=backend, batch_size=1, max_iter=4, tol=None, random_state=1,
+                                  learning_rate="constant", eta0=0.05, **p).fit(Xs, y)
+
+    seq = [fit(p) for p in params]
+    with ThreadPoolExecutor(4) as pool:
+        par = list(pool.map(fit, params))
+    for a, b in zip(seq, par):
+        np.testing.assert_array_equal(a._state, b._state)
