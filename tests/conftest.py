@@ -41,3 +41,18 @@ def make_data(kind, n=60, d=4, seed=0, dtype=np.float64, scale=0.25):
     else:
         raise ValueError(kind)
     return X.astype(dtype), y
+
+
+@pytest.fixture
+def threads_always(monkeypatch):
+    """Full batches use threads however small (the kernels otherwise sum batches of
+    fewer than PARALLEL_MIN_VALUES values on one thread), so small test data exercise
+    the threaded path."""
+    import importlib
+
+    for name in ("fastgd._numba.kernels", "fastgd._cython._kernels", "fastgd._cython._kernels_avx2"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        monkeypatch.setattr(module, "PARALLEL_MIN_VALUES", 0)

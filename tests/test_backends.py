@@ -161,7 +161,7 @@ def test_unknown_code_fails_loudly(backend, field):
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
 @pytest.mark.parametrize("kind", ["multioutput", "multiclass"])
-def test_full_batch_threads_give_identical_results(backend, kind):
+def test_full_batch_threads_give_identical_results(backend, kind, threads_always):
     """Full batch sums fixed row blocks (several here), so n_jobs cannot change a bit."""
     cls = LinearRegression if kind == "multioutput" else LogisticRegression
     X, y = make_data(kind, n=9000, seed=5)
@@ -176,7 +176,7 @@ def test_full_batch_threads_give_identical_results(backend, kind):
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
 @pytest.mark.parametrize("batch_size", [16, "full"])
-def test_concurrent_fits_in_threads_match_sequential_fits(backend, batch_size):
+def test_concurrent_fits_in_threads_match_sequential_fits(backend, batch_size, threads_always):
     from concurrent.futures import ThreadPoolExecutor
 
     # each fit asks for a different n_jobs, so the shared pool grows while others use it

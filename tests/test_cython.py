@@ -122,7 +122,7 @@ def test_kernel_rejects_class_indices_outside_the_outputs(build):
 @pytest.mark.parametrize("loss,K", [(0, 2), (1, 1), (2, 3)])
 @pytest.mark.parametrize("batch", [1, 7, 5000])
 @pytest.mark.parametrize("nesterov,l1", [(0, 0.0), (1, 0.0), (0, 0.01)])
-def test_every_build_matches_the_reference(build, dtype, loss, K, batch, nesterov, l1):
+def test_every_build_matches_the_reference(build, dtype, loss, K, batch, nesterov, l1, threads_always):
     """Each compiled build (baseline and AVX2) against the NumPy reference, over the
     kernel's paths: fused SGD, mini-batch, blocked full batch (5000 rows, 2 blocks,
     summed on 2 threads); plain, Nesterov and L1 steps; the three losses."""
@@ -169,7 +169,7 @@ def test_blocks_cover_the_batch_like_the_numba_blocks(rows, K, cols):
     assert len(bounds) == len(numba_kernels.block_bounds(rows, K, cols))
 
 
-def test_large_minibatches_are_blocked_and_thread_independent():
+def test_large_minibatches_are_blocked_and_thread_independent(threads_always):
     """A mini-batch of >= 2 * MIN_BLOCK_ROWS rows is summed over blocks (in parallel with
     OpenMP); the result must not depend on n_jobs and must match the reference."""
     X, y = make_data("multioutput", n=10_000, seed=6)
@@ -185,7 +185,7 @@ FORK_SCRIPT = """
 import os, numpy as np
 from fastgd import LinearRegression
 from fastgd._cython import _kernels
-X = np.random.default_rng(0).standard_normal((20000, 10)); y = X.sum(1)
+X = np.random.default_rng(0).standard_normal((30000, 10)); y = X.sum(1)  # above PARALLEL_MIN_VALUES
 p = dict(backend="cython", batch_size="full", max_iter=3, tol=None, n_jobs=2)
 a = LinearRegression(**p).fit(X, y).coef_
 pid = os.fork()

@@ -200,6 +200,10 @@ cdef Py_ssize_t PREFETCH_AHEAD = 6
 cdef Py_ssize_t CACHE_LINE = 64
 # one-output rows of at most this many bytes are summed four at a time
 cdef Py_ssize_t FOUR_ROWS_MAX_BYTES = 256
+# a batch of fewer values than this (rows x (d + 1)) is summed on one thread: waking
+# threads costs more than they save (on a busy machine, much more)
+# (read by each epoch from the module, so tests can lower it to exercise the threads)
+PARALLEL_MIN_VALUES = 1 << 18
 cdef Py_ssize_t MIN_BLOCK_ROWS_C = MIN_BLOCK_ROWS
 cdef Py_ssize_t MAX_BLOCKS_C = MAX_BLOCKS
 cdef Py_ssize_t MAX_BUFFER_C = MAX_BUFFER
@@ -629,6 +633,7 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
     cdef floating *Gb
     cdef int nt
     cdef bint unit_sw
+    cdef Py_ssize_t parallel_min = PARALLEL_MIN_VALUES
     # a full batch is summed over X as stored (any order gives the same sum), streaming
     cdef bint shuffled = batch < n
     with nogil:
@@ -649,6 +654,8 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
                                    shuffled)
             else:
                 nt = n_threads if n_threads < nb else <int> nb
+                if rows * cols < parallel_min:
+                    nt = 1  # too little work to be worth waking other threads
                 if nt > 1:  # (a region with one thread would still enter OpenMP)
                     for b in prange(nb, num_threads=nt, schedule="dynamic", chunksize=1):
                         block_loss[b] = _add_block(X, Y, sw, W, order, start, rows, b, nb, loss,

@@ -50,6 +50,10 @@ MIN_BLOCK_ROWS = 2048
 # ... and at most this many blocks, or this many block-buffer elements in all
 MAX_BLOCKS = 64
 MAX_BUFFER = 1 << 22
+# a batch of fewer values than this (rows x (d + 1)) is summed on one thread: waking
+# threads costs more than they save (on a busy machine, much more); read at each call,
+# so tests can lower it to exercise the threads
+PARALLEL_MIN_VALUES = 1 << 18
 
 # reassociation (vectorised dot products) and fused multiply-add; no nnan/ninf, so a
 # NaN or an infinity still propagates to the estimator's divergence check
@@ -492,6 +496,8 @@ def epoch(X, Y, sw, order, state, hp, codes):
     counter = np.zeros(1, dtype=np.int64)
     loss = codes[P.LOSS]
     n_threads = int(min(codes[P.N_THREADS], n_blocks))
+    if n * cols < PARALLEL_MIN_VALUES:
+        n_threads = 1  # too little work to be worth waking other threads
     args = (X, Y, sw, state[0], loss, bounds, counter, parts, losses)
     if n_threads <= 1:
         _block_gradients(*args)
