@@ -97,15 +97,15 @@ cdef extern from *:
     }
     FASTGD_DOT(fastgd_dot_d, double)
     FASTGD_DOT(fastgd_dot_f, float)
-    /* Four rows' dot products with one vector w in one pass (eight partial sums each). */
-    #define FASTGD_DOT4(NAME, T)                                                     \
+    /* Four rows' dot products with one vector w in one pass (L partial sums each). */
+    #define FASTGD_DOT4(NAME, T, L)                                                  \
     static inline void NAME(const T *w, const T *x0, const T *x1, const T *x2,       \
                             const T *x3, Py_ssize_t n, T *out) {                     \
-        T a0[8] = {0}, a1[8] = {0}, a2[8] = {0}, a3[8] = {0};                        \
-        T t0 = 0, t1 = 0, t2 = 0, t3 = 0;                                            \
+        T a0[L] = {0}, a1[L] = {0}, a2[L] = {0}, a3[L] = {0};                        \
+        T t0 = 0, t1 = 0, t2 = 0, t3 = 0, s0, s1, s2, s3;                            \
         Py_ssize_t j = 0, k;                                                         \
-        for (; j + 8 <= n; j += 8)                                                   \
-            for (k = 0; k < 8; k++) {                                                \
+        for (; j + L <= n; j += L)                                                   \
+            for (k = 0; k < L; k++) {                                                \
                 T wk = w[j + k];                                                     \
                 a0[k] += wk * x0[j + k]; a1[k] += wk * x1[j + k];                    \
                 a2[k] += wk * x2[j + k]; a3[k] += wk * x3[j + k];                    \
@@ -114,17 +114,15 @@ cdef extern from *:
             T wj = w[j];                                                             \
             t0 += wj * x0[j]; t1 += wj * x1[j]; t2 += wj * x2[j]; t3 += wj * x3[j];  \
         }                                                                            \
-        for (k = 0; k < 4; k++) {                                                    \
-            a0[k] += a0[k + 4]; a1[k] += a1[k + 4];                                  \
-            a2[k] += a2[k + 4]; a3[k] += a3[k + 4];                                  \
+        s0 = t0; s1 = t1; s2 = t2; s3 = t3;                                          \
+        for (k = 0; k < L; k++) {                                                    \
+            s0 += a0[k]; s1 += a1[k]; s2 += a2[k]; s3 += a3[k];                      \
         }                                                                            \
-        out[0] = ((a0[0] + a0[2]) + (a0[1] + a0[3])) + t0;                           \
-        out[1] = ((a1[0] + a1[2]) + (a1[1] + a1[3])) + t1;                           \
-        out[2] = ((a2[0] + a2[2]) + (a2[1] + a2[3])) + t2;                           \
-        out[3] = ((a3[0] + a3[2]) + (a3[1] + a3[3])) + t3;                           \
+        out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;                          \
     }
-    FASTGD_DOT4(fastgd_dot4_d, double)
-    FASTGD_DOT4(fastgd_dot4_f, float)
+    /* (one vector of partial sums per row: 4 doubles or 8 floats on AVX2) */
+    FASTGD_DOT4(fastgd_dot4_d, double, 4)
+    FASTGD_DOT4(fastgd_dot4_f, float, 8)
     #ifdef __AVX2__
     #define FASTGD_AVX2 1
     #else
