@@ -194,10 +194,13 @@ MAX_BUFFER = 1 << 22
 
 # rows ahead in the visiting order whose data are prefetched (random order SGD is bound
 # by the latency of fetching each row from memory)
-cdef Py_ssize_t PREFETCH_AHEAD = 6
-cdef Py_ssize_t CACHE_LINE = 64
+cdef enum:
+    PREFETCH_AHEAD = 6
+cdef enum:
+    CACHE_LINE = 64
 # one-output rows of at most this many bytes are summed four at a time
-cdef Py_ssize_t FOUR_ROWS_MAX_BYTES = 256
+cdef enum:
+    FOUR_ROWS_MAX_BYTES = 256
 # a batch of fewer values than this (rows x (d + 1)) is summed on one thread: waking
 # threads costs more than they save (on a busy machine, much more)
 # (read by each epoch from the module, so tests can lower it to exercise the threads)
@@ -288,6 +291,8 @@ cdef inline void _prefetch_row(const floating *x, Py_ssize_t row_bytes, const fl
     while off < row_bytes:
         FASTGD_PREFETCH((<const char *> x) + off)
         off += CACHE_LINE
+    if row_bytes > 0:
+        FASTGD_PREFETCH((<const char *> x) + row_bytes - 1)  # a row may straddle one more line
     FASTGD_PREFETCH(y)
     if not unit_sw:
         FASTGD_PREFETCH(w)
