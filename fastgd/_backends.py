@@ -5,7 +5,7 @@ in place) and ``gradient(X, Y, sw, W, codes, G)`` (one block's summed gradient, 
 the Dask driver's full batch), with the contracts documented in ``fastgd._numpy.kernels``. Backends are imported on first use, so
 ``import fastgd`` loads neither Numba nor a compiled extension.
 
-Sparse (CSR) input has its own kernel modules, ``get_sparse_backend(name)``: each
+Sparse (CSR) input has its own kernel modules, ``get_backend(name, sparse=True)``: each
 provides ``epoch(data, indices, indptr, Y, sw, order, state, hp, codes)`` with the
 contract of the dense ``epoch`` (see ``fastgd._numpy.sparse``).
 """

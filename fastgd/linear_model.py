@@ -78,13 +78,16 @@ _COMMON_DOC = """
         Start ``fit`` from the previous solution: weights, intercept, velocity and update
         counter carry over.
     n_jobs : int or None, default=None
-        Threads for kernels that can use them: the full-batch gradient of the numba
-        backend. None or -1 uses every core available to the process, -2 all but one,
-        and so on. Results do not depend on it: the rows are summed in fixed blocks.
-        Not used on Dask input, where the workers are the parallelism.
-    backend : {"numba", "numpy"}, default="numba"
-        ``"numba"``: compiled kernels (the fast path). ``"numpy"``: the vectorised NumPy
-        reference, identical iterates up to rounding.
+        Threads for kernels that can use them: the full-batch gradient of the numba and
+        cython backends (and cython mini-batches of 4096 rows or more); a batch of fewer
+        than 2**18 values (rows x (features + 1)) runs on one thread. None or -1 uses
+        every core available to the process, -2 all but one, and so on. Results do not
+        depend on it: the rows are summed in fixed blocks. Sparse input and Dask input
+        do not use it (on Dask the workers are the parallelism).
+    backend : {"numba", "cython", "numpy"}, default="numba"
+        ``"numba"``: kernels compiled on first use for this CPU and cached on disk.
+        ``"cython"``: kernels compiled when fastgd is installed. ``"numpy"``: the
+        vectorised NumPy reference. All three give the same iterates up to rounding.
     verbose : int, default=0
         If positive, print one line per epoch: epoch, objective, step size, updates made,
         time.
