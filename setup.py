@@ -71,15 +71,16 @@ class BuildExt(build_ext):
 
 
 extensions = [
-    Extension("fastgd._cython._kernels", ["fastgd/_cython/_kernels.pyx"], depends=["fastgd/_cython/_kernels.pxi"]),
+    Extension("fastgd._cython._kernels", ["fastgd/_cython/_kernels.pyx"], depends=["fastgd/_cython/_kernels.pxi", "fastgd/_cython/_scalars.pxi"]),
     Extension(
         "fastgd._cython._kernels_avx2",
         ["fastgd/_cython/_kernels_avx2.pyx"],
-        depends=["fastgd/_cython/_kernels.pxi"],
+        depends=["fastgd/_cython/_kernels.pxi", "fastgd/_cython/_scalars.pxi"],
     ),
     Extension(
         "fastgd._cython._sparse",
         ["fastgd/_cython/_sparse.pyx"],
+        depends=["fastgd/_cython/_scalars.pxi"],
     ),
 ]
 
