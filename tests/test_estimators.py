@@ -244,6 +244,22 @@ def test_auto_reduces_the_minibatch_step_on_stalls():
     assert est.n_iter_ < 300
 
 
+def test_auto_judges_its_first_stalls_over_1000_updates(capsys):
+    """With 1250 updates per epoch, one epoch without improvement is a stall for the
+    first two reductions of "auto"; the last stall still waits n_iter_no_change epochs."""
+    X, y = make_data("regression", n=40_000)
+    est = LinearRegression(backend="numba", random_state=0, max_iter=60, verbose=1).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    stalls = [line for line in lines if line.startswith("-- No improvement")]
+    assert [line.split(" epochs")[0] for line in stalls] == ["-- No improvement for 1"] * 2
+    const = LinearRegression(backend="numba", random_state=0, max_iter=1, tol=None).fit(X, y)
+    assert est.learning_rate_ == pytest.approx(const.learning_rate_ / 25)
+    # after the second reduction: n_iter_no_change (5) epochs without improvement
+    second = next(i for i, line in enumerate(lines) if line == stalls[1])
+    assert sum(line.startswith("-- Epoch") for line in lines[second:]) >= est.n_iter_no_change
+    assert any(line.startswith("-- Converged") for line in lines)
+
+
 def test_verbose_prints_one_line_per_epoch(backend, capsys):
     X, y = make_data("regression")
     LinearRegression(backend=backend, verbose=1, max_iter=3, tol=None).fit(X, y)
