@@ -24,50 +24,6 @@ cdef inline double _step_size(int64_t code, int64_t t, double eta0, double power
     return eta0  # CONSTANT (other codes are rejected before the loops start)
 
 
-cdef inline double _loss_grad(int64_t code, floating *p, const floating *y,
-                              Py_ssize_t K) noexcept nogil:
-    """Return the loss of one row; overwrite ``p`` (its K raw outputs) with dloss/dp."""
-    cdef Py_ssize_t k, c
-    cdef floating r
-    cdef double s, z, yy, e, value, sig, mx
-    if code == SQUARED:
-        s = 0.0
-        for k in range(K):
-            r = p[k] - y[k]
-            p[k] = r
-            s += 0.5 * r * r
-        return s
-    if code == LOG:
-        z = p[0]
-        yy = y[0]
-        if z > 0:
-            e = exp(-z)
-            value = z * (1.0 - yy) + log1p(e)
-            sig = 1.0 / (1.0 + e)
-        else:
-            e = exp(z)
-            value = log1p(e) - yy * z
-            sig = e / (1.0 + e)
-        p[0] = <floating> (sig - yy)
-        return value
-    # MULTINOMIAL: y holds the class index
-    c = <Py_ssize_t> y[0]
-    z = p[c]
-    mx = p[0]
-    for k in range(1, K):
-        if p[k] > mx:
-            mx = p[k]
-    s = 0.0
-    for k in range(K):
-        e = exp(p[k] - mx)
-        p[k] = <floating> e
-        s += <floating> e
-    for k in range(K):
-        p[k] = <floating> (p[k] / s)
-    p[c] -= 1
-    return log(s) + mx - z
-
-
 cdef inline double _loss_grad_single(int64_t code, floating *p, floating y) noexcept nogil:
     """``_loss_grad`` for one output and a single-output loss (squared or log): small
     enough to be inlined into the row loops."""
@@ -88,3 +44,36 @@ cdef inline double _loss_grad_single(int64_t code, floating *p, floating y) noex
         sig = e / (1.0 + e)
     p[0] = <floating> (sig - y)
     return value
+
+
+cdef inline double _loss_grad(int64_t code, floating *p, const floating *y,
+                              Py_ssize_t K) noexcept nogil:
+    """Return the loss of one row; overwrite ``p`` (its K raw outputs) with dloss/dp."""
+    cdef Py_ssize_t k, c
+    cdef floating r
+    cdef double s, z, e, mx
+    if code == SQUARED:
+        s = 0.0
+        for k in range(K):
+            r = p[k] - y[k]
+            p[k] = r
+            s += 0.5 * r * r
+        return s
+    if code == LOG:
+        return _loss_grad_single(code, p, y[0])
+    # MULTINOMIAL: y holds the class index
+    c = <Py_ssize_t> y[0]
+    z = p[c]
+    mx = p[0]
+    for k in range(1, K):
+        if p[k] > mx:
+            mx = p[k]
+    s = 0.0
+    for k in range(K):
+        e = exp(p[k] - mx)
+        p[k] = <floating> e
+        s += <floating> e
+    for k in range(K):
+        p[k] = <floating> (p[k] / s)
+    p[c] -= 1
+    return log(s) + mx - z

@@ -56,23 +56,18 @@ def uses_lazy_update(hp, codes):
     return hp[P.L1] == 0.0 and codes[P.SCHEDULE] == _CONSTANT
 
 
-def _powers(Py_ssize_t T, double eta, double mu, double l2, bint nesterov):
-    """``tab[k] = (a, b, c, e)`` with ``A^k = [[a, b], [c, e]]``, k = 0 .. T (float64)."""
-    tab_np = np.empty((T + 1, 4))
+def _matrix_powers(double a1, double b1, double c1, double e1, Py_ssize_t m):
+    """``tab[k] = (a, b, c, e)`` with ``M^k = [[a, b], [c, e]]``, k = 0 .. m, for
+    ``M = [[a1, b1], [c1, e1]]`` (float64)."""
+    tab_np = np.empty((m + 1, 4))
     cdef double[:, ::1] tab = tab_np
-    cdef double a1, b1, c1 = l2, e1 = mu, a, b, c, e
+    cdef double a, b, c, e
     cdef Py_ssize_t k
-    if nesterov:
-        a1 = 1.0 - eta * l2 * (1.0 + mu)
-        b1 = -eta * mu * mu
-    else:
-        a1 = 1.0 - eta * l2
-        b1 = -eta * mu
     tab[0, 0] = 1.0
     tab[0, 1] = 0.0
     tab[0, 2] = 0.0
     tab[0, 3] = 1.0
-    for k in range(1, T + 1):
+    for k in range(1, m + 1):
         a = tab[k - 1, 0]
         b = tab[k - 1, 1]
         c = tab[k - 1, 2]
@@ -82,6 +77,13 @@ def _powers(Py_ssize_t T, double eta, double mu, double l2, bint nesterov):
         tab[k, 2] = c1 * a + e1 * c
         tab[k, 3] = c1 * b + e1 * e
     return tab_np
+
+
+def _powers(Py_ssize_t T, double eta, double mu, double l2, bint nesterov):
+    """``tab[k] = (a, b, c, e)`` with ``A^k = [[a, b], [c, e]]``, k = 0 .. T (float64)."""
+    if nesterov:
+        return _matrix_powers(1.0 - eta * l2 * (1.0 + mu), -eta * mu * mu, l2, mu, T)
+    return _matrix_powers(1.0 - eta * l2, -eta * mu, l2, mu, T)
 
 
 # The lazy update keeps each feature coordinate's state in one record of the work buffer
@@ -103,26 +105,10 @@ cdef enum:
 def _power_tables(Py_ssize_t T, double eta, double mu, double l2, bint nesterov):
     """``(lo, hi)``: ``lo[k] = A^k`` for k < 2^LO_BITS and ``hi[m] = A^(m 2^LO_BITS)`` for
     ``m 2^LO_BITS <= T``, each row ``(a, b, c, e)`` with ``A^k = [[a, b], [c, e]]``."""
-    cdef Py_ssize_t B = 1 << LO_BITS, m
-    lo_np = _powers(B, eta, mu, l2, nesterov)
-    cdef double[:, ::1] lo = lo_np
-    cdef double a1 = lo[B, 0], b1 = lo[B, 1], c1 = lo[B, 2], e1 = lo[B, 3], a, b, c, e
-    hi_np = np.empty(((T >> LO_BITS) + 1, 4))
-    cdef double[:, ::1] hi = hi_np
-    hi[0, 0] = 1.0
-    hi[0, 1] = 0.0
-    hi[0, 2] = 0.0
-    hi[0, 3] = 1.0
-    for m in range(1, hi.shape[0]):
-        a = hi[m - 1, 0]
-        b = hi[m - 1, 1]
-        c = hi[m - 1, 2]
-        e = hi[m - 1, 3]
-        hi[m, 0] = a1 * a + b1 * c
-        hi[m, 1] = a1 * b + b1 * e
-        hi[m, 2] = c1 * a + e1 * c
-        hi[m, 3] = c1 * b + e1 * e
-    return np.ascontiguousarray(lo_np[:B]), hi_np
+    cdef Py_ssize_t B = 1 << LO_BITS
+    lo = _powers(B, eta, mu, l2, nesterov)
+    hi = _matrix_powers(lo[B, 0], lo[B, 1], lo[B, 2], lo[B, 3], T >> LO_BITS)
+    return np.ascontiguousarray(lo[:B]), hi
 
 
 cdef inline int64_t _last(const floating *rec, Py_ssize_t K) noexcept nogil:

@@ -8,6 +8,30 @@ from numba import njit
 from .._losses import LOG, MULTINOMIAL, SQUARED
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def loss_grad_single(code, z, y):
+    """Return (loss, dloss/dz) of one row of a single-output loss (squared error with one
+    target, log loss) from its raw output ``z`` and target ``y``; NaN for other codes.
+
+    Scalars in and out, inlined into the kernels' row loops: no call and no reference
+    counting per row. :func:`loss_and_grad` uses it for the log loss.
+    """
+    if code == SQUARED:
+        r = z - y
+        return 0.5 * r * r, r
+    if code == LOG:
+        if z > 0:
+            e = exp(-z)
+            value = z * (1.0 - y) + log1p(e)
+            sig = 1.0 / (1.0 + e)
+        else:
+            e = exp(z)
+            value = log1p(e) - y * z
+            sig = e / (1.0 + e)
+        return value, sig - y
+    return np.nan, np.nan
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def loss_and_grad(code, P, r, Y, i):
     """Return the loss of row i; overwrite ``P[r]`` (its K raw outputs) with dloss/dp.
@@ -29,17 +53,8 @@ def loss_and_grad(code, P, r, Y, i):
             P[r, k] = res
             value += 0.5 * res * res
     elif code == LOG:
-        z = P[r, 0]
-        yy = Y[i, 0]
-        if z > 0:
-            e = exp(-z)
-            value = z * (1.0 - yy) + log1p(e)
-            sig = 1.0 / (1.0 + e)
-        else:
-            e = exp(z)
-            value = log1p(e) - yy * z
-            sig = e / (1.0 + e)
-        P[r, 0] = sig - yy
+        value, g = loss_grad_single(LOG, P[r, 0], Y[i, 0])
+        P[r, 0] = g
     elif code == MULTINOMIAL:
         c = int(Y[i, 0])
         zc = P[r, c]
@@ -56,27 +71,3 @@ def loss_and_grad(code, P, r, Y, i):
         P[r, c] -= 1.0
         value = log(s) + mx - zc
     return value
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def loss_grad_single(code, z, y):
-    """Return (loss, dloss/dz) of one row of a single-output loss (squared error with one
-    target, log loss) from its raw output ``z`` and target ``y``; NaN for other codes.
-
-    Scalars in and out, inlined into the kernels' row loops: no call and no reference
-    counting per row. Same formulas as :func:`loss_and_grad`.
-    """
-    if code == SQUARED:
-        r = z - y
-        return 0.5 * r * r, r
-    if code == LOG:
-        if z > 0:
-            e = exp(-z)
-            value = z * (1.0 - y) + log1p(e)
-            sig = 1.0 / (1.0 + e)
-        else:
-            e = exp(z)
-            value = log1p(e) - y * z
-            sig = e / (1.0 + e)
-        return value, sig - y
-    return np.nan, np.nan

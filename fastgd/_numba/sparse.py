@@ -112,22 +112,15 @@ def uses_lazy_update(hp, codes):
 
 
 @njit(cache=True, nogil=True)
-def _powers(T, eta, mu, l2, nesterov):
-    """``tab[k] = (a, b, c, e)`` with ``A^k = [[a, b], [c, e]]``, k = 0 .. T (float64)."""
-    tab = np.empty((T + 1, 4))
-    if nesterov:
-        a1 = 1.0 - eta * l2 * (1.0 + mu)
-        b1 = -eta * mu * mu
-    else:
-        a1 = 1.0 - eta * l2
-        b1 = -eta * mu
-    c1 = l2
-    e1 = mu
+def _matrix_powers(a1, b1, c1, e1, m):
+    """``tab[k] = (a, b, c, e)`` with ``M^k = [[a, b], [c, e]]``, k = 0 .. m, for
+    ``M = [[a1, b1], [c1, e1]]`` (float64)."""
+    tab = np.empty((m + 1, 4))
     tab[0, 0] = 1.0
     tab[0, 1] = 0.0
     tab[0, 2] = 0.0
     tab[0, 3] = 1.0
-    for k in range(1, T + 1):
+    for k in range(1, m + 1):
         a = tab[k - 1, 0]
         b = tab[k - 1, 1]
         c = tab[k - 1, 2]
@@ -140,29 +133,20 @@ def _powers(T, eta, mu, l2, nesterov):
 
 
 @njit(cache=True, nogil=True)
+def _powers(T, eta, mu, l2, nesterov):
+    """``tab[k] = (a, b, c, e)`` with ``A^k = [[a, b], [c, e]]``, k = 0 .. T (float64)."""
+    if nesterov:
+        return _matrix_powers(1.0 - eta * l2 * (1.0 + mu), -eta * mu * mu, l2, mu, T)
+    return _matrix_powers(1.0 - eta * l2, -eta * mu, l2, mu, T)
+
+
+@njit(cache=True, nogil=True)
 def _power_tables(T, eta, mu, l2, nesterov):
     """``(lo, hi)``: ``lo[k] = A^k`` for k < 2^LO_BITS and ``hi[m] = A^(m 2^LO_BITS)`` for
     ``m 2^LO_BITS <= T`` (``lo[0] = hi[0] = I``)."""
     B = 1 << LO_BITS
     lo = _powers(B, eta, mu, l2, nesterov)
-    a1 = lo[B, 0]
-    b1 = lo[B, 1]
-    c1 = lo[B, 2]
-    e1 = lo[B, 3]
-    hi = np.empty(((T >> LO_BITS) + 1, 4))
-    hi[0, 0] = 1.0
-    hi[0, 1] = 0.0
-    hi[0, 2] = 0.0
-    hi[0, 3] = 1.0
-    for m in range(1, hi.shape[0]):
-        a = hi[m - 1, 0]
-        b = hi[m - 1, 1]
-        c = hi[m - 1, 2]
-        e = hi[m - 1, 3]
-        hi[m, 0] = a1 * a + b1 * c
-        hi[m, 1] = a1 * b + b1 * e
-        hi[m, 2] = c1 * a + e1 * c
-        hi[m, 3] = c1 * b + e1 * e
+    hi = _matrix_powers(lo[B, 0], lo[B, 1], lo[B, 2], lo[B, 3], T >> LO_BITS)
     return lo[:B].copy(), hi
 
 
