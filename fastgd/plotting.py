@@ -173,11 +173,16 @@ def _window_2d(points, xlim, ylim):
     return xlim, ylim
 
 
-def _equal_aspect_if_comparable(ax, xlim, ylim):
-    """Equal scales on both axes (so the gradient is visibly perpendicular to the contour
-    lines) unless that would squash the picture into a strip."""
+def _plane_axes(ax, xlim, ylim):
+    """Limits and labels of a picture of the (x[0], x[1]) plane, with equal scales on both
+    axes (so the gradient is visibly perpendicular to the contour lines) unless that
+    would squash the picture into a strip."""
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
     if _comparable(xlim, ylim):
         ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("x[0]")
+    ax.set_ylabel("x[1]")
 
 
 def _declutter(points, window):
@@ -329,11 +334,7 @@ def plot_path(
                 markeredgecolor="k",
                 markeredgewidth=0.5,
             )
-        ax.set_xlim(*xlim)
-        ax.set_ylim(*ylim)
-        _equal_aspect_if_comparable(ax, xlim, ylim)
-        ax.set_xlabel("x[0]")
-        ax.set_ylabel("x[1]")
+        _plane_axes(ax, xlim, ylim)
     if labels:
         ax.legend(fontsize=8)
     return ax
@@ -409,11 +410,7 @@ def plot_gradient_field(
         pivot="tail",
         width=0.004,
     )
-    ax.set_xlim(*xlim)
-    ax.set_ylim(*ylim)
-    _equal_aspect_if_comparable(ax, xlim, ylim)
-    ax.set_xlabel("x[0]")
-    ax.set_ylabel("x[1]")
+    _plane_axes(ax, xlim, ylim)
     ax.set_title("-∇f")
     return ax
 
