@@ -190,8 +190,7 @@ class BaseGD(BaseEstimator):
             t = 0
         run = run_cls(self, backend, data, state, t, run_cls.initial_eta(self, data), rng, X_val, Y_val)
         run.epochs(self.max_iter, stop_early=True)
-        self._commit(run, data, reset_curves=True)
-        self._partial_rng = None
+        self._commit(run, data, reset_curves=True, partial_rng=None)
         return self
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -233,23 +232,30 @@ class BaseGD(BaseEstimator):
         rng = check_random_state(self.random_state) if rng is None else copy.deepcopy(rng)
         run = run_cls(self, backend, data, state, t, eta, rng)
         run.epochs(1, stop_early=False)
-        self._commit(run, data, reset_curves=first)
-        self._partial_rng = rng
+        self._commit(run, data, reset_curves=first, partial_rng=rng)
         return self
 
     @contextlib.contextmanager
     def _atomic(self):
-        """Undo what input validation sets (n_features_in_, feature_names_in_) if the call
-        fails; every other fitted attribute is only set once a call has succeeded."""
-        saved = {k: getattr(self, k) for k in ("n_features_in_", "feature_names_in_") if hasattr(self, k)}
+        """All or nothing: if the call raises (bad input, divergence, a KeyboardInterrupt
+        between epochs), the estimator is left exactly as it was, fitted attributes,
+        velocity, counters and random stream included.
+
+        Input validation sets ``n_features_in_`` (and ``feature_names_in_``) early, and a
+        successful call replaces the attribute dictionary in one assignment
+        (:meth:`_commit`), so restoring the dictionary the call started with undoes any
+        of it. A ``numpy.random.RandomState`` passed as ``random_state`` is rewound too:
+        a failed call draws nothing from it.
+        """
+        saved = dict(self.__dict__)
+        rs = self.random_state if isinstance(self.random_state, np.random.RandomState) else None
+        rs_state = rs.get_state() if rs is not None else None
         try:
             yield
         except BaseException:
-            for name in ("n_features_in_", "feature_names_in_"):
-                if name in saved:
-                    setattr(self, name, saved[name])
-                elif hasattr(self, name):
-                    delattr(self, name)
+            self.__dict__ = saved
+            if rs is not None:
+                rs.set_state(rs_state)
             raise
 
     # ------------------------------------------------------------------ helpers
@@ -346,32 +352,41 @@ class BaseGD(BaseEstimator):
             )
         return float(self.eta0)
 
-    def _commit(self, run, data, *, reset_curves):
-        """Set the fitted attributes; only called once a fit has succeeded."""
+    def _commit(self, run, data, *, reset_curves, partial_rng):
+        """Set the fitted attributes; only called once a fit has succeeded.
+
+        They are set on a shallow copy whose attribute dictionary then replaces this
+        estimator's in one assignment, so an interrupt (KeyboardInterrupt) can never
+        leave a mix of old and new attributes.
+        """
+        new = object.__new__(type(self))
+        new.__dict__ = dict(self.__dict__)
         for name, value in data.fitted.items():
-            setattr(self, name, value)
-        self._state = run.state
-        self._eta = run.eta
-        self._loss = data.loss
-        self.t_ = run.t
-        if reset_curves or not hasattr(self, "loss_curve_"):
-            self.loss_curve_ = list(run.curve)
-            self.time_curve_ = list(run.times)
-            self.n_iter_ = run.n_epochs
+            setattr(new, name, value)
+        new._state = run.state
+        new._eta = run.eta
+        new._loss = data.loss
+        new._partial_rng = partial_rng
+        new.t_ = run.t
+        if reset_curves or not hasattr(new, "loss_curve_"):
+            new.loss_curve_ = list(run.curve)
+            new.time_curve_ = list(run.times)
+            new.n_iter_ = run.n_epochs
         else:
-            self.loss_curve_ = self.loss_curve_ + run.curve
-            start = self.time_curve_[-1] if self.time_curve_ else 0.0
-            self.time_curve_ = self.time_curve_ + [start + s for s in run.times]
-            self.n_iter_ += run.n_epochs
+            new.loss_curve_ = new.loss_curve_ + run.curve
+            start = new.time_curve_[-1] if new.time_curve_ else 0.0
+            new.time_curve_ = new.time_curve_ + [start + s for s in run.times]
+            new.n_iter_ += run.n_epochs
         if run.val_scores is not None:
-            self.validation_scores_ = list(run.val_scores)
-            self.best_validation_score_ = max(run.val_scores)
-        elif hasattr(self, "validation_scores_") and reset_curves:
-            del self.validation_scores_
-            del self.best_validation_score_
-        self.learning_rate_ = run.eta_last
+            new.validation_scores_ = list(run.val_scores)
+            new.best_validation_score_ = max(run.val_scores)
+        elif hasattr(new, "validation_scores_") and reset_curves:
+            del new.validation_scores_
+            del new.best_validation_score_
+        new.learning_rate_ = run.eta_last
         W = run.state[0]
-        self._set_coef(W[:, :-1].copy(), W[:, -1].copy())
+        new._set_coef(W[:, :-1].copy(), W[:, -1].copy())
+        self.__dict__ = new.__dict__
 
     def _decision(self, X):
         check_is_fitted(self, "_state")
