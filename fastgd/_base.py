@@ -275,6 +275,7 @@ class BaseGD(BaseEstimator):
 
     def _validate_inputs(self, X, y, sample_weight, *, first, classes=None, partial=False):
         """Validated, encoded training data (sample weights not yet normalised)."""
+        _sparse.check_structure(X)  # before scipy reads a malformed matrix's indices
         X, y = validate_data(
             self,
             X,
@@ -295,6 +296,13 @@ class BaseGD(BaseEstimator):
         cw = self._class_weights(Y, fitted)
         if cw is not None:
             sw = sw * cw.astype(X.dtype, copy=False)
+        top = float(np.max(sw)) if sw.shape[0] else 1.0
+        if top > 0.0 and not 2.0**-64 <= top <= 2.0**64:
+            # weights only count relative to each other (they are normalised to mean 1):
+            # bring the largest into [0.5, 1) by an exact power of two, so that their sum
+            # cannot overflow (weights of 1e308 summed to inf and became all 0) and n / sum
+            # cannot (weights of 1e-320 became inf)
+            sw = np.ldexp(sw, -int(np.frexp(top)[1])).astype(X.dtype, copy=False)
         return _Data(X, Y, sw, loss, n_outputs, fitted)
 
     @staticmethod
@@ -307,6 +315,8 @@ class BaseGD(BaseEstimator):
         """Scale weights to mean 1, so a batch's mean of ``sw_i * grad_i`` is an unbiased
         estimate of the full weighted-mean gradient for any batch size."""
         scale = _weight_scale(sw.shape[0], float(np.sum(sw, dtype=np.float64)))
+        if scale == 1.0:  # unit weights (no sample_weight): no second array of n values
+            return sw
         return np.ascontiguousarray(sw * scale, dtype=sw.dtype)
 
     def _split_validation(self, data, rng):
@@ -341,7 +351,7 @@ class BaseGD(BaseEstimator):
     def _initial_eta(self, data):
         if self.learning_rate == "auto":
             l2, _ = penalty_strengths(self.penalty, self.alpha, self.l1_ratio)
-            return auto_learning_rate(
+            eta = auto_learning_rate(
                 data.X,
                 data.sw,
                 fit_intercept=self.fit_intercept,
@@ -350,7 +360,21 @@ class BaseGD(BaseEstimator):
                 batch_size=self._batch_rows(data.X.shape[0]),
                 momentum=float(self.momentum),
             )
-        return float(self.eta0)
+            source = "learning_rate='auto' computed it from X"
+        else:
+            eta = float(self.eta0)
+            source = f"eta0={self.eta0!r}"
+        # the kernels compute in the data's dtype: a step that is 0 there would leave the
+        # weights where they start (a silent all-zero model), an infinite one gives NaN
+        with np.errstate(over="ignore", under="ignore"):
+            in_dtype = data.X.dtype.type(eta)
+        if not (np.isfinite(in_dtype) and in_dtype > 0):
+            raise ValueError(
+                f"The step size {eta:.4g} ({source}) is {float(in_dtype):g} in "
+                f"{data.X.dtype.name}, the data's dtype: gradient descent cannot take it. "
+                "Rescale X" + (" or pass it as float64." if data.X.dtype != np.float64 else ".")
+            )
+        return eta
 
     def _commit(self, run, data, *, reset_curves, partial_rng):
         """Set the fitted attributes; only called once a fit has succeeded.
