@@ -2,7 +2,10 @@
 benchmarks, write the report (``bench/results/report.md`` with PNG plots and
 ``results.json``) and print the summary table. The sparse section (``bench.sparse_bench``:
 SGD on 100000 CSR rows against scikit-learn, lazy against dense-velocity momentum as d
-grows) is appended unless ``--no-sparse``. ``--dask`` adds the Dask section
+grows) is appended unless ``--no-sparse``, and the concurrency and memory section
+(``bench.reliability_bench``: two fits in two threads against one after the other, and
+the peak memory of fits on a 1 GB X and on 1e7×20 float32) unless ``--no-reliability``.
+``--dask`` adds the Dask section
 (``bench.dask_bench``): seconds per epoch on a 2-worker ``LocalCluster`` against the same
 fit in memory."""
 
@@ -31,6 +34,9 @@ def main(argv=None):
     )
     parser.add_argument("--no-sparse", action="store_true", help="skip the sparse (CSR) section")
     parser.add_argument(
+        "--no-reliability", action="store_true", help="skip the concurrency and peak-memory section"
+    )
+    parser.add_argument(
         "--dask-rows", type=int, default=10_000_000,
         help="rows of the Dask data (20 features, float64; default 1e7 = 1.6 GB)",
     )
@@ -52,6 +58,15 @@ def main(argv=None):
         print("\nSparse input (CSR)", flush=True)
         epoch_rows, lazy_rows = sparse_bench.run(stream=lambda line: print("  " + line, flush=True))
         section = sparse_bench.section(epoch_rows, lazy_rows, 100_000, 50, 2**18)
+        with open(report, "a", encoding="utf-8") as f:
+            f.write(section)
+        print(section)
+    if not args.no_reliability:
+        from . import reliability_bench
+
+        print("\nConcurrency and memory", flush=True)
+        conc, mem = reliability_bench.run(stream=lambda line: print("  " + line, flush=True))
+        section = reliability_bench.section(conc, mem)
         with open(report, "a", encoding="utf-8") as f:
             f.write(section)
         print(section)

@@ -312,3 +312,24 @@ def test_sparse_bench_data():
     assert X.shape == (500, 1000) and X.has_canonical_format and X.indices.dtype == np.int32
     np.testing.assert_allclose(sparse_bench.row_norms(X), 1.0)
     assert 15 < X.nnz / 500 <= 20 and set(np.unique(y)) == {0, 1}
+
+
+def test_reliability_section_runs():
+    """The concurrency and memory section on tiny data: concurrent fits equal sequential
+    ones bit for bit, and the child process measures a peak above its baseline that is
+    below the size of X plus a fixed amount (no copy of X)."""
+    from bench import reliability_bench
+
+    conc, mem = reliability_bench.run(
+        stream=lambda line: None, n=3000,
+        memory_cases=[(200_000, 50, "float64", "numba", 1)], concurrency_cases=[("numba", 1), ("cython", "full")],
+    )
+    assert [r["identical"] for r in conc] == [True, True]
+    for r in conc:
+        assert r["sequential_s"] > 0 and r["concurrent_s"] > 0
+    (m,) = mem
+    assert "error" not in m, m
+    assert m["finite"] and m["x_bytes"] == 200_000 * 50 * 8
+    assert 0 < m["extra"] < 0.5 * m["x_bytes"]
+    text = reliability_bench.section(conc, mem)
+    assert "| numba | 1 | 3000×50 |" in text and "| 200000×50 | float64 | numba | 1 | 80 |" in text
