@@ -76,10 +76,14 @@ def _top_eigenvalue(X, sw, fit_intercept, n_iter=30, max_rows=EIGEN_MAX_ROWS, rt
         v[d] = 0.0
     lam = 0.0
     for _ in range(n_iter):
-        norm = np.linalg.norm(v)
-        if norm == 0.0 or not np.isfinite(norm):
+        # scaled by its largest entry first: the squares of the entries of X' X v
+        # overflow (or underflow) for data of 1e100 (1e-100), whose own squares do not,
+        # and a norm of inf (0) ended the iteration early, with lambda underestimated
+        top = np.max(np.abs(v))
+        if top == 0.0 or not np.isfinite(top):
             break
-        v = v / norm
+        v = v / top
+        v = v / np.linalg.norm(v)
         # einsum rather than BLAS: single-threaded, so a busy machine cannot stall it
         # on a descheduled BLAS thread (these products take about a millisecond)
         u = ws * ((Xs @ v[:d] if sparse else np.einsum("ij,j->i", Xs, v[:d])) + v[d])
@@ -130,9 +134,18 @@ def max_row_smoothness(X, sw, fit_intercept):
     """``max_i s_i ||xt_i||^2`` in float64 (``xt_i`` = row i with a 1 appended when
     ``fit_intercept``); of a block of rows, its share of the whole data's maximum."""
     if sp.issparse(X):
-        sq = row_sq_norms(X) + (1.0 if fit_intercept else 0.0)
+        sq = row_sq_norms(X)
     else:
-        sq = np.einsum("ij,ij->i", X, X, dtype=np.float64) + (1.0 if fit_intercept else 0.0)
+        sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    if sq.shape[0] and not np.max(sq) > 0.0 and (X.count_nonzero() if sp.issparse(X) else np.any(X)):
+        # every square underflowed: the smoothness, and with it the step, would be that of
+        # all-zero data, and gradient descent on such data moves no weight in float64
+        big = float(np.max(np.abs(X.data if sp.issparse(X) else X)))
+        raise ValueError(
+            f"X's values are too small for gradient descent in float64: the largest, {big:.3g}, "
+            "squares to 0 (underflow), so no step size can move the weights; rescale X."
+        )
+    sq = sq + (1.0 if fit_intercept else 0.0)
     return float(np.max(np.asarray(sw, dtype=np.float64) * sq))
 
 

@@ -31,8 +31,9 @@ def kernel_arrays(X):
     ``data`` in X's dtype, ``indices`` and ``indptr`` int64 (copied only when needed)."""
     if X.format != "csr":
         raise TypeError(f"expected a CSR matrix, got format {X.format!r}")
-    data = np.ascontiguousarray(X.data)
-    indices = np.ascontiguousarray(X.indices, dtype=np.int64)
+    nnz = int(X.indptr[-1])  # (scipy may store more entries than the rows use)
+    data = np.ascontiguousarray(X.data[:nnz])
+    indices = np.ascontiguousarray(X.indices[:nnz], dtype=np.int64)
     indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
     return data, indices, indptr
 
@@ -62,6 +63,64 @@ def check_csr(data, indices, indptr, n, d):
             raise ValueError(f"indices must lie in [0, {d})")
 
 
+def check_structure(X):
+    """Raise ValueError unless a ``scipy.sparse`` matrix's index arrays describe a valid
+    matrix of its shape (no-op for anything else). Checked before any use: scipy's own
+    routines (products, format conversions) trust them, and read or write out of bounds
+    on a matrix built without checks (``csr_matrix((data, indices, indptr))`` checks the
+    lengths only; assigning ``.indices`` checks nothing). O(nnz), one pass per array."""
+    if not sp.issparse(X):
+        return
+    fmt = X.format
+    if fmt in ("csr", "csc", "bsr"):
+        rows, cols = X.shape
+        if fmt == "bsr":
+            R, C = X.blocksize
+            rows, cols = rows // R, cols // C
+        major, minor = (rows, cols) if fmt != "csc" else (cols, rows)
+        arrays = (("indices", X.indices), ("indptr", X.indptr))
+        _check_index_arrays(arrays)
+        indices, indptr = X.indices, X.indptr
+        if indptr.ndim != 1 or indptr.shape[0] != major + 1:
+            raise ValueError(
+                f"malformed sparse {fmt} matrix: indptr must have {major + 1} entries, got {indptr.shape}"
+            )
+        stored = min(indices.shape[0], X.data.shape[0]) if indices.ndim == 1 else -1
+        if indptr[0] != 0 or not 0 <= indptr[-1] <= stored:
+            raise ValueError(
+                f"malformed sparse {fmt} matrix: indptr must start at 0 and end at most at the "
+                f"{stored} stored entries, got {indptr[0]} and {indptr[-1]}"
+            )
+        if major and np.any(indptr[1:] < indptr[:-1]):
+            raise ValueError(f"malformed sparse {fmt} matrix: indptr must be non-decreasing")
+        _check_range(f"sparse {fmt} matrix", "indices", indices[:indptr[-1]], minor)
+    elif fmt == "coo":
+        coords = X.coords if hasattr(X, "coords") else (X.row, X.col)
+        _check_index_arrays(tuple(zip(("row", "col"), coords)))
+        for name, c, size in zip(("row", "col"), coords, X.shape):
+            if c.ndim != 1 or c.shape[0] != X.data.shape[0]:
+                raise ValueError(f"malformed sparse coo matrix: {name} must have one entry per stored value")
+            _check_range("sparse coo matrix", name, c, size)
+
+
+def _check_index_arrays(arrays):
+    for name, a in arrays:
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in "iu":
+            raise ValueError(f"malformed sparse matrix: {name} must be an integer array, got {getattr(a, 'dtype', type(a))}")
+
+
+def _check_range(what, name, idx, size):
+    if idx.shape[0]:
+        if not idx.dtype.isnative:
+            idx = idx.astype(idx.dtype.newbyteorder("="))
+        if idx.dtype.kind == "i":  # one pass: a negative index is a huge unsigned one
+            bad = idx.view(np.dtype(f"u{idx.dtype.itemsize}")).max() >= size
+        else:
+            bad = idx.max() >= size
+        if bad:
+            raise ValueError(f"malformed {what}: {name} must lie in [0, {size})")
+
+
 def row_sq_norms(X):
     """Squared Euclidean norm of each row of a sparse matrix, in float64 (duplicate
     entries are summed first, as in ``X.toarray()``)."""
@@ -73,10 +132,25 @@ def row_sq_norms(X):
     return np.bincount(rows, weights=X.data * X.data, minlength=X.shape[0])
 
 
-def check_epoch(data, indices, indptr, Y, sw, order, state):
+def check_epoch(data, indices, indptr, Y, sw, order, state, hp=None, codes=None, backend=None,
+                labels_ok=None):
     """The checks of a sparse ``epoch`` call before any loop that trusts its inputs:
     dtypes (one float dtype throughout, int64 indices, indptr and order), shapes, the
-    CSR structure (:func:`check_csr`) and the row order's indices."""
+    CSR structure (:func:`check_csr`) and the row order's indices; given ``codes``, also
+    the layout of ``hp`` and ``codes``, the codes, and the targets the loss reads (the
+    outputs it needs, Y's columns, multinomial class indices in [0, K); see
+    ``fastgd._checks``)."""
+    from . import _checks
+
+    for name, a in (("data", data), ("indices", indices), ("indptr", indptr), ("Y", Y), ("sw", sw),
+                    ("order", order), ("state", state)):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous")
+    if codes is not None:
+        _checks.check_layout(hp, codes)
+        _checks.check_codes(codes, backend)
     dtype = data.dtype
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"data must be float32 or float64, got {dtype}")
@@ -96,6 +170,8 @@ def check_epoch(data, indices, indptr, Y, sw, order, state):
         )
     if n and (order.min() < 0 or order.max() >= n):
         raise ValueError("order holds a row index outside [0, n)")
+    if codes is not None:
+        _checks.check_targets(n, Y, sw, state.shape[1], codes, labels_ok or _checks.labels_in_range)
 
 
 # The compiled kernels' lazy update keeps its coordinate records in a work buffer of

@@ -39,8 +39,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import njit
 
+from .. import _checks
 from .. import _params as P
-from .._losses import LOG, MULTINOMIAL, SQUARED
+from .._losses import MULTINOMIAL
 from .._schedules import CONSTANT, INVSCALING, OPTIMAL
 from ._intrinsics import next_index, prefetch, prefetch1
 from .losses import loss_and_grad, loss_grad_single
@@ -469,21 +470,42 @@ def _executor(n_threads):
 
 # the codes the jitted functions implement (they return NaN for any other: a raise inside
 # them would cost reference counting in the hot loops, so the check is made here, once)
-LOSS_CODES = (SQUARED, LOG, MULTINOMIAL)
-SCHEDULE_CODES = (CONSTANT, INVSCALING, OPTIMAL)
+LOSS_CODES = _checks.LOSS_CODES
+SCHEDULE_CODES = _checks.SCHEDULE_CODES
 
 
-def _check_codes(codes, schedule=True):
-    if codes[P.LOSS] not in LOSS_CODES:
-        raise ValueError(f"fastgd: unknown loss code {codes[P.LOSS]} in the numba backend")
-    if schedule and codes[P.SCHEDULE] not in SCHEDULE_CODES:
-        raise ValueError(f"fastgd: unknown schedule code {codes[P.SCHEDULE]} in the numba backend")
+@njit(cache=True, nogil=True)
+def _order_in_range(order, n):
+    """Whether every entry of ``order`` is in [0, n): one pass, no temporaries."""
+    ok = True
+    for i in range(order.shape[0]):
+        o = order[i]
+        ok &= (o >= 0) & (o < n)
+    return ok
+
+
+@njit(cache=True, nogil=True)
+def _labels_in_range(Y, K):
+    """Whether ``Y[:, 0]`` holds class indices 0 .. K - 1 (whole numbers, no NaN)."""
+    for i in range(Y.shape[0]):
+        c = Y[i, 0]
+        if not (c >= 0 and c < K and c == np.floor(c)):
+            return False
+    return True
 
 
 def epoch(X, Y, sw, order, state, hp, codes):
-    """One epoch in place; returns the sum of ``sw_i * loss_i``. See the NumPy reference."""
-    _check_codes(codes)
+    """One epoch in place; returns the sum of ``sw_i * loss_i``. See the NumPy reference.
+
+    The arguments are checked first (``fastgd._checks.check_epoch``: dtypes, layout,
+    shapes, codes, the order's row indices when the batch is shuffled, multinomial class
+    indices): the jitted loops trust them, and Numba would otherwise compile a new
+    specialisation for any other dtype or layout."""
+    _checks.check_epoch(X, Y, sw, order, state, hp, codes, "numba",
+                        in_range=_order_in_range, labels_ok=_labels_in_range)
     n = X.shape[0]
+    if n == 0:
+        return 0.0  # no rows, no step (a step of 0 rows would divide by zero)
     if codes[P.BATCH_SIZE] == 1 and n > 1:
         return _sgd_epoch(X, Y, sw, order, state, hp, codes)
     if codes[P.BATCH_SIZE] < n:
@@ -517,7 +539,7 @@ def gradient(X, Y, sw, W, codes, G):
     One thread, rows in storage order (the Dask driver runs one such call per block,
     in parallel over the workers). ``G`` is float64 whatever the data's dtype.
     """
-    _check_codes(codes, schedule=False)
+    _checks.check_gradient(X, Y, sw, W, codes, G, "numba", labels_ok=_labels_in_range)
     bounds = np.array([0, X.shape[0]], dtype=np.int64)
     losses = np.zeros(1)
     counter = np.zeros(1, dtype=np.int64)

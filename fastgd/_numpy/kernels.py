@@ -7,6 +7,7 @@ baseline of the benchmarks. See :func:`epoch` for the exact algorithm.
 import numpy as np
 
 from .. import _params as P
+from .._checks import check_epoch, check_gradient
 from .._losses import LOSS_BY_CODE
 from .._schedules import step_size
 
@@ -34,7 +35,12 @@ def epoch(X, Y, sw, order, state, hp, codes):
         W   = sign(W) * max(|W| - eta * l1, 0)                   (not the intercept)
 
     The loss of each row is taken at the weights before its batch's step.
+
+    The arguments are checked first (``fastgd._checks.check_epoch``), as in the compiled
+    backends, so that a malformed call raises instead of broadcasting or wrapping
+    negative indices; C-contiguity is not required here.
     """
+    check_epoch(X, Y, sw, order, state, hp, codes, "numpy", contiguous=False)
     n, d = X.shape
     W = state[0]
     loss = LOSS_BY_CODE[int(codes[P.LOSS])]
@@ -105,6 +111,7 @@ def gradient(X, Y, sw, W, codes, G):
     gradient is computed where the block lives and the sums meet in
     :func:`apply_step`.
     """
+    check_gradient(X, Y, sw, W, codes, G, "numpy", contiguous=False)
     d = X.shape[1]
     loss = LOSS_BY_CODE[int(codes[P.LOSS])]
     values, D = loss.value_grad(X @ W[:, :d].T + W[:, d], Y)

@@ -31,7 +31,7 @@ def epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
     sorted, and duplicate entries add up. Every other argument, and the algorithm, are
     those of ``fastgd._numpy.kernels.epoch``.
     """
-    check_epoch(data, indices, indptr, Y, sw, order, state)
+    check_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, "numpy")
     d = state.shape[2] - 1
     X = _matrix(data, indices, indptr, d)
     n = X.shape[0]

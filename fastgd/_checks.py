@@ -1,0 +1,134 @@
+"""The checks a dense kernel entry point runs before any loop that trusts its arguments.
+
+The compiled loops read memory through raw indices (no bounds checks), so an argument
+of the wrong dtype, layout or shape, a row index outside ``[0, n)`` or a class index
+outside ``[0, K)`` would read or write outside the arrays. The estimators never pass
+such arguments; these checks make a direct call with them raise ``ValueError`` instead.
+
+The Cython kernels check the same conditions (``_check``/``_check_rows`` in
+``fastgd/_cython/_kernels.pxi``, with the same messages); the NumPy reference and the
+Numba backend call :func:`check_epoch` / :func:`check_gradient`. Every check is O(1)
+except two O(n) passes: the row order's range, only when the batch is shuffled
+(a full batch reads X as stored and never ``order``), and the class indices of the
+multinomial loss. Both passes can be supplied by the caller (the Numba backend passes
+one-pass jitted functions); the defaults are NumPy expressions.
+"""
+
+import numpy as np
+
+from . import _params as P
+from ._losses import LOG, MULTINOMIAL, SQUARED
+from ._schedules import CONSTANT, INVSCALING, OPTIMAL
+
+# the codes every backend implements
+LOSS_CODES = (SQUARED, LOG, MULTINOMIAL)
+SCHEDULE_CODES = (CONSTANT, INVSCALING, OPTIMAL)
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def order_in_range(order, n):
+    """Whether every entry of the int64 ``order`` is in [0, n) (one pass: a negative
+    entry is a huge unsigned one)."""
+    return order.shape[0] == 0 or int(order.view(np.uint64).max()) < n
+
+
+def labels_in_range(Y, K):
+    """Whether ``Y[:, 0]`` holds class indices 0 .. K - 1 (whole numbers, no NaN)."""
+    labels = Y[:, 0]
+    return bool(np.all((labels >= 0) & (labels < K) & (labels == np.floor(labels))))
+
+
+def _array(name, a):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
+    return a
+
+
+def check_floats(named, contiguous=True):
+    """``named``: (name, array) pairs, the first X. One float dtype (float32 or float64)
+    throughout, C-contiguous when ``contiguous``."""
+    dtype = None
+    for name, a in named:
+        _array(name, a)
+        if dtype is None:
+            dtype = a.dtype
+            if dtype not in FLOAT_DTYPES:
+                raise ValueError(f"{name} must be float32 or float64 (native byte order), got {dtype}")
+        elif a.dtype != dtype:
+            raise ValueError(f"{name} has dtype {a.dtype} but {named[0][0]} has {dtype}")
+        if contiguous and not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous")
+    return dtype
+
+
+def check_layout(hp, codes):
+    """``hp`` float64 and ``codes`` int64, 1-D, with the layout of ``fastgd._params``."""
+    if _array("codes", codes).dtype != np.int64 or codes.ndim != 1 or codes.shape[0] < P.N_CODES:
+        raise ValueError("codes must have the layout of fastgd._params (int64, N_CODES entries)")
+    if hp is not None and (_array("hp", hp).dtype != np.float64 or hp.ndim != 1 or hp.shape[0] < P.N_HP):
+        raise ValueError("hp must have the layout of fastgd._params (float64, N_HP entries)")
+
+
+def check_codes(codes, backend, schedule=True):
+    """The loss code, the schedule code and the batch size (``schedule``: an epoch)."""
+    loss = codes[P.LOSS]
+    if loss not in LOSS_CODES:
+        raise ValueError(f"fastgd: unknown loss code {loss} in the {backend} backend")
+    if schedule:
+        if codes[P.SCHEDULE] not in SCHEDULE_CODES:
+            raise ValueError(f"fastgd: unknown schedule code {codes[P.SCHEDULE]} in the {backend} backend")
+        if codes[P.BATCH_SIZE] < 1:
+            raise ValueError(f"batch size must be >= 1, got {codes[P.BATCH_SIZE]}")
+
+
+def check_targets(n, Y, sw, K, codes, labels_ok=labels_in_range):
+    """The outputs the loss needs, the rows of Y and sw against n, and (multinomial)
+    the class indices."""
+    loss = codes[P.LOSS]
+    if K < 1 or (loss == LOG and K != 1) or (loss == MULTINOMIAL and K < 2):
+        raise ValueError(f"{K} outputs do not fit loss code {loss}")
+    m = K if loss == SQUARED else 1
+    if Y.ndim != 2 or sw.ndim != 1 or Y.shape[0] != n or Y.shape[1] < m or sw.shape[0] != n:
+        raise ValueError(f"X has {n} rows but Y has shape {Y.shape} and sw {sw.shape} rows")
+    if n and loss == MULTINOMIAL and not labels_ok(Y, K):
+        raise ValueError(f"multinomial targets must be class indices in [0, {K})")
+
+
+def check_epoch(X, Y, sw, order, state, hp, codes, backend, contiguous=True,
+                in_range=order_in_range, labels_ok=labels_in_range):
+    """Everything a dense ``epoch(X, Y, sw, order, state, hp, codes)`` trusts."""
+    check_layout(hp, codes)
+    check_codes(codes, backend)
+    check_floats((("X", X), ("Y", Y), ("sw", sw), ("state", state)), contiguous)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got {X.ndim} dimensions")
+    n, d = X.shape
+    if state.ndim != 3 or state.shape[0] != 2 or state.shape[2] != d + 1:
+        raise ValueError(f"state must have shape (2, K, {d + 1}), got {state.shape}")
+    check_targets(n, Y, sw, state.shape[1], codes, labels_ok)
+    if _array("order", order).dtype != np.int64 or order.ndim != 1:
+        raise ValueError(f"order must be a 1-D int64 array, got {order.dtype} with {order.ndim} dimensions")
+    if contiguous and not order.flags.c_contiguous:
+        raise ValueError("order must be C-contiguous")
+    if order.shape[0] != n:
+        raise ValueError(f"X has {n} rows but order has {order.shape[0]} entries")
+    # (a full batch reads X as stored and never ``order``)
+    if n and codes[P.BATCH_SIZE] < n and not in_range(order, n):
+        raise ValueError("order holds a row index outside [0, n)")
+
+
+def check_gradient(X, Y, sw, W, codes, G, backend, contiguous=True, labels_ok=labels_in_range):
+    """Everything a dense ``gradient(X, Y, sw, W, codes, G)`` trusts."""
+    check_layout(None, codes)
+    check_codes(codes, backend, schedule=False)
+    check_floats((("X", X), ("Y", Y), ("sw", sw), ("W", W)), contiguous)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got {X.ndim} dimensions")
+    n, d = X.shape
+    K = W.shape[0] if W.ndim == 2 else 0
+    if (W.ndim != 2 or W.shape[1] != d + 1 or _array("G", G).ndim != 2 or G.shape[0] != K
+            or G.shape[1] != d + 1):
+        raise ValueError(f"W and G must have shape (K, {d + 1}), got {W.shape} and {G.shape}")
+    if G.dtype != np.float64 or (contiguous and not G.flags.c_contiguous):
+        raise ValueError(f"G must be a C-contiguous float64 array, got {G.dtype}")
+    check_targets(n, Y, sw, K, codes, labels_ok)
