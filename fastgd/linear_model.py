@@ -10,6 +10,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseGD, _dask_aware
+from ._sparse import check_structure
 
 _COMMON_DOC = """
     All parameters are keyword-only.
@@ -117,6 +118,21 @@ _COMMON_DOC = """
 """
 
 
+def _unique_classes(classes):
+    """The sorted distinct labels of partial_fit's ``classes``: 1-D, no NaN, and not a mix
+    of strings and numbers (``np.asarray([0, 1, "a"])`` would silently make every label a
+    string, and ``y`` of numbers would then match none)."""
+    items = classes.tolist() if isinstance(classes, np.ndarray) else list(np.ravel(np.asarray(classes, dtype=object)))
+    arr = np.asarray(classes)
+    if arr.ndim != 1:
+        raise ValueError(f"classes must be a 1-D array of labels, got shape {arr.shape}.")
+    if len({isinstance(c, (str, bytes)) for c in items}) > 1:
+        raise ValueError(f"classes mixes strings and numbers: {classes!r}; use labels of one type.")
+    if any(isinstance(c, float) and np.isnan(c) for c in items):
+        raise ValueError(f"classes contains NaN: {classes!r}.")
+    return np.unique(arr)
+
+
 class LinearRegression(RegressorMixin, BaseGD):
     __doc__ = (
         """Least-squares linear regression by gradient descent (mini-batch, momentum).
@@ -211,6 +227,7 @@ class LinearRegression(RegressorMixin, BaseGD):
     @_dask_aware
     def predict(self, X):
         """Predicted targets, shape (n_samples,) or (n_samples, n_targets)."""
+        check_structure(X)  # before scipy's product trusts a malformed matrix's indices
         out = self._decision(X)
         return out[:, 0] if self._y_ndim == 1 else out
 
@@ -304,7 +321,7 @@ class LogisticRegression(ClassifierMixin, BaseGD):
             if partial:
                 if classes is None:
                     raise ValueError("classes must be passed on the first call to partial_fit.")
-                all_classes = np.unique(np.asarray(classes))
+                all_classes = _unique_classes(classes)
             else:
                 all_classes = np.unique(y)
             if len(all_classes) < 2:
@@ -375,6 +392,7 @@ class LogisticRegression(ClassifierMixin, BaseGD):
     def decision_function(self, X):
         """Raw outputs: shape (n_samples,) for two classes (positive = ``classes_[1]``),
         else (n_samples, n_classes)."""
+        check_structure(X)  # before scipy's product trusts a malformed matrix's indices
         z = self._decision(X)
         return z[:, 0] if z.shape[1] == 1 else z
 
