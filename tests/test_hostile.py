@@ -286,9 +286,9 @@ case("dense/LinearRegression.fit/momentum=1-1e-16", RESULT)(
 case("dense/LinearRegression.fit/tol=1e300 (stops after n_iter_no_change)", RESULT,
      check=lambda est, b: est.n_iter_ < 100)(
     lambda b: (fit(LinearRegression, X0, Y0, b, tol=1e300, max_iter=100), X0))
-case("dense/LinearRegression.fit/validation_fraction=1e-300 (one row held out)", RESULT,
-     check=lambda est, b: len(est.validation_scores_) == est.n_iter_)(
-    lambda b: (fit(LinearRegression, X0, Y0, b, early_stopping=True, validation_fraction=1e-300), X0))
+case("dense/LogisticRegression.fit/validation_fraction=1e-300 (one row for two classes)", ValueError,
+     "could not hold out")(
+    lambda b: fit(LogisticRegression, X0, YB0, b, early_stopping=True, validation_fraction=1e-300))
 case("dense/LogisticRegression.fit/validation_fraction=1-1e-16", ValueError, "empty|could not hold out")(
     lambda b: fit(LogisticRegression, X0, YB0, b, early_stopping=True, validation_fraction=1 - 1e-16))
 case("dense/float32 LinearRegression.fit/eta0=1e-300 (0 in float32)", ValueError, "step size.*float32")(
