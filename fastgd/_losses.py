@@ -8,6 +8,11 @@ the per-row loss (n,) and the gradient ``dloss/dP`` (n, K):
 * ``multinomial``: softmax cross-entropy over K outputs; ``Y`` holds the class index
   as a float (m=1).
 
+The per-row loss values are float64 whatever the dtype of ``P``, as in the compiled
+kernels (which compute each row's loss in double): in float32 a squared residual
+overflows from 1.8e19, where the float64 value (and the compiled kernels' objective) is
+still finite. The gradients are in the dtype of ``P``.
+
 ``curvature`` bounds the second derivative of the loss in ``p`` (1 for squared error,
 1/4 for the sigmoid, 1/2 for the softmax); the automatic step size uses it.
 
@@ -28,17 +33,17 @@ MULTINOMIAL = 2
 
 def _squared(P, Y):
     R = P - Y
-    return 0.5 * np.einsum("ik,ik->i", R, R), R
+    return 0.5 * np.einsum("ik,ik->i", R, R, dtype=np.float64), R
 
 
 def _log(P, Y):
-    z = P[:, 0]
-    y = Y[:, 0]
+    z = P[:, 0].astype(np.float64, copy=False)
+    y = Y[:, 0].astype(np.float64, copy=False)
     # log(1 + exp(z)) - y z, evaluated without overflow for either sign of z
     loss = np.logaddexp(0.0, z) - y * z
     # the stable sigmoid: exp(-log(1 + exp(-z)))
     sig = np.exp(-np.logaddexp(0.0, -z))
-    return loss.astype(P.dtype, copy=False), (sig - y)[:, None].astype(P.dtype, copy=False)
+    return loss, (sig - y)[:, None].astype(P.dtype, copy=False)
 
 
 def _multinomial(P, Y):
@@ -47,7 +52,8 @@ def _multinomial(P, Y):
     E = np.exp(P - mx)
     s = E.sum(axis=1)
     rows = np.arange(P.shape[0])
-    loss = np.log(s) + mx[:, 0] - P[rows, c]
+    # in float64: mx - P[rows, c] can overflow float32
+    loss = np.log(s.astype(np.float64)) + mx[:, 0].astype(np.float64) - P[rows, c].astype(np.float64)
     G = E / s[:, None]
     G[rows, c] -= 1
     return loss, G

@@ -213,6 +213,11 @@ class LinearRegression(RegressorMixin, BaseGD):
         return None
 
     def _score_state(self, W, X, Y):
+        if X.shape[0] < 2:  # r2_score would warn and return NaN, and the fit never stop
+            raise ValueError(
+                f"early_stopping=True scores by R^2, which needs at least 2 validation "
+                f"samples; validation_fraction={self.validation_fraction} leaves {X.shape[0]}."
+            )
         pred = np.asarray(X @ W[:, :-1].T) + W[:, -1]
         return r2_score(Y, pred)
 
@@ -409,8 +414,11 @@ class LogisticRegression(ClassifierMixin, BaseGD):
         z = self.decision_function(X)
         if z.ndim == 1:
             return np.column_stack([-np.logaddexp(0, z), -np.logaddexp(0, -z)])
-        mx = z.max(axis=1, keepdims=True)
-        return z - (mx + np.log(np.exp(z - mx).sum(axis=1, keepdims=True)))
+        # shift first, then subtract the (small) log-sum: ``z - (mx + lse)`` would round
+        # lse away next to a large mx (rows of float32 probabilities summed to 0.74 at
+        # |z| ~ 1e7)
+        shifted = z - z.max(axis=1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
     @_dask_aware
     def predict_proba(self, X):
