@@ -20,7 +20,7 @@ cdef inline double _step_size(int64_t code, int64_t t, double eta0, double power
     if code == INVSCALING:
         return eta0 / pow(<double> t, power_t)
     if code == OPTIMAL:
-        return 1.0 / (alpha * (t0 + t - 1.0))
+        return 1.0 / (alpha * (t0 + <double> (t - 1)))  # t - 1 in integers: t0 is not lost next to t
     return eta0  # CONSTANT (other codes are rejected before the loops start)
 
 

@@ -76,7 +76,7 @@ def _step_size(code, t, eta0, power_t, t0, alpha):
     if code == INVSCALING:
         return eta0 / t**power_t
     if code == OPTIMAL:
-        return 1.0 / (alpha * (t0 + t - 1.0))
+        return 1.0 / (alpha * (t0 + (t - 1)))  # t - 1 in integers: t0 is not lost next to t
     return np.nan  # unknown code (``epoch`` rejects it before any loop runs)
 
 
