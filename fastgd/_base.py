@@ -53,7 +53,10 @@ AUTO_STALL_UPDATES = 1000
 
 class DivergenceError(FloatingPointError):
     """Raised when a fit diverges: the objective or the weights become non-finite, or the
-    objective grows past DIVERGENCE_FACTOR (1e10) times its first epoch's value.
+    objective grows past DIVERGENCE_FACTOR (1e10) times a reference: the larger of the
+    objective of the all-zero model on the call's data and, when the call continues a
+    fitted model (``partial_fit``, ``warm_start``), that model's first epoch's objective
+    (or, where neither is known or positive, the call's own first epoch's objective).
 
     The estimator keeps the state it had before the call (a fitted model stays usable).
     """
@@ -189,6 +192,7 @@ class BaseGD(BaseEstimator):
         else:
             t = 0
         run = run_cls(self, backend, data, state, t, run_cls.initial_eta(self, data), rng, X_val, Y_val)
+        run.set_reference(continuing=t > 0)
         run.epochs(self.max_iter, stop_early=True)
         self._commit(run, data, reset_curves=True, partial_rng=None)
         return self
@@ -231,6 +235,7 @@ class BaseGD(BaseEstimator):
         # the stream of permutations continues across calls; a failed call draws nothing
         rng = check_random_state(self.random_state) if rng is None else copy.deepcopy(rng)
         run = run_cls(self, backend, data, state, t, eta, rng)
+        run.set_reference(continuing=not first)
         run.epochs(1, stop_early=False)
         self._commit(run, data, reset_curves=first, partial_rng=rng)
         return self
@@ -275,6 +280,9 @@ class BaseGD(BaseEstimator):
 
     def _validate_inputs(self, X, y, sample_weight, *, first, classes=None, partial=False):
         """Validated, encoded training data (sample weights not yet normalised)."""
+        if isinstance(X, np.ndarray) and X.dtype.kind == "f" and not X.dtype.isnative:
+            # big-endian float32 would otherwise become float64 (not a dtype in the list)
+            X = X.astype(X.dtype.newbyteorder("="))
         _sparse.check_structure(X)  # before scipy reads a malformed matrix's indices
         X, y = validate_data(
             self,
@@ -492,6 +500,8 @@ class _Run:
         self.est = est
         self.backend = backend
         self.X, self.Y, self.sw = data.X, data.Y, data.sw
+        self.loss = data.loss
+        self.reference = self.reference_name = None  # what divergence is measured against
         # sparse input: the CSR arrays (int64 indices, converted once per call) and the
         # backend's sparse kernels
         self.csr = _sparse.kernel_arrays(data.X) if _sparse.issparse(data.X) else None
@@ -625,6 +635,54 @@ class _Run:
                 self.pending_order.result()
                 self.pending_order = None
 
+    def zero_objective(self):
+        """The objective of the all-zero model (weights and intercept 0) on this call's
+        data, in float64, without a pass over X; None where it is not known."""
+        if self.loss == "squared_error":
+            sq = np.einsum("ik,ik->i", self.Y, self.Y, dtype=np.float64)
+            return 0.5 * float(np.dot(self.sw.astype(np.float64, copy=False), sq)) / max(self.Y.shape[0], 1)
+        if self.loss == "log_loss":
+            return float(np.log(2.0))
+        if self.loss == "multinomial":
+            return float(np.log(self.state.shape[1]))
+        return None
+
+    def set_reference(self, *, continuing):
+        """Set what divergence is measured against (see ``DivergenceError``). Against
+        the all-zero model, a fit whose objective grows a billion-fold within its first
+        epoch, or over many ``partial_fit`` calls of one epoch each, is caught too; the
+        fitted model's first objective keeps a continuing call on data of another scale
+        from being taken for a divergence."""
+        candidates = [(self.zero_objective(), "the all-zero model's objective")]
+        if continuing and getattr(self.est, "loss_curve_", None):
+            candidates.append((self.est.loss_curve_[0], "the fitted model's first epoch's objective"))
+        known = [c for c in candidates if c[0] is not None and np.isfinite(c[0]) and c[0] > 0]
+        self.reference, self.reference_name = max(known) if known else (None, None)
+
+    def _divergence_hint(self, objective, epoch):
+        """What to do about a divergence, by its likely cause."""
+        est = self.est
+        if epoch == 1 and not np.isfinite(objective) and np.all(np.isfinite(self.state)):
+            return (
+                "The loss itself is not finite at these weights: the targets or features are "
+                "too large for it in floating point; rescale X or y."
+            )
+        if est.learning_rate == "optimal":
+            return (
+                f"learning_rate='optimal' sets the step from alpha alone, 1 / (alpha (t0 + t - 1)), "
+                f"which does not suit these data with alpha={est.alpha!r}: use "
+                "learning_rate='auto' (the default), which picks a stable step from the data."
+            )
+        if est.learning_rate == "auto":
+            return (
+                "The automatic step was estimated on other rows (partial_fit) or the data are "
+                "extreme: use learning_rate='constant' with a smaller eta0, or rescale X."
+            )
+        return (
+            "Use a smaller eta0, or learning_rate='auto' (the default), which picks a stable "
+            "step from the data."
+        )
+
     def _epochs(self, max_epochs, *, stop_early):
         est = self.est
         tol = est.tol
@@ -641,22 +699,21 @@ class _Run:
             self.n_epochs += 1
             self.eta_last = self._current_eta()
             first = self.curve[0] if self.curve else objective
+            reference = self.reference if self.reference is not None else first
             if (
                 not np.isfinite(objective)
                 or not np.all(np.isfinite(self.state))
-                or objective > DIVERGENCE_FACTOR * max(first, np.finfo(np.float64).tiny)
+                or objective > DIVERGENCE_FACTOR * max(reference, np.finfo(np.float64).tiny)
             ):
+                against = (
+                    f"from {first:.4g} in the first epoch" if self.reference is None
+                    else f"{self.reference_name} is {self.reference:.4g}"
+                )
                 raise DivergenceError(
                     f"{name} diverged in epoch {epoch}: the objective became {objective:.4g} "
-                    f"(from {first:.4g} in the first epoch) with "
+                    f"({against}) with "
                     f"step size {self.eta_last:.4g} (learning_rate={est.learning_rate!r}). "
-                    + (
-                        "Use a smaller eta0, or learning_rate='auto' (the default), which "
-                        "picks a stable step from the data."
-                        if est.learning_rate != "auto"
-                        else "The automatic step was estimated on other rows (partial_fit) "
-                        "or the data are extreme: use learning_rate='constant' with a smaller eta0."
-                    )
+                    + self._divergence_hint(objective, epoch)
                 )
             self.curve.append(objective)
             self.times.append(elapsed)

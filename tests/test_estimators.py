@@ -313,6 +313,21 @@ def test_divergence_raises_and_keeps_the_previous_model(backend):
 
 
 @pytest.mark.parametrize(
+    "params,scale_y,match",
+    [
+        ({"learning_rate": "constant", "eta0": 100.0}, 1.0, "Use a smaller eta0"),
+        ({"learning_rate": "optimal", "alpha": 1e300}, 1.0, "sets the step from alpha alone.*alpha=1e\\+300"),
+        ({}, 1e300, "loss itself is not finite.*rescale X or y"),
+    ],
+    ids=["constant", "optimal", "overflowing-loss"],
+)
+def test_divergence_message_names_the_likely_cause(params, scale_y, match):
+    X, y = make_data("regression", n=50)
+    with pytest.raises(DivergenceError, match=match):
+        LinearRegression(max_iter=3, tol=None, **params).fit(X * 10, y * scale_y)
+
+
+@pytest.mark.parametrize(
     "params,match",
     [
         ({"batch_size": 0}, "'batch_size' parameter"),

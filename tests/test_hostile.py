@@ -442,9 +442,9 @@ case("dense/LinearRegression.predict/np.matrix", TypeError, "np.matrix is not su
     lambda b: fitted(LinearRegression, b).predict(np.matrix(X0)))
 for _dt in (">f8", ">f4", "<f2", "longdouble", "int32", "uint8", "bool"):
     _Xd = (X0 * (10 if _dt[-1] in "t28" else 1)).astype(_dt)
-    # (">f4" is not float32 to scikit-learn's dtype check: converted to float64, like
-    # every dtype other than native float32/float64)
-    _native = _Xd.astype(np.float64)
+    # big-endian floats keep their precision (">f4" is fitted as float32); every other
+    # dtype becomes float64
+    _native = _Xd.astype(np.float32 if _dt == ">f4" else np.float64)
     case(f"dense/LinearRegression.fit/X {np.dtype(_dt).str}", RESULT,
          check=same_as(LinearRegression, _native, Y0, exact=_dt in (">f8", ">f4")))(
         lambda b, Xd=_Xd: (fit(LinearRegression, Xd, Y0, b), Xd))
