@@ -154,6 +154,11 @@ class _DaskRun(_Run):
     def initial_eta(est, data):
         return _initial_eta(est, data)
 
+    def zero_objective(self):
+        """The all-zero model's objective where it needs no pass over the blocks (the
+        classification losses); None for squared error, whose targets stay on the workers."""
+        return None if self.loss == "squared_error" else super().zero_objective()
+
     def _one_epoch(self):
         blocks = self.X  # a _Blocks
         n = blocks.shape[0]
