@@ -16,7 +16,7 @@ import numpy as np
 
 METHOD = """\
 *Concurrent fits*: two estimators, each with ``n_jobs=1``, fit on two different data
-sets of the same size (momentum 0.9, ``max_iter`` epochs, ``tol=None``), first one after
+sets of the same size (momentum 0.9, 5 epochs, 20 for full batch, ``tol=None``), first one after
 the other, then at the same time in two Python threads (after one warm-up fit of each).
 Speed-up = sequential wall time ÷ concurrent wall time: 2 means the two fits ran fully in
 parallel (the kernels hold no GIL while they run), 1 means they took turns. The fits'
@@ -39,9 +39,14 @@ def _data(n, d, seed):
     return X, y
 
 
-def concurrency(backend, batch_size, n=200_000, d=50, max_iter=5):
-    """One row of the concurrency table: sequential and concurrent seconds for two fits."""
+def concurrency(backend, batch_size, n=200_000, d=50, max_iter=None):
+    """One row of the concurrency table: sequential and concurrent seconds for two fits
+    (``max_iter`` epochs: by default 5 for SGD and mini-batch, 20 for full batch, whose
+    epochs are short next to the fit's set-up)."""
     from fastgd import LinearRegression
+
+    if max_iter is None:
+        max_iter = 20 if batch_size == "full" else 5
 
     sets = [_data(n, d, seed) for seed in (1, 2)]
 

@@ -460,7 +460,16 @@ def _weight_scale(n, total):
     ``BaseGD._normalise_weights``); the Dask driver sums ``total`` blockwise."""
     if not total > 0.0:
         raise ValueError("sample_weight (times class_weight) must not sum to zero.")
-    return n / total
+    scale = n / total
+    if not (np.isfinite(total) and np.isfinite(scale) and scale > 0.0):
+        # (in memory the weights are first brought near 1 by a power of two; the Dask
+        # driver only has their blockwise sum)
+        raise ValueError(
+            f"sample_weight (times class_weight) sums to {total:.4g} over {n} samples, beyond "
+            "what float64 can normalise; divide the weights by a common factor (only their "
+            "ratios matter)."
+        )
+    return scale
 
 
 def _n_threads(n_jobs):

@@ -288,6 +288,9 @@ def test_bad_shapes_labels_and_parameters(client):
         LogisticRegression(nesterov=True, momentum=0.0).fit(Xd, yd)
     with pytest.raises(ValueError, match="must not sum to zero"):
         LogisticRegression().fit(Xd, yd, sample_weight=np.zeros(N))
+    for huge_or_tiny in (1e308, 1e-320):  # the sum overflows; n / sum overflows
+        with pytest.raises(ValueError, match="beyond what float64 can normalise"):
+            LogisticRegression().fit(Xd, yd, sample_weight=np.full(N, huge_or_tiny))
     # in-memory y and weights, chunked like X, and a column-vector y
     ref = LogisticRegression(batch_size="full", max_iter=2, tol=None).fit(X, y, sample_weight=2.0)
     with pytest.warns(Warning, match="column-vector y"):
