@@ -42,22 +42,15 @@ from fastgd._schedules import auto_learning_rate, optimal_t0
 from .conftest import ALL_BACKENDS, FAST_BACKENDS
 
 # ------------------------------------------------------------------ profiles
-settings.register_profile(
-    "fastgd-ci",
-    derandomize=True,
-    database=None,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile(
-    "fastgd-dev",
-    derandomize=False,
-    database=None,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+for _name, _derandomize in (("fastgd-ci", True), ("fastgd-dev", False)):
+    settings.register_profile(
+        _name,
+        derandomize=_derandomize,
+        database=None,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 _PROFILE = "fastgd-dev" if os.environ.get("HYPOTHESIS_PROFILE") == "dev" else "fastgd-ci"
 _SCALE = 10 if _PROFILE == "fastgd-dev" else 1
 
