@@ -403,3 +403,89 @@ def test_dask_ml_incremental(client):
     for lo, hi in ((0, 20), (20, 40), (40, 61)):
         ref.partial_fit(X[lo:hi], y[lo:hi], classes=["no", "yes"])
     np.testing.assert_allclose(inc.estimator_.coef_, ref.coef_, rtol=1e-10)
+
+
+# ------------------------------------------------------------------ reliability (issue 9)
+def test_failed_dask_fit_leaves_a_fitted_model_as_it_was(client, monkeypatch):
+    """A Dask fit that fails (a NaN found on a worker, or Ctrl-C between epochs) leaves
+    the model fitted before it exactly as it was."""
+    import pickle
+
+    X, y = make_data("multiclass", n=N)
+    est = LogisticRegression(batch_size="full", max_iter=3, tol=None, momentum=0.9).fit(X, y)
+    before = pickle.dumps(est)
+    bad = X.copy()
+    bad[45, 1] = np.nan  # in the third block
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        est.fit(*to_dask(client, CHUNKS, bad[:, :3], y))  # another feature count, too
+    calls = []
+
+    def interrupted(self):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self)
+
+    original = fdask._DaskRun._one_epoch
+    monkeypatch.setattr(fdask._DaskRun, "_one_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(*to_dask(client, CHUNKS, X, y))
+    assert len(calls) == 2
+    restored = pickle.loads(before)
+    for name in ("coef_", "intercept_", "_state", "t_", "n_iter_", "loss_curve_", "n_features_in_", "classes_"):
+        np.testing.assert_array_equal(getattr(est, name), getattr(restored, name), err_msg=name)
+
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+
+@st.composite
+def _dask_problem(draw):
+    n = draw(st.integers(2, 30))
+    cuts = sorted(draw(st.sets(st.integers(1, n - 1), max_size=4))) if n > 2 else []
+    chunks = tuple(np.diff([0, *cuts, n]).tolist())
+    kind = draw(st.sampled_from(sorted(CASES)))
+    params = {
+        "batch_size": draw(st.sampled_from(["full", 1])),
+        "shuffle": False,  # storage order: the in-memory fit visits the same rows
+        "max_iter": draw(st.integers(1, 3)),
+        "tol": None,
+        "momentum": draw(st.sampled_from([0.0, 0.9])),
+        "penalty": draw(st.sampled_from([None, "l2", "elasticnet"])),
+        "alpha": 0.01,
+        "fit_intercept": draw(st.booleans()),
+        "backend": draw(st.sampled_from(ALL_BACKENDS)),
+    }
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    seed = draw(st.integers(0, 2**16))
+    scale = 10.0 ** draw(st.integers(-3, 3))
+    return kind, n, chunks, params, dtype, seed, scale
+
+
+@hypothesis.settings(max_examples=25, deadline=None, derandomize=True, database=None,
+                     suppress_health_check=[hypothesis.HealthCheck.too_slow])
+@hypothesis.given(problem=_dask_problem())
+def test_property_dask_fit_equals_in_memory_fit(client, problem):
+    """Random row chunkings (one-row blocks included), kinds, dtypes, scales, backends and
+    parameters: a Dask fit has the in-memory fit's outcome (the same error type, or the
+    same iterates to 1e-10 in float64, 1e-4 in float32)."""
+    kind, n, chunks, params, dtype, seed, scale = problem
+    X, y = make_data(kind, n=n, seed=seed, dtype=np.float64)
+    X = (X * scale).astype(dtype)
+    cls = CASES[kind]
+    outcome = {}
+    for where, args in (("memory", (X, y)), ("dask", to_dask(client, chunks, X, y))):
+        try:
+            outcome[where] = cls(**params).fit(*args)
+        except (ValueError, DivergenceError) as exc:
+            outcome[where] = type(exc)
+    ref, got = outcome["memory"], outcome["dask"]
+    if isinstance(ref, type) or isinstance(got, type):
+        assert got == ref, (got, ref)
+        return
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    scale_ = max(1.0, float(np.abs(ref.coef_).max()))
+    np.testing.assert_allclose(got.coef_, ref.coef_, rtol=tol, atol=tol * scale_)
+    np.testing.assert_allclose(got.intercept_, ref.intercept_, rtol=tol, atol=tol * scale_)
+    assert got.t_ == ref.t_ and got.coef_.dtype == ref.coef_.dtype
