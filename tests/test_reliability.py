@@ -414,3 +414,36 @@ def test_joblib_parallel_processes_and_threads_match_sequential_fits():
         results = Parallel(n_jobs=2, prefer=prefer)(delayed(fit)(b, s) for b, s in jobs)
         for a, b in zip(sequential, results, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+FORK_SCRIPT = """
+import os, sys
+import numpy as np
+from fastgd import LogisticRegression
+import fastgd._numba.kernels as nk
+nk.PARALLEL_MIN_VALUES = 0  # threads even for this small full batch
+rng = np.random.default_rng(0)
+X = rng.standard_normal((6000, 8)); y = (X[:, 0] + 0.3 * rng.standard_normal(6000) > 0).astype(int)
+
+def fits():
+    return [LogisticRegression(backend=b, batch_size=bs, n_jobs=2, max_iter=3, tol=None, random_state=0)
+            .fit(X, y).coef_.tobytes() for b in ("numba", "cython") for bs in (1, 16, "full")]
+
+parent = fits()  # the thread pools, the background permutation thread and OpenMP all started
+pid = os.fork()
+if pid == 0:
+    ok = fits() == parent
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+print("child exit", os.waitstatus_to_exitcode(status), "parent again", fits() == parent)
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_fits_in_a_forked_child_match_the_parent():
+    """A child forked after threaded fits (Numba's pool, the permutation thread, OpenMP)
+    fits without hanging and gets the parent's bits; so does the parent afterwards."""
+    out = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["child", "exit", "0", "parent", "again", "True"]
