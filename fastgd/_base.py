@@ -422,6 +422,7 @@ class BaseGD(BaseEstimator):
 
     def _decision(self, X):
         check_is_fitted(self, "_state")
+        _sparse.check_structure(X)  # before scipy's product trusts a malformed matrix's indices
         X = validate_data(self, X, reset=False, accept_sparse=["csr"], dtype=list(FLOAT_DTYPES), order="C")
         W = self._state[0]
         return np.asarray(X @ W[:, :-1].T) + W[:, -1]

@@ -10,7 +10,6 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseGD, _dask_aware
-from ._sparse import check_structure
 
 _COMMON_DOC = """
     All parameters are keyword-only.
@@ -232,7 +231,6 @@ class LinearRegression(RegressorMixin, BaseGD):
     @_dask_aware
     def predict(self, X):
         """Predicted targets, shape (n_samples,) or (n_samples, n_targets)."""
-        check_structure(X)  # before scipy's product trusts a malformed matrix's indices
         out = self._decision(X)
         return out[:, 0] if self._y_ndim == 1 else out
 
@@ -397,7 +395,6 @@ class LogisticRegression(ClassifierMixin, BaseGD):
     def decision_function(self, X):
         """Raw outputs: shape (n_samples,) for two classes (positive = ``classes_[1]``),
         else (n_samples, n_classes)."""
-        check_structure(X)  # before scipy's product trusts a malformed matrix's indices
         z = self._decision(X)
         return z[:, 0] if z.shape[1] == 1 else z
 
