@@ -447,3 +447,38 @@ def test_fits_in_a_forked_child_match_the_parent():
                          check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == ["child", "exit", "0", "parent", "again", "True"]
+
+
+CACHE_CHILD = """
+import hashlib
+import numpy as np
+from fastgd import LinearRegression, LogisticRegression
+rng = np.random.default_rng(0)
+X = rng.standard_normal((300, 7))
+y = X @ rng.standard_normal(7) + 0.1 * rng.standard_normal(300)
+classes = (y > 0).astype(int) + (y > 1)
+fits = [
+    LinearRegression(backend="numba", batch_size=8, momentum=0.9, max_iter=3, tol=None, random_state=0).fit(X, y),
+    LogisticRegression(backend="numba", batch_size=8, momentum=0.9, max_iter=3, tol=None, random_state=0).fit(X, classes),
+    LogisticRegression(backend="numba", batch_size=1, momentum=0.9, max_iter=3, tol=None, random_state=0).fit(X, classes),
+]
+print(" ".join(hashlib.sha256(f.coef_.tobytes() + f._state.tobytes()).hexdigest()[:16] for f in fits))
+"""
+
+
+@pytest.mark.skipif(__import__("numba").config.DISABLE_JIT, reason="about the JIT's cache")
+def test_numba_gives_the_same_bits_compiled_or_loaded_from_its_cache(tmp_path):
+    """The first process on a machine compiles the Numba kernels, later ones load them
+    from the on-disk cache: both must compute the same bits. (They did not when a
+    fastmath loop sat in a separate jitted function: compiled in the same process as its
+    caller, LLVM inlined and re-optimised it in the caller's context, and a caller
+    loaded from the cache linked the separately compiled one, which summed in another
+    order. The kernels' helpers are now inlined by Numba itself, so the code is the
+    same either way.)"""
+    import os
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", CACHE_CHILD], capture_output=True, text=True, env=env,
+                           timeout=600, check=True).stdout.split() for _ in range(2)]
+    assert any(tmp_path.rglob("*.nbc"))  # the first run wrote the cache the second read
+    assert runs[0] == runs[1]

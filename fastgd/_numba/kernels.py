@@ -30,6 +30,13 @@ code for the first three):
 
 Note for developers: Numba's on-disk cache is keyed on this file only. After changing a
 constant in ``fastgd._params``/``_losses``/``_schedules``, clear ``__pycache__`` here.
+
+Every helper that computes in floating point is inlined by Numba (``inline="always"``),
+and the kernels whose loops reassociate (``fastmath``) are the top-level functions. A
+fastmath loop in a separately jitted function was compiled differently depending on
+whether its caller was compiled in the same process (LLVM inlined and re-optimised it in
+the caller's context) or loaded from the on-disk cache (linked as compiled on its own):
+the first process on a machine summed in another order than the later ones.
 """
 
 import os
@@ -69,7 +76,7 @@ PREFETCH_AHEAD = 6
 FOUR_ROWS_MAX_BYTES = 256
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _step_size(code, t, eta0, power_t, t0, alpha):
     if code == CONSTANT:
         return eta0
@@ -172,7 +179,7 @@ def _single_gradient(X, Y, sw, i, unit, loss, P, r, G):
     return value
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
     """``_add_rows`` for one output and a single-output loss: the loop calls nothing
     (every helper is inlined), so Numba counts no references per row."""
@@ -208,7 +215,7 @@ def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
     return total
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
     """``_add_rows`` for several outputs (or the multinomial loss): row by row, through
     ``loss_and_grad``."""
@@ -229,7 +236,7 @@ def _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
     return total
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _add_rows(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
     """Add the weighted loss gradients of rows lo:hi (of ``order`` if ``shuffled``, else
     of X as stored) to G (K, d+1); return their weighted loss. P is a (4, K) scratch.
@@ -306,7 +313,7 @@ def _update_intercept(W, V, k, g, d, mu, eta, nesterov):
         W[k, d] = W[k, d] - eta * v
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _scalars(s, t, hp, codes):
     """Fill the scratch s (6 values in the data's dtype, so that float32 data is updated
     in float32) with mu, l2, eta(t), 1, eta(t) * l1, 0."""
@@ -318,7 +325,7 @@ def _scalars(s, t, hp, codes):
     s[5] = 0.0
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _step(state, G, n_rows, t, hp, codes, s):
     """One update from the summed batch gradient G of ``n_rows`` rows; zeroes G.
 
@@ -384,7 +391,7 @@ def _sgd_epoch(X, Y, sw, order, state, hp, codes):
     return total
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
 def _minibatch_epoch(X, Y, sw, order, state, hp, codes):
     n = X.shape[0]
     K, cols = state.shape[1], state.shape[2]
@@ -405,7 +412,7 @@ def _minibatch_epoch(X, Y, sw, order, state, hp, codes):
     return total
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
 def _block_gradients(X, Y, sw, W, loss, bounds, counter, parts, losses):
     """Take blocks b = next_index(counter) until none is left: block b adds the sum over
     rows bounds[b]:bounds[b+1] (as stored) to parts[b] and its weighted loss to losses[b].

@@ -32,7 +32,7 @@ def loss_grad_single(code, z, y):
     return np.nan, np.nan
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def loss_and_grad(code, P, r, Y, i):
     """Return the loss of row i; overwrite ``P[r]`` (its K raw outputs) with dloss/dp.
 
