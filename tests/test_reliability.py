@@ -20,6 +20,7 @@ from sklearn.base import clone
 
 import fastgd._base
 from fastgd import LinearRegression, LogisticRegression
+from fastgd import _params as P
 from fastgd._backends import get_backend
 
 from .conftest import ALL_BACKENDS, FAST_BACKENDS, make_data
@@ -179,8 +180,6 @@ def test_kernels_release_the_gil(backend, batch_size):
     Y = rng.standard_normal((n, 1))
     sw = np.ones(n)
     order = rng.permutation(n)
-    from fastgd import _params as P
-
     hp = np.zeros(P.N_HP)
     hp[P.ETA0] = 1e-4
     hp[P.MOMENTUM] = 0.9

@@ -254,6 +254,16 @@ def _add_rows(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _shrink(w, shrink, zero):
+    """Soft-threshold (the L1 prox) of ``w`` by ``shrink`` > 0; ``zero`` in w's dtype."""
+    if w > shrink:
+        return w - shrink
+    if w < -shrink:
+        return w + shrink
+    return zero
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _update(W, V, k, U, iu, a, d, mu, l2, eta, shrink, nesterov, zero):
     """W[k, :d] and V[k, :d] from the gradient a * U[iu, :d] + l2 * W[k, :d].
 
@@ -266,14 +276,7 @@ def _update(W, V, k, U, iu, a, d, mu, l2, eta, shrink, nesterov, zero):
                 g = a * U[iu, j] + l2 * W[k, j]
                 v = mu * V[k, j] + g
                 V[k, j] = v
-                w = W[k, j] - eta * (g + mu * v)
-                if w > shrink:
-                    w -= shrink
-                elif w < -shrink:
-                    w += shrink
-                else:
-                    w = zero
-                W[k, j] = w
+                W[k, j] = _shrink(W[k, j] - eta * (g + mu * v), shrink, zero)
         else:
             for j in range(d):
                 g = a * U[iu, j] + l2 * W[k, j]
@@ -286,14 +289,7 @@ def _update(W, V, k, U, iu, a, d, mu, l2, eta, shrink, nesterov, zero):
                 g = a * U[iu, j] + l2 * W[k, j]
                 v = mu * V[k, j] + g
                 V[k, j] = v
-                w = W[k, j] - eta * v
-                if w > shrink:
-                    w -= shrink
-                elif w < -shrink:
-                    w += shrink
-                else:
-                    w = zero
-                W[k, j] = w
+                W[k, j] = _shrink(W[k, j] - eta * v, shrink, zero)
         else:
             for j in range(d):
                 g = a * U[iu, j] + l2 * W[k, j]
