@@ -12,7 +12,8 @@ fit in memory."""
 import argparse
 import pathlib
 
-from .report import FULL, QUICK, run
+from .config import FULL, QUICK
+from .report import run
 
 
 def main(argv=None):

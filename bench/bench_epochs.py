@@ -6,10 +6,10 @@ in ``extra_info``."""
 import numpy as np
 import pytest
 
+from bench.config import BATCHES, MODELS
 from bench.conftest import ALL_BACKENDS, ROUNDS, SIZES, group, require_backend
 from bench.data import make_data
 from bench.methods import epoch_stepper, objective
-from bench.report import BATCHES, MODELS
 
 
 def _run(benchmark, backend, model, batch, size, dtype):

@@ -10,10 +10,10 @@ import warnings
 import numpy as np
 import pytest
 
+from bench.config import BATCHES, MODELS
 from bench.conftest import ROUNDS, SIZES, group
 from bench.data import make_data
 from bench.methods import MLP, SGD, _peer_weights, objective, runs_batch, sklearn_peer
-from bench.report import BATCHES, MODELS
 
 # (peer, batch size): SGD is per sample, the MLP runs mini-batches and full batch
 PEER_CASES = [(peer, batch) for peer in (SGD, MLP) for batch in BATCHES if runs_batch(peer, batch)]

@@ -6,7 +6,7 @@ quick smoke run of every case; ``pytest bench --benchmark-only`` times them all.
 
 import pytest
 
-from bench.report import batch_label
+from bench.config import batch_label
 from fastgd._backends import BACKENDS, get_backend
 
 # name -> (n, d); "small" is what the smoke run uses

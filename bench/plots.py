@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from .report import batch_label
+from .config import batch_label
 
 
 def epoch_time_bars(results, model, path):

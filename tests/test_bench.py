@@ -12,13 +12,17 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from bench import methods, report
+from bench.config import tiny_config
+from bench.render import scaling_exponents
+from bench.runner import Results
+from bench.targets import evaluate_targets, targets_lines
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     log = io.StringIO()
-    results, path = report.run(report.tiny_config(), out, stream=log)
+    results, path = report.run(tiny_config(), out, stream=log)
     return results, path, log.getvalue()
 
 
@@ -109,7 +113,7 @@ def test_time_to_accuracy_and_scaling(tiny_run):
             assert search["accuracy"] >= tta["target"]
             assert all(p["accuracy"] < tta["target"] for p in points[:-1])
         assert math.isfinite(tta["methods"][method]["default"]["wall_s"])
-    exps = report.scaling_exponents(results)
+    exps = scaling_exponents(results)
     assert {m for m, _ in exps} == set(results.meta["backends"])
     assert all(math.isfinite(e) for e in exps.values())
 
@@ -164,7 +168,7 @@ def test_targets_section_and_threads_rows(tiny_run):
     raw = json.loads((path.parent / "results.json").read_text())
     assert [t["target"] for t in raw["targets"]] == [t["target"] for t in results.targets]
     assert len(raw["targets"]) == len(rows)
-    assert "Issue 5's targets" in log  # printed at the end of the run too
+    assert "The performance targets, each evaluated" in log  # printed at the end of the run too
     # threads: n_jobs=1 rows for every model and compiled backend (2+ cores)
     compiled = [b for b in results.meta["backends"] if b != "numpy"]
     if results.meta["machine"]["cores"] > 1:
@@ -186,7 +190,7 @@ def test_targets_section_and_threads_rows(tiny_run):
 def _hand_made(good=True, cores=2, sizes=((200_000, 100, 5), (1_000_000, 20, 5)), scaling_n=(10**4, 10**5, 10**6, 10**7)):
     """A Results with known numbers at the target sizes (linear model only): ``good`` meets
     every target, otherwise each one misses."""
-    res = report.Results(
+    res = Results(
         config={"name": "hand", "sizes": list(sizes), "models": ["linear"], "float32_full": True, "scaling_d": 20},
         meta={"backends": ["numba", "cython", "numpy"], "default_backend": "numba", "machine": {"cores": cores}},
     )
@@ -232,7 +236,7 @@ def _verdicts(targets):
 
 
 def test_targets_met_on_hand_made_numbers():
-    targets = report.evaluate_targets(_hand_made(good=True))
+    targets = evaluate_targets(_hand_made(good=True))
     assert _verdicts(targets) == {k: {"met"} for k in range(1, 10)}
     t1 = next(t for t in targets if t["target"] == 1 and t["case"] == "linear 200000×100 numba")
     assert t1["value"] == pytest.approx(1.2) and "1.2× floor" in t1["measured"]
@@ -240,25 +244,25 @@ def test_targets_met_on_hand_made_numbers():
     assert t6[0]["value"] == pytest.approx(6.0) and t6[1]["verdict"] == "info" and t6[1]["value"] == pytest.approx(3.0)
     t8 = [t for t in targets if t["target"] == 8]
     assert [t["value"] for t in t8] == [pytest.approx(0.01), pytest.approx(0.7)]
-    lines = report.targets_lines(_hand_made(good=True))
+    lines = targets_lines(_hand_made(good=True))
     assert any("| 5 |" in line and "12× faster than numpy" in line for line in lines)
 
 
 def test_targets_missed_on_hand_made_numbers():
-    targets = report.evaluate_targets(_hand_made(good=False))
+    targets = evaluate_targets(_hand_made(good=False))
     assert _verdicts(targets) == {k: {"missed"} for k in range(1, 10)}
     t7 = [t for t in targets if t["target"] == 7 and t["case"].startswith("full f64 (")]
     assert t7[0]["value"] == pytest.approx(2.0 / 1.5) and "misses:" in t7[0]["note"]
     t5 = {t["case"]: t["value"] for t in targets if t["target"] == 5}
     assert t5 == pytest.approx({"linear 200000×100 numba": 2.0, "linear 200000×100 cython": 20 / 15,
                                 "linear 1000000×20 numba": 2.0, "linear 1000000×20 cython": 20 / 15})
-    assert any("**missed**" in line for line in report.targets_lines(_hand_made(good=False)))
+    assert any("**missed**" in line for line in targets_lines(_hand_made(good=False)))
 
 
 def test_targets_partial_not_measured_and_not_applicable():
     res = _hand_made(good=True, cores=1, sizes=((200_000, 100, 5),), scaling_n=(25_000, 50_000, 100_000, 200_000))
     res.cold_start = []
-    targets = report.evaluate_targets(res)
+    targets = evaluate_targets(res)
     by = _verdicts(targets)
     assert by[3] == {"not applicable"}
     assert by[9] == {"partial"}
@@ -268,7 +272,7 @@ def test_targets_partial_not_measured_and_not_applicable():
     assert all("--full" in t["note"] for t in big)
     # the race at another size is shown but not judged
     res.tta["n_train"] = 1000
-    assert {t["verdict"] for t in report.evaluate_targets(res) if t["target"] == 6} == {"not measured", "info"}
+    assert {t["verdict"] for t in evaluate_targets(res) if t["target"] == 6} == {"not measured", "info"}
 
 
 def test_cold_start_script_reports_bare_import():
