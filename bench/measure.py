@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from fastgd._base import _n_threads
+from fastgd._run import n_threads
 
 from .data import classification
 from .methods import SEED, timed_fit
@@ -24,7 +24,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 def n_cores():
     """Cores this process may run on: the threads fastgd's estimators use by default
     (``n_jobs=None``)."""
-    return _n_threads(None)
+    return n_threads(None)
 
 
 # ------------------------------------------------------------------------ memory floor

@@ -131,24 +131,19 @@ def time_fastgd(backend, model, X, y, batch, epochs, cap_s=10.0, min_s=0.3, repe
 
 def epoch_stepper(model, backend, X, y, batch):
     """``(step, weights)`` for timing single epochs of a fastgd estimator: ``step()`` runs
-    exactly what one epoch of ``fit`` runs (``fastgd._base._Run._one_epoch``: the row
-    permutation and the kernel call), with the input validation and the automatic step
-    size done once, here; ``weights()`` returns ``(coef, intercept)`` of the current state.
+    exactly what one epoch of ``fit`` runs (the row permutation and the kernel call),
+    with the input validation and the automatic step size done once, here;
+    ``weights()`` returns ``(coef, intercept)`` of the current state.
 
-    This reaches into fastgd's private epoch loop; the pytest-benchmark files use it so
-    that each round is one epoch and nothing else.
+    It uses fastgd's supported hook for this (``fastgd._run.prepared``); the
+    pytest-benchmark files use it so that each round is one epoch and nothing else.
     """
-    from sklearn.utils import check_random_state
+    from fastgd._run import prepared
 
-    from fastgd._base import _Run
-
-    est = fastgd_estimator(model, backend=backend, batch_size=batch, max_iter=1)
-    backend_module, data = est._prepare(X, y, None, first=True)
-    data = data._replace(sw=est._normalise_weights(data.sw))
-    run = _Run(est, backend_module, data, est._initial_state(data), 0, est._initial_eta(data), check_random_state(SEED))
+    run = prepared(fastgd_estimator(model, backend=backend, batch_size=batch, max_iter=1), X, y)
 
     def step():
-        run._one_epoch()
+        run.epoch()
 
     def weights():
         W = run.state[0]

@@ -117,20 +117,15 @@ def _sklearn(X, y, epochs):
 def _kernel_epoch(backend, X, y, lazy):
     """Seconds of one sparse-kernel epoch over all rows of X (batch 1, momentum 0.9,
     constant step, L2): the estimator's set-up, then the kernel call alone is timed."""
-    from sklearn.utils import check_random_state
-
     from fastgd import LogisticRegression
-    from fastgd._base import _Run
+    from fastgd._run import prepared
 
     est = LogisticRegression(backend=backend, batch_size=1, momentum=MOMENTUM, alpha=ALPHA,
                              learning_rate="constant", eta0=0.1, random_state=SEED)
-    module, data = est._prepare(X, y, None, first=True)
-    data = data._replace(sw=est._normalise_weights(data.sw))
-    run = _Run(est, module, data, est._initial_state(data), 0, 0.1, check_random_state(SEED))
-    order = run.rng.permutation(X.shape[0]).astype(np.int64)
-    values, indices, indptr = run.csr
+    run = prepared(est, X, y)
+    args = run.kernel_args(run.rng.permutation(X.shape[0]).astype(np.int64))
     tic = time.perf_counter()
-    run.backend.epoch(values, indices, indptr, run.Y, run.sw, order, run.state, run.hp, run.codes, lazy=lazy)
+    run.backend.epoch(**args, lazy=lazy)
     return time.perf_counter() - tic
 
 

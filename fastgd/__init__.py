@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "LinearRegression": ".linear_model",
     "LogisticRegression": ".linear_model",
-    "DivergenceError": "._base",
+    "DivergenceError": "._run",
     "minimize": ".optimize",
     "numerical_gradient": ".optimize",
 }

@@ -132,3 +132,69 @@ def check_gradient(X, Y, sw, W, codes, G, backend, contiguous=True, labels_ok=la
     if G.dtype != np.float64 or (contiguous and not G.flags.c_contiguous):
         raise ValueError(f"G must be a C-contiguous float64 array, got {G.dtype}")
     check_targets(n, Y, sw, K, codes, labels_ok)
+
+
+# --------------------------------------------------------------------------- sparse (CSR)
+def check_csr(data, indices, indptr, n, d):
+    """Raise ValueError unless ``(data, indices, indptr)`` is a valid CSR structure of
+    ``n`` rows and ``d`` columns: what a kernel's loops trust."""
+    if data.ndim != 1 or indices.ndim != 1 or indptr.ndim != 1:
+        raise ValueError("data, indices and indptr must be 1-D")
+    nnz = data.shape[0]
+    if indices.shape[0] != nnz:
+        raise ValueError(f"indices has {indices.shape[0]} entries but data has {nnz}")
+    if indptr.shape[0] != n + 1:
+        raise ValueError(f"indptr must have n + 1 = {n + 1} entries, got {indptr.shape[0]}")
+    ip = np.asarray(indptr)
+    if ip[0] != 0 or ip[-1] != nnz:
+        raise ValueError(f"indptr must start at 0 and end at nnz = {nnz}, got {ip[0]} and {ip[-1]}")
+    if n and np.any(ip[1:] < ip[:-1]):
+        raise ValueError("indptr must be non-decreasing")
+    if nnz:
+        idx = np.asarray(indices)
+        if idx.dtype.kind == "i":  # one pass: a negative index is a huge unsigned one
+            bad = idx.view(np.dtype(f"u{idx.dtype.itemsize}")).max() >= d
+        else:
+            bad = idx.min() < 0 or idx.max() >= d
+        if bad:
+            raise ValueError(f"indices must lie in [0, {d})")
+
+
+def check_sparse_epoch(data, indices, indptr, Y, sw, order, state, hp=None, codes=None, backend=None,
+                       labels_ok=None):
+    """The checks of a sparse ``epoch`` call before any loop that trusts its inputs:
+    dtypes (one float dtype throughout, int64 indices, indptr and order), shapes, the
+    CSR structure (:func:`check_csr`) and the row order's indices; given ``codes``, also
+    the layout of ``hp`` and ``codes``, the codes, and the targets the loss reads (the
+    outputs it needs, Y's columns, multinomial class indices in [0, K): see
+    :func:`check_targets`)."""
+    for name, a in (("data", data), ("indices", indices), ("indptr", indptr), ("Y", Y), ("sw", sw),
+                    ("order", order), ("state", state)):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous")
+    if codes is not None:
+        check_layout(hp, codes)
+        check_codes(codes, backend)
+    dtype = data.dtype
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"data must be float32 or float64, got {dtype}")
+    for name, a in (("Y", Y), ("sw", sw), ("state", state)):
+        if a.dtype != dtype:
+            raise ValueError(f"{name} has dtype {a.dtype} but data has {dtype}")
+    for name, a in (("indices", indices), ("indptr", indptr), ("order", order)):
+        if a.dtype != np.int64:
+            raise ValueError(f"{name} must be int64, got {a.dtype}")
+    if state.ndim != 3 or state.shape[0] != 2 or state.shape[1] < 1 or state.shape[2] < 1:
+        raise ValueError(f"state must have shape (2, K, d + 1), got {state.shape}")
+    n = order.shape[0]
+    check_csr(data, indices, indptr, n, state.shape[2] - 1)
+    if Y.ndim != 2 or Y.shape[0] != n or sw.shape != (n,) or order.shape != (n,):
+        raise ValueError(
+            f"X has {n} rows but Y has shape {Y.shape}, sw {sw.shape} and order {order.shape}"
+        )
+    if n and (order.min() < 0 or order.max() >= n):
+        raise ValueError("order holds a row index outside [0, n)")
+    if codes is not None:
+        check_targets(n, Y, sw, state.shape[1], codes, labels_ok or labels_in_range)

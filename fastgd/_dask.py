@@ -1,7 +1,7 @@
 """Fitting and predicting on Dask collections: the rows stay where they live.
 
 Imported by the estimators only when they are given a Dask array, dataframe or series
-(``fastgd._base._is_dask``), so fastgd works without dask installed.
+(``fastgd._validation.is_dask``), so fastgd works without dask installed.
 
 Blocks
     A block is one chunk of rows of X; its columns are merged into one chunk first (a
@@ -74,12 +74,14 @@ from sklearn.utils.validation import (
 )
 
 from . import _params as P
+from . import _run
 from ._backends import get_backend
-from ._base import FLOAT_DTYPES, _Data, _is_dask, _Run, _weight_scale, _weighted_loss
 from ._losses import LOSSES
 from ._numpy.kernels import apply_step
 from ._penalties import penalty_strengths, penalty_value
-from ._schedules import EIGEN_MAX_ROWS, _top_eigenvalue, auto_step, max_row_smoothness
+from ._run import Run, batch_rows
+from ._smoothness import EIGEN_MAX_ROWS, auto_step, max_row_smoothness, top_eigenvalue
+from ._validation import FLOAT_DTYPES, Data, is_dask, weight_scale
 
 # while waiting for tasks pinned to workers, check this often (seconds) that they are alive
 POLL_S = 2.0
@@ -88,9 +90,9 @@ POLL_S = 2.0
 # --------------------------------------------------------------------------- entry points
 def fit(est, X, y, sample_weight):
     """``BaseGD.fit`` on Dask input (see the module docstring)."""
-    backend, data = _prepare(est, X, y, sample_weight, first=True, fitting=True)
+    data = _prepare(est, X, y, sample_weight, first=True, fitting=True)
     try:
-        return est._fit_epochs(_DaskRun, backend, data, check_random_state(est.random_state))
+        return est._fit_epochs(DaskRun, data, check_random_state(est.random_state))
     finally:
         data.X.release()
 
@@ -98,9 +100,9 @@ def fit(est, X, y, sample_weight):
 def partial_fit(est, X, y, classes, sample_weight):
     """``BaseGD.partial_fit`` on Dask input: one epoch over the blocks."""
     first = not hasattr(est, "_state")
-    backend, data = _prepare(est, X, y, sample_weight, first=first, classes=classes, partial=True)
+    data = _prepare(est, X, y, sample_weight, first=first, classes=classes, partial=True)
     try:
-        return est._partial_fit_epoch(_DaskRun, backend, data, first)
+        return est._partial_fit_epoch(DaskRun, data, first)
     finally:
         data.X.release()
 
@@ -108,7 +110,7 @@ def partial_fit(est, X, y, classes, sample_weight):
 def weighted_loss(est, X, y, sample_weight, W):
     """``BaseGD.objective``'s data term on Dask input: ``(sum_i s_i loss_i, n)`` with the
     normalised weights, the float64 losses summed blockwise."""
-    _, data = _prepare(est, X, y, sample_weight, first=False, partial=True, check_params=False)
+    data = _prepare(est, X, y, sample_weight, first=False, partial=True, check_params=False)
     try:
         totals = data.X.gather_each(_objective_task, W, est._loss)
     finally:
@@ -142,9 +144,9 @@ def map_method(est, name, X):
 
 
 # --------------------------------------------------------------------------- the epochs
-class _DaskRun(_Run):
-    """``_Run`` whose epochs run blockwise; the stopping, divergence and curve logic of
-    ``_Run.epochs`` is shared unchanged."""
+class DaskRun(Run):
+    """``fastgd._run.Run`` whose epochs run blockwise; the stopping, divergence and curve
+    logic of ``Run.epochs`` is shared unchanged."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -159,7 +161,7 @@ class _DaskRun(_Run):
         classification losses); None for squared error, whose targets stay on the workers."""
         return None if self.loss == "squared_error" else super().zero_objective()
 
-    def _one_epoch(self):
+    def epoch(self):
         blocks = self.X  # a _Blocks
         n = blocks.shape[0]
         self.hp[P.ETA0] = self.eta
@@ -211,7 +213,7 @@ def block_order(seed, n_rows):
 
 
 def _initial_eta(est, data):
-    """``BaseGD._initial_eta`` from blockwise statistics (the same value as in memory)."""
+    """``fastgd._run.initial_eta`` from blockwise statistics (the same value as in memory)."""
     if est.learning_rate != "auto":
         return float(est.eta0)
     blocks = data.X
@@ -223,9 +225,9 @@ def _initial_eta(est, data):
     l2, _ = penalty_strengths(est.penalty, est.alpha, est.l1_ratio)
     return auto_step(
         n=n,
-        batch_size=est._batch_rows(n),
+        batch_size=batch_rows(est.batch_size, n),
         max_row_smoothness=max(s[0] for s in stats),
-        top_eigenvalue=_top_eigenvalue(Xs, ws, bool(est.fit_intercept), max_rows=Xs.shape[0]),
+        top_eigenvalue=top_eigenvalue(Xs, ws, bool(est.fit_intercept), max_rows=Xs.shape[0]),
         curvature=LOSSES[data.loss].curvature,
         l2=l2,
         momentum=float(est.momentum),
@@ -314,7 +316,7 @@ def _auto_stats_task(block, offset, step, fit_intercept):
 
 
 def _objective_task(block, W, loss):
-    return _weighted_loss(*block, W, loss)
+    return _run.weighted_loss(*block, W, loss)
 
 
 def _method_block(Xb, est, name, trailing, dtype):
@@ -377,7 +379,7 @@ def _rows_like(v, X, name):
     """``v`` (Dask or in memory) as a Dask array chunked like X's rows."""
     if getattr(v, "ndim", None) is None or not hasattr(v, "shape"):
         v = np.asarray(v)
-    if _is_dask(v):
+    if is_dask(v):
         v = _known_rows(_to_array(v))
     if v.ndim == 0:
         raise ValueError(f"{name} must be an array of one row per sample, got a scalar.")
@@ -408,8 +410,9 @@ def _check_summaries(summaries, is_classifier, dtype):
 
 
 def _prepare(est, X, y, sample_weight, *, first, classes=None, partial=False, fitting=False, check_params=True):
-    """Validate and load the blocks; return ``(backend, data)`` with ``data.X`` a
-    :class:`_Blocks` (``data.Y`` and ``data.sw`` are None: they live in the blocks)."""
+    """Validate and load the blocks; return the data (``fastgd._validation.Data``) with
+    ``data.X`` a :class:`_Blocks` (``data.Y`` and ``data.sw`` are None: they live in the
+    blocks)."""
     if check_params:
         est._validate_params()
         est._check_param_combinations()
@@ -444,7 +447,7 @@ def _prepare(est, X, y, sample_weight, *, first, classes=None, partial=False, fi
         y = y.astype(np.float64)
     sw = None
     if sample_weight is not None:
-        if not _is_dask(sample_weight) and np.ndim(sample_weight) == 0:
+        if not is_dask(sample_weight) and np.ndim(sample_weight) == 0:
             sw = float(sample_weight)
         else:
             sw = _rows_like(sample_weight, X, "sample_weight")
@@ -478,10 +481,10 @@ def _prepare(est, X, y, sample_weight, *, first, classes=None, partial=False, fi
             _, n_outputs, loss, fitted = est._targets(stub, first=first, classes=classes, partial=partial)
             all_classes = per_class = None
             total = float(np.sum([s["weight"] for s in summaries]))
-        blocks = loaded.map_each(_encode, all_classes, per_class, _weight_scale(n, total))
+        blocks = loaded.map_each(_encode, all_classes, per_class, weight_scale(n, total))
     finally:
         loaded.release()
-    return backend, _Data(blocks, None, None, loss, n_outputs, fitted)
+    return Data(blocks, None, None, loss, n_outputs, fitted)
 
 
 def _per_class_weights(est, classes, labels, counts, n, fitted):

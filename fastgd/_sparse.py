@@ -1,4 +1,4 @@
-"""Sparse (CSR) input: the estimator-side helpers and the checks every sparse kernel runs.
+"""Sparse (CSR) input: the estimator-side helpers and the sparse kernels' work buffers.
 
 The estimators accept ``scipy.sparse`` matrices and arrays. CSR is used as given; any
 other format (CSC, COO, ...) is converted to CSR once, by scikit-learn's
@@ -10,9 +10,9 @@ harmless.
 The kernels take the three CSR arrays ``data`` (the data's dtype), ``indices`` and
 ``indptr``, both int64: the estimator converts int32 index arrays once per ``fit`` /
 ``partial_fit`` call (:func:`kernel_arrays`), so each compiled kernel is written for
-exactly one index type. :func:`check_csr` is the check every kernel module runs before
-its loops: indices in ``[0, d)``, ``indptr`` starting at 0, non-decreasing and ending
-at ``len(data)``.
+exactly one index type. The checks every sparse kernel runs before its loops are in
+``fastgd._checks`` (``check_csr``, ``check_sparse_epoch``); :func:`check_structure`
+here checks a user's matrix before scipy reads it.
 """
 
 import mmap
@@ -36,31 +36,6 @@ def kernel_arrays(X):
     indices = np.ascontiguousarray(X.indices[:nnz], dtype=np.int64)
     indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
     return data, indices, indptr
-
-
-def check_csr(data, indices, indptr, n, d):
-    """Raise ValueError unless ``(data, indices, indptr)`` is a valid CSR structure of
-    ``n`` rows and ``d`` columns: what a kernel's loops trust."""
-    if data.ndim != 1 or indices.ndim != 1 or indptr.ndim != 1:
-        raise ValueError("data, indices and indptr must be 1-D")
-    nnz = data.shape[0]
-    if indices.shape[0] != nnz:
-        raise ValueError(f"indices has {indices.shape[0]} entries but data has {nnz}")
-    if indptr.shape[0] != n + 1:
-        raise ValueError(f"indptr must have n + 1 = {n + 1} entries, got {indptr.shape[0]}")
-    ip = np.asarray(indptr)
-    if ip[0] != 0 or ip[-1] != nnz:
-        raise ValueError(f"indptr must start at 0 and end at nnz = {nnz}, got {ip[0]} and {ip[-1]}")
-    if n and np.any(ip[1:] < ip[:-1]):
-        raise ValueError("indptr must be non-decreasing")
-    if nnz:
-        idx = np.asarray(indices)
-        if idx.dtype.kind == "i":  # one pass: a negative index is a huge unsigned one
-            bad = idx.view(np.dtype(f"u{idx.dtype.itemsize}")).max() >= d
-        else:
-            bad = idx.min() < 0 or idx.max() >= d
-        if bad:
-            raise ValueError(f"indices must lie in [0, {d})")
 
 
 def check_structure(X):
@@ -119,59 +94,6 @@ def _check_range(what, name, idx, size):
             bad = idx.max() >= size
         if bad:
             raise ValueError(f"malformed {what}: {name} must lie in [0, {size})")
-
-
-def row_sq_norms(X):
-    """Squared Euclidean norm of each row of a sparse matrix, in float64 (duplicate
-    entries are summed first, as in ``X.toarray()``)."""
-    X = X.tocsr().astype(np.float64)
-    if not X.has_canonical_format:
-        X = X.copy()
-        X.sum_duplicates()
-    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-    return np.bincount(rows, weights=X.data * X.data, minlength=X.shape[0])
-
-
-def check_epoch(data, indices, indptr, Y, sw, order, state, hp=None, codes=None, backend=None,
-                labels_ok=None):
-    """The checks of a sparse ``epoch`` call before any loop that trusts its inputs:
-    dtypes (one float dtype throughout, int64 indices, indptr and order), shapes, the
-    CSR structure (:func:`check_csr`) and the row order's indices; given ``codes``, also
-    the layout of ``hp`` and ``codes``, the codes, and the targets the loss reads (the
-    outputs it needs, Y's columns, multinomial class indices in [0, K); see
-    ``fastgd._checks``)."""
-    from . import _checks
-
-    for name, a in (("data", data), ("indices", indices), ("indptr", indptr), ("Y", Y), ("sw", sw),
-                    ("order", order), ("state", state)):
-        if not isinstance(a, np.ndarray):
-            raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
-        if not a.flags.c_contiguous:
-            raise ValueError(f"{name} must be C-contiguous")
-    if codes is not None:
-        _checks.check_layout(hp, codes)
-        _checks.check_codes(codes, backend)
-    dtype = data.dtype
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"data must be float32 or float64, got {dtype}")
-    for name, a in (("Y", Y), ("sw", sw), ("state", state)):
-        if a.dtype != dtype:
-            raise ValueError(f"{name} has dtype {a.dtype} but data has {dtype}")
-    for name, a in (("indices", indices), ("indptr", indptr), ("order", order)):
-        if a.dtype != np.int64:
-            raise ValueError(f"{name} must be int64, got {a.dtype}")
-    if state.ndim != 3 or state.shape[0] != 2 or state.shape[1] < 1 or state.shape[2] < 1:
-        raise ValueError(f"state must have shape (2, K, d + 1), got {state.shape}")
-    n = order.shape[0]
-    check_csr(data, indices, indptr, n, state.shape[2] - 1)
-    if Y.ndim != 2 or Y.shape[0] != n or sw.shape != (n,) or order.shape != (n,):
-        raise ValueError(
-            f"X has {n} rows but Y has shape {Y.shape}, sw {sw.shape} and order {order.shape}"
-        )
-    if n and (order.min() < 0 or order.max() >= n):
-        raise ValueError("order holds a row index outside [0, n)")
-    if codes is not None:
-        _checks.check_targets(n, Y, sw, state.shape[1], codes, labels_ok or _checks.labels_in_range)
 
 
 # The compiled kernels' lazy update keeps its coordinate records in a work buffer of

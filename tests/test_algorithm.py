@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastgd import LinearRegression, LogisticRegression
-from fastgd._schedules import auto_learning_rate
+from fastgd._smoothness import auto_learning_rate
 
 from .conftest import make_data
 

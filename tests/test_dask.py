@@ -426,8 +426,8 @@ def test_failed_dask_fit_leaves_a_fitted_model_as_it_was(client, monkeypatch):
             raise KeyboardInterrupt
         return original(self)
 
-    original = fdask._DaskRun._one_epoch
-    monkeypatch.setattr(fdask._DaskRun, "_one_epoch", interrupted)
+    original = fdask.DaskRun.epoch
+    monkeypatch.setattr(fdask.DaskRun, "epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         est.fit(*to_dask(client, CHUNKS, X, y))
     assert len(calls) == 2

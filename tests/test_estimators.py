@@ -11,6 +11,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
 import fastgd
+import fastgd._run
 from fastgd import DivergenceError, LinearRegression, LogisticRegression
 from fastgd._backends import get_backend
 
@@ -95,7 +96,7 @@ class RecordingBackend:
 @pytest.fixture
 def recorder(monkeypatch, backend):
     rec = RecordingBackend(backend)
-    monkeypatch.setattr(fastgd._base, "get_backend", lambda name: rec)
+    monkeypatch.setattr(fastgd._run, "get_backend", lambda name: rec)
     return rec
 
 

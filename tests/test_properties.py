@@ -36,8 +36,9 @@ from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 
 from fastgd import LinearRegression, LogisticRegression
-from fastgd._base import DivergenceError
-from fastgd._schedules import auto_learning_rate, optimal_t0
+from fastgd._run import DivergenceError
+from fastgd._schedules import optimal_t0
+from fastgd._smoothness import auto_learning_rate
 
 from .conftest import ALL_BACKENDS, FAST_BACKENDS
 

@@ -18,10 +18,11 @@ import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
 
-import fastgd._base
+import fastgd._run
 from fastgd import LinearRegression, LogisticRegression
 from fastgd import _params as P
 from fastgd._backends import get_backend
+from fastgd._validation import normalise_weights
 
 from .conftest import ALL_BACKENDS, FAST_BACKENDS, make_data
 
@@ -77,7 +78,7 @@ def interrupt_epoch(monkeypatch, backend, after):
         rec["backend"] = InterruptingBackend(name, after, sparse)
         return rec["backend"]
 
-    monkeypatch.setattr(fastgd._base, "get_backend", fake)
+    monkeypatch.setattr(fastgd._run, "get_backend", fake)
     return rec
 
 
@@ -255,7 +256,7 @@ def test_fit_allocates_little_beside_x(backend, batch_size, dtype):
 def test_auto_step_memory_is_a_fixed_sample(n):
     """The "auto" step's power iteration copies at most EIGEN_MAX_ROWS rows (as float64)
     whatever n is: the same peak for ten times the rows."""
-    from fastgd._schedules import EIGEN_MAX_ROWS
+    from fastgd._smoothness import EIGEN_MAX_ROWS
 
     d = 20
     X = np.random.default_rng(0).standard_normal((n, d)).astype(np.float32)
@@ -267,9 +268,9 @@ def test_auto_step_memory_is_a_fixed_sample(n):
 
 def test_unit_weights_are_not_copied():
     sw = np.ones(1000)
-    assert LinearRegression._normalise_weights(sw) is sw
+    assert normalise_weights(sw) is sw
     sw2 = np.full(1000, 2.0)
-    np.testing.assert_array_equal(LinearRegression._normalise_weights(sw2), np.ones(1000))
+    np.testing.assert_array_equal(normalise_weights(sw2), np.ones(1000))
 
 
 # ----------------------------------------------------------------------------- determinism

@@ -245,7 +245,7 @@ def test_predictions_on_sparse_input(backend):
 
 
 def test_auto_step_size_equals_dense():
-    from fastgd._schedules import _top_eigenvalue, max_row_smoothness
+    from fastgd._smoothness import max_row_smoothness, top_eigenvalue
 
     X, _ = sparse_data("regression", n=300, d=30, seed=8)
     sw = np.random.default_rng(1).uniform(0.5, 2.0, X.shape[0])
@@ -254,8 +254,8 @@ def test_auto_step_size_equals_dense():
         assert max_row_smoothness(M, sw, fit_intercept) == pytest.approx(
             max_row_smoothness(X, sw, fit_intercept), rel=1e-12
         )
-        assert _top_eigenvalue(M, sw, fit_intercept, max_rows=100) == pytest.approx(
-            _top_eigenvalue(X, sw, fit_intercept, max_rows=100), rel=1e-10
+        assert top_eigenvalue(M, sw, fit_intercept, max_rows=100) == pytest.approx(
+            top_eigenvalue(X, sw, fit_intercept, max_rows=100), rel=1e-10
         )
 
 

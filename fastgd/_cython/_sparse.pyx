@@ -23,7 +23,8 @@ import numpy as np
 
 from .. import _params as P
 from .._schedules import CONSTANT as _CONSTANT, INVSCALING as _INVSCALING, OPTIMAL as _OPTIMAL
-from .._sparse import check_epoch, record_size, work_buffer
+from .._checks import check_sparse_epoch
+from .._sparse import record_size, work_buffer
 from ._kernels import SCHEDULE_CODES, _check_rows
 
 cdef extern from *:
@@ -423,7 +424,7 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
     ``fastgd._numpy.sparse.epoch`` for the contract and ``fastgd._numba.sparse`` for the
     lazy update; ``lazy=False`` takes the dense O(K d) step at every step, and
     ``sync_steps > 0`` sets the interval ``T`` of the full catch-ups (for tests)."""
-    check_epoch(np.asarray(data), np.asarray(indices), np.asarray(indptr), np.asarray(Y),
+    check_sparse_epoch(np.asarray(data), np.asarray(indices), np.asarray(indptr), np.asarray(Y),
                 np.asarray(sw), np.asarray(order), np.asarray(state))
     if hp.shape[0] < P.N_HP:
         raise ValueError("hp must have the layout of fastgd._params")

@@ -58,8 +58,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .. import _params as P
+from .._checks import check_sparse_epoch
 from .._schedules import CONSTANT
-from .._sparse import check_epoch, record_size, work_buffer
+from .._sparse import record_size, work_buffer
 from .kernels import _labels_in_range, _step_size
 from .losses import loss_and_grad
 
@@ -577,7 +578,7 @@ def epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy=True, sync
     ``fastgd._numpy.sparse.epoch`` for the contract and the module docstring for the
     lazy update; ``lazy=False`` takes the dense O(K d) step at every step, and
     ``sync_steps > 0`` sets the interval ``T`` of the full catch-ups (for tests)."""
-    check_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, "numba", _labels_in_range)
+    check_sparse_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, "numba", _labels_in_range)
     Y = np.ascontiguousarray(Y)  # read through a flat view for prefetching
     if codes[P.BATCH_SIZE] < 1:
         raise ValueError(f"batch size must be >= 1, got {codes[P.BATCH_SIZE]}")

@@ -12,8 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _params as P
+from .._checks import check_csr, check_sparse_epoch
 from .._losses import LOSS_BY_CODE
-from .._sparse import check_csr, check_epoch
 from .kernels import apply_step
 
 
@@ -31,7 +31,7 @@ def epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
     sorted, and duplicate entries add up. Every other argument, and the algorithm, are
     those of ``fastgd._numpy.kernels.epoch``.
     """
-    check_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, "numpy")
+    check_sparse_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, "numpy")
     d = state.shape[2] - 1
     X = _matrix(data, indices, indptr, d)
     n = X.shape[0]

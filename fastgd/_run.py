@@ -1,0 +1,424 @@
+"""The epoch driver: one ``fit``/``partial_fit`` call's epochs, and the one place that
+calls a backend's ``epoch`` kernel on in-memory data.
+
+:class:`Run` owns the working state (weights, intercept, velocity) until the call
+succeeds. Each epoch draws its row order (the estimator's random stream; the next
+permutation is drawn on a background thread while the current epoch runs), calls the
+kernel once, and then judges the epoch: divergence (:class:`DivergenceError`), the
+stopping criterion (``tol``, ``n_iter_no_change``, early stopping on a validation set),
+what a stall does for the learning-rate rule, verbose output and the loss and time
+curves. The Dask driver (``fastgd._dask``) subclasses :class:`Run` and replaces only
+:meth:`Run.epoch`.
+
+:func:`prepared` is the supported hook for code that times epochs (``bench/``): a run
+ready to go on validated data, with :meth:`Run.epoch`, ``state`` and
+:meth:`Run.kernel_args`.
+"""
+
+import os
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from . import _params as P
+from . import _sparse
+from ._backends import get_backend
+from ._losses import LOSSES
+from ._penalties import penalty_strengths, penalty_value
+from ._schedules import SCHEDULES, optimal_t0, step_size
+from ._smoothness import auto_learning_rate
+from ._validation import normalise_weights
+
+# "adaptive" divides the step by this factor when the objective stalls ...
+ADAPTIVE_FACTOR = 5.0
+# ... and stops once the step falls below this
+ADAPTIVE_MIN_ETA = 1e-6
+# an objective this many times the first epoch's is treated as divergence
+DIVERGENCE_FACTOR = 1e10
+# "auto" divides its computed step by ADAPTIVE_FACTOR at most this many times on stalls
+AUTO_REDUCTIONS = 2
+# ... each judged over at least this many updates (or n_iter_no_change epochs if fewer)
+AUTO_STALL_UPDATES = 1000
+
+
+class DivergenceError(FloatingPointError):
+    """Raised when a fit diverges: the objective or the weights become non-finite, or the
+    objective grows past DIVERGENCE_FACTOR (1e10) times a reference: the larger of the
+    objective of the all-zero model on the call's data and, when the call continues a
+    fitted model (``partial_fit``, ``warm_start``), that model's first epoch's objective
+    (or, where neither is known or positive, the call's own first epoch's objective).
+
+    The estimator keeps the state it had before the call (a fitted model stays usable).
+    """
+
+
+def weighted_loss(X, Y, sw, W, loss):
+    """``sum_i sw_i * loss_i`` in float64 at the float64 weights ``W`` (K, d + 1): the
+    data term of ``BaseGD.objective`` (the Dask driver sums it over blocks)."""
+    X = X.astype(np.float64, copy=False)
+    values, _ = LOSSES[loss].value_grad(np.asarray(X @ W[:, :-1].T) + W[:, -1], Y.astype(np.float64))
+    return float(sw.astype(np.float64) @ values)
+
+
+
+
+def batch_rows(batch_size, n):
+    """Rows per step for the ``batch_size`` parameter on ``n`` rows."""
+    if batch_size == "full":
+        return n
+    return min(int(batch_size), n)
+
+
+def initial_state(data):
+    """Zero weights, intercept and velocity: (2, n_outputs, n_features + 1)."""
+    return np.zeros((2, data.n_outputs, data.X.shape[1] + 1), dtype=data.X.dtype)
+
+
+def initial_eta(est, data):
+    """The step size a fit of ``est`` on in-memory ``data`` starts from: computed from the
+    data for ``learning_rate="auto"``, else ``eta0``; checked to be a positive finite
+    step in the data's dtype."""
+    if est.learning_rate == "auto":
+        l2, _ = penalty_strengths(est.penalty, est.alpha, est.l1_ratio)
+        eta = auto_learning_rate(
+            data.X,
+            data.sw,
+            fit_intercept=est.fit_intercept,
+            curvature=LOSSES[data.loss].curvature,
+            l2=l2,
+            batch_size=batch_rows(est.batch_size, data.X.shape[0]),
+            momentum=float(est.momentum),
+        )
+        source = "learning_rate='auto' computed it from X"
+    else:
+        eta = float(est.eta0)
+        source = f"eta0={est.eta0!r}"
+    # the kernels compute in the data's dtype: a step that is 0 there would leave the
+    # weights where they start (a silent all-zero model), an infinite one gives NaN
+    with np.errstate(over="ignore", under="ignore"):
+        in_dtype = data.X.dtype.type(eta)
+    if not (np.isfinite(in_dtype) and in_dtype > 0):
+        raise ValueError(
+            f"The step size {eta:.4g} ({source}) is {float(in_dtype):g} in "
+            f"{data.X.dtype.name}, the data's dtype: gradient descent cannot take it. "
+            "Rescale X" + (" or pass it as float64." if data.X.dtype != np.float64 else ".")
+        )
+    return eta
+
+
+def prepared(est, X, y, sample_weight=None):
+    """A :class:`Run` of a new fit of ``est`` on ``(X, y)``, ready for its first epoch.
+
+    Everything ``fit`` does before its epochs is done here (parameter and input
+    validation, weight normalisation, the initial step, the random stream from
+    ``random_state``); early stopping's validation split is not made. ``run.epoch()``
+    then runs exactly what one epoch of ``fit`` runs (the row order and one kernel call)
+    and returns the epoch's objective; ``run.state`` is the (2, K, d + 1) state
+    (``state[0]``: weights with the intercept last); ``run.kernel_args(order)`` gives the
+    keyword arguments of the backend's ``epoch`` kernel (``run.backend``) for timing the
+    kernel alone. The estimator itself is not changed.
+    """
+    data = est._prepare(X, y, sample_weight, first=True)
+    data = data._replace(sw=normalise_weights(data.sw))
+    return Run(est, data, initial_state(data), 0, initial_eta(est, data), check_random_state(est.random_state))
+
+
+def n_threads(n_jobs):
+    """Threads for ``n_jobs``: None or -1 = every core this process may use, -2 = all but
+    one, and so on."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    if n_jobs is None:
+        return cores
+    if n_jobs < 0:
+        return max(1, cores + 1 + n_jobs)
+    return int(n_jobs)
+
+
+_background_pool = None
+_background_key = None
+_background_lock = threading.Lock()
+
+
+def _background():
+    """A one-thread pool for work that overlaps an epoch (the next permutation),
+    recreated in a forked child, whose threads did not survive the fork."""
+    global _background_pool, _background_key
+    with _background_lock:
+        if _background_pool is None or _background_key != os.getpid():
+            _background_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastgd-order")
+            _background_key = os.getpid()
+        return _background_pool
+
+
+class Run:
+    """One call's worth of epochs: owns the working state until the fit succeeds."""
+
+    def __init__(self, est, data, state, t, eta, rng, X_val=None, Y_val=None):
+        self.est = est
+        self.X, self.Y, self.sw = data.X, data.Y, data.sw
+        self.loss = data.loss
+        self.reference = self.reference_name = None  # what divergence is measured against
+        # sparse input: the CSR arrays (int64 indices, converted once per call) and the
+        # backend's sparse kernels
+        self.csr = _sparse.kernel_arrays(data.X) if _sparse.issparse(data.X) else None
+        self.backend = get_backend(est.backend, sparse=True) if self.csr is not None else get_backend(est.backend)
+        self.state = state
+        self.t = int(t)
+        self.eta = float(eta)
+        self.reductions = 0
+        self.rng = rng
+        self.X_val, self.Y_val = X_val, Y_val
+        self.curve = []
+        self.times = []  # cumulative seconds in epochs at the end of each epoch
+        self.val_scores = [] if X_val is not None else None
+        self.n_epochs = 0
+        n = data.X.shape[0]
+        self.l2, self.l1 = penalty_strengths(est.penalty, est.alpha, est.l1_ratio)
+        self.hp = np.zeros(P.N_HP, dtype=np.float64)
+        self.hp[P.POWER_T] = est.power_t
+        self.hp[P.L2] = self.l2
+        self.hp[P.L1] = self.l1
+        self.hp[P.MOMENTUM] = est.momentum
+        self.hp[P.ALPHA] = est.alpha
+        self.schedule = SCHEDULES[est.learning_rate]
+        if est.learning_rate == "optimal":
+            self.hp[P.OPTIMAL_T0] = optimal_t0(est.alpha)
+        self.codes = np.zeros(P.N_CODES, dtype=np.int64)
+        self.codes[P.LOSS] = LOSSES[data.loss].code
+        self.codes[P.SCHEDULE] = self.schedule
+        self.codes[P.NESTEROV] = int(bool(est.nesterov))
+        self.codes[P.FIT_INTERCEPT] = int(bool(est.fit_intercept))
+        self.codes[P.BATCH_SIZE] = batch_rows(est.batch_size, n)
+        self.codes[P.N_THREADS] = n_threads(est.n_jobs)
+        self.in_order = None  # 0, 1, ..., n - 1, made on first use
+        self.more_epochs = False  # whether another epoch follows the current one
+        self.pending_order = None  # the next epoch's permutation, being drawn
+        self.eta_last = self._current_eta()
+
+    @staticmethod
+    def initial_eta(est, data):
+        """The step size a fit starts from (:func:`initial_eta`, on in-memory data)."""
+        return initial_eta(est, data)
+
+    def _current_eta(self):
+        t = max(self.t, 1)
+        return float(step_size(self.schedule, t, self.eta, self.hp[P.POWER_T], self.hp[P.OPTIMAL_T0], self.hp[P.ALPHA]))
+
+    def _permutation(self, n):
+        """This epoch's row order, the next permutation of the fit's random stream.
+
+        When another epoch follows in this call (``self.more_epochs``), the next
+        permutation is drawn on a background thread while this epoch's kernel runs
+        (NumPy draws it without the GIL, and the kernels release it): at a million rows
+        a permutation costs about 12 ms, a sizeable part of an SGD epoch. The stream is
+        the same as drawing them one after the other; a fit that stops early leaves one
+        drawn permutation unused.
+        """
+        pending, self.pending_order = self.pending_order, None
+        order = pending.result() if pending is not None else self.rng.permutation(n)
+        if self.more_epochs:
+            self.pending_order = _background().submit(self.rng.permutation, n)
+        return order.astype(np.int64, copy=False)
+
+    def kernel_args(self, order):
+        """The keyword arguments of the backend's ``epoch`` kernel for this epoch's row
+        ``order``: the data (dense ``X``, or the CSR arrays), targets, weights, the state
+        (updated in place by the call) and the ``hp``/``codes`` vectors."""
+        if self.csr is not None:
+            data, indices, indptr = self.csr
+            X = {"data": data, "indices": indices, "indptr": indptr}
+        else:
+            X = {"X": self.X}
+        return dict(X, Y=self.Y, sw=self.sw, order=order, state=self.state, hp=self.hp, codes=self.codes)
+
+    def epoch(self):
+        """Run one epoch: the row order, then the kernel, once; return the epoch's
+        objective (see ``loss_curve_``). The only place an estimator calls a backend."""
+        n = self.X.shape[0]
+        # full batch: the order cannot matter, so read X in storage order (streaming)
+        shuffle = self.est.shuffle and self.codes[P.BATCH_SIZE] < n
+        if shuffle:
+            order = self._permutation(n)
+        else:
+            if self.in_order is None:
+                self.in_order = np.arange(n, dtype=np.int64)
+            order = self.in_order
+        self.hp[P.ETA0] = self.eta
+        self.codes[P.T_START] = self.t
+        pen = penalty_value(self.state[0][:, :-1], self.l2, self.l1)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            total = self.backend.epoch(**self.kernel_args(order))
+        self.t += -(-n // int(self.codes[P.BATCH_SIZE]))
+        return float(total) / n + pen
+
+    def _on_stall(self):
+        """What a stall does: "adaptive" divides the step by ADAPTIVE_FACTOR while it stays
+        above ADAPTIVE_MIN_ETA; "auto" restarts the momentum (the velocity carries the
+        oscillation) and, for mini-batches, divides the step to shrink the gradient noise,
+        at most AUTO_REDUCTIONS times. Returns False when the fit should stop instead."""
+        rule = self.est.learning_rate
+        if rule == "adaptive":
+            if self.eta / ADAPTIVE_FACTOR < ADAPTIVE_MIN_ETA:
+                return False
+            self.eta /= ADAPTIVE_FACTOR
+        elif rule == "auto":
+            if self.reductions == AUTO_REDUCTIONS:
+                return False
+            self.state[1] = 0.0
+            if self.codes[P.BATCH_SIZE] < self.X.shape[0]:
+                self.eta /= ADAPTIVE_FACTOR
+        else:
+            return False
+        self.reductions += 1
+        self.eta_last = self._current_eta()
+        return True
+
+    def _patience(self):
+        """Epochs without improvement that make a stall: ``n_iter_no_change``, except
+        that "auto" judges its first AUTO_REDUCTIONS stalls over at least
+        AUTO_STALL_UPDATES updates rather than n_iter_no_change epochs: on large data
+        one epoch without improvement means the step has reached its noise floor, and
+        waiting epochs longer there only costs time."""
+        patience = self.est.n_iter_no_change
+        if self.est.learning_rate == "auto" and self.reductions < AUTO_REDUCTIONS:
+            updates = -(-self.X.shape[0] // int(self.codes[P.BATCH_SIZE]))
+            patience = min(patience, -(-AUTO_STALL_UPDATES // updates))
+        return patience
+
+    def epochs(self, max_epochs, *, stop_early):
+        try:
+            self._epochs(max_epochs, stop_early=stop_early)
+        finally:
+            # a permutation still being drawn finishes before the call returns, so a
+            # RandomState passed as random_state is left in one definite state
+            if self.pending_order is not None:
+                self.pending_order.result()
+                self.pending_order = None
+
+    def zero_objective(self):
+        """The objective of the all-zero model (weights and intercept 0) on this call's
+        data, in float64, without a pass over X; None where it is not known."""
+        if self.loss == "squared_error":
+            sq = np.einsum("ik,ik->i", self.Y, self.Y, dtype=np.float64)
+            return 0.5 * float(np.dot(self.sw.astype(np.float64, copy=False), sq)) / max(self.Y.shape[0], 1)
+        if self.loss == "log_loss":
+            return float(np.log(2.0))
+        if self.loss == "multinomial":
+            return float(np.log(self.state.shape[1]))
+        return None
+
+    def set_reference(self, *, continuing):
+        """Set what divergence is measured against (see ``DivergenceError``). Against
+        the all-zero model, a fit whose objective grows a billion-fold within its first
+        epoch, or over many ``partial_fit`` calls of one epoch each, is caught too; the
+        fitted model's first objective keeps a continuing call on data of another scale
+        from being taken for a divergence."""
+        candidates = [(self.zero_objective(), "the all-zero model's objective")]
+        if continuing and getattr(self.est, "loss_curve_", None):
+            candidates.append((self.est.loss_curve_[0], "the fitted model's first epoch's objective"))
+        known = [c for c in candidates if c[0] is not None and np.isfinite(c[0]) and c[0] > 0]
+        self.reference, self.reference_name = max(known) if known else (None, None)
+
+    def _divergence_hint(self, objective, epoch):
+        """What to do about a divergence, by its likely cause."""
+        est = self.est
+        if epoch == 1 and not np.isfinite(objective) and np.all(np.isfinite(self.state)):
+            return (
+                "The loss itself is not finite at these weights: the targets or features are "
+                "too large for it in floating point; rescale X or y."
+            )
+        if est.learning_rate == "optimal":
+            return (
+                f"learning_rate='optimal' sets the step from alpha alone, 1 / (alpha (t0 + t - 1)), "
+                f"which does not suit these data with alpha={est.alpha!r}: use "
+                "learning_rate='auto' (the default), which picks a stable step from the data."
+            )
+        if est.learning_rate == "auto":
+            return (
+                "The automatic step was estimated on other rows (partial_fit) or the data are "
+                "extreme: use learning_rate='constant' with a smaller eta0, or rescale X."
+            )
+        return (
+            "Use a smaller eta0, or learning_rate='auto' (the default), which picks a stable "
+            "step from the data."
+        )
+
+    def _epochs(self, max_epochs, *, stop_early):
+        est = self.est
+        tol = est.tol
+        best = np.inf
+        no_improvement = 0
+        converged = False
+        name = type(est).__name__
+        elapsed = 0.0
+        for epoch in range(1, max_epochs + 1):
+            tic = time.perf_counter()
+            self.more_epochs = epoch < max_epochs
+            objective = self.epoch()
+            elapsed += time.perf_counter() - tic
+            self.n_epochs += 1
+            self.eta_last = self._current_eta()
+            first = self.curve[0] if self.curve else objective
+            reference = self.reference if self.reference is not None else first
+            if (
+                not np.isfinite(objective)
+                or not np.all(np.isfinite(self.state))
+                or objective > DIVERGENCE_FACTOR * max(reference, np.finfo(np.float64).tiny)
+            ):
+                against = (
+                    f"from {first:.4g} in the first epoch" if self.reference is None
+                    else f"{self.reference_name} is {self.reference:.4g}"
+                )
+                raise DivergenceError(
+                    f"{name} diverged in epoch {epoch}: the objective became {objective:.4g} "
+                    f"({against}) with "
+                    f"step size {self.eta_last:.4g} (learning_rate={est.learning_rate!r}). "
+                    + self._divergence_hint(objective, epoch)
+                )
+            self.curve.append(objective)
+            self.times.append(elapsed)
+            if est.verbose:
+                print(
+                    f"-- Epoch {len(self.curve)}: objective {objective:.6g}, step size "
+                    f"{self.eta_last:.4g}, updates {self.t}, {time.perf_counter() - tic:.4f} s"
+                )
+            if not stop_early:
+                continue
+            if self.X_val is not None:
+                score = est._score_state(self.state[0], self.X_val, self.Y_val)
+                self.val_scores.append(score)
+                criterion = -score
+            else:
+                criterion = objective
+            if tol is not None:
+                if criterion > best - tol:
+                    no_improvement += 1
+                else:
+                    no_improvement = 0
+                best = min(best, criterion)
+                if no_improvement >= self._patience():
+                    if self._on_stall():
+                        if est.verbose:
+                            print(f"-- No improvement for {no_improvement} epochs: step size {self.eta:.4g}")
+                        no_improvement = 0
+                    else:
+                        converged = True
+                        if est.verbose:
+                            print(f"-- Converged after {epoch} epochs")
+                        break
+        if stop_early and tol is not None and not converged:
+            warnings.warn(
+                f"{name} reached max_iter={max_epochs} epochs before the stopping criterion "
+                f"(tol={tol}, n_iter_no_change={est.n_iter_no_change}) was met; increase "
+                f"max_iter if the fit is not good enough.",
+                ConvergenceWarning,
+                stacklevel=6,  # the user's fit() or partial_fit() call
+            )

@@ -1,0 +1,149 @@
+"""The data's smoothness, and from it the step size of ``learning_rate="auto"``.
+
+Two statistics of the data bound the curvature of the objective: the largest eigenvalue
+of ``Xt' S Xt / n`` (power iteration on at most ``EIGEN_MAX_ROWS`` evenly spaced rows:
+:func:`top_eigenvalue`) and the largest weighted squared row norm
+(:func:`max_row_smoothness`). :func:`auto_step` turns them into a step for a batch size
+and a momentum; :func:`auto_learning_rate` does both on in-memory data, and the Dask
+driver gathers the statistics blockwise and calls :func:`auto_step` itself.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+# the estimate of the top eigenvalue uses at most this many evenly spaced rows
+EIGEN_MAX_ROWS = 10_000
+
+
+def top_eigenvalue(X, sw, fit_intercept, n_iter=30, max_rows=EIGEN_MAX_ROWS, rtol=1e-4):
+    """Largest eigenvalue of ``Xt' diag(sw) Xt / n`` by power iteration (float64).
+
+    ``Xt`` is X with a column of ones appended when ``fit_intercept``. At most
+    ``max_rows`` evenly spaced rows are used, gathered once into a contiguous array: the
+    estimate is a matter of scale, not of digits, and its cost must stay small next to
+    one epoch. The iteration stops when the Rayleigh quotient changes by less than
+    ``rtol`` (relative), after at most ``n_iter`` rounds.
+    """
+    n, d = X.shape
+    step = max(1, n // max_rows)
+    sparse = sp.issparse(X)
+    if sparse:  # CSR: the same rows, products by scipy
+        Xs = sp.csr_array(X[::step], dtype=np.float64)
+    else:
+        Xs = np.ascontiguousarray(X[::step], dtype=np.float64)
+    ws = np.asarray(sw[::step], dtype=np.float64)
+    m = Xs.shape[0]
+    v = np.random.default_rng(0).standard_normal(d + 1)  # fixed start: deterministic
+    if not fit_intercept:
+        v[d] = 0.0
+    lam = 0.0
+    for _ in range(n_iter):
+        # scaled by its largest entry first: the squares of the entries of X' X v
+        # overflow (or underflow) for data of 1e100 (1e-100), whose own squares do not,
+        # and a norm of inf (0) ended the iteration early, with lambda underestimated
+        top = np.max(np.abs(v))
+        if top == 0.0 or not np.isfinite(top):
+            break
+        v = v / top
+        v = v / np.linalg.norm(v)
+        # einsum rather than BLAS: single-threaded, so a busy machine cannot stall it
+        # on a descheduled BLAS thread (these products take about a millisecond)
+        u = ws * ((Xs @ v[:d] if sparse else np.einsum("ij,j->i", Xs, v[:d])) + v[d])
+        w = np.empty(d + 1)
+        w[:d] = (Xs.T @ u if sparse else np.einsum("ij,i->j", Xs, u)) / m
+        w[d] = u.sum() / m if fit_intercept else 0.0
+        previous, lam = lam, float(v @ w)  # Rayleigh quotient
+        v = w
+        if abs(lam - previous) <= rtol * abs(lam):
+            break
+    return lam
+
+
+def auto_learning_rate(X, sw, *, fit_intercept, curvature, l2, batch_size, momentum):
+    """The constant step size used by ``learning_rate="auto"``.
+
+    With ``c`` the loss curvature bound (1 squared error, 1/4 logistic, 1/2 softmax),
+    ``L = c * lambda_max(Xt' S Xt / n) + l2`` the smoothness of the full objective
+    (``Xt`` = X with a ones column when fitting an intercept, ``S`` the normalised sample
+    weights; lambda_max by power iteration) and ``L_max = c * max_i s_i ||xt_i||^2 + l2``
+    the worst single-row smoothness, a mini-batch of ``b`` rows out of ``n`` has expected
+    smoothness ``L_b = L_det + L_noise`` with
+
+        L_det   = n (b - 1) / (b (n - 1)) * L
+        L_noise = (n - b) / (b (n - 1)) * L_max
+
+    (``b = 1`` gives ``L_max``, ``b = n`` gives ``L``). Momentum ``mu`` multiplies the
+    effective step by ``1 / (1 - mu)`` and with it the gradient noise, so the step is
+
+        eta = 1 / (L_det + L_noise / (1 - mu))
+
+    Full batch therefore uses ``1 / L`` (heavy ball and Nesterov are stable up to about
+    ``1.3 / L`` for any ``mu < 1``) and SGD ``(1 - mu) / L_max``. Both scale with the data,
+    so no feature scaling makes the default diverge.
+    """
+    return auto_step(
+        n=X.shape[0],
+        batch_size=batch_size,
+        max_row_smoothness=max_row_smoothness(X, sw, fit_intercept),
+        top_eigenvalue=top_eigenvalue(X, sw, fit_intercept),
+        curvature=curvature,
+        l2=l2,
+        momentum=momentum,
+    )
+
+
+def max_row_smoothness(X, sw, fit_intercept):
+    """``max_i s_i ||xt_i||^2`` in float64 (``xt_i`` = row i with a 1 appended when
+    ``fit_intercept``); of a block of rows, its share of the whole data's maximum."""
+    if sp.issparse(X):
+        sq = row_sq_norms(X)
+    else:
+        sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    if sq.shape[0] and not np.max(sq) > 0.0 and (X.count_nonzero() if sp.issparse(X) else np.any(X)):
+        # every square underflowed: the smoothness, and with it the step, would be that of
+        # all-zero data, and gradient descent on such data moves no weight in float64
+        big = float(np.max(np.abs(X.data if sp.issparse(X) else X)))
+        raise ValueError(
+            f"X's values are too small for gradient descent in float64: the largest, {big:.3g}, "
+            "squares to 0 (underflow), so no step size can move the weights; rescale X."
+        )
+    sq = sq + (1.0 if fit_intercept else 0.0)
+    return float(np.max(np.asarray(sw, dtype=np.float64) * sq))
+
+
+def auto_step(*, n, batch_size, max_row_smoothness, top_eigenvalue, curvature, l2, momentum):
+    """The formula of :func:`auto_learning_rate` from the data's two statistics:
+    ``max_row_smoothness = max_i s_i ||xt_i||^2`` and ``top_eigenvalue`` =
+    ``lambda_max(Xt' S Xt / n)`` as :func:`top_eigenvalue` estimates it. Split out so
+    that data held in blocks (Dask) can gather the statistics and share the formula."""
+    b = min(batch_size, n)
+    L_max = curvature * max_row_smoothness + l2
+    if b >= n:
+        L_det = curvature * top_eigenvalue + l2
+        L_noise = 0.0
+    else:
+        L = curvature * top_eigenvalue + l2
+        L_det = n * (b - 1) / (b * (n - 1)) * L
+        L_noise = (n - b) / (b * (n - 1)) * L_max
+    denom = L_det + L_noise / (1.0 - momentum)
+    if not np.isfinite(denom):
+        raise ValueError(
+            "learning_rate='auto' could not estimate the data's smoothness "
+            "(the squared row norms overflow); rescale X."
+        )
+    if denom <= 0.0:  # all-zero data: any step is stable
+        return 1.0
+    # BLAS results can differ in the last bits with memory alignment; rounding to 8
+    # significant digits keeps fits bit-for-bit reproducible for a fixed random_state
+    return float(f"{1.0 / denom:.8g}")
+
+
+def row_sq_norms(X):
+    """Squared Euclidean norm of each row of a sparse matrix, in float64 (duplicate
+    entries are summed first, as in ``X.toarray()``)."""
+    X = X.tocsr().astype(np.float64)
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    return np.bincount(rows, weights=X.data * X.data, minlength=X.shape[0])

@@ -1,0 +1,134 @@
+"""Input validation for a fit: the arrays a kernel will see, the targets encoded for the
+loss, and the sample weights (times class weights) normalised to mean 1.
+
+The estimator layer guarantees every array a kernel receives is C-contiguous and of the
+kernel's dtype (float32 or float64 for the data, int64 for the row order); this module
+makes the data so. The estimator supplies the target encoding through two hooks
+(``_targets``, ``_class_weights``); everything else here is a plain function, shared by
+the in-memory driver (``fastgd._run``) and the Dask driver (``fastgd._dask``).
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+from sklearn.utils.validation import _check_sample_weight, validate_data
+
+from . import _sparse
+
+FLOAT_DTYPES = (np.float64, np.float32)
+
+
+class Data(NamedTuple):
+    """Validated training data as the kernels take it, plus what it implies."""
+
+    X: np.ndarray  # (n, d) float32/float64, C-contiguous; or a scipy.sparse CSR matrix
+    Y: np.ndarray  # (n, m) same dtype: targets encoded for the loss
+    sw: np.ndarray  # (n,) same dtype: sample weights times class weights
+    loss: str  # name in fastgd._losses.LOSSES
+    n_outputs: int  # K, rows of the weight matrix
+    fitted: dict  # target-related fitted attributes to set on success (classes_, ...)
+
+
+def is_dask(obj):
+    """Whether ``obj`` is a Dask collection (array, dataframe, series), without importing
+    dask: its type is defined in a ``dask`` (or the former ``dask_expr``) module."""
+    return type(obj).__module__.split(".")[0] in ("dask", "dask_expr")
+
+
+def validate_inputs(est, X, y, sample_weight, *, first, classes=None, partial=False):
+    """Validated, encoded training data for estimator ``est`` (sample weights not yet
+    normalised: see :func:`normalise_weights`)."""
+    if isinstance(X, np.ndarray) and X.dtype.kind == "f" and not X.dtype.isnative:
+        # big-endian float32 would otherwise become float64 (not a dtype in the list)
+        X = X.astype(X.dtype.newbyteorder("="))
+    _sparse.check_structure(X)  # before scipy reads a malformed matrix's indices
+    X, y = validate_data(
+        est,
+        X,
+        y,
+        reset=first,
+        accept_sparse=["csr"],
+        dtype=list(FLOAT_DTYPES),
+        order="C",
+        multi_output=est._multi_output,
+        y_numeric=not est._is_classifier,
+    )
+    Y, n_outputs, loss, fitted = est._targets(y, first=first, classes=classes, partial=partial)
+    Y = np.ascontiguousarray(Y, dtype=X.dtype)
+    if sample_weight is None:
+        sw = np.ones(X.shape[0], dtype=X.dtype)
+    else:  # rejects NaN, infinity and negative weights
+        sw = _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True, copy=True)
+    cw = est._class_weights(Y, fitted)
+    if cw is not None:
+        sw = sw * cw.astype(X.dtype, copy=False)
+    top = float(np.max(sw)) if sw.shape[0] else 1.0
+    if top > 0.0 and not 2.0**-64 <= top <= 2.0**64:
+        # weights only count relative to each other (they are normalised to mean 1):
+        # bring the largest into [0.5, 1) by an exact power of two, so that their sum
+        # cannot overflow (weights of 1e308 summed to inf and became all 0) and n / sum
+        # cannot (weights of 1e-320 became inf)
+        sw = np.ldexp(sw, -int(np.frexp(top)[1])).astype(X.dtype, copy=False)
+    return Data(X, Y, sw, loss, n_outputs, fitted)
+
+
+def validate_predict(est, X):
+    """X as a prediction takes it (dense C-contiguous float, or CSR), checked against the
+    fitted estimator's features."""
+    _sparse.check_structure(X)  # before scipy's product trusts a malformed matrix's indices
+    return validate_data(est, X, reset=False, accept_sparse=["csr"], dtype=list(FLOAT_DTYPES), order="C")
+
+
+def normalise_weights(sw):
+    """Scale weights to mean 1, so a batch's mean of ``sw_i * grad_i`` is an unbiased
+    estimate of the full weighted-mean gradient for any batch size."""
+    scale = weight_scale(sw.shape[0], float(np.sum(sw, dtype=np.float64)))
+    if scale == 1.0:  # unit weights (no sample_weight): no second array of n values
+        return sw
+    return np.ascontiguousarray(sw * scale, dtype=sw.dtype)
+
+
+def weight_scale(n, total):
+    """The factor that gives ``n`` weights summing to ``total`` a mean of 1 (see
+    :func:`normalise_weights`); the Dask driver sums ``total`` blockwise."""
+    if not total > 0.0:
+        raise ValueError("sample_weight (times class_weight) must not sum to zero.")
+    scale = n / total
+    if not (np.isfinite(total) and np.isfinite(scale) and scale > 0.0):
+        # (in memory the weights are first brought near 1 by a power of two; the Dask
+        # driver only has their blockwise sum)
+        raise ValueError(
+            f"sample_weight (times class_weight) sums to {total:.4g} over {n} samples, beyond "
+            "what float64 can normalise; divide the weights by a common factor (only their "
+            "ratios matter)."
+        )
+    return scale
+
+
+def split_validation(data, rng, validation_fraction, stratify):
+    """``(training data, X_val, Y_val)``: ``validation_fraction`` of the rows held out
+    (stratified on the encoded class when ``stratify``), both parts in storage order."""
+    from sklearn.model_selection import (
+        train_test_split,  # (a slow import, needed rarely)
+    )
+
+    n = data.X.shape[0]
+    try:
+        train, val = train_test_split(
+            np.arange(n), test_size=validation_fraction, random_state=rng,
+            stratify=data.Y[:, 0] if stratify else None,
+        )
+    except ValueError as exc:
+        raise ValueError(
+            f"early_stopping=True could not hold out validation_fraction="
+            f"{validation_fraction} of {n} samples: {exc}"
+        ) from None
+    if len(train) == 0 or len(val) == 0:
+        raise ValueError(
+            f"early_stopping=True with validation_fraction={validation_fraction} "
+            f"leaves an empty training or validation set for {n} samples."
+        )
+    train = np.sort(train)
+    val = np.sort(val)
+    X, Y, sw = data.X, data.Y, data.sw
+    return data._replace(X=X[train], Y=Y[train], sw=sw[train]), X[val], Y[val]
