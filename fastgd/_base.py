@@ -184,7 +184,7 @@ class BaseGD(BaseEstimator):
             state[...] = self._state
             t = self.t_
             eta = self._eta
-            if self.learning_rate == "auto":
+            if SCHEDULES[self.learning_rate].from_data:
                 # never take a larger step than new rows allow
                 eta = min(eta, run_cls.initial_eta(self, data))
         rng = None if first else getattr(self, "_partial_rng", None)
@@ -223,8 +223,8 @@ class BaseGD(BaseEstimator):
     def _check_param_combinations(self):
         if self.nesterov and self.momentum <= 0:
             raise ValueError(f"nesterov=True requires momentum > 0 (got momentum={self.momentum!r}).")
-        if self.learning_rate == "optimal" and self.alpha <= 0:
-            raise ValueError(f"learning_rate='optimal' requires alpha > 0 (got alpha={self.alpha!r}).")
+        if SCHEDULES[self.learning_rate].needs_alpha and self.alpha <= 0:
+            raise ValueError(f"learning_rate={self.learning_rate!r} requires alpha > 0 (got alpha={self.alpha!r}).")
 
     def _prepare(self, X, y, sample_weight, *, first, classes=None, partial=False):
         """Validate parameters and inputs for a fit; return the validated data

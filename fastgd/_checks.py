@@ -17,12 +17,10 @@ one-pass jitted functions); the defaults are NumPy expressions.
 import numpy as np
 
 from . import _params as P
-from ._losses import LOG, MULTINOMIAL, SQUARED
-from ._schedules import CONSTANT, INVSCALING, OPTIMAL
+from ._losses import LOSS_BY_CODE, LOSS_CODES
+from ._schedules import SCHEDULE_CODES
 
-# the codes every backend implements
-LOSS_CODES = (SQUARED, LOG, MULTINOMIAL)
-SCHEDULE_CODES = (CONSTANT, INVSCALING, OPTIMAL)
+__all__ = ["LOSS_CODES", "SCHEDULE_CODES"]  # (the codes every backend implements)
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -85,12 +83,13 @@ def check_targets(n, Y, sw, K, codes, labels_ok=labels_in_range):
     """The outputs the loss needs, the rows of Y and sw against n, and (multinomial)
     the class indices."""
     loss = codes[P.LOSS]
-    if K < 1 or (loss == LOG and K != 1) or (loss == MULTINOMIAL and K < 2):
+    entry = LOSS_BY_CODE[int(loss)]
+    if K < entry.min_outputs or (entry.max_outputs is not None and K > entry.max_outputs):
         raise ValueError(f"{K} outputs do not fit loss code {loss}")
-    m = K if loss == SQUARED else 1
+    m = entry.target_columns(K)
     if Y.ndim != 2 or sw.ndim != 1 or Y.shape[0] != n or Y.shape[1] < m or sw.shape[0] != n:
         raise ValueError(f"X has {n} rows but Y has shape {Y.shape} and sw {sw.shape} rows")
-    if n and loss == MULTINOMIAL and not labels_ok(Y, K):
+    if n and entry.class_targets and not labels_ok(Y, K):
         raise ValueError(f"multinomial targets must be class indices in [0, {K})")
 
 

@@ -80,6 +80,7 @@ from ._losses import LOSSES
 from ._numpy.kernels import apply_step
 from ._penalties import penalty_strengths, penalty_value
 from ._run import Run, batch_rows
+from ._schedules import SCHEDULES
 from ._smoothness import EIGEN_MAX_ROWS, auto_step, max_row_smoothness, top_eigenvalue
 from ._validation import FLOAT_DTYPES, Data, is_dask, weight_scale
 
@@ -158,8 +159,9 @@ class DaskRun(Run):
 
     def zero_objective(self):
         """The all-zero model's objective where it needs no pass over the blocks (the
-        classification losses); None for squared error, whose targets stay on the workers."""
-        return None if self.loss == "squared_error" else super().zero_objective()
+        classification losses); None where it reads the targets, which stay on the
+        workers (squared error)."""
+        return None if LOSSES[self.loss].zero_needs_targets else super().zero_objective()
 
     def epoch(self):
         blocks = self.X  # a _Blocks
@@ -214,7 +216,7 @@ def block_order(seed, n_rows):
 
 def _initial_eta(est, data):
     """``fastgd._run.initial_eta`` from blockwise statistics (the same value as in memory)."""
-    if est.learning_rate != "auto":
+    if not SCHEDULES[est.learning_rate].from_data:
         return float(est.eta0)
     blocks = data.X
     n = blocks.shape[0]

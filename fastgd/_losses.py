@@ -16,8 +16,15 @@ still finite. The gradients are in the dtype of ``P``.
 ``curvature`` bounds the second derivative of the loss in ``p`` (1 for squared error,
 1/4 for the sigmoid, 1/2 for the softmax); the automatic step size uses it.
 
-Adding a loss: one entry here, one branch in every compiled backend
-(``fastgd/_numba/losses.py``); ``tests/test_backends.py`` runs every entry on every
+Each entry also says how many outputs the loss takes (``min_outputs``, ``max_outputs``),
+what its targets are (one column per output, or one column of class indices), and the
+objective of the all-zero model on given targets (the driver's reference for
+divergence). The kernel checks (``fastgd._checks``) and the epoch drivers read these
+facts; nothing else keeps a list of losses.
+
+Adding a loss: one entry here, one scalar function in every compiled backend
+(``loss_and_grad`` in ``fastgd/_numba/losses.py``, ``_loss_grad`` in
+``fastgd/_cython/_scalars.pxi``); ``tests/test_backends.py`` runs every entry on every
 backend and fails where one is missing.
 """
 
@@ -59,17 +66,49 @@ def _multinomial(P, Y):
     return loss, G
 
 
+def _zero_squared(Y, sw, K):
+    """0.5 * sum_i s_i ||y_i||^2 / n: the all-zero model predicts 0."""
+    sq = np.einsum("ik,ik->i", Y, Y, dtype=np.float64)
+    return 0.5 * float(np.dot(sw.astype(np.float64, copy=False), sq)) / max(Y.shape[0], 1)
+
+
+def _zero_log(Y, sw, K):
+    """Every probability 1/2, whatever the labels."""
+    return float(np.log(2.0))
+
+
+def _zero_multinomial(Y, sw, K):
+    """Every class probability 1/K, whatever the labels."""
+    return float(np.log(K))
+
+
 @dataclass(frozen=True)
 class Loss:
     code: int
     value_grad: Callable  # (P, Y) -> (loss per row, dloss/dP), the NumPy reference
     curvature: float      # bound on d2 loss / dp2
+    min_outputs: int      # K, the rows of the weight matrix, is at least this ...
+    max_outputs: int | None  # ... and at most this (None: no limit)
+    class_targets: bool   # Y is one column of class indices in [0, K) (else K targets)
+    zero_objective: Callable  # (Y, sw, K) -> the all-zero model's mean weighted loss
+    #                           (sw normalised to mean 1, as the driver has it)
+    zero_needs_targets: bool  # whether zero_objective reads Y and sw
+
+    @property
+    def single_output(self):
+        """Whether the loss has exactly one output (its kernels' scalar path always)."""
+        return self.max_outputs == 1
+
+    def target_columns(self, K):
+        """The columns of Y the loss reads for K outputs."""
+        return 1 if self.class_targets or self.single_output else K
 
 
 LOSSES = {
-    "squared_error": Loss(SQUARED, _squared, 1.0),
-    "log_loss": Loss(LOG, _log, 0.25),
-    "multinomial": Loss(MULTINOMIAL, _multinomial, 0.5),
+    "squared_error": Loss(SQUARED, _squared, 1.0, 1, None, False, _zero_squared, True),
+    "log_loss": Loss(LOG, _log, 0.25, 1, 1, False, _zero_log, False),
+    "multinomial": Loss(MULTINOMIAL, _multinomial, 0.5, 2, None, True, _zero_multinomial, False),
 }
 
 LOSS_BY_CODE = {loss.code: loss for loss in LOSSES.values()}
+LOSS_CODES = tuple(LOSS_BY_CODE)

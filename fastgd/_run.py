@@ -30,20 +30,12 @@ from . import _sparse
 from ._backends import get_backend
 from ._losses import LOSSES
 from ._penalties import penalty_strengths, penalty_value
-from ._schedules import SCHEDULES, optimal_t0, step_size
+from ._schedules import SCHEDULES, step_size
 from ._smoothness import auto_learning_rate
 from ._validation import normalise_weights
 
-# "adaptive" divides the step by this factor when the objective stalls ...
-ADAPTIVE_FACTOR = 5.0
-# ... and stops once the step falls below this
-ADAPTIVE_MIN_ETA = 1e-6
-# an objective this many times the first epoch's is treated as divergence
+# an objective this many times the reference (see DivergenceError) is a divergence
 DIVERGENCE_FACTOR = 1e10
-# "auto" divides its computed step by ADAPTIVE_FACTOR at most this many times on stalls
-AUTO_REDUCTIONS = 2
-# ... each judged over at least this many updates (or n_iter_no_change epochs if fewer)
-AUTO_STALL_UPDATES = 1000
 
 
 class DivergenceError(FloatingPointError):
@@ -83,7 +75,7 @@ def initial_eta(est, data):
     """The step size a fit of ``est`` on in-memory ``data`` starts from: computed from the
     data for ``learning_rate="auto"``, else ``eta0``; checked to be a positive finite
     step in the data's dtype."""
-    if est.learning_rate == "auto":
+    if SCHEDULES[est.learning_rate].from_data:
         l2, _ = penalty_strengths(est.penalty, est.alpha, est.l1_ratio)
         eta = auto_learning_rate(
             data.X,
@@ -189,11 +181,11 @@ class Run:
         self.hp[P.MOMENTUM] = est.momentum
         self.hp[P.ALPHA] = est.alpha
         self.schedule = SCHEDULES[est.learning_rate]
-        if est.learning_rate == "optimal":
-            self.hp[P.OPTIMAL_T0] = optimal_t0(est.alpha)
+        if self.schedule.t0 is not None:
+            self.hp[P.OPTIMAL_T0] = self.schedule.t0(est.alpha)
         self.codes = np.zeros(P.N_CODES, dtype=np.int64)
         self.codes[P.LOSS] = LOSSES[data.loss].code
-        self.codes[P.SCHEDULE] = self.schedule
+        self.codes[P.SCHEDULE] = self.schedule.code
         self.codes[P.NESTEROV] = int(bool(est.nesterov))
         self.codes[P.FIT_INTERCEPT] = int(bool(est.fit_intercept))
         self.codes[P.BATCH_SIZE] = batch_rows(est.batch_size, n)
@@ -210,7 +202,7 @@ class Run:
 
     def _current_eta(self):
         t = max(self.t, 1)
-        return float(step_size(self.schedule, t, self.eta, self.hp[P.POWER_T], self.hp[P.OPTIMAL_T0], self.hp[P.ALPHA]))
+        return float(step_size(self.schedule.code, t, self.eta, self.hp[P.POWER_T], self.hp[P.OPTIMAL_T0], self.hp[P.ALPHA]))
 
     def _permutation(self, n):
         """This epoch's row order, the next permutation of the fit's random stream.
@@ -256,42 +248,30 @@ class Run:
         pen = penalty_value(self.state[0][:, :-1], self.l2, self.l1)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             total = self.backend.epoch(**self.kernel_args(order))
-        self.t += -(-n // int(self.codes[P.BATCH_SIZE]))
+        self.t += self._updates_per_epoch()
         return float(total) / n + pen
 
+    def _updates_per_epoch(self):
+        return -(-self.X.shape[0] // int(self.codes[P.BATCH_SIZE]))
+
     def _on_stall(self):
-        """What a stall does: "adaptive" divides the step by ADAPTIVE_FACTOR while it stays
-        above ADAPTIVE_MIN_ETA; "auto" restarts the momentum (the velocity carries the
-        oscillation) and, for mini-batches, divides the step to shrink the gradient noise,
-        at most AUTO_REDUCTIONS times. Returns False when the fit should stop instead."""
-        rule = self.est.learning_rate
-        if rule == "adaptive":
-            if self.eta / ADAPTIVE_FACTOR < ADAPTIVE_MIN_ETA:
-                return False
-            self.eta /= ADAPTIVE_FACTOR
-        elif rule == "auto":
-            if self.reductions == AUTO_REDUCTIONS:
-                return False
-            self.state[1] = 0.0
-            if self.codes[P.BATCH_SIZE] < self.X.shape[0]:
-                self.eta /= ADAPTIVE_FACTOR
-        else:
+        """What a stall does: the schedule's ``on_stall`` gives the step to go on with
+        and whether the momentum restarts, or says stop. Returns False when the fit
+        should stop instead."""
+        minibatch = self.codes[P.BATCH_SIZE] < self.X.shape[0]
+        outcome = self.schedule.on_stall(self.eta, self.reductions, minibatch)
+        if outcome is None:
             return False
+        self.eta, restart = outcome
+        if restart:
+            self.state[1] = 0.0
         self.reductions += 1
         self.eta_last = self._current_eta()
         return True
 
     def _patience(self):
-        """Epochs without improvement that make a stall: ``n_iter_no_change``, except
-        that "auto" judges its first AUTO_REDUCTIONS stalls over at least
-        AUTO_STALL_UPDATES updates rather than n_iter_no_change epochs: on large data
-        one epoch without improvement means the step has reached its noise floor, and
-        waiting epochs longer there only costs time."""
-        patience = self.est.n_iter_no_change
-        if self.est.learning_rate == "auto" and self.reductions < AUTO_REDUCTIONS:
-            updates = -(-self.X.shape[0] // int(self.codes[P.BATCH_SIZE]))
-            patience = min(patience, -(-AUTO_STALL_UPDATES // updates))
-        return patience
+        """Epochs without improvement that make a stall (the schedule's ``patience``)."""
+        return self.schedule.patience(self.est.n_iter_no_change, self.reductions, self._updates_per_epoch())
 
     def epochs(self, max_epochs, *, stop_early):
         try:
@@ -305,15 +285,8 @@ class Run:
 
     def zero_objective(self):
         """The objective of the all-zero model (weights and intercept 0) on this call's
-        data, in float64, without a pass over X; None where it is not known."""
-        if self.loss == "squared_error":
-            sq = np.einsum("ik,ik->i", self.Y, self.Y, dtype=np.float64)
-            return 0.5 * float(np.dot(self.sw.astype(np.float64, copy=False), sq)) / max(self.Y.shape[0], 1)
-        if self.loss == "log_loss":
-            return float(np.log(2.0))
-        if self.loss == "multinomial":
-            return float(np.log(self.state.shape[1]))
-        return None
+        data, in float64, without a pass over X (the loss registry's ``zero_objective``)."""
+        return LOSSES[self.loss].zero_objective(self.Y, self.sw, self.state.shape[1])
 
     def set_reference(self, *, continuing):
         """Set what divergence is measured against (see ``DivergenceError``). Against
@@ -335,21 +308,7 @@ class Run:
                 "The loss itself is not finite at these weights: the targets or features are "
                 "too large for it in floating point; rescale X or y."
             )
-        if est.learning_rate == "optimal":
-            return (
-                f"learning_rate='optimal' sets the step from alpha alone, 1 / (alpha (t0 + t - 1)), "
-                f"which does not suit these data with alpha={est.alpha!r}: use "
-                "learning_rate='auto' (the default), which picks a stable step from the data."
-            )
-        if est.learning_rate == "auto":
-            return (
-                "The automatic step was estimated on other rows (partial_fit) or the data are "
-                "extreme: use learning_rate='constant' with a smaller eta0, or rescale X."
-            )
-        return (
-            "Use a smaller eta0, or learning_rate='auto' (the default), which picks a stable "
-            "step from the data."
-        )
+        return self.schedule.hint.format(alpha=est.alpha)
 
     def _epochs(self, max_epochs, *, stop_early):
         est = self.est

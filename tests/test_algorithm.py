@@ -184,3 +184,46 @@ def test_optimal_schedule_first_step():
     # one update (full batch): the step of t = 1 is alpha ** -0.25
     assert est.t_ == 1
     assert est.learning_rate_ == pytest.approx(alpha**-0.25)
+
+
+def test_stall_rules_are_the_schedules_own():
+    """Each learning-rate entry says what a stall does and how long one takes."""
+    from fastgd._schedules import SCHEDULES
+
+    assert SCHEDULES["constant"].on_stall(0.1, 0, True) is None
+    assert SCHEDULES["invscaling"].on_stall(0.1, 0, True) is None
+    assert SCHEDULES["adaptive"].on_stall(0.1, 3, True) == (pytest.approx(0.02), False)
+    assert SCHEDULES["adaptive"].on_stall(4e-6, 0, True) is None  # 8e-7 < 1e-6: stop
+    assert SCHEDULES["auto"].on_stall(0.1, 0, True) == (pytest.approx(0.02), True)
+    assert SCHEDULES["auto"].on_stall(0.1, 1, False) == (0.1, True)  # full batch: same step
+    assert SCHEDULES["auto"].on_stall(0.1, 2, True) is None  # the third stall stops
+    assert SCHEDULES["constant"].patience(5, 0, 400) == 5
+    assert SCHEDULES["auto"].patience(5, 0, 400) == 3  # ceil(1000 / 400) epochs
+    assert SCHEDULES["auto"].patience(5, 0, 10) == 5
+    assert SCHEDULES["auto"].patience(5, 2, 400) == 5
+    assert [name for name, s in SCHEDULES.items() if s.from_data] == ["auto"]
+    assert [name for name, s in SCHEDULES.items() if s.needs_alpha] == ["optimal"]
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "log_loss", "multinomial"])
+def test_loss_registry_zero_objective_is_the_all_zero_models(loss):
+    """A loss entry's all-zero-model objective equals its own per-row losses at zero
+    outputs, weighted (the divergence reference the driver uses)."""
+    from fastgd._losses import LOSSES
+
+    entry = LOSSES[loss]
+    rng = np.random.default_rng(0)
+    K = 1 if loss == "log_loss" else 3
+    n = 50
+    if entry.class_targets:
+        Y = rng.integers(0, K, (n, 1)).astype(float)
+    elif loss == "log_loss":
+        Y = rng.integers(0, 2, (n, 1)).astype(float)
+    else:
+        Y = rng.standard_normal((n, K)) * 3
+    sw = rng.uniform(0.5, 1.5, n)
+    sw /= sw.mean()  # (the driver's weights are normalised to mean 1)
+    values, _ = entry.value_grad(np.zeros((n, K)), Y)
+    assert entry.zero_objective(Y, sw, K) == pytest.approx(float(sw @ values) / n, rel=1e-12)
+    assert entry.target_columns(K) == Y.shape[1]
+    assert K >= entry.min_outputs and (entry.max_outputs is None or K <= entry.max_outputs)
