@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from .optimize import CONVERGED, DIVERGED, _scalar_value, minimize, numerical_gradient
+
 __all__ = ["plot_gradient_field", "plot_learning_rates", "plot_loss_curve", "plot_path"]
 
 # how many iterates get a number in a 1-D picture (more would be unreadable)
@@ -103,7 +105,6 @@ def _dimension(paths):
 def _evaluate(f, points, shape, args):
     """f at each row of ``points`` (m, d), called with arrays of ``shape``; NaN where f
     fails to give a finite number (so that contours skip it)."""
-    from .optimize import _scalar_value
 
     values = np.empty(len(points))
     with np.errstate(all="ignore"):
@@ -366,7 +367,6 @@ def plot_gradient_field(
     -------
     matplotlib.axes.Axes
     """
-    from .optimize import numerical_gradient
 
     _check_callable(f)
     if jac is not None:
@@ -416,7 +416,6 @@ def plot_gradient_field(
 
 
 def _outcome(res):
-    from .optimize import CONVERGED, DIVERGED
 
     if res.status == CONVERGED:
         return f"converged in {res.nit} steps"
@@ -468,7 +467,6 @@ def plot_learning_rates(
     matplotlib.figure.Figure
         With one Axes per learning rate (``fig.axes``).
     """
-    from .optimize import DIVERGED, minimize
 
     rates = [learning_rates] if np.ndim(learning_rates) == 0 else list(learning_rates)
     if not rates:
