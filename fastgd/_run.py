@@ -15,6 +15,7 @@ ready to go on validated data, with :meth:`Run.epoch`, ``state`` and
 :meth:`Run.kernel_args`.
 """
 
+import concurrent.futures
 import os
 import threading
 import time
@@ -36,6 +37,15 @@ from ._validation import normalise_weights
 
 # an objective this many times the reference (see DivergenceError) is a divergence
 DIVERGENCE_FACTOR = 1e10
+# an epoch of at least this much work (stored values of X times outputs) called from the
+# main thread runs its kernel on a worker thread while the main thread waits, so that
+# Ctrl-C (SIGINT) takes effect at once instead of when the kernel returns: a kernel
+# holds the thread that called it, and Python runs signal handlers in the main thread
+# only between bytecodes. Smaller epochs (under a few milliseconds) run in place.
+INTERRUPTIBLE_MIN_WORK = 1 << 22
+# ... and the waiting main thread returns to Python this often (seconds), so that a
+# signal delivered to another thread is seen too
+INTERRUPT_POLL_S = 0.05
 
 
 class DivergenceError(FloatingPointError):
@@ -150,6 +160,45 @@ def _background():
         return _background_pool
 
 
+_kernel_pool = None
+_kernel_key = None
+_kernel_lock = threading.Lock()
+
+
+def _kernel_thread():
+    """The one-thread pool that runs long kernels for the main thread (recreated in a
+    forked child)."""
+    global _kernel_pool, _kernel_key
+    with _kernel_lock:
+        if _kernel_pool is None or _kernel_key != os.getpid():
+            _kernel_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastgd-kernel")
+            _kernel_key = os.getpid()
+        return _kernel_pool
+
+
+def _quiet_call(kernel, kwargs):
+    """``kernel(**kwargs)`` with NumPy's floating-point warnings off (the driver judges
+    non-finite results itself); NumPy's error state is per thread."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return kernel(**kwargs)
+
+
+def call_kernel(kernel, kwargs, work):
+    """Run ``kernel(**kwargs)`` and return its result. From the main thread, with at
+    least INTERRUPTIBLE_MIN_WORK of ``work``, the call runs on a worker thread while this
+    one waits, so a KeyboardInterrupt is raised here within INTERRUPT_POLL_S; the
+    abandoned call then finishes on its own, writing only into the arrays it was given
+    (the run's working state, which the failed call discards)."""
+    if work < INTERRUPTIBLE_MIN_WORK or threading.current_thread() is not threading.main_thread():
+        return _quiet_call(kernel, kwargs)
+    future = _kernel_thread().submit(_quiet_call, kernel, kwargs)
+    while True:
+        try:
+            return future.result(timeout=INTERRUPT_POLL_S)
+        except concurrent.futures.TimeoutError:
+            continue
+
+
 class Run:
     """One call's worth of epochs: owns the working state until the fit succeeds."""
 
@@ -246,8 +295,8 @@ class Run:
         self.hp[P.ETA0] = self.eta
         self.codes[P.T_START] = self.t
         pen = penalty_value(self.state[0][:, :-1], self.l2, self.l1)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            total = self.backend.epoch(**self.kernel_args(order))
+        stored = self.csr[0].shape[0] if self.csr is not None else self.X.size
+        total = call_kernel(self.backend.epoch, self.kernel_args(order), stored * self.state.shape[1])
         self.t += self._updates_per_epoch()
         return float(total) / n + pen
 

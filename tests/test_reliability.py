@@ -167,6 +167,62 @@ def test_asynchronous_interrupts_never_leave_a_half_updated_model():
     assert interrupted > 10 and done > 10  # both outcomes were exercised
 
 
+INTERRUPT_CHILD = """
+import json, os, signal, sys, threading, time
+import numpy as np
+import fastgd._run
+from fastgd import LogisticRegression
+backend, poll = sys.argv[1], sys.argv[2] == "poll"
+if not poll:  # the control: every kernel runs on the calling (main) thread
+    fastgd._run.INTERRUPTIBLE_MIN_WORK = float("inf")
+rng = np.random.default_rng(0)
+X = rng.standard_normal((200_000, 100)); y = rng.integers(0, 50, 200_000)  # 50 classes
+params = dict(backend=backend, batch_size=1, learning_rate="constant", eta0=1e-3, tol=None,
+              random_state=0)
+est = LogisticRegression(max_iter=2, **params).fit(X[:2000], y[:2000])
+before = est.coef_.copy()
+tic = time.perf_counter()
+LogisticRegression(max_iter=1, **params).fit(X[:50_000], y[:50_000])
+epoch = 4 * (time.perf_counter() - tic)  # one epoch over all rows, about
+sent = []
+def interrupt():
+    time.sleep(0.5 * epoch)  # in the middle of the first epoch
+    sent.append(time.perf_counter())
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=interrupt).start()
+try:
+    est.set_params(warm_start=True, max_iter=3).fit(X, y)
+    outcome = "finished"
+except KeyboardInterrupt:
+    outcome = "interrupted"
+latency = time.perf_counter() - sent[0]
+print(json.dumps({"outcome": outcome, "latency": latency, "epoch": epoch,
+                  "unchanged": bool(np.array_equal(before, est.coef_))}))
+"""
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_ctrl_c_takes_effect_within_an_epoch(backend):
+    """A real SIGINT in the middle of a long epoch (about a second: 200000 x 100, 50
+    classes, SGD) raises KeyboardInterrupt within 0.5 s and leaves the warm-started model
+    as it was. The control run, with every kernel on the main thread, waits for the
+    kernel to return: there the interrupt comes a sizeable part of an epoch late."""
+    import json
+
+    def child(mode):
+        out = subprocess.run([sys.executable, "-c", INTERRUPT_CHILD, backend, mode], capture_output=True,
+                             text=True, timeout=300, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    fast = child("poll")
+    assert fast["outcome"] == "interrupted" and fast["unchanged"], fast
+    assert fast["latency"] < 0.5, fast
+    assert fast["epoch"] > 0.5, fast  # the epoch was long enough for this to mean something
+    control = child("inline")
+    assert control["outcome"] == "interrupted" and control["unchanged"], control
+    assert control["latency"] > 0.2 * control["epoch"], control
+
+
 # ----------------------------------------------------------------------------- threads
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
 @pytest.mark.parametrize("batch_size", [1, 64, "full"])
