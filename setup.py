@@ -9,8 +9,16 @@ GCC or Clang: ``_kernels`` for the baseline instruction set, which runs on every
 has them. All extensions allow reassociation (``-fassociative-math``, the flags it
 needs, and no ``-ffinite-math-only``, so NaN and infinity still propagate), which lets
 the compiler sum dot products in vector lanes.
+
+The kernels' tuning constants are defined in ``fastgd/_tuning.py``; the build writes the
+ones the C loops need as constants (``C_TUNING``) into a header, ``fastgd_tuning.h``
+(:func:`write_tuning_header`), so that they are compiled in. A change there rebuilds
+the extensions (it is one of their ``depends``), and an extension built with other
+values refuses to import.
 """
 
+import ast
+import operator
 import os
 import platform
 import sysconfig
@@ -27,6 +35,44 @@ DEFAULT_OPENMP = (["-fopenmp"], ["-fopenmp"])
 # reassociation without giving up NaN/infinity semantics (GCC and Clang)
 REASSOCIATE = ["-fno-math-errno", "-fno-trapping-math", "-fno-signed-zeros", "-fassociative-math"]
 AVX2 = ["-mavx2", "-mfma"]
+
+TUNING = os.path.join("fastgd", "_tuning.py")
+TUNING_HEADER = "fastgd_tuning.h"
+# the constants of fastgd/_tuning.py the Cython kernels compile in (fastgd/_cython/_tuning.pxi)
+C_TUNING = ("DENSE_PREFETCH_AHEAD", "FOUR_ROWS_MAX_BYTES", "CACHE_LINE_BYTES", "LO_BITS")
+_INT_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+            ast.FloorDiv: operator.floordiv, ast.LShift: operator.lshift}
+
+
+def _int_value(node):
+    """The value of an integer expression of literals and + - * // << (nothing else)."""
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _INT_OPS:
+        return _INT_OPS[type(node.op)](_int_value(node.left), _int_value(node.right))
+    raise ValueError(f"{TUNING}: not an integer constant expression: {ast.unparse(node)}")
+
+
+def tuning_constants(names=C_TUNING):
+    """``{name: value}`` of ``names``, read from the source of fastgd/_tuning.py (the
+    build environment need not have NumPy, which that module imports)."""
+    with open(TUNING) as f:
+        tree = ast.parse(f.read(), TUNING)
+    found = {node.targets[0].id: node.value for node in tree.body
+             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)}
+    return {name: _int_value(found[name]) for name in names}
+
+
+def write_tuning_header(directory):
+    """Write ``fastgd_tuning.h`` (``#define FASTGD_<NAME> <value>`` for each of C_TUNING)
+    into ``directory``."""
+    os.makedirs(directory, exist_ok=True)
+    lines = [f"/* written by setup.py from {TUNING}: the kernels' tuning constants */",
+             "#ifndef FASTGD_TUNING_H", "#define FASTGD_TUNING_H"]
+    lines += [f"#define FASTGD_{name} {value}" for name, value in tuning_constants().items()]
+    lines += ["#endif", ""]
+    with open(os.path.join(directory, TUNING_HEADER), "w") as f:
+        f.write("\n".join(lines))
 
 
 def _x86_64():
@@ -56,8 +102,11 @@ class BuildExt(build_ext):
             print("fastgd: building the cython backend without OpenMP (one thread)")
             compile_args, link_args = [], []
         optimise = ["/O2"] if ctype == "msvc" else ["-O3"] + REASSOCIATE
+        header_dir = os.path.join(self.build_temp, "fastgd_include")
+        write_tuning_header(header_dir)
         built = []
         for ext in self.extensions:
+            ext.include_dirs = [*ext.include_dirs, header_dir]
             if ext.name.endswith("_avx2"):
                 if ctype == "msvc" or not _x86_64():
                     continue  # the baseline build is used
@@ -70,17 +119,14 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+DENSE_DEPENDS = ["fastgd/_cython/_kernels.pxi", "fastgd/_cython/_scalars.pxi", "fastgd/_cython/_tuning.pxi", TUNING]
 extensions = [
-    Extension("fastgd._cython._kernels", ["fastgd/_cython/_kernels.pyx"], depends=["fastgd/_cython/_kernels.pxi", "fastgd/_cython/_scalars.pxi"]),
-    Extension(
-        "fastgd._cython._kernels_avx2",
-        ["fastgd/_cython/_kernels_avx2.pyx"],
-        depends=["fastgd/_cython/_kernels.pxi", "fastgd/_cython/_scalars.pxi"],
-    ),
+    Extension("fastgd._cython._kernels", ["fastgd/_cython/_kernels.pyx"], depends=DENSE_DEPENDS),
+    Extension("fastgd._cython._kernels_avx2", ["fastgd/_cython/_kernels_avx2.pyx"], depends=DENSE_DEPENDS),
     Extension(
         "fastgd._cython._sparse",
         ["fastgd/_cython/_sparse.pyx"],
-        depends=["fastgd/_cython/_scalars.pxi"],
+        depends=["fastgd/_cython/_scalars.pxi", "fastgd/_cython/_tuning.pxi", TUNING],
     ),
 ]
 

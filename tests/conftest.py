@@ -47,12 +47,8 @@ def make_data(kind, n=60, d=4, seed=0, dtype=np.float64, scale=0.25):
 def threads_always(monkeypatch):
     """Full batches use threads however small (the kernels otherwise sum batches of
     fewer than PARALLEL_MIN_VALUES values on one thread), so small test data exercise
-    the threaded path."""
-    import importlib
+    the threaded path. Both compiled backends read the threshold from
+    ``fastgd._tuning`` at each call."""
+    import fastgd._tuning
 
-    for name in ("fastgd._numba.kernels", "fastgd._cython._kernels", "fastgd._cython._kernels_avx2"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        monkeypatch.setattr(module, "PARALLEL_MIN_VALUES", 0)
+    monkeypatch.setattr(fastgd._tuning, "PARALLEL_MIN_VALUES", 0)

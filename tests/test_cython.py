@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastgd import LinearRegression, LogisticRegression
+from fastgd import LinearRegression, LogisticRegression, _tuning
 from fastgd import _params as P
 from fastgd._backends import get_backend
 
@@ -163,10 +163,29 @@ def test_read_only_inputs_fit_like_writable_ones():
 def test_blocks_cover_the_batch_like_the_numba_blocks(rows, K, cols):
     bounds = kernels.block_bounds(rows, K, cols)
     assert bounds[0] == 0 and bounds[-1] == rows and np.all(np.diff(bounds) > 0)
-    assert len(bounds) - 1 <= kernels.MAX_BLOCKS
-    assert (len(bounds) - 1) * K * cols <= max(kernels.MAX_BUFFER, K * cols)
+    assert len(bounds) - 1 <= _tuning.MAX_BLOCKS
+    assert (len(bounds) - 1) * K * cols <= max(_tuning.MAX_BUFFER, K * cols)
     numba_kernels = pytest.importorskip("fastgd._numba.kernels")
     assert len(bounds) == len(numba_kernels.block_bounds(rows, K, cols))
+
+
+def test_the_c_block_count_is_the_python_rule(build):
+    """The epoch's nogil loop counts its blocks in C (``_n_blocks``); the rule is written
+    once, in Python (``fastgd._tuning.n_blocks``, behind both backends' ``block_bounds``),
+    and the C count must equal it for every shape."""
+    assert build.block_bounds is _tuning.block_bounds
+    rows = sorted({0, 1, 2, 2047, 2048, 4095, 4096, 6000, 28684, 131071, 10**7, 2**40}
+                  | {m * _tuning.MIN_BLOCK_ROWS + e for m in range(1, 70) for e in (-1, 0, 1)})
+    shapes = [(1, 2), (1, 11), (2, 5), (3, 21), (5, 101), (50, 5001), (1, 2**22), (7, 2**20), (1, 2**23)]
+    for n in rows:
+        for K, cols in shapes:
+            nb = build.c_n_blocks(n, K, cols)
+            assert nb == _tuning.n_blocks(n, K, cols), (n, K, cols)
+            # the C loop ends block b at (b + 1) * n // nb: at most one row after the
+            # Numba kernels' boundary (linspace), as fastgd._tuning.block_bounds says
+            diff = (np.arange(nb + 1, dtype=np.int64) * n) // nb - _tuning.block_bounds(n, K, cols)
+            assert np.all((diff == 0) | (diff == 1)), (n, K, cols)
+    assert _tuning.block_bounds(28684, 1, 11)[7] == 14341 and 7 * 28684 // 14 == 14342
 
 
 def test_large_minibatches_are_blocked_and_thread_independent(threads_always):
@@ -179,6 +198,29 @@ def test_large_minibatches_are_blocked_and_thread_independent(threads_always):
     ref = LinearRegression(backend="numpy", **params).fit(X, y)
     np.testing.assert_allclose(fits[1].coef_, ref.coef_, rtol=1e-10)
     assert len(kernels.block_bounds(6000, 2, 5)) - 1 == 2
+
+
+STALE_SCRIPT = """
+import fastgd._tuning
+fastgd._tuning.LO_BITS += 1  # as if _tuning.py had changed since the extension was built
+try:
+    import fastgd._cython._sparse
+except ImportError as exc:
+    print(exc)
+"""
+
+
+def test_an_extension_built_with_other_tuning_values_refuses_to_import():
+    """The Cython kernels compile fastgd._tuning's constants in (setup.py writes them into
+    a header): a module whose values differ from the module's says so and asks for a
+    rebuild, instead of running with the old ones."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", STALE_SCRIPT], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert "other values of LO_BITS" in out.stdout and "rebuild" in out.stdout
+    assert kernels.BUILT_TUNING == {name: getattr(_tuning, name) for name in kernels.BUILT_TUNING}
 
 
 FORK_SCRIPT = """

@@ -127,3 +127,31 @@ def test_unit_weights_shortcut_gives_the_same_bits(dtype):
         out.append((total, G))
     assert out[0][0] == out[1][0]
     np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
+def test_the_thread_threshold_is_read_from_tuning_at_each_call(monkeypatch):
+    """``PARALLEL_MIN_VALUES`` lives in ``fastgd._tuning`` and the epoch reads it at each
+    call: lowering it there (as the ``threads_always`` fixture does) sends a small full
+    batch to the thread pool, with the same bits as on one thread."""
+    from fastgd import _params as P
+    from fastgd import _tuning
+
+    rng = np.random.default_rng(2)
+    n, d = 3 * _tuning.MIN_BLOCK_ROWS, 3  # three blocks, far below the threshold
+    X = rng.standard_normal((n, d))
+    Y = rng.standard_normal((n, 1))
+    hp = np.zeros(P.N_HP)
+    hp[P.ETA0] = 0.1
+    codes = np.zeros(P.N_CODES, dtype=np.int64)
+    codes[[P.BATCH_SIZE, P.FIT_INTERCEPT, P.N_THREADS]] = [n, 1, 2]
+    pools = []
+    executor = K._executor
+    monkeypatch.setattr(K, "_executor", lambda n_threads: pools.append(n_threads) or executor(n_threads))
+    states = []
+    for threshold in (_tuning.PARALLEL_MIN_VALUES, 0):
+        monkeypatch.setattr(_tuning, "PARALLEL_MIN_VALUES", threshold)
+        state = np.zeros((2, 1, d + 1))
+        K.epoch(X, Y, np.ones(n), np.arange(n, dtype=np.int64), state, hp, codes)
+        states.append(state)
+        assert pools == ([1] if threshold == 0 else [])  # one other thread, from the pool
+    np.testing.assert_array_equal(states[0], states[1])

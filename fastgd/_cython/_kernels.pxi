@@ -1,26 +1,27 @@
-# Included by _kernels.pyx, _kernels_avx2.pyx and _kernels_avx512.pyx: one source,
-# compiled for three instruction sets (see setup.py)
+# Included by _kernels.pyx and _kernels_avx2.pyx: one source, compiled for two
+# instruction sets (see setup.py)
 """Cython kernels: one ``epoch`` call runs one epoch of gradient descent for any batch size.
 
 The algorithm is the one documented in ``fastgd._numpy.kernels.epoch`` (the reference),
 written as loops over typed memoryviews with one source for float32 and float64 (the
 fused type ``floating``). Losses and schedules arrive as integer codes from their
-registries; the codes this file implements are listed in ``LOSS_CODES`` and
-``SCHEDULE_CODES``, and an epoch with any other code raises ``ValueError`` before it
-starts, so a registry entry without a branch here fails loudly in the tests.
+registries; an epoch with a code that is not in a registry raises ``ValueError`` before
+it starts (``fastgd._checks``), and ``tests/test_backends.py`` runs every registry code
+on every backend, so a registry entry without a branch here fails loudly in the tests.
 
-This source is compiled up to three times (``setup.py``): ``_kernels`` for the
-compiler's baseline instruction set and, on x86-64, ``_kernels_avx2`` with AVX2 and FMA
-and ``_kernels_avx512`` with AVX-512 as well; the backend (``fastgd._cython.kernels``)
-uses the widest one the CPU runs. All are built with
-reassociation allowed (``-fassociative-math`` without ``-ffinite-math-only``: NaN and
-infinity still propagate), so the per-row dot products are summed in vector lanes: the
-result differs from a serial sum in the last bits only, and is the same on every call.
+This source is compiled twice (``setup.py``): ``_kernels`` for the compiler's baseline
+instruction set and, on x86-64 with GCC or Clang, ``_kernels_avx2`` with AVX2 and FMA;
+the backend (``fastgd._cython.kernels``) uses the second where the CPU runs it. Both are
+built with reassociation allowed (``-fassociative-math`` without ``-ffinite-math-only``:
+NaN and infinity still propagate), so the per-row dot products are summed in vector
+lanes: the result differs from a serial sum in the last bits only, and is the same on
+every call.
 
 A batch of at least ``2 * MIN_BLOCK_ROWS`` rows (full batch included) is summed over
 fixed row blocks, each into its own buffer, and the buffers are added in block order.
-The blocks depend only on the batch's length, so the result is bit-for-bit the same for
-any number of threads. With ``n_threads > 1`` the blocks are handed out one at a time to
+The blocks depend only on the batch's shape (their count is ``fastgd._tuning.n_blocks``,
+computed in C by ``_n_blocks``), so the result is bit-for-bit the same for any number of
+threads. With ``n_threads > 1`` the blocks are handed out one at a time to
 OpenMP threads (``prange``, dynamic schedule: a thread slowed by other work on the
 machine takes fewer blocks) when the extension was built with OpenMP, and run one after
 the other otherwise (``OPENMP`` says which). GNU OpenMP cannot run a parallel region in
@@ -33,8 +34,15 @@ features: the same arithmetic as a one-row batch through ``_step``, without the 
 buffer.
 
 Every array's dtype and contiguity is checked by Cython when the call starts, and
-``epoch`` checks shapes, codes and indices before it enters the loops: the loops
-themselves trust their inputs.
+``epoch``/``gradient`` check shapes, codes and indices before they enter the loops
+(``fastgd._checks.check_epoch``/``check_gradient``, the checks every backend runs): the
+loops themselves trust their inputs.
+
+The tuning constants (the block rule, the prefetch distance, the four-row width, the
+cache line, PARALLEL_MIN_VALUES) are defined in ``fastgd._tuning``, shared with the
+Numba kernels. The prefetch distance, the four-row width and the cache line are compiled
+in as C constants (``_tuning.pxi``), the block rule's constants are read when the module
+is imported, and PARALLEL_MIN_VALUES by each epoch.
 """
 
 from cython cimport floating
@@ -45,6 +53,7 @@ from libc.stdint cimport int64_t
 import numpy as np
 
 from .. import _params as P
+from .. import _checks, _tuning
 from . import _forksafe
 from .._losses import LOG as _LOG, MULTINOMIAL as _MULTINOMIAL, SQUARED as _SQUARED
 from .._schedules import CONSTANT as _CONSTANT, INVSCALING as _INVSCALING, OPTIMAL as _OPTIMAL
@@ -61,22 +70,11 @@ cdef extern from *:
     #else
     #define FASTGD_OPENMP 0
     #endif
-    /* whether this CPU runs the AVX2 + FMA build, the AVX-512 build (x86-64 with GCC or
-       Clang only) */
+    /* whether this CPU runs the AVX2 + FMA build (x86-64 with GCC or Clang only) */
     static int fastgd_cpu_has_avx2_fma(void) {
     #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    #else
-        return 0;
-    #endif
-    }
-    static int fastgd_cpu_has_avx512(void) {
-    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-        __builtin_cpu_init();
-        return fastgd_cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f")
-            && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw")
-            && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd");
     #else
         return 0;
     #endif
@@ -128,18 +126,11 @@ cdef extern from *:
     #else
     #define FASTGD_AVX2 0
     #endif
-    #ifdef __AVX512F__
-    #define FASTGD_AVX512 1
-    #else
-    #define FASTGD_AVX512 0
-    #endif
     """
     void FASTGD_PREFETCH(const void *p) noexcept nogil
     int FASTGD_OPENMP
     int FASTGD_AVX2
-    int FASTGD_AVX512
     int fastgd_cpu_has_avx2_fma() noexcept nogil
-    int fastgd_cpu_has_avx512() noexcept nogil
     double fastgd_dot_d(const double *a, const double *b, Py_ssize_t n) noexcept nogil
     float fastgd_dot_f(const float *a, const float *b, Py_ssize_t n) noexcept nogil
     void fastgd_dot4_d(const double *w, const double *x0, const double *x1, const double *x2,
@@ -148,21 +139,13 @@ cdef extern from *:
                        const float *x3, Py_ssize_t n, float *out) noexcept nogil
 
 OPENMP = bool(FASTGD_OPENMP)
-# whether this module was compiled for AVX2 + FMA or AVX-512 (it then needs a CPU that
-# has them)
+# whether this module was compiled for AVX2 + FMA (it then needs a CPU that has them)
 AVX2 = bool(FASTGD_AVX2)
-AVX512 = bool(FASTGD_AVX512)
 
 
 def cpu_has_avx2_fma():
     """Whether the CPU this process runs on has AVX2 and FMA (the ``_kernels_avx2`` build)."""
     return bool(fastgd_cpu_has_avx2_fma())
-
-
-def cpu_has_avx512():
-    """Whether the CPU has AVX2, FMA and AVX-512 F/CD/DQ/BW/VL (the ``_kernels_avx512``
-    build)."""
-    return bool(fastgd_cpu_has_avx512())
 
 
 def openmp_usable():
@@ -177,31 +160,12 @@ ctypedef fused acc_t:
     float
     double
 
-LOSS_CODES = (_SQUARED, _LOG, _MULTINOMIAL)
-SCHEDULE_CODES = (_CONSTANT, _INVSCALING, _OPTIMAL)
+include "_tuning.pxi"
 
-# blocked batches: blocks of at least this many rows, at most MAX_BLOCKS blocks, at most
-# MAX_BUFFER block-buffer elements in all (the same rule as the numba backend)
-MIN_BLOCK_ROWS = 2048
-MAX_BLOCKS = 64
-MAX_BUFFER = 1 << 22
-
-# rows ahead in the visiting order whose data are prefetched (random order SGD is bound
-# by the latency of fetching each row from memory)
-cdef enum:
-    PREFETCH_AHEAD = 6
-cdef enum:
-    CACHE_LINE = 64
-# one-output rows of at most this many bytes are summed four at a time
-cdef enum:
-    FOUR_ROWS_MAX_BYTES = 256
-# a batch of fewer values than this (rows x (d + 1)) is summed on one thread: waking
-# threads costs more than they save (on a busy machine, much more)
-# (read by each epoch from the module, so tests can lower it to exercise the threads)
-PARALLEL_MIN_VALUES = 1 << 18
-cdef Py_ssize_t MIN_BLOCK_ROWS_C = MIN_BLOCK_ROWS
-cdef Py_ssize_t MAX_BLOCKS_C = MAX_BLOCKS
-cdef Py_ssize_t MAX_BUFFER_C = MAX_BUFFER
+# the block rule's constants (fastgd._tuning), read when the module is imported
+cdef Py_ssize_t MIN_BLOCK_ROWS = _tuning.MIN_BLOCK_ROWS
+cdef Py_ssize_t MAX_BLOCKS = _tuning.MAX_BLOCKS
+cdef Py_ssize_t MAX_BUFFER = _tuning.MAX_BUFFER
 
 cdef inline floating _dot(const floating *a, const floating *b, Py_ssize_t n) noexcept nogil:
     if floating is double:
@@ -226,7 +190,7 @@ cdef inline void _prefetch_row(const floating *x, Py_ssize_t row_bytes, const fl
     cdef Py_ssize_t off = 0
     while off < row_bytes:
         FASTGD_PREFETCH((<const char *> x) + off)
-        off += CACHE_LINE
+        off += CACHE_LINE_BYTES
     if row_bytes > 0:
         FASTGD_PREFETCH((<const char *> x) + row_bytes - 1)  # a row may straddle one more line
     FASTGD_PREFETCH(y)
@@ -264,7 +228,7 @@ cdef double _add_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
         while ii + 4 <= hi:
             for r in range(4):
                 if shuffled:
-                    ahead = ii + r + PREFETCH_AHEAD
+                    ahead = ii + r + DENSE_PREFETCH_AHEAD
                     if ahead < n:
                         _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
                                       &sw[order[ahead]], unit_sw)
@@ -292,7 +256,7 @@ cdef double _add_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
             ii += 4
     while ii < hi:
         if shuffled:
-            ahead = ii + PREFETCH_AHEAD
+            ahead = ii + DENSE_PREFETCH_AHEAD
             if ahead < n:
                 _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
                               &sw[order[ahead]], unit_sw)
@@ -415,7 +379,7 @@ cdef double _sgd_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef double total = 0.0
     cdef bint single = K == 1 and loss != MULTINOMIAL
     for ii in range(lo, hi):
-        ahead = ii + PREFETCH_AHEAD
+        ahead = ii + DENSE_PREFETCH_AHEAD
         if ahead < n:
             _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
                           &sw[order[ahead]], unit_sw)
@@ -453,18 +417,24 @@ cdef bint _all_ones(const floating[::1] sw) noexcept nogil:
 
 
 cdef inline Py_ssize_t _n_blocks(Py_ssize_t rows, Py_ssize_t K, Py_ssize_t cols) noexcept nogil:
-    cdef Py_ssize_t b = rows // MIN_BLOCK_ROWS_C
-    if b > MAX_BLOCKS_C:
-        b = MAX_BLOCKS_C
-    if b > MAX_BUFFER_C // (K * cols):
-        b = MAX_BUFFER_C // (K * cols)
+    """``fastgd._tuning.n_blocks`` in C, for the nogil loop (block ``b`` of ``nb`` is
+    rows ``b * rows // nb`` to ``(b + 1) * rows // nb`` of the batch)."""
+    cdef Py_ssize_t b = rows // MIN_BLOCK_ROWS
+    if b > MAX_BLOCKS:
+        b = MAX_BLOCKS
+    if b > MAX_BUFFER // (K * cols):
+        b = MAX_BUFFER // (K * cols)
     return b if b > 1 else 1
 
 
-def block_bounds(Py_ssize_t rows, Py_ssize_t n_outputs, Py_ssize_t n_cols):
-    """Boundaries of the blocks a batch of ``rows`` rows is summed over (for tests)."""
-    b = _n_blocks(rows, n_outputs, n_cols)
-    return np.array([(i * rows) // b for i in range(b + 1)], dtype=np.int64)
+def c_n_blocks(Py_ssize_t rows, Py_ssize_t n_outputs, Py_ssize_t n_cols):
+    """The block count the epoch's C loop computes (``_n_blocks``), for tests: it must
+    equal ``fastgd._tuning.n_blocks``."""
+    return _n_blocks(rows, n_outputs, n_cols)
+
+
+# the full-batch block rule, written once (the Numba kernels export the same function)
+block_bounds = _tuning.block_bounds
 
 
 cdef bint _in_range(const int64_t[::1] order, int64_t n) noexcept:
@@ -477,49 +447,33 @@ cdef bint _in_range(const int64_t[::1] order, int64_t n) noexcept:
     return ok
 
 
-def _check_rows(X, Y, sw, K, codes):
-    """The loss code, the outputs it needs and the rows of Y and sw against X."""
-    n = X.shape[0]
-    loss = codes[P.LOSS]
-    if codes.shape[0] < P.N_CODES:
-        raise ValueError("codes must have the layout of fastgd._params")
-    if loss not in LOSS_CODES:
-        raise ValueError(f"fastgd: unknown loss code {loss} in the cython backend")
-    if K < 1 or (loss == _LOG and K != 1) or (loss == _MULTINOMIAL and K < 2):
-        raise ValueError(f"{K} outputs do not fit loss code {loss}")
-    m = K if loss == _SQUARED else 1
-    if Y.shape[0] != n or Y.shape[1] < m or sw.shape[0] != n:
-        raise ValueError(f"X has {n} rows but Y has shape {tuple(Y.shape)[:2]} and sw {sw.shape[0]} rows")
-    if n and loss == _MULTINOMIAL:
-        labels = np.asarray(Y)[:, 0]
-        if not np.all((labels >= 0) & (labels < K) & (labels == np.floor(labels))):
-            raise ValueError(f"multinomial targets must be class indices in [0, {K})")
+def _order_in_range(order, n):
+    """``in_range`` for ``fastgd._checks.check_epoch``: ``_in_range`` (one pass, no
+    temporaries) on an int64 array."""
+    return _in_range(order, n)
 
 
-def _check(X, Y, sw, order, state, hp, codes):
-    """Shapes, codes and indices, checked before any loop that trusts them."""
-    n, d = X.shape[0], X.shape[1]
-    if state.shape[0] != 2 or state.shape[2] != d + 1:
-        raise ValueError(f"state must have shape (2, K, {d + 1}), got {tuple(state.shape)}")
-    if hp.shape[0] < P.N_HP:
-        raise ValueError("hp must have the layout of fastgd._params")
-    _check_rows(X, Y, sw, state.shape[1], codes)
-    if codes[P.SCHEDULE] not in SCHEDULE_CODES:
-        raise ValueError(f"fastgd: unknown schedule code {codes[P.SCHEDULE]} in the cython backend")
-    if codes[P.BATCH_SIZE] < 1:
-        raise ValueError(f"batch size must be >= 1, got {codes[P.BATCH_SIZE]}")
-    if order.shape[0] != n:
-        raise ValueError(f"X has {n} rows but order has {order.shape[0]} entries")
-    # (a full batch reads X as stored and never ``order``)
-    if n and codes[P.BATCH_SIZE] < n and not _in_range(order, n):
-        raise ValueError("order holds a row index outside [0, n)")
+# The entry points' checks are fastgd._checks', run on the typed memoryviews as arrays.
+# (Each is a function of its own, called with the memoryviews: the entry points keep
+# their size, and with it the C compiler's inlining of the loops into them.)
+def _check_epoch(X, Y, sw, order, state, hp, codes):
+    """``fastgd._checks.check_epoch`` on the typed memoryviews, as arrays."""
+    _checks.check_epoch(np.asarray(X), np.asarray(Y), np.asarray(sw), np.asarray(order),
+                        np.asarray(state), np.asarray(hp), np.asarray(codes), "cython",
+                        in_range=_order_in_range)
+
+
+def _check_gradient(X, Y, sw, W, codes, G):
+    """``fastgd._checks.check_gradient`` on the typed memoryviews, as arrays."""
+    _checks.check_gradient(np.asarray(X), np.asarray(Y), np.asarray(sw), np.asarray(W),
+                           np.asarray(codes), np.asarray(G), "cython")
 
 
 def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] sw,
           const int64_t[::1] order, floating[:, :, ::1] state, const double[::1] hp,
           const int64_t[::1] codes):
     """One epoch in place; returns the sum of ``sw_i * loss_i``. See the NumPy reference."""
-    _check(X, Y, sw, order, state, hp, codes)
+    _check_epoch(X, Y, sw, order, state, hp, codes)
     cdef Py_ssize_t n = X.shape[0], K = state.shape[1], cols = state.shape[2]
     cdef int64_t loss = codes[P.LOSS]
     cdef int64_t schedule = codes[P.SCHEDULE]
@@ -534,7 +488,7 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
     # Each block sums into its own row of ``buf``: its gradient (K * cols values), then
     # its scratch outputs (4 K values). Rows are padded to whole cache lines plus one, so
     # threads summing neighbouring blocks never write to the same cache line.
-    cdef Py_ssize_t line = CACHE_LINE // sizeof(floating)
+    cdef Py_ssize_t line = CACHE_LINE_BYTES // sizeof(floating)
     cdef Py_ssize_t pad = ((K * cols + 4 * K + line - 1) // line + 1) * line
     cdef floating[:, ::1] buf = np.zeros((max_blocks, pad), dtype=dtype)
     cdef double[::1] block_loss = np.zeros(max_blocks)
@@ -550,7 +504,7 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
     cdef floating *Gb
     cdef int nt
     cdef bint unit_sw
-    cdef Py_ssize_t parallel_min = PARALLEL_MIN_VALUES
+    cdef Py_ssize_t parallel_min = _tuning.PARALLEL_MIN_VALUES  # (read at each call)
     # a full batch is summed over X as stored (any order gives the same sum), streaming
     cdef bint shuffled = batch < n
     with nogil:
@@ -600,12 +554,8 @@ def gradient(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[
     float64 whatever the data's dtype, and return ``sum_i sw_i * loss_i``; no step.
     See ``fastgd._numpy.kernels.gradient``. One thread (the Dask driver runs one call
     per block, in parallel over its workers)."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = W.shape[0]
-    if W.shape[1] != d + 1 or G.shape[0] != K or G.shape[1] != d + 1:
-        raise ValueError(
-            f"W and G must have shape ({K}, {d + 1}), got {tuple(W.shape)[:2]} and {tuple(G.shape)[:2]}"
-        )
-    _check_rows(X, Y, sw, K, codes)
+    _check_gradient(X, Y, sw, W, codes, G)
+    cdef Py_ssize_t n = X.shape[0], K = W.shape[0]
     order_np = np.arange(n, dtype=np.int64)
     cdef const int64_t[::1] order = order_np
     cdef int64_t loss = codes[P.LOSS]

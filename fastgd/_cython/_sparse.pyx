@@ -11,7 +11,12 @@ One thread.
 
 Every array's dtype and contiguity is checked by Cython when the call starts, and
 ``epoch`` checks shapes, codes, the CSR structure (indices in ``[0, d)``, ``indptr``
-from 0, non-decreasing, ending at nnz) and the row order before it enters the loops.
+from 0, non-decreasing, ending at nnz) and the row order before it enters the loops
+(``fastgd._checks.check_sparse_epoch``, the checks every backend runs).
+
+The tuning constants (SYNC_MIN_STEPS, the prefetch distances, LO_BITS, the cache line)
+are defined in ``fastgd._tuning``, shared with the Numba kernels: LO_BITS is compiled in
+as a C constant (``_tuning.pxi``), the others are read when the module is imported.
 """
 
 from cython cimport floating
@@ -22,10 +27,10 @@ from libc.string cimport memcpy
 import numpy as np
 
 from .. import _params as P
+from .. import _tuning
 from .._schedules import CONSTANT as _CONSTANT, INVSCALING as _INVSCALING, OPTIMAL as _OPTIMAL
 from .._checks import check_sparse_epoch
 from .._sparse import record_size, work_buffer
-from ._kernels import SCHEDULE_CODES, _check_rows
 
 cdef extern from *:
     """
@@ -37,15 +42,18 @@ cdef extern from *:
     """
     void FASTGD_SPARSE_PREFETCH(const void *p) noexcept nogil
 
-# rows ahead in the visiting order whose entries are prefetched (shuffled SGD waits on
-# fetching each row from memory otherwise)
-cdef Py_ssize_t PREFETCH_AHEAD = 4
-# ... and rows this far ahead have their coordinates' weights, velocities and steps fetched
-cdef Py_ssize_t PREFETCH_NEAR = 2
-cdef Py_ssize_t CACHE_LINE = 64
+include "_tuning.pxi"
 
-# a full catch-up happens at least every max(SYNC_MIN_STEPS, d) steps (and each epoch's end)
-SYNC_MIN_STEPS = 4096
+# These are read from fastgd._tuning when the module is imported, into variables on
+# purpose: with the cache line a compile-time constant, GCC 12 (-O3) dropped the
+# prefetches of _prefetch_ahead (the rows ahead: indptr, entries, target, weight) from
+# _lazy_batches and _dense_run (9 prefetch instructions left 2 in _lazy_batches), and
+# the mini-batch epoch took 1.5x the time (200000 x 2^18 CSR, 50 non-zeros a row,
+# batch 32: 300 ms against 200 ms).
+cdef Py_ssize_t PREFETCH_AHEAD = _tuning.SPARSE_PREFETCH_AHEAD
+cdef Py_ssize_t PREFETCH_NEAR = _tuning.SPARSE_PREFETCH_NEAR
+cdef Py_ssize_t CACHE_LINE = _tuning.CACHE_LINE_BYTES
+cdef Py_ssize_t SYNC_MIN_STEPS = _tuning.SYNC_MIN_STEPS
 
 from .._losses import LOG as _LOG, MULTINOMIAL as _MULTINOMIAL, SQUARED as _SQUARED
 
@@ -93,11 +101,10 @@ def _powers(Py_ssize_t T, double eta, double mu, double l2, bint nesterov):
 # costs one random memory access instead of three (W[k, j], V[k, j] and last[j] live d
 # entries apart in ``state``). ``state`` is copied into R when the epoch starts and back
 # when it ends (O(K d), after the final catch-up).
-# The powers of A come from two small tables: A^k = A^(k_hi 2^LO_BITS) A^(k_lo); a lookup
-# in one table of T entries (8 MB at T = 2^18) would be a second cache miss per non-zero.
+# The powers of A come from two small tables: A^k = A^(k_hi 2^LO_BITS) A^(k_lo)
+# (``fastgd._tuning.LO_BITS``), k_lo = k & LO_MASK.
 cdef enum:
-    LO_BITS = 7
-    LO_MASK = (1 << 7) - 1
+    LO_MASK = (1 << LO_BITS) - 1
 # during a batch of one row, a touched coordinate's ``last`` holds MARK
 cdef enum:
     MARK = -1
@@ -416,6 +423,15 @@ cdef double _lazy_batches(const floating *data, const int64_t *indices, const in
     return total
 
 
+# (the check is a function of its own, called with the memoryviews: the entry point
+# keeps its size, and with it the C compiler's inlining of the loops into it)
+def _check_epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
+    """``fastgd._checks.check_sparse_epoch`` on the typed memoryviews, as arrays."""
+    check_sparse_epoch(np.asarray(data), np.asarray(indices), np.asarray(indptr), np.asarray(Y),
+                       np.asarray(sw), np.asarray(order), np.asarray(state), np.asarray(hp),
+                       np.asarray(codes), "cython")
+
+
 def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::1] indptr,
           const floating[:, ::1] Y, const floating[::1] sw, const int64_t[::1] order,
           floating[:, :, ::1] state, const double[::1] hp, const int64_t[::1] codes,
@@ -424,16 +440,7 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
     ``fastgd._numpy.sparse.epoch`` for the contract and ``fastgd._numba.sparse`` for the
     lazy update; ``lazy=False`` takes the dense O(K d) step at every step, and
     ``sync_steps > 0`` sets the interval ``T`` of the full catch-ups (for tests)."""
-    check_sparse_epoch(np.asarray(data), np.asarray(indices), np.asarray(indptr), np.asarray(Y),
-                np.asarray(sw), np.asarray(order), np.asarray(state))
-    if hp.shape[0] < P.N_HP:
-        raise ValueError("hp must have the layout of fastgd._params")
-    # the loss code and Y's columns (the dense check reads only X's row count)
-    _check_rows(np.empty((order.shape[0], 0)), Y, sw, state.shape[1], codes)
-    if codes[P.SCHEDULE] not in SCHEDULE_CODES:
-        raise ValueError(f"fastgd: unknown schedule code {codes[P.SCHEDULE]} in the cython backend")
-    if codes[P.BATCH_SIZE] < 1:
-        raise ValueError(f"batch size must be >= 1, got {codes[P.BATCH_SIZE]}")
+    _check_epoch(data, indices, indptr, Y, sw, order, state, hp, codes)
     cdef Py_ssize_t n = order.shape[0], K = state.shape[1], cols = state.shape[2], d = cols - 1
     cdef int64_t loss = codes[P.LOSS]
     cdef int64_t schedule = codes[P.SCHEDULE]

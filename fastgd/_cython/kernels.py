@@ -1,14 +1,15 @@
 """The Cython backend: kernels compiled from ``_kernels.pxi`` when the package is built.
 
-The source is compiled twice on x86-64 (see ``setup.py``): ``_kernels`` for the baseline
+The source is compiled twice on x86-64 with GCC or Clang (see ``setup.py``): ``_kernels`` for the baseline
 instruction set and ``_kernels_avx2`` for CPUs with AVX2 and FMA. This module exports
 the second where the CPU has those instructions and it was built, the first otherwise;
 ``ISA`` says which. Setting the environment variable ``FASTGD_CYTHON_ISA=baseline``
 before the import forces the baseline build. Both compute the same iterates (to
 rounding: the vector width changes how each dot product is summed).
 
-See ``fastgd/_cython/_kernels.pxi`` for the kernels and ``fastgd._numpy.kernels`` for
-the algorithm they implement.
+See ``fastgd/_cython/_kernels.pxi`` for the kernels, ``fastgd._numpy.kernels`` for
+the algorithm they implement and ``fastgd._tuning`` for their tuning constants
+(``block_bounds`` is ``fastgd._tuning.block_bounds``, the Numba kernels' too).
 """
 
 import importlib

@@ -1,11 +1,11 @@
 """The Cython backend's sparse (CSR) kernels, compiled from ``_sparse.pyx``.
 
-See ``fastgd._numba.sparse`` for the lazy update and ``fastgd._numpy.sparse`` for the
-algorithm they implement.
+See ``fastgd._numba.sparse`` for the lazy update, ``fastgd._numpy.sparse`` for the
+algorithm they implement and ``fastgd._tuning`` for their tuning constants.
 """
 
 try:
-    from ._sparse import SYNC_MIN_STEPS, epoch, uses_lazy_update
+    from ._sparse import epoch, uses_lazy_update
 except ImportError as exc:  # the package was used from a source tree without building
     raise ImportError(
         "the compiled extension fastgd._cython._sparse is missing; build it by "
@@ -13,4 +13,4 @@ except ImportError as exc:  # the package was used from a source tree without bu
         "which needs a C compiler such as gcc"
     ) from exc
 
-__all__ = ["SYNC_MIN_STEPS", "epoch", "uses_lazy_update"]
+__all__ = ["epoch", "uses_lazy_update"]

@@ -24,12 +24,16 @@ code for the first three):
   products vectorise, and ``error_model="numpy"`` so no division can raise (codes are
   checked once, in Python, by ``epoch``);
 - float32 data computed in float32: float64 scalars go through a float32 array first;
-- shuffled rows are prefetched PREFETCH_AHEAD places ahead (X's lines, Y, sw), and
-  with unit sample weights sw[i] is not read at all;
-- short rows are taken four at a time (FOUR_ROWS_MAX_BYTES).
+- shuffled rows are prefetched ``DENSE_PREFETCH_AHEAD`` places ahead (X's lines, Y,
+  sw), and with unit sample weights sw[i] is not read at all;
+- short rows are taken four at a time (``FOUR_ROWS_MAX_BYTES``).
+
+The block rule, the prefetch distance and the other tuning constants are defined in
+``fastgd._tuning`` (shared with the Cython kernels, with the measurements behind them).
 
 Note for developers: Numba's on-disk cache is keyed on this file only. After changing a
-constant in ``fastgd._params``/``_losses``/``_schedules``, clear ``__pycache__`` here.
+constant in ``fastgd._tuning``/``_params``/``_losses``/``_schedules``, clear
+``__pycache__`` here.
 
 Every helper that computes in floating point is inlined by Numba (``inline="always"``),
 and the kernels whose loops reassociate (``fastmath``) are the top-level functions. A
@@ -46,34 +50,17 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import njit
 
-from .. import _checks
+from .. import _checks, _tuning
 from .. import _params as P
 from .._losses import MULTINOMIAL
 from .._schedules import CONSTANT, INVSCALING, OPTIMAL
+from .._tuning import block_bounds
 from ._intrinsics import next_index, prefetch, prefetch1
 from .losses import loss_and_grad, loss_grad_single
-
-# full batch: blocks of at least this many rows ...
-MIN_BLOCK_ROWS = 2048
-# ... and at most this many blocks, or this many block-buffer elements in all
-MAX_BLOCKS = 64
-MAX_BUFFER = 1 << 22
-# a batch of fewer values than this (rows x (d + 1)) is summed on one thread: waking
-# threads costs more than they save (on a busy machine, much more); read at each call,
-# so tests can lower it to exercise the threads
-PARALLEL_MIN_VALUES = 1 << 18
 
 # reassociation (vectorised dot products) and fused multiply-add; no nnan/ninf, so a
 # NaN or an infinity still propagates to the estimator's divergence check
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
-
-# rows ahead in the visiting order whose cache lines are prefetched (shuffled batches)
-PREFETCH_AHEAD = 6
-# rows of at most this many bytes are taken four at a time. Measured, full batch: four
-# at a time is faster for 160-byte rows (1e6 x 20 float64); for 400-byte rows (400000 x
-# 50 float64, 200000 x 100 float32) one at a time takes 0.85x the time, and for 800-byte
-# rows (200000 x 100 float64) four at a time takes 2.8x the time
-FOUR_ROWS_MAX_BYTES = 256
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -136,7 +123,7 @@ def _unit_weights(sw):
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _prefetch_row(X, Y, sw, i, unit):
     """Prefetch every cache line of row i of X, and row i of Y and (unless ``unit``) sw."""
-    step = max(1, 64 // X.itemsize)
+    step = max(1, _tuning.CACHE_LINE_BYTES // X.itemsize)
     for j in range(0, X.shape[1], step):
         prefetch(X, i, j)
     prefetch(Y, i, 0)
@@ -186,10 +173,10 @@ def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
     n, d = X.shape
     total = 0.0
     ii = lo
-    if d * X.itemsize <= FOUR_ROWS_MAX_BYTES:
+    if d * X.itemsize <= _tuning.FOUR_ROWS_MAX_BYTES:
         while ii + 4 <= hi:
             if shuffled:
-                for r in range(ii + PREFETCH_AHEAD, min(ii + PREFETCH_AHEAD + 4, n)):
+                for r in range(ii + _tuning.DENSE_PREFETCH_AHEAD, min(ii + _tuning.DENSE_PREFETCH_AHEAD + 4, n)):
                     _prefetch_row(X, Y, sw, order[r], unit)
                 i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
             else:
@@ -204,8 +191,8 @@ def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
             ii += 4
     while ii < hi:
         if shuffled:
-            if ii + PREFETCH_AHEAD < n:
-                _prefetch_row(X, Y, sw, order[ii + PREFETCH_AHEAD], unit)
+            if ii + _tuning.DENSE_PREFETCH_AHEAD < n:
+                _prefetch_row(X, Y, sw, order[ii + _tuning.DENSE_PREFETCH_AHEAD], unit)
             i = order[ii]
         else:
             i = ii
@@ -223,8 +210,8 @@ def _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
     total = 0.0
     for ii in range(lo, hi):
         if shuffled:
-            if ii + PREFETCH_AHEAD < n:
-                _prefetch_row(X, Y, sw, order[ii + PREFETCH_AHEAD], unit)
+            if ii + _tuning.DENSE_PREFETCH_AHEAD < n:
+                _prefetch_row(X, Y, sw, order[ii + _tuning.DENSE_PREFETCH_AHEAD], unit)
             i = order[ii]
         else:
             i = ii
@@ -241,12 +228,12 @@ def _add_rows(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
     """Add the weighted loss gradients of rows lo:hi (of ``order`` if ``shuffled``, else
     of X as stored) to G (K, d+1); return their weighted loss. P is a (4, K) scratch.
 
-    Rows of up to FOUR_ROWS_MAX_BYTES are taken four at a time: their outputs in one
+    Rows of up to ``FOUR_ROWS_MAX_BYTES`` are taken four at a time: their outputs in one
     pass over W (four independent dot products), their gradients in one pass over G;
     wider rows go one at a time (measured: four at a time is then slower, reading four
-    rows at once from memory). With
-    ``shuffled``, rows PREFETCH_AHEAD places ahead in the order are prefetched (random
-    row access is bound by memory latency).
+    rows at once from memory). With ``shuffled``, rows ``DENSE_PREFETCH_AHEAD`` places
+    ahead in the order are prefetched (random row access is bound by memory latency).
+    (Both constants: ``fastgd._tuning``.)
     """
     if W.shape[0] == 1 and loss != MULTINOMIAL:
         return _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G)
@@ -364,8 +351,8 @@ def _sgd_epoch(X, Y, sw, order, state, hp, codes):
     _scalars(s, t + 1, hp, codes)
     total = 0.0
     for ii in range(n):
-        if ii + PREFETCH_AHEAD < n:
-            _prefetch_row(X, Y, sw, order[ii + PREFETCH_AHEAD], unit)
+        if ii + _tuning.DENSE_PREFETCH_AHEAD < n:
+            _prefetch_row(X, Y, sw, order[ii + _tuning.DENSE_PREFETCH_AHEAD], unit)
         i = order[ii]
         _outputs(W, X, i, Ps, 0)
         if single:
@@ -446,12 +433,6 @@ def _full_batch_step(state, parts, losses, n_rows, hp, codes):
     return total
 
 
-def block_bounds(n, n_outputs, n_cols):
-    """Row boundaries of the full-batch blocks: a function of the shape only."""
-    n_blocks = max(1, min(MAX_BLOCKS, n // MIN_BLOCK_ROWS, MAX_BUFFER // (n_outputs * n_cols)))
-    return np.linspace(0, n, n_blocks + 1).astype(np.int64)
-
-
 _pool = None
 _pool_key = None
 _pool_lock = threading.Lock()
@@ -469,12 +450,6 @@ def _executor(n_threads):
             _pool = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="fastgd")
             _pool_key = (os.getpid(), n_threads)
         return _pool
-
-
-# the codes the jitted functions implement (they return NaN for any other: a raise inside
-# them would cost reference counting in the hot loops, so the check is made here, once)
-LOSS_CODES = _checks.LOSS_CODES
-SCHEDULE_CODES = _checks.SCHEDULE_CODES
 
 
 @njit(cache=True, nogil=True)
@@ -521,7 +496,7 @@ def epoch(X, Y, sw, order, state, hp, codes):
     counter = np.zeros(1, dtype=np.int64)
     loss = codes[P.LOSS]
     n_threads = int(min(codes[P.N_THREADS], n_blocks))
-    if n * cols < PARALLEL_MIN_VALUES:
+    if n * cols < _tuning.PARALLEL_MIN_VALUES:  # (read at each call)
         n_threads = 1  # too little work to be worth waking other threads
     args = (X, Y, sw, state[0], loss, bounds, counter, parts, losses)
     if n_threads <= 1:

@@ -49,6 +49,10 @@ within an epoch ("invscaling", "optimal"; ``A`` changes every step). ``lazy=Fals
 forces the dense step for any setting (the benchmark's dense-velocity baseline).
 
 Full batch runs on one thread (``n_jobs`` is not used for sparse input).
+
+The tuning constants (SYNC_MIN_STEPS, the prefetch distances SPARSE_PREFETCH_AHEAD and
+SPARSE_PREFETCH_NEAR, LO_BITS, the cache line) are defined in ``fastgd._tuning``, shared
+with the Cython kernels.
 """
 
 import numpy as np
@@ -58,24 +62,15 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .. import _params as P
+from .. import _tuning
 from .._checks import check_sparse_epoch
 from .._schedules import CONSTANT
 from .._sparse import record_size, work_buffer
 from .kernels import _labels_in_range, _step_size
 from .losses import loss_and_grad
 
-# a full catch-up happens at least every max(SYNC_MIN_STEPS, d) steps (and each epoch's end)
-SYNC_MIN_STEPS = 4096
-# rows ahead in the visiting order whose values and indices are prefetched, and rows
-# ahead whose coordinates' weights, velocities and steps are (shuffled SGD otherwise
-# waits on memory for each row)
-PREFETCH_AHEAD = 4
-PREFETCH_NEAR = 2
-CACHE_LINE_ITEMS = 8
-# the powers of A come from two small tables, A^k = A^(k_hi 2^LO_BITS) A^(k_lo): a lookup
-# in one table of T entries (8 MB at T = 2^18) would be a second cache miss per non-zero
-LO_BITS = 7
-LO_MASK = (1 << LO_BITS) - 1
+# A^k = A^(k_hi 2^LO_BITS) A^(k_lo) (``fastgd._tuning.LO_BITS``): k_lo = k & LO_MASK
+LO_MASK = (1 << _tuning.LO_BITS) - 1
 # during a step of one row (K = 1), a touched coordinate's step holds MARK
 MARK = -1
 
@@ -145,9 +140,9 @@ def _powers(T, eta, mu, l2, nesterov):
 def _power_tables(T, eta, mu, l2, nesterov):
     """``(lo, hi)``: ``lo[k] = A^k`` for k < 2^LO_BITS and ``hi[m] = A^(m 2^LO_BITS)`` for
     ``m 2^LO_BITS <= T`` (``lo[0] = hi[0] = I``)."""
-    B = 1 << LO_BITS
+    B = 1 << _tuning.LO_BITS
     lo = _powers(B, eta, mu, l2, nesterov)
-    hi = _matrix_powers(lo[B, 0], lo[B, 1], lo[B, 2], lo[B, 3], T >> LO_BITS)
+    hi = _matrix_powers(lo[B, 0], lo[B, 1], lo[B, 2], lo[B, 3], T >> _tuning.LO_BITS)
     return lo[:B].copy(), hi
 
 
@@ -163,7 +158,7 @@ def _catch_up(R, o, K, k, lo, hi):
     """Apply the ``k >= 0`` missed gradient-free steps to the record at R[o]: always both
     factors (lo[0] and hi[0] are the identity), without an unpredictable branch."""
     kl = k & LO_MASK
-    kh = k >> LO_BITS
+    kh = k >> _tuning.LO_BITS
     a = lo[kl, 0]
     b = lo[kl, 1]
     c = lo[kl, 2]
@@ -226,13 +221,13 @@ def _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, lazy, Yflat, ycol
     """Prefetch for the row at position ii of the order: later rows' entries, target and
     weight, and nearer rows' coordinate records (shuffled SGD waits on memory for each
     otherwise)."""
-    if ii + 2 * PREFETCH_AHEAD < n:
-        _prefetch(indptr, order[ii + 2 * PREFETCH_AHEAD])
-    if ii + PREFETCH_AHEAD < n:
-        r = order[ii + PREFETCH_AHEAD]
+    if ii + 2 * _tuning.SPARSE_PREFETCH_AHEAD < n:
+        _prefetch(indptr, order[ii + 2 * _tuning.SPARSE_PREFETCH_AHEAD])
+    if ii + _tuning.SPARSE_PREFETCH_AHEAD < n:
+        r = order[ii + _tuning.SPARSE_PREFETCH_AHEAD]
         lo = indptr[r]
         hi = indptr[r + 1]
-        for q in range(lo, hi, CACHE_LINE_ITEMS):
+        for q in range(lo, hi, _tuning.CACHE_LINE_BYTES // 8):  # (a line of int64 indices)
             _prefetch(indices, q)
             _prefetch(data, q)
         if hi > lo:  # the last line, when the row does not start on a line
@@ -240,8 +235,8 @@ def _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, lazy, Yflat, ycol
             _prefetch(data, hi - 1)
         _prefetch(Yflat, r * ycols)
         _prefetch(sw, r)
-    if lazy and ii + PREFETCH_NEAR < n:
-        r = order[ii + PREFETCH_NEAR]
+    if lazy and ii + _tuning.SPARSE_PREFETCH_NEAR < n:
+        r = order[ii + _tuning.SPARSE_PREFETCH_NEAR]
         for q in range(indptr[r], indptr[r + 1]):
             _prefetch(R, indices[q] * S)
 
@@ -266,21 +261,21 @@ def _lazy_sgd1(data, indices, indptr, Y, Yflat, sw, order, state, R, Ri, S, SI, 
     LI = 2 * R.itemsize // 8  # the step's offset in a record, in int64 entries
     uLI = np.uint64(LI)
     u4 = np.uint64(4)
-    uline = np.uint64(CACHE_LINE_ITEMS)
+    uline = np.uint64(_tuning.CACHE_LINE_BYTES // 8)  # int64 indices per cache line
     lo1 = lo.reshape(lo.size)  # A^k's four entries at 4 k
     hi1 = hi.reshape(hi.size)
     wb = state[0, 0, d]
     vb = state[1, 0, d]
     total = 0.0
     for ii in range(n):
-        # the entries of the row PREFETCH_AHEAD ahead are asked for a line of each array
+        # the entries of the row SPARSE_PREFETCH_AHEAD ahead are asked for a line of each array
         # per non-zero of this row's second pass
-        if ii + 2 * PREFETCH_AHEAD < n:
-            _prefetch(indptr, order[ii + 2 * PREFETCH_AHEAD])
+        if ii + 2 * _tuning.SPARSE_PREFETCH_AHEAD < n:
+            _prefetch(indptr, order[ii + 2 * _tuning.SPARSE_PREFETCH_AHEAD])
         ca = np.uint64(0)
         cb = np.uint64(0)
-        if ii + PREFETCH_AHEAD < n:
-            r = order[ii + PREFETCH_AHEAD]
+        if ii + _tuning.SPARSE_PREFETCH_AHEAD < n:
+            r = order[ii + _tuning.SPARSE_PREFETCH_AHEAD]
             ca = np.uint64(indptr[r])
             cb = np.uint64(indptr[r + 1])
             if cb > ca:  # the last line, when the row does not start on a line
@@ -288,12 +283,12 @@ def _lazy_sgd1(data, indices, indptr, Y, Yflat, sw, order, state, R, Ri, S, SI, 
                 _prefetch(data, cb - np.uint64(1))
             _prefetch(Yflat, r * ycols)
             _prefetch(sw, r)
-        # the records of the row PREFETCH_NEAR ahead are asked for one per non-zero of
+        # the records of the row SPARSE_PREFETCH_NEAR ahead are asked for one per non-zero of
         # this row's first pass (a burst of them would fill the miss buffers)
         pa = np.uint64(0)
         pb = np.uint64(0)
-        if ii + PREFETCH_NEAR < n:
-            r = order[ii + PREFETCH_NEAR]
+        if ii + _tuning.SPARSE_PREFETCH_NEAR < n:
+            r = order[ii + _tuning.SPARSE_PREFETCH_NEAR]
             pa = np.uint64(indptr[r])
             pb = np.uint64(indptr[r + 1])
         i = order[ii]
@@ -311,7 +306,7 @@ def _lazy_sgd1(data, indices, indptr, Y, Yflat, sw, order, state, R, Ri, S, SI, 
             if lj != MARK:
                 k = t - lj
                 ml = np.uint64(k & LO_MASK) * u4
-                mh = np.uint64(k >> LO_BITS) * u4
+                mh = np.uint64(k >> _tuning.LO_BITS) * u4
                 w = R[o]
                 v = R[o + np.uint64(1)]
                 w1 = lo1[ml] * w + lo1[ml + np.uint64(1)] * v
@@ -400,13 +395,13 @@ def _lazy_batches(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touc
         stop = min(start + batch, n)
         n_touched = 0
         for ii in range(start, stop):
-            # the records of the row PREFETCH_NEAR ahead: one per non-zero of this row
+            # the records of the row SPARSE_PREFETCH_NEAR ahead: one per non-zero of this row
             _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, False, Yflat, ycols, sw)
             pa = 0
             pb = 0
-            if ii + PREFETCH_NEAR < n:
-                pa = indptr[order[ii + PREFETCH_NEAR]]
-                pb = indptr[order[ii + PREFETCH_NEAR] + 1]
+            if ii + _tuning.SPARSE_PREFETCH_NEAR < n:
+                pa = indptr[order[ii + _tuning.SPARSE_PREFETCH_NEAR]]
+                pb = indptr[order[ii + _tuning.SPARSE_PREFETCH_NEAR] + 1]
             i = order[ii]
             lo_q = indptr[i]
             hi_q = indptr[i + 1]
@@ -464,7 +459,7 @@ def _lazy_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, R, Ri, S,
     t = codes[P.T_START]
     nesterov = codes[P.NESTEROV] != 0
     n_steps = (n + batch - 1) // batch
-    T = min(n_steps, sync_steps if sync_steps > 0 else max(SYNC_MIN_STEPS, d))
+    T = min(n_steps, sync_steps if sync_steps > 0 else max(_tuning.SYNC_MIN_STEPS, d))
     lo, hi = _power_tables(T, hp[P.ETA0], hp[P.MOMENTUM], hp[P.L2], nesterov)
     SI = S * R.itemsize // 8  # a record's size in int64 entries
     LI = 2 * K * R.itemsize // 8
@@ -501,7 +496,7 @@ def _lazy_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, R, Ri, S,
         k = t_end - Ri[j * uSI + uLI]
         if k > 0:
             ml = np.uint64(k & LO_MASK) * u4
-            mh = np.uint64(k >> LO_BITS) * u4
+            mh = np.uint64(k >> _tuning.LO_BITS) * u4
             for kk in range(uK):
                 w = R[o + kk]
                 v = R[o + uK + kk]
@@ -580,8 +575,6 @@ def epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy=True, sync
     ``sync_steps > 0`` sets the interval ``T`` of the full catch-ups (for tests)."""
     check_sparse_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, "numba", _labels_in_range)
     Y = np.ascontiguousarray(Y)  # read through a flat view for prefetching
-    if codes[P.BATCH_SIZE] < 1:
-        raise ValueError(f"batch size must be >= 1, got {codes[P.BATCH_SIZE]}")
     if not (lazy and uses_lazy_update(hp, codes)):
         return _dense_epoch(data, indices, indptr, Y, sw, order, state, hp, codes)
     n = order.shape[0]
