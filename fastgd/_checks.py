@@ -1,17 +1,18 @@
-"""The checks a dense kernel entry point runs before any loop that trusts its arguments.
+"""The checks every kernel entry point (dense and sparse, every backend) runs before any
+loop that trusts its arguments.
 
 The compiled loops read memory through raw indices (no bounds checks), so an argument
 of the wrong dtype, layout or shape, a row index outside ``[0, n)`` or a class index
 outside ``[0, K)`` would read or write outside the arrays. The estimators never pass
 such arguments; these checks make a direct call with them raise ``ValueError`` instead.
 
-The Cython kernels check the same conditions (``_check``/``_check_rows`` in
-``fastgd/_cython/_kernels.pxi``, with the same messages); the NumPy reference and the
-Numba backend call :func:`check_epoch` / :func:`check_gradient`. Every check is O(1)
+Every backend calls them: :func:`check_epoch` / :func:`check_gradient` for dense input,
+:func:`check_sparse_epoch` (with :func:`check_csr`) for CSR input; the codes they accept
+are derived from the registries (``LOSS_CODES``, ``SCHEDULE_CODES``). Every check is O(1)
 except two O(n) passes: the row order's range, only when the batch is shuffled
 (a full batch reads X as stored and never ``order``), and the class indices of the
-multinomial loss. Both passes can be supplied by the caller (the Numba backend passes
-one-pass jitted functions); the defaults are NumPy expressions.
+multinomial loss. Both passes can be supplied by the caller (the compiled backends pass
+one-pass compiled functions); the defaults are NumPy expressions.
 """
 
 import numpy as np

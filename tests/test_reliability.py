@@ -476,8 +476,8 @@ FORK_SCRIPT = """
 import os, sys
 import numpy as np
 from fastgd import LogisticRegression
-import fastgd._numba.kernels as nk
-nk.PARALLEL_MIN_VALUES = 0  # threads even for this small full batch
+import fastgd._tuning
+fastgd._tuning.PARALLEL_MIN_VALUES = 0  # threads even for this small full batch
 rng = np.random.default_rng(0)
 X = rng.standard_normal((6000, 8)); y = (X[:, 0] + 0.3 * rng.standard_normal(6000) > 0).astype(int)
 
