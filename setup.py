@@ -10,6 +10,18 @@ has them. All extensions allow reassociation (``-fassociative-math``, the flags 
 needs, and no ``-ffinite-math-only``, so NaN and infinity still propagate), which lets
 the compiler sum dot products in vector lanes.
 
+With the environment variable ``FASTGD_SANITIZE=1`` at build time (GCC or Clang), every
+extension is compiled and linked with AddressSanitizer and UndefinedBehaviorSanitizer
+(``-fsanitize=address,undefined -fno-sanitize-recover=undefined
+-fno-omit-frame-pointer -g``) and at ``-O1`` instead of ``-O3`` (the level the sanitizers
+recommend: reports name the right lines and frames, which inlining at -O3 merges, and
+the build is quicker); the other flags, OpenMP and the AVX2 build are unchanged. Python
+itself is not instrumented, so the runtimes must be preloaded (``LD_PRELOAD``);
+``.ci/sanitize`` builds such a copy of the tree and runs the kernel tests on it (build in
+a copy: the switch is not part of setuptools' up-to-date check, so going back to a normal
+build in the same tree needs ``build_ext --force``). Unset (or any other value), nothing
+changes.
+
 The kernels' tuning constants are defined in ``fastgd/_tuning.py``; the build writes the
 ones the C loops need as constants (``C_TUNING``) into a header, ``fastgd_tuning.h``
 (:func:`write_tuning_header`), so that they are compiled in. A change there rebuilds
@@ -116,6 +128,12 @@ class BuildExt(build_ext):
             ext.extra_link_args = link_args
             built.append(ext)
         self.extensions = built
+        if os.environ.get("FASTGD_SANITIZE") == "1" and ctype != "msvc":  # see the docstring
+            print("fastgd: building the cython backend with AddressSanitizer and UBSan (-O1)")
+            sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g"]
+            for ext in built:
+                ext.extra_compile_args = ext.extra_compile_args + sanitize + ["-O1"]  # -O1 after -O3 wins
+                ext.extra_link_args = ext.extra_link_args + sanitize
         super().build_extensions()
 
 
