@@ -13,10 +13,11 @@ What Numba (0.68, ``numba/core/caching.py``) does, and so what is asserted here:
   and renamed into place (``IndexDataCacheFile._open_for_write``);
 - a damaged cache is not survived: ``_load_index`` and ``_load_data`` unpickle the files
   and catch nothing but a missing file, so a truncated or overwritten ``.nbi``/``.nbc``
-  makes the fit raise an ``UnpicklingError`` in every later process, with a message
-  that names neither the file nor the directory to delete. The tests accept a
-  recompile with the reference bits or a message naming the cache directory; they mark
-  Numba's present behaviour as an expected failure after asserting exactly what it is;
+  makes every later load raise an ``UnpicklingError`` that names neither the file nor
+  the directory to delete. fastgd's Numba entry points re-raise it as
+  ``DamagedCacheError`` naming the cache directory (``fastgd/_numba/_cache.py``). The
+  tests accept a recompile with the reference bits or a message naming the directory,
+  and check that the error came from Numba's unpickling of that file;
 - an unwritable cache directory is passed over without a warning, even one holding a
   valid cache: the locator for ``NUMBA_CACHE_DIR`` is only taken if a temporary file
   can be created there (``_CacheLocator.ensure_cache_path``), else the next one is
@@ -315,7 +316,7 @@ def test_a_damaged_cache_file(reference, runs, kind, how):
     """Every ``.nbc`` (or every ``.nbi``) of a complete cache truncated to half its size,
     or its first 16 bytes overwritten with zeros. Acceptable: the fit succeeds with the
     reference bits (recompiled), or fails with a message naming the cache directory to
-    delete. Numba 0.68 does neither: asserted exactly, then marked as expected."""
+    delete: with Numba 0.68, the second (``DamagedCacheError``)."""
     ref, _ = reference
     context, report = runs[kind, how]
     if isinstance(report, dict):
@@ -325,13 +326,13 @@ def test_a_damaged_cache_file(reference, runs, kind, how):
     rc, stderr = report
     assert rc == 1, stderr[-3000:]  # a Python exception, not a crash
     lines = stderr.strip().splitlines()
-    if str(context["cache"]) in lines[-1]:
-        return  # the message says what to delete
+    # the message says what to delete ...
+    assert lines[-1].startswith("fastgd._numba._cache.DamagedCacheError: "), stderr[-3000:]
+    assert f"Delete the directory {context['cache']}" in lines[-1], stderr[-3000:]
+    # ... and the cause is Numba's failed load of the damaged file
     where, message = NUMBA_RAISES[kind, how]
-    assert lines[-1] == message, stderr[-3000:]
+    assert message in stderr, stderr[-3000:]
     assert any("numba/core/caching.py" in line and line.rstrip().endswith(where) for line in lines), stderr[-3000:]
-    pytest.xfail(f"Numba raises {message!r} from caching.py {where}, naming no file; fastgd neither "
-                 "recompiles nor says to delete the cache directory")
 
 
 # ----------------------------------------------------------------------------- unwritable

@@ -55,6 +55,7 @@ from .. import _params as P
 from .._losses import MULTINOMIAL
 from .._schedules import CONSTANT, INVSCALING, OPTIMAL
 from .._tuning import block_bounds
+from ._cache import reports_damaged_cache
 from ._intrinsics import next_index, prefetch, prefetch1
 from .losses import loss_and_grad, loss_grad_single
 
@@ -472,6 +473,7 @@ def _labels_in_range(Y, K):
     return True
 
 
+@reports_damaged_cache
 def epoch(X, Y, sw, order, state, hp, codes):
     """One epoch in place; returns the sum of ``sw_i * loss_i``. See the NumPy reference.
 
@@ -510,6 +512,7 @@ def epoch(X, Y, sw, order, state, hp, codes):
     return _full_batch_step(state, parts, losses, n, hp, codes)
 
 
+@reports_damaged_cache
 def gradient(X, Y, sw, W, codes, G):
     """Add ``sum_i sw_i * dloss_i/dW`` over all rows to ``G`` (K, d+1) float64 and return
     ``sum_i sw_i * loss_i``; no step. See ``fastgd._numpy.kernels.gradient``.

@@ -66,6 +66,7 @@ from .. import _tuning
 from .._checks import check_sparse_epoch
 from .._schedules import CONSTANT
 from .._sparse import record_size, work_buffer
+from ._cache import reports_damaged_cache
 from .kernels import _labels_in_range, _step_size
 from .losses import loss_and_grad
 
@@ -568,6 +569,7 @@ def _dense_epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
     return total
 
 
+@reports_damaged_cache
 def epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy=True, sync_steps=0):
     """One epoch in place; returns the sum of ``sw_i * loss_i``. See
     ``fastgd._numpy.sparse.epoch`` for the contract and the module docstring for the
