@@ -144,36 +144,20 @@ def n_threads(n_jobs):
     return int(n_jobs)
 
 
-_background_pool = None
-_background_key = None
-_background_lock = threading.Lock()
+_pools = {}  # name -> (pid, one-thread pool)
+_pools_lock = threading.Lock()
 
 
-def _background():
-    """A one-thread pool for work that overlaps an epoch (the next permutation),
-    recreated in a forked child, whose threads did not survive the fork."""
-    global _background_pool, _background_key
-    with _background_lock:
-        if _background_pool is None or _background_key != os.getpid():
-            _background_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastgd-order")
-            _background_key = os.getpid()
-        return _background_pool
-
-
-_kernel_pool = None
-_kernel_key = None
-_kernel_lock = threading.Lock()
-
-
-def _kernel_thread():
-    """The one-thread pool that runs long kernels for the main thread (recreated in a
-    forked child)."""
-    global _kernel_pool, _kernel_key
-    with _kernel_lock:
-        if _kernel_pool is None or _kernel_key != os.getpid():
-            _kernel_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastgd-kernel")
-            _kernel_key = os.getpid()
-        return _kernel_pool
+def _thread(name):
+    """The process's one-thread pool ``name``, recreated in a forked child (whose threads
+    did not survive the fork): "order" draws the next epoch's permutation while an epoch
+    runs, "kernel" runs long kernels for the main thread (:func:`call_kernel`)."""
+    with _pools_lock:
+        pid, pool = _pools.get(name, (None, None))
+        if pool is None or pid != os.getpid():
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fastgd-{name}")
+            _pools[name] = (os.getpid(), pool)
+        return pool
 
 
 def _quiet_call(kernel, kwargs):
@@ -191,7 +175,7 @@ def call_kernel(kernel, kwargs, work):
     (the run's working state, which the failed call discards)."""
     if work < INTERRUPTIBLE_MIN_WORK or threading.current_thread() is not threading.main_thread():
         return _quiet_call(kernel, kwargs)
-    future = _kernel_thread().submit(_quiet_call, kernel, kwargs)
+    future = _thread("kernel").submit(_quiet_call, kernel, kwargs)
     while True:
         try:
             return future.result(timeout=INTERRUPT_POLL_S)
@@ -266,7 +250,7 @@ class Run:
         pending, self.pending_order = self.pending_order, None
         order = pending.result() if pending is not None else self.rng.permutation(n)
         if self.more_epochs:
-            self.pending_order = _background().submit(self.rng.permutation, n)
+            self.pending_order = _thread("order").submit(self.rng.permutation, n)
         return order.astype(np.int64, copy=False)
 
     def kernel_args(self, order):
