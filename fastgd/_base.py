@@ -22,8 +22,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._backends import BACKENDS
+from ._optimizers import OPTIMIZERS
 from ._penalties import PENALTIES, penalty_strengths, penalty_value
-from ._run import DivergenceError, Run, initial_state, weighted_loss
+from ._run import DivergenceError, Run, initial_state, reported_weights, weighted_loss
 from ._schedules import SCHEDULES
 from ._validation import (
     is_dask,
@@ -70,6 +71,11 @@ class BaseGD(BaseEstimator):
         "power_t": [Interval(numbers.Real, 0, None, closed="left")],
         "momentum": [Interval(numbers.Real, 0, 1, closed="left")],
         "nesterov": ["boolean"],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
+        "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
+        "average": ["boolean", Interval(numbers.Integral, 0, None, closed="left")],
         "penalty": [StrOptions({p for p in PENALTIES if p is not None}), None],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "l1_ratio": [Interval(numbers.Real, 0, 1, closed="both")],
@@ -141,13 +147,16 @@ class BaseGD(BaseEstimator):
     def _fit_epochs(self, run_cls, data, rng, X_val=None, Y_val=None):
         """``fit`` from validated data with normalised weights; ``run_cls`` runs the
         epochs (``fastgd._run.Run`` in memory, ``fastgd._dask.DaskRun`` on Dask blocks)."""
-        state = initial_state(data)
+        state = initial_state(self, data)
+        seen, avg_start = 0, None
         if self.warm_start and hasattr(self, "_state") and self._state.shape == state.shape:
             state[...] = self._state
             t = self.t_
+            seen, avg_start = self._seen, self._avg_start
         else:
             t = 0
-        run = run_cls(self, data, state, t, run_cls.initial_eta(self, data), rng, X_val, Y_val)
+        run = run_cls(self, data, state, t, run_cls.initial_eta(self, data), rng, X_val, Y_val,
+                      seen=seen, avg_start=avg_start)
         run.set_reference(continuing=t > 0)
         run.epochs(self.max_iter, stop_early=True)
         self._commit(run, data, reset_curves=True, partial_rng=None)
@@ -176,13 +185,21 @@ class BaseGD(BaseEstimator):
     def _partial_fit_epoch(self, run_cls, data, first):
         """``partial_fit`` from validated data with normalised weights; ``run_cls`` as
         for :meth:`_fit_epochs`."""
-        state = initial_state(data)
+        state = initial_state(self, data)
+        seen, avg_start = 0, None
         if first:
             t = 0
             eta = run_cls.initial_eta(self, data)
         else:
+            if self._state.shape != state.shape:
+                raise ValueError(
+                    f"partial_fit cannot continue a model fitted with another optimizer or average "
+                    f"(its state has shape {self._state.shape}, optimizer={self.optimizer!r} and "
+                    f"average={self.average!r} need {state.shape}); call fit first."
+                )
             state[...] = self._state
             t = self.t_
+            seen, avg_start = self._seen, self._avg_start
             eta = self._eta
             if SCHEDULES[self.learning_rate].from_data:
                 # never take a larger step than new rows allow
@@ -190,7 +207,7 @@ class BaseGD(BaseEstimator):
         rng = None if first else getattr(self, "_partial_rng", None)
         # the stream of permutations continues across calls; a failed call draws nothing
         rng = check_random_state(self.random_state) if rng is None else copy.deepcopy(rng)
-        run = run_cls(self, data, state, t, eta, rng)
+        run = run_cls(self, data, state, t, eta, rng, seen=seen, avg_start=avg_start)
         run.set_reference(continuing=not first)
         run.epochs(1, stop_early=False)
         self._commit(run, data, reset_curves=first, partial_rng=rng)
@@ -223,6 +240,8 @@ class BaseGD(BaseEstimator):
     def _check_param_combinations(self):
         if self.nesterov and self.momentum <= 0:
             raise ValueError(f"nesterov=True requires momentum > 0 (got momentum={self.momentum!r}).")
+        if self.nesterov and self.optimizer != "sgd":
+            raise ValueError(f"nesterov=True applies to optimizer='sgd' only (got optimizer={self.optimizer!r}).")
         if SCHEDULES[self.learning_rate].needs_alpha and self.alpha <= 0:
             raise ValueError(f"learning_rate={self.learning_rate!r} requires alpha > 0 (got alpha={self.alpha!r}).")
 
@@ -249,6 +268,8 @@ class BaseGD(BaseEstimator):
         new._loss = data.loss
         new._partial_rng = partial_rng
         new.t_ = run.t
+        new._seen = run.seen
+        new._avg_start = run.avg_start
         if reset_curves or not hasattr(new, "loss_curve_"):
             new.loss_curve_ = list(run.curve)
             new.time_curve_ = list(run.times)
@@ -265,22 +286,27 @@ class BaseGD(BaseEstimator):
             del new.validation_scores_
             del new.best_validation_score_
         new.learning_rate_ = run.eta_last
-        W = run.state[0]
+        W = run.weights()
         new._set_coef(W[:, :-1].copy(), W[:, -1].copy())
         self.__dict__ = new.__dict__
 
     def _decision(self, X):
         check_is_fitted(self, "_state")
         X = validate_predict(self, X)
-        W = self._state[0]
+        W = self._weights()
         return np.asarray(X @ W[:, :-1].T) + W[:, -1]
+
+    def _weights(self):
+        """The fitted model (K, d + 1): the average of the iterates once averaging has
+        started, else the iterate."""
+        return reported_weights(self._state, self._avg_start, self.t_)
 
     def objective(self, X, y, sample_weight=None):
         """The penalised training objective of the fitted model on ``(X, y)``, in float64:
         ``sum_i s_i loss_i / sum_i s_i + alpha * (0.5 (1 - rho) ||W||^2 + rho ||W||_1)``
         with ``rho`` as set by ``penalty`` (the quantity gradient descent minimises)."""
         check_is_fitted(self, "_state")
-        W = self._state[0].astype(np.float64)
+        W = self._weights().astype(np.float64)
         if is_dask(X):
             total, n = _dask_module().weighted_loss(self, X, y, sample_weight, W)
         else:

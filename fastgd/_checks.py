@@ -19,9 +19,10 @@ import numpy as np
 
 from . import _params as P
 from ._losses import LOSS_BY_CODE, LOSS_CODES
+from ._optimizers import OPTIMIZER_CODES, n_state
 from ._schedules import SCHEDULE_CODES
 
-__all__ = ["LOSS_CODES", "SCHEDULE_CODES"]  # (the codes every backend implements)
+__all__ = ["LOSS_CODES", "OPTIMIZER_CODES", "SCHEDULE_CODES"]  # (the codes every backend implements)
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -74,6 +75,8 @@ def check_codes(codes, backend, schedule=True):
     if loss not in LOSS_CODES:
         raise ValueError(f"fastgd: unknown loss code {loss} in the {backend} backend")
     if schedule:
+        if codes[P.OPTIMIZER] not in OPTIMIZER_CODES:
+            raise ValueError(f"fastgd: unknown optimizer code {codes[P.OPTIMIZER]} in the {backend} backend")
         if codes[P.SCHEDULE] not in SCHEDULE_CODES:
             raise ValueError(f"fastgd: unknown schedule code {codes[P.SCHEDULE]} in the {backend} backend")
         if codes[P.BATCH_SIZE] < 1:
@@ -103,8 +106,9 @@ def check_epoch(X, Y, sw, order, state, hp, codes, backend, contiguous=True,
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D, got {X.ndim} dimensions")
     n, d = X.shape
-    if state.ndim != 3 or state.shape[0] != 2 or state.shape[2] != d + 1:
-        raise ValueError(f"state must have shape (2, K, {d + 1}), got {state.shape}")
+    S = n_state(codes)
+    if state.ndim != 3 or state.shape[0] != S or state.shape[2] != d + 1:
+        raise ValueError(f"state must have shape ({S}, K, {d + 1}) for these codes, got {state.shape}")
     check_targets(n, Y, sw, state.shape[1], codes, labels_ok)
     if _array("order", order).dtype != np.int64 or order.ndim != 1:
         raise ValueError(f"order must be a 1-D int64 array, got {order.dtype} with {order.ndim} dimensions")
@@ -186,8 +190,9 @@ def check_sparse_epoch(data, indices, indptr, Y, sw, order, state, hp=None, code
     for name, a in (("indices", indices), ("indptr", indptr), ("order", order)):
         if a.dtype != np.int64:
             raise ValueError(f"{name} must be int64, got {a.dtype}")
-    if state.ndim != 3 or state.shape[0] != 2 or state.shape[1] < 1 or state.shape[2] < 1:
-        raise ValueError(f"state must have shape (2, K, d + 1), got {state.shape}")
+    S = n_state(codes) if codes is not None else state.shape[0] if state.ndim == 3 else 0
+    if state.ndim != 3 or state.shape[0] != S or S < 2 or state.shape[1] < 1 or state.shape[2] < 1:
+        raise ValueError(f"state must have shape ({S or 2}, K, d + 1) for these codes, got {state.shape}")
     n = order.shape[0]
     check_csr(data, indices, indptr, n, state.shape[2] - 1)
     if Y.ndim != 2 or Y.shape[0] != n or sw.shape != (n,) or order.shape != (n,):

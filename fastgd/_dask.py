@@ -78,10 +78,18 @@ from . import _run
 from ._backends import get_backend
 from ._losses import LOSSES
 from ._numpy.kernels import apply_step
+from ._optimizers import OPTIMIZERS
 from ._penalties import penalty_strengths, penalty_value
 from ._run import Run, batch_rows
 from ._schedules import SCHEDULES
-from ._smoothness import EIGEN_MAX_ROWS, auto_step, max_row_smoothness, top_eigenvalue
+from ._smoothness import (
+    EIGEN_MAX_ROWS,
+    adaptive_step,
+    auto_step,
+    max_row_smoothness,
+    mean_row_l1,
+    top_eigenvalue,
+)
 from ._validation import FLOAT_DTYPES, Data, is_dask, weight_scale
 
 # while waiting for tasks pinned to workers, check this often (seconds) that they are alive
@@ -166,12 +174,11 @@ class DaskRun(Run):
     def epoch(self):
         blocks = self.X  # a _Blocks
         n = blocks.shape[0]
-        self.hp[P.ETA0] = self.eta
-        self.codes[P.T_START] = self.t
         pen = penalty_value(self.state[0][:, :-1], self.l2, self.l1)
         batch = int(self.codes[P.BATCH_SIZE])
         backend = self.est.backend
         if batch >= n:
+            self.begin_epoch([n], n)
             results = blocks.gather_each(_gradient_task, backend, self.state[0].copy(), self.codes.copy())
             G = np.zeros(self.state.shape[1:], dtype=np.float64)
             total = 0.0
@@ -180,18 +187,20 @@ class DaskRun(Run):
                 total += value
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 apply_step(self.state, G, n, self.t + 1, self.hp, self.codes)
-            self.t += 1
+            self.end_epoch(n, 1)
         else:
+            plan = epoch_plan(self.rng, len(blocks.sizes), self.est.shuffle)
+            self.begin_epoch([blocks.sizes[b] for b, _ in plan], batch)
             visits = []
             t = self.t
-            for b, seed in epoch_plan(self.rng, len(blocks.sizes), self.est.shuffle):
+            for b, seed in plan:
                 codes = self.codes.copy()
                 codes[P.T_START] = t
                 visits.append((b, (seed, codes)))
                 t += -(-blocks.sizes[b] // batch)  # the kernels cap the batch at the block's rows
             state, total = blocks.chain(_epoch_task, visits, (self.state.copy(), 0.0), backend, self.hp.copy())
             self.state[...] = state
-            self.t = t
+            self.end_epoch(n, t - self.t)
         return float(total) / n + pen
 
 
@@ -224,6 +233,9 @@ def _initial_eta(est, data):
     stats = blocks.gather_each(_auto_stats_task, step, bool(est.fit_intercept), per_block=blocks.offsets)
     Xs = np.concatenate([s[1] for s in stats])
     ws = np.concatenate([s[2] for s in stats])
+    if OPTIMIZERS[est.optimizer].adaptive:
+        return adaptive_step(mean_row_l1(Xs, bool(est.fit_intercept), max_rows=Xs.shape[0]),
+                             optimizer=est.optimizer, beta_2=float(est.beta_2))
     l2, _ = penalty_strengths(est.penalty, est.alpha, est.l1_ratio)
     return auto_step(
         n=n,

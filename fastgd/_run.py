@@ -30,9 +30,10 @@ from . import _params as P
 from . import _sparse
 from ._backends import get_backend
 from ._losses import LOSSES
+from ._optimizers import OPTIMIZERS
 from ._penalties import penalty_strengths, penalty_value
-from ._schedules import SCHEDULES, step_size
-from ._smoothness import auto_learning_rate
+from ._schedules import CONSTANT, SCHEDULES, step_size
+from ._smoothness import adaptive_learning_rate, auto_learning_rate
 from ._validation import normalise_weights
 
 # an objective this many times the reference (see DivergenceError) is a divergence
@@ -46,6 +47,17 @@ INTERRUPTIBLE_MIN_WORK = 1 << 22
 # ... and the waiting main thread returns to Python this often (seconds), so that a
 # signal delivered to another thread is seen too
 INTERRUPT_POLL_S = 0.05
+
+
+# sparse input warns when a dense step costs more than this many times the batch's
+# non-zeros
+DENSE_STEP_WARN_RATIO = 10
+
+
+class DenseStepWarning(UserWarning):
+    """Sparse input is fitted with the dense O(n_features) step at every update (see the
+    ``optimizer`` parameter): correct, but each update costs far more than its batch's
+    non-zeros."""
 
 
 class DivergenceError(FloatingPointError):
@@ -69,6 +81,14 @@ def weighted_loss(X, Y, sw, W, loss):
 
 
 
+def reported_weights(state, avg_start, t):
+    """``state[-1]`` (the average) once averaging has started (``avg_start`` < ``t``),
+    else ``state[0]``."""
+    if avg_start is not None and t > avg_start:
+        return state[-1]
+    return state[0]
+
+
 def batch_rows(batch_size, n):
     """Rows per step for the ``batch_size`` parameter on ``n`` rows."""
     if batch_size == "full":
@@ -76,16 +96,49 @@ def batch_rows(batch_size, n):
     return min(int(batch_size), n)
 
 
-def initial_state(data):
-    """Zero weights, intercept and velocity: (2, n_outputs, n_features + 1)."""
-    return np.zeros((2, data.n_outputs, data.X.shape[1] + 1), dtype=data.X.dtype)
+# codes[AVERAGE_START] while averaging has not started: no update count reaches it
+NOT_YET = np.iinfo(np.int64).max
+
+
+def state_slots(est):
+    """The state's first dimension for ``est``'s ``optimizer`` and ``average``: the
+    weights, the update rule's slots and the average (``fastgd._optimizers``)."""
+    return 1 + len(OPTIMIZERS[est.optimizer].slots) + (1 if est.average else 0)
+
+
+def initial_state(est, data):
+    """Zero weights, intercepts and update-rule state (and average):
+    (slots, n_outputs, n_features + 1)."""
+    return np.zeros((state_slots(est), data.n_outputs, data.X.shape[1] + 1), dtype=data.X.dtype)
+
+
+def average_start(average, seen, t, segments, batch):
+    """The update count after which averaging starts (``codes[AVERAGE_START] - 1``), if it
+    starts in an epoch that follows ``t`` updates and ``seen`` samples, else None. The
+    epoch visits ``segments`` (row counts: ``[n]`` in memory, the blocks in visiting
+    order on Dask), each in batches of ``batch`` rows that never cross a segment.
+    ``average``: True averages every iterate; an int ``n`` the iterates of the updates
+    after which at least ``n`` samples have been seen (scikit-learn's meaning)."""
+    need = 1 if average is True else int(average)
+    for rows in segments:
+        if 0 < rows and need - seen <= rows:
+            # the first update u (1-based) with seen + min(u batch, rows) >= need
+            return t + max(1, -(-(need - seen) // batch)) - 1
+        seen += rows
+        t += -(-rows // batch)
+    return None
 
 
 def initial_eta(est, data):
     """The step size a fit of ``est`` on in-memory ``data`` starts from: computed from the
     data for ``learning_rate="auto"``, else ``eta0``; checked to be a positive finite
     step in the data's dtype."""
-    if SCHEDULES[est.learning_rate].from_data:
+    if SCHEDULES[est.learning_rate].from_data and OPTIMIZERS[est.optimizer].adaptive:
+        eta = adaptive_learning_rate(
+            data.X, fit_intercept=est.fit_intercept, optimizer=est.optimizer, beta_2=float(est.beta_2),
+        )
+        source = "learning_rate='auto' computed it from X"
+    elif SCHEDULES[est.learning_rate].from_data:
         l2, _ = penalty_strengths(est.penalty, est.alpha, est.l1_ratio)
         eta = auto_learning_rate(
             data.X,
@@ -120,14 +173,14 @@ def prepared(est, X, y, sample_weight=None):
     validation, weight normalisation, the initial step, the random stream from
     ``random_state``); early stopping's validation split is not made. ``run.epoch()``
     then runs exactly what one epoch of ``fit`` runs (the row order and one kernel call)
-    and returns the epoch's objective; ``run.state`` is the (2, K, d + 1) state
+    and returns the epoch's objective; ``run.state`` is the (slots, K, d + 1) state
     (``state[0]``: weights with the intercept last); ``run.kernel_args(order)`` gives the
     keyword arguments of the backend's ``epoch`` kernel (``run.backend``) for timing the
     kernel alone. The estimator itself is not changed.
     """
     data = est._prepare(X, y, sample_weight, first=True)
     data = data._replace(sw=normalise_weights(data.sw))
-    return Run(est, data, initial_state(data), 0, initial_eta(est, data), check_random_state(est.random_state))
+    return Run(est, data, initial_state(est, data), 0, initial_eta(est, data), check_random_state(est.random_state))
 
 
 def n_threads(n_jobs):
@@ -186,7 +239,7 @@ def call_kernel(kernel, kwargs, work):
 class Run:
     """One call's worth of epochs: owns the working state until the fit succeeds."""
 
-    def __init__(self, est, data, state, t, eta, rng, X_val=None, Y_val=None):
+    def __init__(self, est, data, state, t, eta, rng, X_val=None, Y_val=None, seen=0, avg_start=None):
         self.est = est
         self.X, self.Y, self.sw = data.X, data.Y, data.sw
         self.loss = data.loss
@@ -213,6 +266,14 @@ class Run:
         self.hp[P.L1] = self.l1
         self.hp[P.MOMENTUM] = est.momentum
         self.hp[P.ALPHA] = est.alpha
+        self.hp[P.BETA_1] = est.beta_1
+        self.hp[P.BETA_2] = est.beta_2
+        self.hp[P.EPSILON] = est.epsilon
+        self.optimizer = OPTIMIZERS[est.optimizer]
+        # averaging: samples seen before this call and the update count after which
+        # averaging started (None: not yet, or no averaging)
+        self.seen = int(seen)
+        self.avg_start = avg_start
         self.schedule = SCHEDULES[est.learning_rate]
         if self.schedule.t0 is not None:
             self.hp[P.OPTIMAL_T0] = self.schedule.t0(est.alpha)
@@ -223,10 +284,40 @@ class Run:
         self.codes[P.FIT_INTERCEPT] = int(bool(est.fit_intercept))
         self.codes[P.BATCH_SIZE] = batch_rows(est.batch_size, n)
         self.codes[P.N_THREADS] = n_threads(est.n_jobs)
+        self.codes[P.OPTIMIZER] = self.optimizer.code
+        self.codes[P.AVERAGE_START] = 0  # (no averaging)
+        if state.shape[0] != state_slots(est):
+            raise ValueError(f"state of shape {state.shape} does not fit optimizer={est.optimizer!r}, "
+                             f"average={est.average!r}")
+        if self.csr is not None:
+            self._warn_dense_step()
         self.in_order = None  # 0, 1, ..., n - 1, made on first use
         self.more_epochs = False  # whether another epoch follows the current one
         self.pending_order = None  # the next epoch's permutation, being drawn
         self.eta_last = self._current_eta()
+
+    def _warn_dense_step(self):
+        """Warn when sparse input takes the dense O(K d) step at every update (see
+        ``fastgd._optimizers.uses_lazy_update``) and that costs more than reading the
+        batch's non-zeros several times over."""
+        est = self.est
+        lazy = (self.l1 == 0.0 and not est.average
+                and self.optimizer.lazy(self.l2 > 0.0, self.schedule.code == CONSTANT))
+        n, d = self.X.shape
+        K = self.state.shape[1]
+        per_batch = max(self.csr[0].shape[0] / max(n, 1) * int(self.codes[P.BATCH_SIZE]) * K, 1.0)
+        if lazy or K * d <= DENSE_STEP_WARN_RATIO * per_batch:
+            return
+        warnings.warn(
+            f"On this sparse input, optimizer={est.optimizer!r} with penalty={est.penalty!r}, "
+            f"learning_rate={est.learning_rate!r} and average={est.average!r} takes the dense "
+            f"step: each update moves all {K * d} coefficients, about {K * d / per_batch:.0f}x the "
+            f"work of the batch's non-zeros. Updates that touch only the batch's non-zeros need "
+            f"optimizer='sgd', a constant step (learning_rate 'auto', 'constant' or 'adaptive'), "
+            f"no L1 part and average=False; or use larger batches.",
+            DenseStepWarning,
+            stacklevel=5,
+        )
 
     @staticmethod
     def initial_eta(est, data):
@@ -276,13 +367,34 @@ class Run:
             if self.in_order is None:
                 self.in_order = np.arange(n, dtype=np.int64)
             order = self.in_order
-        self.hp[P.ETA0] = self.eta
-        self.codes[P.T_START] = self.t
+        self.begin_epoch([n], int(self.codes[P.BATCH_SIZE]))
         pen = penalty_value(self.state[0][:, :-1], self.l2, self.l1)
         stored = self.csr[0].shape[0] if self.csr is not None else self.X.size
         total = call_kernel(self.backend.epoch, self.kernel_args(order), stored * self.state.shape[1])
-        self.t += self._updates_per_epoch()
+        self.end_epoch(n, self._updates_per_epoch())
         return float(total) / n + pen
+
+    def begin_epoch(self, segments, batch):
+        """Set the step, the update count and the averaging start for the next epoch,
+        which visits ``segments`` (row counts, see :func:`average_start`) in batches of
+        ``batch`` rows (the Dask driver calls it too)."""
+        self.hp[P.ETA0] = self.eta
+        self.codes[P.T_START] = self.t
+        if self.est.average:
+            if self.avg_start is None:
+                self.avg_start = average_start(self.est.average, self.seen, self.t, segments, batch)
+            # (the kernels take the first averaged update)
+            self.codes[P.AVERAGE_START] = NOT_YET if self.avg_start is None else self.avg_start + 1
+
+    def end_epoch(self, n_rows, updates):
+        self.t += updates
+        self.seen += n_rows
+
+    def weights(self):
+        """The model the fit reports (``coef_``, ``intercept_``, predictions, validation
+        scores): the average of the iterates once averaging has started, else the
+        iterate ``state[0]``."""
+        return reported_weights(self.state, self.avg_start, self.t)
 
     def _updates_per_epoch(self):
         return -(-self.X.shape[0] // int(self.codes[P.BATCH_SIZE]))
@@ -297,7 +409,8 @@ class Run:
             return False
         self.eta, restart = outcome
         if restart:
-            self.state[1] = 0.0
+            for slot in self.optimizer.restart:
+                self.state[slot] = 0.0
         self.reductions += 1
         self.eta_last = self._current_eta()
         return True
@@ -385,7 +498,7 @@ class Run:
             if not stop_early:
                 continue
             if self.X_val is not None:
-                score = est._score_state(self.state[0], self.X_val, self.Y_val)
+                score = est._score_state(self.weights(), self.X_val, self.Y_val)
                 self.val_scores.append(score)
                 criterion = -score
             else:

@@ -42,6 +42,42 @@ _COMMON_DOC = """
         Momentum ``mu`` in the PyTorch convention: ``v = mu v + g; w -= eta v``.
     nesterov : bool, default=False
         Nesterov momentum: ``w -= eta (g + mu v)``; requires ``momentum > 0``.
+    optimizer : {"sgd", "adagrad", "rmsprop", "adam"}, default="sgd"
+        The update rule, applied to the gradient ``g`` of the objective (the batch's
+        mean loss gradient plus ``l2 w``; the intercept is never penalised), every
+        coordinate on its own, as ``torch.optim`` does with the same gradient:
+
+        - ``"sgd"``: ``v = mu v + g; w -= eta v`` (``momentum``, ``nesterov``).
+        - ``"adagrad"``: ``s += g**2; w -= eta g / (sqrt(s) + epsilon)``.
+        - ``"rmsprop"``: ``s = beta_2 s + (1 - beta_2) g**2;
+          w -= eta g / (sqrt(s) + epsilon)`` (``beta_2`` is PyTorch's ``alpha``).
+        - ``"adam"``: ``m = beta_1 m + (1 - beta_1) g``, ``s`` as RMSprop's, and
+          ``w -= eta / (1 - beta_1**t) m / (sqrt(s) / sqrt(1 - beta_2**t) + epsilon)``.
+
+        ``momentum`` and ``nesterov`` apply to "sgd" only; ``beta_1`` to "adam";
+        ``beta_2`` to "rmsprop" and "adam"; ``epsilon`` to the three adaptive rules.
+        With ``learning_rate="auto"``, the adaptive rules' step is computed from the
+        rows' mean L1 norm (their first update moves each coordinate by about ``eta``;
+        see :func:`fastgd._smoothness.adaptive_learning_rate`). An L1 penalty is the
+        proximal step of each rule's own per-coordinate step (``eta l1 / (sqrt(s) +
+        epsilon)`` for the adaptive ones). On sparse input, "sgd" without L1 and with a
+        constant step updates only the coordinates a batch touches (O(nnz) per step);
+        the other settings take the dense O(n_features) step at every update, and the
+        fit warns when that is costly.
+    beta_1 : float in [0, 1), default=0.9
+        Adam's first-moment decay.
+    beta_2 : float in [0, 1), default=0.999
+        Adam's second-moment decay; RMSprop's smoothing constant.
+    epsilon : float > 0, default=1e-8
+        Added to the adaptive rules' denominator.
+    average : bool or int >= 1, default=False
+        Averaged gradient descent (scikit-learn's meaning): ``True`` reports in
+        ``coef_`` and ``intercept_`` the mean of the iterates over all updates; an int
+        ``n`` the mean of the iterates after the updates at which at least ``n``
+        samples have been seen (until then the iterate itself). The iterate itself
+        goes on being updated (training continues from it in ``partial_fit`` and with
+        ``warm_start``); the average never feeds back into the steps. Works with every
+        update rule and batch size. Early stopping scores the average.
     penalty : {"l2", "l1", "elasticnet"} or None, default="l2"
         Regularisation ``alpha (0.5 (1 - rho) ||W||^2 + rho ||W||_1)`` with ``rho`` 0 for
         "l2", 1 for "l1" and ``l1_ratio`` for "elasticnet". L1 is applied as a
@@ -156,6 +192,11 @@ class LinearRegression(RegressorMixin, BaseGD):
         power_t=0.25,
         momentum=0.9,
         nesterov=False,
+        optimizer="sgd",
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        average=False,
         penalty="l2",
         alpha=1e-4,
         l1_ratio=0.15,
@@ -178,6 +219,11 @@ class LinearRegression(RegressorMixin, BaseGD):
         self.power_t = power_t
         self.momentum = momentum
         self.nesterov = nesterov
+        self.optimizer = optimizer
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.average = average
         self.penalty = penalty
         self.alpha = alpha
         self.l1_ratio = l1_ratio
@@ -278,6 +324,11 @@ class LogisticRegression(ClassifierMixin, BaseGD):
         power_t=0.25,
         momentum=0.9,
         nesterov=False,
+        optimizer="sgd",
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        average=False,
         penalty="l2",
         alpha=1e-4,
         l1_ratio=0.15,
@@ -301,6 +352,11 @@ class LogisticRegression(ClassifierMixin, BaseGD):
         self.power_t = power_t
         self.momentum = momentum
         self.nesterov = nesterov
+        self.optimizer = optimizer
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.average = average
         self.penalty = penalty
         self.alpha = alpha
         self.l1_ratio = l1_ratio

@@ -47,7 +47,7 @@ is imported, and PARALLEL_MIN_VALUES by each epoch.
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, log, log1p, pow
+from libc.math cimport exp, log, log1p, pow, sqrt
 from libc.stdint cimport int64_t
 
 import numpy as np
@@ -57,6 +57,7 @@ from .. import _checks, _tuning
 from . import _forksafe
 from .._losses import LOG as _LOG, MULTINOMIAL as _MULTINOMIAL, SQUARED as _SQUARED
 from .._schedules import CONSTANT as _CONSTANT, INVSCALING as _INVSCALING, OPTIMAL as _OPTIMAL
+from .._optimizers import ADAGRAD as _ADAGRAD, ADAM as _ADAM, RMSPROP as _RMSPROP, SGD as _SGD
 
 cdef extern from *:
     """
@@ -290,15 +291,6 @@ cdef inline double _add_block(const floating[:, ::1] X, const floating[:, ::1] Y
                      loss, &buf[b, size], &buf[b, 0], unit_sw, shuffled)
 
 
-cdef inline floating _shrink(floating w, floating shrink) noexcept nogil:
-    """Soft-threshold (the L1 prox) of ``w`` by ``shrink`` > 0."""
-    if w > shrink:
-        return w - shrink
-    if w < -shrink:
-        return w + shrink
-    return 0
-
-
 cdef inline void _update(floating *w, floating *v, const floating *G, floating scale,
                          Py_ssize_t d, floating mu, floating l2, floating eta,
                          floating shrink, bint nesterov) noexcept nogil:
@@ -322,7 +314,7 @@ cdef inline void _update(floating *w, floating *v, const floating *G, floating s
             w[j] = w[j] - eta * vj
     if shrink > 0:
         for j in range(d):
-            w[j] = _shrink(w[j], shrink)
+            w[j] = _soft(w[j], shrink)
 
 
 cdef inline void _update_intercept(floating *w, floating *v, floating g, floating mu,
@@ -336,24 +328,54 @@ cdef inline void _update_intercept(floating *w, floating *v, floating g, floatin
         w[0] = w[0] - eta * vj
 
 
+cdef inline void _adaptive_update(floating[:, :, ::1] state, Py_ssize_t k, const floating *G,
+                                  floating scale, Py_ssize_t d, floating l2,
+                                  const Rule *r) noexcept nogil:
+    """The adaptive rules' step of output k's d penalised coordinates from their data
+    gradient ``G * scale``: ``g = G scale + l2 w``."""
+    cdef Py_ssize_t j
+    cdef floating *w = &state[0, k, 0]
+    cdef floating *s1 = &state[1, k, 0]
+    cdef floating *s2 = &state[2, k, 0] if r.code == ADAM else s1
+    cdef bint shrink = r.shrink > 0
+    for j in range(d):
+        _adaptive_coord(&w[j], &s1[j], &s2[j], G[j] * scale + l2 * w[j], r, shrink)
+
+
+cdef inline void _adaptive_intercept(floating[:, :, ::1] state, Py_ssize_t k, Py_ssize_t d,
+                                     floating g, const Rule *r) noexcept nogil:
+    cdef floating *s1 = &state[1, k, d]
+    cdef floating *s2 = &state[2, k, d] if r.code == ADAM else s1
+    _adaptive_coord(&state[0, k, d], s1, s2, g, r, False)
+
+
 cdef void _step(floating[:, :, ::1] state, floating *G, Py_ssize_t n_rows, int64_t t,
                 const double[::1] hp, bint nesterov, bint fit_intercept,
-                int64_t schedule) noexcept nogil:
+                int64_t schedule, int64_t optimizer, int64_t t_a) noexcept nogil:
     """One update from the summed batch gradient G of ``n_rows`` rows; zeroes G."""
     cdef Py_ssize_t K = state.shape[1], cols = state.shape[2], d = cols - 1
     cdef Py_ssize_t k, j
+    cdef Py_ssize_t last = state.shape[0] - 1
     cdef double eta_d = _step_size(schedule, t, hp[P_ETA0], hp[P_POWER_T], hp[P_OPTIMAL_T0], hp[P_ALPHA])
     cdef floating mu = <floating> hp[P_MOMENTUM]
     cdef floating l2 = <floating> hp[P_L2]
     cdef floating eta = <floating> eta_d
     cdef floating inv_b = <floating> (1.0 / n_rows)
     cdef floating shrink = <floating> (eta * hp[P_L1])
+    cdef Rule r
+    _set_rule(&r, optimizer, t, t_a, eta_d, hp)
     for k in range(K):
-        _update(&state[0, k, 0], &state[1, k, 0], &G[k * cols], inv_b, d, mu, l2, eta,
-                shrink, nesterov)
-        if fit_intercept:  # without one, the intercept's gradient is dropped
-            _update_intercept(&state[0, k, d], &state[1, k, d], G[k * cols + d] * inv_b,
-                              mu, eta, nesterov)
+        if optimizer == SGD:
+            _update(&state[0, k, 0], &state[1, k, 0], &G[k * cols], inv_b, d, mu, l2, eta,
+                    shrink, nesterov)
+            if fit_intercept:  # without one, the intercept's gradient is dropped
+                _update_intercept(&state[0, k, d], &state[1, k, d], G[k * cols + d] * inv_b,
+                                  mu, eta, nesterov)
+        else:
+            _adaptive_update(state, k, &G[k * cols], inv_b, d, l2, &r)
+            if fit_intercept:
+                _adaptive_intercept(state, k, d, G[k * cols + d] * inv_b, &r)
+        _average(&state[0, k, 0], &state[last, k, 0], cols, r.avg)
         for j in range(cols):
             G[k * cols + j] = 0
 
@@ -362,13 +384,15 @@ cdef double _sgd_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
                       const floating[::1] sw, const int64_t[::1] order, Py_ssize_t lo,
                       Py_ssize_t hi, floating[:, :, ::1] state, int64_t t,
                       const double[::1] hp, int64_t loss, int64_t schedule, bint nesterov,
-                      bint fit_intercept, floating *p, bint unit_sw) noexcept nogil:
+                      bint fit_intercept, floating *p, bint unit_sw, int64_t optimizer,
+                      int64_t t_a) noexcept nogil:
     """SGD over rows order[lo:hi], one step per row starting after update ``t``; returns
     their weighted loss (each taken before its row's step). The same arithmetic as a
     one-row batch through ``_add_rows`` and ``_step`` (``G = sw_i dloss_i/dp x_i``,
     scaled by ``1 / 1``), fused into one pass over the row's features."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = state.shape[1]
     cdef Py_ssize_t ii, i, j, k, off, ahead
+    cdef Py_ssize_t last = state.shape[0] - 1
     cdef Py_ssize_t row_bytes = d * sizeof(floating)
     cdef const floating *x
     cdef floating *w
@@ -376,8 +400,11 @@ cdef double _sgd_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef floating mu = <floating> hp[P_MOMENTUM]
     cdef floating l2 = <floating> hp[P_L2]
     cdef floating eta, shrink
+    cdef double eta_d
     cdef double total = 0.0
     cdef bint single = K == 1 and loss != MULTINOMIAL
+    cdef Rule r
+    _set_rule(&r, optimizer, t + 1, t_a, hp[P_ETA0], hp)  # (set again at each row below)
     for ii in range(lo, hi):
         ahead = ii + DENSE_PREFETCH_AHEAD
         if ahead < n:
@@ -395,13 +422,24 @@ cdef double _sgd_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
         else:
             total += wi * _loss_grad(loss, p, &Y[i, 0], K)
         t += 1
-        eta = <floating> _step_size(schedule, t, hp[P_ETA0], hp[P_POWER_T], hp[P_OPTIMAL_T0], hp[P_ALPHA])
+        eta_d = _step_size(schedule, t, hp[P_ETA0], hp[P_POWER_T], hp[P_OPTIMAL_T0], hp[P_ALPHA])
+        eta = <floating> eta_d
         shrink = <floating> (eta * hp[P_L1])
+        if optimizer != SGD or t_a > 0:
+            _set_rule(&r, optimizer, t, t_a, eta_d, hp)
+        else:
+            r.avg = 0
         for k in range(K):
             c = wi * p[k]
-            _update(&state[0, k, 0], &state[1, k, 0], x, c, d, mu, l2, eta, shrink, nesterov)
-            if fit_intercept:
-                _update_intercept(&state[0, k, d], &state[1, k, d], c, mu, eta, nesterov)
+            if optimizer == SGD:
+                _update(&state[0, k, 0], &state[1, k, 0], x, c, d, mu, l2, eta, shrink, nesterov)
+                if fit_intercept:
+                    _update_intercept(&state[0, k, d], &state[1, k, d], c, mu, eta, nesterov)
+            else:
+                _adaptive_update(state, k, x, c, d, l2, &r)
+                if fit_intercept:
+                    _adaptive_intercept(state, k, d, c, &r)
+            _average(&state[0, k, 0], &state[last, k, 0], d + 1, r.avg)
     return total
 
 
@@ -479,6 +517,8 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
     cdef int64_t schedule = codes[P.SCHEDULE]
     cdef bint nesterov = codes[P.NESTEROV] != 0
     cdef bint fit_intercept = codes[P.FIT_INTERCEPT] != 0
+    cdef int64_t optimizer = codes[P.OPTIMIZER]
+    cdef int64_t t_a = codes[P.AVERAGE_START]
     cdef Py_ssize_t batch = min(codes[P.BATCH_SIZE], max(n, 1))
     cdef int64_t t = codes[P.T_START]
     cdef int n_threads = <int> max(1, min(codes[P.N_THREADS], MAX_BLOCKS))
@@ -512,7 +552,7 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
         start = 0
         if batch == 1:
             total = _sgd_rows(X, Y, sw, order, 0, n, state, t, hp, loss, schedule, nesterov,
-                              fit_intercept, &buf[0, size], unit_sw)
+                              fit_intercept, &buf[0, size], unit_sw, optimizer, t_a)
             start = n
         while start < n:
             stop = start + batch
@@ -543,7 +583,7 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
                         G[j] += Gb[j]
                         Gb[j] = 0
             t += 1
-            _step(state, G, rows, t, hp, nesterov, fit_intercept, schedule)
+            _step(state, G, rows, t, hp, nesterov, fit_intercept, schedule, optimizer, t_a)
             start = stop
     return total
 

@@ -9,10 +9,89 @@ cdef int64_t MULTINOMIAL = _MULTINOMIAL
 cdef int64_t CONSTANT = _CONSTANT
 cdef int64_t INVSCALING = _INVSCALING
 cdef int64_t OPTIMAL = _OPTIMAL
+cdef int64_t SGD = _SGD
+cdef int64_t ADAGRAD = _ADAGRAD
+cdef int64_t RMSPROP = _RMSPROP
+cdef int64_t ADAM = _ADAM
 
 # positions in hp as C constants
 cdef Py_ssize_t P_ETA0 = P.ETA0, P_POWER_T = P.POWER_T, P_OPTIMAL_T0 = P.OPTIMAL_T0
 cdef Py_ssize_t P_L2 = P.L2, P_L1 = P.L1, P_MOMENTUM = P.MOMENTUM, P_ALPHA = P.ALPHA
+cdef Py_ssize_t P_BETA_1 = P.BETA_1, P_BETA_2 = P.BETA_2, P_EPSILON = P.EPSILON
+
+
+# The adaptive update rules' scalars for one step (``fastgd._optimizers``), in double;
+# each use casts to the data's dtype, so float32 data is updated in float32.
+cdef struct Rule:
+    int64_t code
+    double b1, b2, eps
+    double eta         # the step
+    double adam_step   # Adam: eta / (1 - beta_1**t); else eta
+    double sqrt_bc2    # Adam: sqrt(1 - beta_2**t); else 1
+    double shrink      # eta * l1 (the L1 proximal step before the rule's scaling)
+    double avg         # averaging: 1 / (t - t_a + 1) once t >= t_a > 0, else 0
+
+
+cdef inline void _set_rule(Rule *r, int64_t code, int64_t t, int64_t t_a, double eta,
+                           const double[::1] hp) noexcept nogil:
+    r.code = code
+    r.b1 = hp[P_BETA_1]
+    r.b2 = hp[P_BETA_2]
+    r.eps = hp[P_EPSILON]
+    r.eta = eta
+    r.shrink = eta * hp[P_L1]
+    if code == ADAM:
+        r.adam_step = eta / (1.0 - pow(r.b1, <double> t))
+        r.sqrt_bc2 = sqrt(1.0 - pow(r.b2, <double> t))
+    else:
+        r.adam_step = eta
+        r.sqrt_bc2 = 1.0
+    r.avg = 1.0 / <double> (t - t_a + 1) if t_a > 0 and t >= t_a else 0.0
+
+
+cdef inline floating _soft(floating w, floating shrink) noexcept nogil:
+    """Soft-threshold (the L1 prox) of ``w`` by ``shrink`` > 0."""
+    if w > shrink:
+        return w - shrink
+    if w < -shrink:
+        return w + shrink
+    return 0
+
+
+cdef inline void _adaptive_coord(floating *w, floating *s1, floating *s2, floating g,
+                                 const Rule *r, bint shrink) noexcept nogil:
+    """The adaptive rules' step of one coordinate from its full gradient ``g``; ``s2``
+    is read by Adam only. With ``shrink``, then the L1 proximal step ``eta l1 / D``."""
+    cdef floating m, v, den, x
+    cdef floating b1 = <floating> r.b1, b2 = <floating> r.b2
+    if r.code == ADAM:
+        m = b1 * s1[0] + (1 - b1) * g
+        v = b2 * s2[0] + (1 - b2) * (g * g)
+        s1[0] = m
+        s2[0] = v
+        den = <floating> sqrt(v) / <floating> r.sqrt_bc2 + <floating> r.eps
+        x = w[0] - (<floating> r.adam_step * m) / den
+    else:
+        if r.code == ADAGRAD:
+            v = s1[0] + g * g
+        else:  # RMSPROP
+            v = b2 * s1[0] + (1 - b2) * (g * g)
+        s1[0] = v
+        den = <floating> sqrt(v) + <floating> r.eps
+        x = w[0] - (<floating> r.eta * g) / den
+    if shrink:
+        x = _soft(x, <floating> r.shrink / den)
+    w[0] = x
+
+
+cdef inline void _average(const floating *w, floating *a, Py_ssize_t cols,
+                          double weight) noexcept nogil:
+    """The running mean of the iterates: a += (w - a) / (t - t_a + 1) (``weight``)."""
+    cdef Py_ssize_t j
+    cdef floating c = <floating> weight
+    if weight > 0:
+        for j in range(cols):
+            a[j] = a[j] + (w[j] - a[j]) * c
 
 
 cdef inline double _step_size(int64_t code, int64_t t, double eta0, double power_t,

@@ -20,7 +20,7 @@ as a C constant (``_tuning.pxi``), the others are read when the module is import
 """
 
 from cython cimport floating
-from libc.math cimport exp, log, log1p, pow
+from libc.math cimport exp, log, log1p, pow, sqrt
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
@@ -29,7 +29,9 @@ import numpy as np
 from .. import _params as P
 from .. import _tuning
 from .._schedules import CONSTANT as _CONSTANT, INVSCALING as _INVSCALING, OPTIMAL as _OPTIMAL
+from .._optimizers import ADAGRAD as _ADAGRAD, ADAM as _ADAM, RMSPROP as _RMSPROP, SGD as _SGD
 from .._checks import check_sparse_epoch
+from .._optimizers import uses_lazy_update
 from .._sparse import record_size, work_buffer
 
 cdef extern from *:
@@ -58,11 +60,6 @@ cdef Py_ssize_t SYNC_MIN_STEPS = _tuning.SYNC_MIN_STEPS
 from .._losses import LOG as _LOG, MULTINOMIAL as _MULTINOMIAL, SQUARED as _SQUARED
 
 include "_scalars.pxi"
-
-
-def uses_lazy_update(hp, codes):
-    """Whether the kernel updates lazily (O(nnz) per step) for these settings."""
-    return hp[P.L1] == 0.0 and codes[P.SCHEDULE] == _CONSTANT
 
 
 def _matrix_powers(double a1, double b1, double c1, double e1, Py_ssize_t m):
@@ -451,7 +448,7 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
     cdef floating mu = <floating> hp[P_MOMENTUM]
     cdef floating l2 = <floating> hp[P_L2]
     cdef double l1 = hp[P_L1]
-    if l1 != 0.0 or schedule != CONSTANT:
+    if not uses_lazy_update(np.asarray(hp), np.asarray(codes)):
         lazy = False
     dtype = np.float32 if floating is float else np.float64
     cdef floating[::1] Gi = np.zeros(K, dtype=dtype)  # the intercept's gradient
@@ -463,6 +460,11 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
     cdef floating[::1] Gs
     cdef const double[:, ::1] lo_t
     cdef const double[:, ::1] hi_t
+    if lazy and codes[P.OPTIMIZER] != SGD:  # AdaGrad, RMSprop (see uses_lazy_update)
+        if n == 0:
+            return 0.0
+        return _lazy_adaptive_run(data, indices, indptr, Y, sw, order, state, hp, n, batch, K, d,
+                                  t, loss, schedule, fit_intercept, codes[P.OPTIMIZER], p, Gi, dtype)
     if lazy:
         if n == 0:
             return 0.0
@@ -478,7 +480,98 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
                          touched, Gs, p, Gi, T, lo_t, hi_t, t, loss, nesterov,
                          fit_intercept, <floating> hp[P_ETA0], mu, l2)
     return _dense_run(data, indices, indptr, Y, sw, order, state, hp, n, batch, K, d, t, loss,
-                      schedule, nesterov, fit_intercept, mu, l2, l1)
+                      schedule, nesterov, fit_intercept, mu, l2, l1, codes[P.OPTIMIZER],
+                      codes[P.AVERAGE_START])
+
+
+cdef double _lazy_adaptive_run(const floating[::1] data, const int64_t[::1] indices,
+                               const int64_t[::1] indptr, const floating[:, ::1] Y,
+                               const floating[::1] sw, const int64_t[::1] order,
+                               floating[:, :, ::1] state, const double[::1] hp, Py_ssize_t n,
+                               Py_ssize_t batch, Py_ssize_t K, Py_ssize_t d, int64_t t,
+                               int64_t loss, int64_t schedule, bint fit_intercept,
+                               int64_t optimizer, floating[::1] p, floating[::1] Gi, dtype):
+    """AdaGrad and RMSprop without a penalty on the weights and without averaging: only
+    the coordinates a batch touches move (O(nnz) per step); RMSprop's ``s_j`` takes the
+    ``beta_2**k`` of the ``k`` steps it missed when next touched, and at the end of the
+    epoch. See ``_lazy_adaptive_epoch`` in ``fastgd._numba.sparse``."""
+    cdef Py_ssize_t m = max(d, 1), cols = d + 1
+    cdef int64_t[::1] slot = work_buffer("slot", m * 8).view(np.int64)
+    cdef int64_t[::1] last = work_buffer("last", m * 8).view(np.int64)
+    cdef int64_t[::1] touched = work_buffer("touched", m * 8).view(np.int64)
+    cdef floating[::1] Gs = work_buffer("slots", m * K * sizeof(floating)).view(dtype)
+    cdef floating *W = &state[0, 0, 0]
+    cdef floating *S1 = &state[1, 0, 0]
+    cdef bint rms = optimizer != ADAGRAD
+    cdef double b2 = hp[P_BETA_2], eta_d
+    cdef double total = 0.0
+    cdef Py_ssize_t start, stop, ii, i, q, kk, j, lo_q, hi_q, n_touched
+    cdef floating acc, c, wi, inv_b, decay
+    cdef Rule r
+    with nogil:
+        for j in range(d):
+            slot[j] = -1
+            last[j] = t
+        start = 0
+        while start < n:
+            stop = start + batch
+            if stop > n:
+                stop = n
+            n_touched = 0
+            for ii in range(start, stop):
+                _prefetch_ahead(&data[0], &indices[0], &indptr[0], &order[0], n, ii, NULL, 0,
+                                &Y[0, 0], Y.shape[1], &sw[0])
+                i = order[ii]
+                lo_q = indptr[i]
+                hi_q = indptr[i + 1]
+                for q in range(lo_q, hi_q):
+                    j = indices[q]
+                    if slot[j] < 0:
+                        slot[j] = n_touched
+                        touched[n_touched] = j
+                        for kk in range(K):
+                            Gs[n_touched * K + kk] = 0
+                        n_touched += 1
+                for kk in range(K):
+                    acc = W[kk * cols + d]
+                    for q in range(lo_q, hi_q):
+                        acc = acc + W[kk * cols + indices[q]] * data[q]
+                    p[kk] = acc
+                wi = sw[i]
+                total += wi * _loss_grad(loss, &p[0], &Y[i, 0], K)
+                for kk in range(K):
+                    c = wi * p[kk]
+                    for q in range(lo_q, hi_q):
+                        Gs[slot[indices[q]] * K + kk] += c * data[q]
+                    Gi[kk] += c
+            t += 1
+            inv_b = <floating> (1.0 / (stop - start))
+            eta_d = _step_size(schedule, t, hp[P_ETA0], hp[P_POWER_T], hp[P_OPTIMAL_T0], hp[P_ALPHA])
+            _set_rule(&r, optimizer, t, 0, eta_d, hp)
+            for q in range(n_touched):
+                j = touched[q]
+                if rms and last[j] < t - 1:
+                    decay = <floating> pow(b2, <double> (t - 1 - last[j]))
+                    for kk in range(K):
+                        S1[kk * cols + j] *= decay
+                for kk in range(K):
+                    _adaptive_coord(&W[kk * cols + j], &S1[kk * cols + j], &S1[kk * cols + j],
+                                    Gs[q * K + kk] * inv_b, &r, False)
+                last[j] = t
+                slot[j] = -1
+            for kk in range(K):
+                if fit_intercept:
+                    _adaptive_coord(&W[kk * cols + d], &S1[kk * cols + d], &S1[kk * cols + d],
+                                    Gi[kk] * inv_b, &r, False)
+                Gi[kk] = 0
+            start = stop
+        if rms:
+            for j in range(d):
+                if last[j] < t:
+                    decay = <floating> pow(b2, <double> (t - last[j]))
+                    for kk in range(K):
+                        S1[kk * cols + j] *= decay
+    return total
 
 
 cdef double _lazy_run(const floating[::1] data, const int64_t[::1] indices,
@@ -530,18 +623,22 @@ cdef double _dense_run(const floating[::1] data, const int64_t[::1] indices,
                        floating[:, :, ::1] state, const double[::1] hp, Py_ssize_t n,
                        Py_ssize_t batch, Py_ssize_t K, Py_ssize_t d, int64_t t, int64_t loss,
                        int64_t schedule, bint nesterov, bint fit_intercept, floating mu,
-                       floating l2, double l1):
-    """The dense step (O(K d) per step): an L1 part, a time-varying step or lazy=False."""
+                       floating l2, double l1, int64_t optimizer, int64_t t_a):
+    """The dense step (O(K d) per step): where ``uses_lazy_update`` is False, or
+    lazy=False."""
     dtype = np.float32 if floating is float else np.float64
     cdef Py_ssize_t cols = d + 1
     cdef floating[:, ::1] G = np.zeros((K, cols), dtype=dtype)
     cdef floating[::1] Gi = np.zeros(K, dtype=dtype)
     cdef floating[::1] p = np.empty(K, dtype=dtype)
     cdef floating *W = &state[0, 0, 0]
-    cdef floating *V = &state[1, 0, 0]
+    cdef floating *V = &state[1, 0, 0]  # (the velocity, or an adaptive rule's first slot)
+    cdef floating *S2 = &state[2, 0, 0] if optimizer == ADAM else V  # (Adam's second)
+    cdef floating *A = &state[state.shape[0] - 1, 0, 0]  # (the average, when t_a > 0)
     cdef double total = 0.0, eta_d
     cdef Py_ssize_t start, stop, ii, i, q, kk, j, lo, hi
     cdef floating acc, c, wi, g, inv_b, eta, shrink
+    cdef Rule r
     with nogil:
         start = 0
         while start < n:
@@ -571,16 +668,34 @@ cdef double _dense_run(const floating[::1] data, const int64_t[::1] indices,
             eta_d = _step_size(schedule, t, hp[P_ETA0], hp[P_POWER_T], hp[P_OPTIMAL_T0], hp[P_ALPHA])
             eta = <floating> eta_d
             shrink = <floating> (eta_d * l1)
-            for kk in range(K):
-                for j in range(d):
-                    g = G[kk, j] * inv_b + l2 * W[kk * cols + j]
-                    G[kk, j] = 0
-                    _update(&W[kk * cols + j], &V[kk * cols + j], g, mu, eta, nesterov, shrink)
-            for kk in range(K):
-                if fit_intercept:
-                    _update(&W[kk * cols + d], &V[kk * cols + d], Gi[kk] * inv_b, mu, eta,
-                            nesterov, 0)
-                Gi[kk] = 0
+            if optimizer == SGD:
+                for kk in range(K):
+                    for j in range(d):
+                        g = G[kk, j] * inv_b + l2 * W[kk * cols + j]
+                        G[kk, j] = 0
+                        _update(&W[kk * cols + j], &V[kk * cols + j], g, mu, eta, nesterov, shrink)
+                for kk in range(K):
+                    if fit_intercept:
+                        _update(&W[kk * cols + d], &V[kk * cols + d], Gi[kk] * inv_b, mu, eta,
+                                nesterov, 0)
+                    Gi[kk] = 0
+            else:
+                _set_rule(&r, optimizer, t, t_a, eta_d, hp)
+                for kk in range(K):
+                    for j in range(d):
+                        g = G[kk, j] * inv_b + l2 * W[kk * cols + j]
+                        G[kk, j] = 0
+                        _adaptive_coord(&W[kk * cols + j], &V[kk * cols + j], &S2[kk * cols + j], g,
+                                        &r, l1 != 0.0)
+                for kk in range(K):
+                    if fit_intercept:
+                        _adaptive_coord(&W[kk * cols + d], &V[kk * cols + d], &S2[kk * cols + d],
+                                        Gi[kk] * inv_b, &r, False)
+                    Gi[kk] = 0
+            if t_a > 0:
+                _set_rule(&r, optimizer, t, t_a, eta_d, hp)
+                for kk in range(K):
+                    _average(&W[kk * cols], &A[kk * cols], cols, r.avg)
             start = stop
     return total
 

@@ -53,6 +53,7 @@ from numba import njit
 from .. import _checks, _tuning
 from .. import _params as P
 from .._losses import MULTINOMIAL
+from .._optimizers import ADAGRAD, ADAM, SGD
 from .._schedules import CONSTANT, INVSCALING, OPTIMAL
 from .._tuning import block_bounds
 from ._cache import reports_damaged_cache
@@ -297,24 +298,100 @@ def _update_intercept(W, V, k, g, d, mu, eta, nesterov):
         W[k, d] = W[k, d] - eta * v
 
 
+# the step's scalars, in the data's dtype, in a scratch vector of N_SCALARS
+N_SCALARS = 12
+S_MU, S_L2, S_ETA, S_INV_B, S_SHRINK, S_ZERO = 0, 1, 2, 3, 4, 5
+S_B1, S_B2, S_EPS, S_ADAM_STEP, S_SQRT_BC2, S_AVG = 6, 7, 8, 9, 10, 11
+
+
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _scalars(s, t, hp, codes):
-    """Fill the scratch s (6 values in the data's dtype, so that float32 data is updated
-    in float32) with mu, l2, eta(t), 1, eta(t) * l1, 0."""
-    s[0] = hp[P.MOMENTUM]
-    s[1] = hp[P.L2]
-    s[2] = _step_size(codes[P.SCHEDULE], t, hp[P.ETA0], hp[P.POWER_T], hp[P.OPTIMAL_T0], hp[P.ALPHA])
-    s[3] = 1.0
-    s[4] = s[2] * hp[P.L1]
-    s[5] = 0.0
+    """Fill the scratch s (N_SCALARS values in the data's dtype, so that float32 data is
+    updated in float32) with mu, l2, eta(t), 1, eta(t) * l1, 0, beta_1, beta_2,
+    epsilon, Adam's eta(t) / (1 - beta_1**t) and sqrt(1 - beta_2**t), and the averaging
+    weight 1 / (t - t_a + 1) (0 before update t_a)."""
+    eta = _step_size(codes[P.SCHEDULE], t, hp[P.ETA0], hp[P.POWER_T], hp[P.OPTIMAL_T0], hp[P.ALPHA])
+    s[S_MU] = hp[P.MOMENTUM]
+    s[S_L2] = hp[P.L2]
+    s[S_ETA] = eta
+    s[S_INV_B] = 1.0
+    s[S_SHRINK] = s[S_ETA] * hp[P.L1]
+    s[S_ZERO] = 0.0
+    b1 = hp[P.BETA_1]
+    b2 = hp[P.BETA_2]
+    s[S_B1] = b1
+    s[S_B2] = b2
+    s[S_EPS] = hp[P.EPSILON]
+    if codes[P.OPTIMIZER] == ADAM:
+        s[S_ADAM_STEP] = eta / (1.0 - b1**t)
+        s[S_SQRT_BC2] = np.sqrt(1.0 - b2**t)
+    else:
+        s[S_ADAM_STEP] = eta
+        s[S_SQRT_BC2] = 1.0
+    t_a = codes[P.AVERAGE_START]
+    s[S_AVG] = 1.0 / (t - t_a + 1) if t_a > 0 and t >= t_a else 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _adaptive_coord(state, k, j, g, code, s, shrink):
+    """The adaptive rules' step of coordinate (k, j) from its full gradient g
+    (``fastgd._optimizers``), then the L1 proximal step ``shrink / D`` when
+    ``shrink > 0``."""
+    W = state[0]
+    S1 = state[1]
+    eps = s[S_EPS]
+    if code == ADAM:
+        S2 = state[2]
+        b1 = s[S_B1]
+        b2 = s[S_B2]
+        m = b1 * S1[k, j] + (1 - b1) * g
+        v = b2 * S2[k, j] + (1 - b2) * (g * g)
+        S1[k, j] = m
+        S2[k, j] = v
+        den = np.sqrt(v) / s[S_SQRT_BC2] + eps
+        w = W[k, j] - (s[S_ADAM_STEP] * m) / den
+    else:
+        if code == ADAGRAD:
+            v = S1[k, j] + g * g
+        else:  # RMSPROP
+            b2 = s[S_B2]
+            v = b2 * S1[k, j] + (1 - b2) * (g * g)
+        S1[k, j] = v
+        den = np.sqrt(v) + eps
+        w = W[k, j] - (s[S_ETA] * g) / den
+    if shrink > s[S_ZERO]:
+        w = _shrink(w, shrink / den, s[S_ZERO])
+    W[k, j] = w
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _adaptive_update(state, k, U, iu, a, d, code, s):
+    """W[k, :d] and its slots from the gradient a * U[iu, :d] + l2 * W[k, :d]."""
+    W = state[0]
+    l2 = s[S_L2]
+    shrink = s[S_SHRINK]
+    for j in range(d):
+        _adaptive_coord(state, k, j, a * U[iu, j] + l2 * W[k, j], code, s, shrink)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _average(state, k, cols, s):
+    """The running mean of the iterates, in the last slot: A += (W - A) / (t - t_a + 1)."""
+    a = s[S_AVG]
+    if a > s[S_ZERO]:
+        W = state[0]
+        A = state[state.shape[0] - 1]
+        for j in range(cols):
+            A[k, j] = A[k, j] + (W[k, j] - A[k, j]) * a
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _step(state, G, n_rows, t, hp, codes, s):
     """One update from the summed batch gradient G of ``n_rows`` rows; zeroes G.
 
-    ``s`` is a scratch vector of 6 in the data's dtype (allocated once per epoch, not
-    per step): the step's scalars go through it so float32 data is computed in float32.
+    ``s`` is a scratch vector of N_SCALARS in the data's dtype (allocated once per
+    epoch, not per step): the step's scalars go through it so float32 data is computed
+    in float32.
     """
     W = state[0]
     V = state[1]
@@ -322,13 +399,20 @@ def _step(state, G, n_rows, t, hp, codes, s):
     d = cols - 1
     fit_intercept = codes[P.FIT_INTERCEPT] != 0
     nesterov = codes[P.NESTEROV] != 0
+    code = codes[P.OPTIMIZER]
     _scalars(s, t, hp, codes)
-    s[3] = 1.0 / n_rows
+    s[S_INV_B] = 1.0 / n_rows
     mu, l2, eta, inv_b, shrink, zero = s[0], s[1], s[2], s[3], s[4], s[5]
     for k in range(K):
-        _update(W, V, k, G, k, inv_b, d, mu, l2, eta, shrink, nesterov, zero)
-        if fit_intercept:  # without one, the intercept's gradient is dropped
-            _update_intercept(W, V, k, G[k, d] * inv_b, d, mu, eta, nesterov)
+        if code == SGD:
+            _update(W, V, k, G, k, inv_b, d, mu, l2, eta, shrink, nesterov, zero)
+            if fit_intercept:  # without one, the intercept's gradient is dropped
+                _update_intercept(W, V, k, G[k, d] * inv_b, d, mu, eta, nesterov)
+        else:
+            _adaptive_update(state, k, G, k, inv_b, d, code, s)
+            if fit_intercept:
+                _adaptive_coord(state, k, d, G[k, d] * inv_b, code, s, zero)
+        _average(state, k, cols, s)
         for j in range(cols):
             G[k, j] = zero
 
@@ -344,11 +428,13 @@ def _sgd_epoch(X, Y, sw, order, state, hp, codes):
     t = codes[P.T_START]
     fit_intercept = codes[P.FIT_INTERCEPT] != 0
     nesterov = codes[P.NESTEROV] != 0
-    constant = codes[P.SCHEDULE] == CONSTANT
+    code = codes[P.OPTIMIZER]
+    # the scalars change with t: a schedule, Adam's bias correction, averaging
+    constant = codes[P.SCHEDULE] == CONSTANT and code != ADAM and codes[P.AVERAGE_START] == 0
     single = K == 1 and loss != MULTINOMIAL
     unit = _unit_weights(sw)
     Ps = np.empty((1, K), dtype=X.dtype)
-    s = np.empty(6, dtype=X.dtype)
+    s = np.empty(N_SCALARS, dtype=X.dtype)
     _scalars(s, t + 1, hp, codes)
     total = 0.0
     for ii in range(n):
@@ -369,9 +455,15 @@ def _sgd_epoch(X, Y, sw, order, state, hp, codes):
         mu, l2, eta, shrink, zero = s[0], s[1], s[2], s[4], s[5]
         for k in range(K):
             c = wi * Ps[0, k]
-            _update(W, V, k, X, i, c, d, mu, l2, eta, shrink, nesterov, zero)
-            if fit_intercept:
-                _update_intercept(W, V, k, c, d, mu, eta, nesterov)
+            if code == SGD:
+                _update(W, V, k, X, i, c, d, mu, l2, eta, shrink, nesterov, zero)
+                if fit_intercept:
+                    _update_intercept(W, V, k, c, d, mu, eta, nesterov)
+            else:
+                _adaptive_update(state, k, X, i, c, d, code, s)
+                if fit_intercept:
+                    _adaptive_coord(state, k, d, c, code, s, zero)
+            _average(state, k, d + 1, s)
     return total
 
 
@@ -384,7 +476,7 @@ def _minibatch_epoch(X, Y, sw, order, state, hp, codes):
     t = codes[P.T_START]
     G = np.zeros((K, cols), dtype=X.dtype)
     Ps = np.empty((4, K), dtype=X.dtype)
-    scratch = np.empty(6, dtype=X.dtype)
+    scratch = np.empty(N_SCALARS, dtype=X.dtype)
     W = state[0]
     unit = _unit_weights(sw)
     total = 0.0
@@ -430,7 +522,7 @@ def _full_batch_step(state, parts, losses, n_rows, hp, codes):
         for k in range(G.shape[0]):
             for j in range(G.shape[1]):
                 G[k, j] += Gb[k, j]
-    _step(state, G, n_rows, codes[P.T_START] + 1, hp, codes, np.empty(6, dtype=G.dtype))
+    _step(state, G, n_rows, codes[P.T_START] + 1, hp, codes, np.empty(N_SCALARS, dtype=G.dtype))
     return total
 
 

@@ -64,10 +64,19 @@ from numba.extending import intrinsic
 from .. import _params as P
 from .. import _tuning
 from .._checks import check_sparse_epoch
-from .._schedules import CONSTANT
+from .._optimizers import ADAGRAD, SGD, uses_lazy_update
 from .._sparse import record_size, work_buffer
 from ._cache import reports_damaged_cache
-from .kernels import _labels_in_range, _step_size
+from .kernels import (
+    N_SCALARS,
+    S_SHRINK,
+    S_ZERO,
+    _adaptive_coord,
+    _average,
+    _labels_in_range,
+    _scalars,
+    _step_size,
+)
 from .losses import loss_and_grad
 
 # A^k = A^(k_hi 2^LO_BITS) A^(k_lo) (``fastgd._tuning.LO_BITS``): k_lo = k & LO_MASK
@@ -101,11 +110,6 @@ if config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: the kernels run as Python; no pre
 
     def _prefetch(arr, idx):
         pass
-
-
-def uses_lazy_update(hp, codes):
-    """Whether the kernel updates lazily (O(nnz) per step) for these settings."""
-    return hp[P.L1] == 0.0 and codes[P.SCHEDULE] == CONSTANT
 
 
 @njit(cache=True, nogil=True)
@@ -513,7 +517,7 @@ def _lazy_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, R, Ri, S,
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _dense_epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
-    """The dense step (O(K d) per step): an L1 part, a time-varying step or lazy=False."""
+    """The dense step (O(K d) per step): where ``uses_lazy_update`` is False, or lazy=False."""
     n = order.shape[0]
     W = state[0]
     V = state[1]
@@ -528,6 +532,9 @@ def _dense_epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
     mu = hp[P.MOMENTUM]
     l2 = hp[P.L2]
     l1 = hp[P.L1]
+    code = codes[P.OPTIMIZER]
+    averaged = codes[P.AVERAGE_START] > 0
+    s = np.empty(N_SCALARS, dtype=data.dtype)  # the adaptive rules' and averaging's scalars
     G = np.zeros((K, cols), dtype=data.dtype)  # the batch's gradient
     Gi = np.zeros(K, dtype=data.dtype)  # the intercept's gradient
     p = np.empty((1, K), dtype=data.dtype)  # the row's outputs, as loss_and_grad takes them
@@ -555,17 +562,119 @@ def _dense_epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
                 Gi[kk] += c
         t += 1
         inv_b = 1.0 / (stop - start)
-        eta = _step_size(schedule, t, hp[P.ETA0], hp[P.POWER_T], hp[P.OPTIMAL_T0], hp[P.ALPHA])
-        shrink = eta * l1
-        for kk in range(K):
-            for j in range(d):
-                g = G[kk, j] * inv_b + l2 * W[kk, j]
-                G[kk, j] = 0.0
-                _update(W, V, kk, j, g, mu, eta, nesterov, shrink)
+        if code == SGD:
+            eta = _step_size(schedule, t, hp[P.ETA0], hp[P.POWER_T], hp[P.OPTIMAL_T0], hp[P.ALPHA])
+            shrink = eta * l1
+            for kk in range(K):
+                for j in range(d):
+                    g = G[kk, j] * inv_b + l2 * W[kk, j]
+                    G[kk, j] = 0.0
+                    _update(W, V, kk, j, g, mu, eta, nesterov, shrink)
+            for kk in range(K):
+                if fit_intercept:
+                    _update(W, V, kk, d, Gi[kk] * inv_b, mu, eta, nesterov, 0.0)
+                Gi[kk] = 0.0
+        else:
+            _scalars(s, t, hp, codes)
+            for kk in range(K):
+                for j in range(d):
+                    g = G[kk, j] * inv_b + l2 * W[kk, j]
+                    G[kk, j] = 0.0
+                    _adaptive_coord(state, kk, j, g, code, s, s[S_SHRINK])
+            for kk in range(K):
+                if fit_intercept:
+                    _adaptive_coord(state, kk, d, Gi[kk] * inv_b, code, s, s[S_ZERO])
+                Gi[kk] = 0.0
+        if averaged:
+            _scalars(s, t, hp, codes)
+            for kk in range(K):
+                _average(state, kk, cols, s)
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, slot, last, touched, Gs):
+    """AdaGrad and RMSprop without a penalty on the weights (``l2 = l1 = 0``), without
+    averaging: a coordinate no row of a batch touches has a gradient of exactly zero,
+    so AdaGrad leaves it as it is and RMSprop only decays its ``s`` by ``beta_2``. Only
+    the touched coordinates are updated (O(nnz) per step); RMSprop's ``s_j`` is
+    multiplied by ``beta_2**k`` for the ``k`` steps it missed when it is next touched,
+    and every ``s_j`` at the end of the epoch.
+
+    ``slot[j]`` is -1, or coordinate j's place in the batch's compact gradient ``Gs``
+    (``touched[place] = j``); ``last[j]`` is the step ``s_j`` is up to date at."""
+    n = order.shape[0]
+    W = state[0]
+    S1 = state[1]
+    K, cols = W.shape
+    d = cols - 1
+    loss = codes[P.LOSS]
+    batch = codes[P.BATCH_SIZE]
+    t = codes[P.T_START]
+    code = codes[P.OPTIMIZER]
+    fit_intercept = codes[P.FIT_INTERCEPT] != 0
+    rms = code != ADAGRAD
+    b2 = hp[P.BETA_2]
+    s = np.empty(N_SCALARS, dtype=state.dtype)
+    Gi = np.zeros(K, dtype=state.dtype)
+    p = np.empty((1, K), dtype=state.dtype)
+    ycols = Y.shape[1]
+    Yflat = Y.reshape(Y.size)
+    for j in range(d):
+        slot[j] = -1
+        last[j] = t
+    total = 0.0
+    for start in range(0, n, batch):
+        stop = min(start + batch, n)
+        n_touched = 0
+        for ii in range(start, stop):
+            _prefetch_ahead(indices, indptr, data, order, n, ii, data, 1, False, Yflat, ycols, sw)
+            i = order[ii]
+            lo_q = indptr[i]
+            hi_q = indptr[i + 1]
+            for q in range(lo_q, hi_q):
+                j = indices[q]
+                if slot[j] < 0:
+                    slot[j] = n_touched
+                    touched[n_touched] = j
+                    for kk in range(K):
+                        Gs[n_touched * K + kk] = 0.0
+                    n_touched += 1
+            for kk in range(K):
+                acc = W[kk, d]
+                for q in range(lo_q, hi_q):
+                    acc += W[kk, indices[q]] * data[q]
+                p[0, kk] = acc
+            wi = sw[i]
+            total += wi * loss_and_grad(loss, p, 0, Y, i)
+            for kk in range(K):
+                c = wi * p[0, kk]
+                for q in range(lo_q, hi_q):
+                    Gs[slot[indices[q]] * K + kk] += c * data[q]
+                Gi[kk] += c
+        t += 1
+        inv_b = 1.0 / (stop - start)
+        _scalars(s, t, hp, codes)
+        for q in range(n_touched):
+            j = touched[q]
+            if rms and last[j] < t - 1:
+                decay = b2 ** (t - 1 - last[j])
+                for kk in range(K):
+                    S1[kk, j] *= decay
+            for kk in range(K):
+                _adaptive_coord(state, kk, j, Gs[q * K + kk] * inv_b, code, s, s[S_ZERO])
+            last[j] = t
+            slot[j] = -1
         for kk in range(K):
             if fit_intercept:
-                _update(W, V, kk, d, Gi[kk] * inv_b, mu, eta, nesterov, 0.0)
+                _adaptive_coord(state, kk, d, Gi[kk] * inv_b, code, s, s[S_ZERO])
             Gi[kk] = 0.0
+    if rms:
+        for j in range(d):
+            if last[j] < t:
+                decay = b2 ** (t - last[j])
+                for kk in range(K):
+                    S1[kk, j] *= decay
     return total
 
 
@@ -587,6 +696,12 @@ def epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy=True, sync
     codes = codes.copy()
     codes[P.BATCH_SIZE] = min(int(codes[P.BATCH_SIZE]), n)
     m = max(d, 1)
+    if codes[P.OPTIMIZER] != SGD:  # AdaGrad, RMSprop (see uses_lazy_update)
+        slot = work_buffer("slot", m * 8).view(np.int64)
+        last = work_buffer("last", m * 8).view(np.int64)
+        touched = work_buffer("touched", m * 8).view(np.int64)
+        Gs = work_buffer("slots", m * K * state.itemsize).view(state.dtype)
+        return _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, slot, last, touched, Gs)
     S = record_size(K, state.itemsize)
     buf = work_buffer("records", m * S * state.itemsize)
     R = buf.view(state.dtype)

@@ -9,6 +9,7 @@ import numpy as np
 from .. import _params as P
 from .._checks import check_epoch, check_gradient
 from .._losses import LOSS_BY_CODE
+from .._optimizers import OPTIMIZER_BY_CODE, average_step
 from .._schedules import step_size
 
 
@@ -21,8 +22,9 @@ def epoch(X, Y, sw, order, state, hp, codes):
     Y : (n, m) same dtype; targets as the loss expects them (see ``fastgd._losses``)
     sw : (n,) same dtype; sample weights normalised to mean 1 over the training set
     order : (n,) int64; the rows in the order they are visited
-    state : (2, K, d + 1) same dtype; ``state[0]`` = weights with the intercept in the
-        last column, ``state[1]`` = velocity. Updated in place.
+    state : (S, K, d + 1) same dtype; ``state[0]`` = weights with the intercept in the
+        last column, then the update rule's slots and, when averaging, the average
+        (``fastgd._optimizers``: ``S = n_state(codes)``). Updated in place.
     hp : float64 vector, layout in ``fastgd._params``
     codes : int64 vector, layout in ``fastgd._params``
 
@@ -30,9 +32,11 @@ def epoch(X, Y, sw, order, state, hp, codes):
     shorter) and, with ``t`` the update count from 1 and ``eta`` the schedule's step:
 
         g   = sum_{i in B} sw_i * dloss_i/dW / |B| + l2 * W      (no l2 on the intercept)
-        v   = mu * v + g
-        W  -= eta * v                  (Nesterov: W -= eta * (g + mu * v))
-        W   = sign(W) * max(|W| - eta * l1, 0)                   (not the intercept)
+        W  -= the update rule's step from g (``fastgd._optimizers``; "sgd":
+              v = mu * v + g, W -= eta * v, Nesterov: W -= eta * (g + mu * v))
+        W   = sign(W) * max(|W| - eta * l1 / D, 0)               (not the intercept;
+              D = 1 for "sgd", the adaptive rules' denominator otherwise)
+        A  += (W - A) / (t - t_a + 1)  (averaging, once t >= t_a = codes[AVERAGE_START] > 0)
 
     The loss of each row is taken at the weights before its batch's step.
 
@@ -75,24 +79,19 @@ def apply_step(state, G, n_rows, t, hp, codes):
     per full-batch epoch with the block gradients summed over the cluster.
     """
     W = state[0]
-    V = state[1]
     d = W.shape[1] - 1
-    mu = hp[P.MOMENTUM]
     G /= n_rows
     G[:, :d] += hp[P.L2] * W[:, :d]  # the intercept is not penalised ...
     if not codes[P.FIT_INTERCEPT]:
         G[:, d] = 0.0  # ... and without one, it never moves
     eta = step_size(int(codes[P.SCHEDULE]), t, hp[P.ETA0], hp[P.POWER_T], hp[P.OPTIMAL_T0], hp[P.ALPHA])
-    V *= mu
-    V += G
-    if codes[P.NESTEROV]:
-        W -= eta * (G + mu * V)
-    else:
-        W -= eta * V
+    D = OPTIMIZER_BY_CODE[int(codes[P.OPTIMIZER])].update(state, G, eta, t, hp, codes)
     l1 = hp[P.L1]
     if l1 > 0.0:
         Wd = W[:, :d]
-        np.copyto(Wd, np.sign(Wd) * np.maximum(np.abs(Wd) - eta * l1, 0.0))
+        shrink = eta * l1 / (D[:, :d] if np.ndim(D) else D)
+        np.copyto(Wd, np.sign(Wd) * np.maximum(np.abs(Wd) - shrink, 0.0))
+    average_step(state, t, codes)
 
 
 def gradient(X, Y, sw, W, codes, G):
