@@ -21,7 +21,8 @@ _COMMON_DOC = """
         Step-size schedule, with ``t`` the update count from 1:
 
         - ``"auto"``: a constant step computed from the data's smoothness for the chosen
-          batch size and momentum (see :func:`fastgd._smoothness.auto_learning_rate`);
+          batch size and momentum (see "The algorithm and its conventions" in the
+          user guide);
           ``eta0`` is ignored and the step is reported in ``learning_rate_``. When the
           stopping criterion fires, the momentum is restarted (velocity set to zero)
           and, for mini-batches, the step is divided by 5 to shrink the gradient noise;
