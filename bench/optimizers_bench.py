@@ -129,7 +129,7 @@ def race(X, y, sparse, stream=print):
         if epochwise:
             for k in (1, 2, 3, 5, 8):
                 kw = {"max_iter": k, "tol": None}
-                s_k, acc_k, _ = _timed(lambda kw=kw: make(**kw), Xtr, ytr, Xte, yte)
+                s_k, acc_k, _ = _timed(lambda kw=kw, make=make: make(**kw), Xtr, ytr, Xte, yte)
                 if acc_k >= target:
                     row["epochs_to_target"] = k
                     row["seconds_to_target"] = s_k
@@ -168,8 +168,8 @@ def scaling(rows=100_000, nnz=50, ds=(2**14, 2**20), dense_rows=2000, stream=pri
         row = {"optimizer": opt, "learning_rate": lr, "penalty": pen}
         for d in ds:
             X, y = data[d]
-            params = dict(optimizer=opt.split("+")[0], average=opt.endswith("average"), learning_rate=lr,
-                          penalty=pen, backend="cython", batch_size=32, random_state=SEED, tol=None)
+            params = {"optimizer": opt.split("+")[0], "average": opt.endswith("average"), "learning_rate": lr,
+                          "penalty": pen, "backend": "cython", "batch_size": 32, "random_state": SEED, "tol": None}
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 LogisticRegression(max_iter=1, **params).fit(X[:dense_rows], y[:dense_rows])
@@ -206,8 +206,8 @@ def section(races, scale=None, ds=None):
     if scale:
         d0, d1 = ds
         lines += ["### Sparse epoch time against the number of features", "",
-                  f"| optimizer | learning_rate | penalty | d = 2^{int(np.log2(d0))} (s) | d = 2^{int(np.log2(d1))} (s) "
-                  "| ratio |", "|---|---|---|---:|---:|---:|"]
+                  (f"| optimizer | learning_rate | penalty | d = 2^{int(np.log2(d0))} (s) | d = 2^{int(np.log2(d1))} (s) "
+                  "| ratio |"), "|---|---|---|---:|---:|---:|"]
         for r in scale:
             note = " (dense step, extrapolated)" if r[f"dense_{d1}"] else ""
             lines.append(f"| {r['optimizer']} | {r['learning_rate']} | {r['penalty']} | {r[d0]:.3f} | "

@@ -1,14 +1,16 @@
-"""Example 1: gradient descent on a function of one variable.
+r"""Gradient descent on a function of one variable
+===============================================
 
-f(x) = 0.5 x^4 - 4 x^3 + 10 x^2 - 7 x + 2 has two minima: a local one near x = 3.27 and
-the global one near x = 0.47, separated by a local maximum near x = 2.26. Where gradient
-descent ends depends on the start and on the learning rate: the first step decides which
+:math:`f(x) = 0.5 x^4 - 4 x^3 + 10 x^2 - 7 x + 2` has two minima: a local one near
+x = 3.27 and the global one near x = 0.47, separated by a local maximum near x = 2.26.
+The script first shows the derivative as the limit of secant slopes, then where
+gradient descent ends from x0 = 4 (learning rates 0.1 and 0.2) and from x0 = 5. Where
+it ends depends on the start and on the learning rate: the first step decides which
 valley (basin) the iterates fall into.
 
-Run:  python examples/01_one_variable.py [output directory]
-Writes 01_derivative.png and 01_one_variable.png.
+Run it as ``python examples/01_one_variable.py [output directory]``; it writes
+``01_derivative.png`` and ``01_one_variable.png``.
 """
-
 import os
 
 import matplotlib.pyplot as plt

@@ -1,13 +1,15 @@
-"""Example 2: gradient descent on a function of two variables.
+r"""Gradient descent on a function of two variables
+================================================
 
-f(x0, x1) = x0^2 + x1^2, started at (-3, 4). The gradient is the vector of partial
-derivatives, (2 x0, 2 x1); a step moves against it. With learning rate 0.1 each step
-multiplies x by 1 - 2 * 0.1 = 0.8, so the iterates run straight to the minimum at 0.
+:math:`f(x_0, x_1) = x_0^2 + x_1^2`, started at (-3, 4). The gradient is the vector of
+partial derivatives, :math:`(2 x_0, 2 x_1)`; a step moves against it. With learning rate
+0.1 each step multiplies x by 1 - 2 * 0.1 = 0.8, so the iterates run straight to the
+minimum at 0. The numerical gradient (:func:`fastgd.numerical_gradient`) is compared
+with the analytic one, and the field of :math:`-\nabla f` is drawn.
 
-Run:  python examples/02_two_variables.py [output directory]
-Writes 02_path.png and 02_gradient_field.png.
+Run it as ``python examples/02_two_variables.py [output directory]``; it writes
+``02_path.png`` and ``02_gradient_field.png``.
 """
-
 import os
 
 import matplotlib.pyplot as plt

@@ -1,17 +1,23 @@
-"""Example 3: a learning rate too small, about right, too large, and far too large.
+r"""Learning rates: too small, about right, too large, far too large
+=================================================================
 
-f(x) = 0.5 (x0^2 + 4 x1^2) from (-4, 3). Its curvatures are 1 along x0 and 4 along x1,
-so a gradient step with learning rate eta multiplies x0 by (1 - eta) and x1 by
-(1 - 4 eta). The iterates shrink when both factors lie in (-1, 1), that is eta < 2/4:
-- eta = 0.02: factors 0.98 and 0.92, a slow crawl;
-- eta = 0.25: 0.75 and 0: x1 is solved in one step, x0 follows quickly;
-- eta = 0.45: 0.55 and -0.8: x1 overshoots the valley floor at every step (zig-zag);
-- eta = 0.55: 0.45 and -1.2: each overshoot is larger than the last, the run diverges.
+:math:`f(x) = 0.5 (x_0^2 + 4 x_1^2)` from (-4, 3). Its curvatures are 1 along
+:math:`x_0` and 4 along :math:`x_1`, so a gradient step with learning rate
+:math:`\eta` multiplies :math:`x_0` by :math:`1 - \eta` and :math:`x_1` by
+:math:`1 - 4\eta`. The iterates shrink when both factors lie in (-1, 1), that is
+:math:`\eta < 2/4`:
 
-Run:  python examples/03_learning_rates.py [output directory]
-Writes 03_learning_rates.png.
+- :math:`\eta` = 0.02: factors 0.98 and 0.92, a slow crawl;
+- :math:`\eta` = 0.25: 0.75 and 0: :math:`x_1` is solved in one step, :math:`x_0`
+  follows quickly;
+- :math:`\eta` = 0.45: 0.55 and -0.8: :math:`x_1` overshoots the valley floor at every
+  step (zig-zag);
+- :math:`\eta` = 0.55: 0.45 and -1.2: each overshoot is larger than the last, the run
+  diverges.
+
+Run it as ``python examples/03_learning_rates.py [output directory]``; it writes
+``03_learning_rates.png``.
 """
-
 import os
 
 import matplotlib.pyplot as plt

@@ -1,20 +1,21 @@
-"""Example 4: momentum.
+r"""Momentum
+========
 
-Part 1, a long narrow valley: f(x) = 0.5 (x0^2 + 25 x1^2) from (-10, 1.5). Plain
-gradient descent needs a learning rate below 2/25 for the steep x1 direction, so it
-bounces between the valley walls while crawling along the shallow x0 direction. With
-momentum the velocity v <- mu v + g averages the gradients: the bounces cancel, the
-steady pull along the valley adds up, and the path is smoother and shorter.
+Part 1, a long narrow valley: :math:`f(x) = 0.5 (x_0^2 + 25 x_1^2)` from (-10, 1.5).
+Plain gradient descent needs a learning rate below 2/25 for the steep :math:`x_1`
+direction, so it bounces between the valley walls while crawling along the shallow
+:math:`x_0` direction. With momentum the velocity :math:`v \leftarrow \mu v + g`
+averages the gradients: the bounces cancel, the steady pull along the valley adds up,
+and the path is smoother and shorter.
 
-Part 2, a shallow local minimum: f(x) = 0.5 x^4 - 4 x^3 + 10 x^2 - 7 x + 2 (example 1)
-from x = 4. Plain gradient descent stops in the local minimum near 3.27; with momentum
-0.9 the iterate keeps enough speed to roll over the bump at 2.26 and settles in the
-global minimum near 0.47.
+Part 2, a shallow local minimum: :math:`f(x) = 0.5 x^4 - 4 x^3 + 10 x^2 - 7 x + 2`
+(the first example) from x = 4. Plain gradient descent stops in the local minimum near
+3.27; with momentum 0.9 the iterate keeps enough speed to roll over the bump at 2.26
+and settles in the global minimum near 0.47.
 
-Run:  python examples/04_momentum.py [output directory]
-Writes 04_momentum_valley.png and 04_momentum_local_minimum.png.
+Run it as ``python examples/04_momentum.py [output directory]``; it writes
+``04_momentum_valley.png`` and ``04_momentum_local_minimum.png``.
 """
-
 import os
 
 import matplotlib.pyplot as plt

@@ -1,17 +1,24 @@
-"""Example 5: simple linear regression y ~ w0 + w1 x, by hand-written gradient descent.
+r"""Linear regression by hand-written gradient descent
+===================================================
 
-The objective is the mean of half the squared residuals,
-    J(w0, w1) = 1/(2n) sum_i (w0 + w1 x_i - y_i)^2,
+Simple linear regression :math:`y \approx w_0 + w_1 x`. The objective is the mean of
+half the squared residuals,
+
+.. math:: J(w_0, w_1) = \frac{1}{2n} \sum_i (w_0 + w_1 x_i - y_i)^2,
+
 with partial derivatives
-    dJ/dw0 = mean(r_i),   dJ/dw1 = mean(r_i x_i),   r_i = w0 + w1 x_i - y_i.
-Both are computed from the *same* (w0, w1) before either is changed: a simultaneous
-update. The answer is compared with fastgd.LinearRegression running the same full-batch
-steps, and with the closed form (least squares).
 
-Run:  python examples/05_linear_regression.py [output directory]
-Writes 05_linear_regression.png and 05_linear_regression_data.npz (the data).
+.. math:: \frac{\partial J}{\partial w_0} = \operatorname{mean}(r_i), \quad
+   \frac{\partial J}{\partial w_1} = \operatorname{mean}(r_i x_i), \quad
+   r_i = w_0 + w_1 x_i - y_i.
+
+Both are computed from the *same* :math:`(w_0, w_1)` before either is changed: a
+simultaneous update. The answer is compared with :class:`fastgd.LinearRegression`
+running the same full-batch steps, and with the closed form (least squares).
+
+Run it as ``python examples/05_linear_regression.py [output directory]``; it writes
+``05_linear_regression.png`` and ``05_linear_regression_data.npz`` (the data).
 """
-
 import os
 
 import matplotlib.pyplot as plt

@@ -1,20 +1,23 @@
-"""Example 6: batch vs stochastic vs mini-batch gradient descent.
+r"""Batch vs stochastic vs mini-batch gradient descent
+===================================================
 
 The same least-squares problem (2000 rows, 10 features) is fitted three ways for 20
-epochs (passes over the data) each, without momentum and with fastgd's default step size
-for each batch size:
+epochs (passes over the data) each, without momentum and with fastgd's default step
+size for each batch size:
+
 - batch (full) gradient descent: one step per epoch, on the exact gradient;
 - mini-batch: a step per 32 rows, 63 per epoch, on a noisy estimate of the gradient;
 - SGD: a step per row, 2000 per epoch, on a very noisy estimate.
+
 Many cheap noisy steps get close to the optimum within the first epoch; batch gradient
-descent needs several epochs, but then converges exactly, while the gradient noise keeps
-mini-batch and SGD hovering above the optimum (a constant step never averages it out).
-The training curves show the objective per epoch and per second.
+descent needs several epochs, but then converges exactly, while the gradient noise
+keeps mini-batch and SGD hovering above the optimum (a constant step never averages it
+out). The training curves (:func:`fastgd.plotting.plot_loss_curve`) show the objective
+per epoch and per second.
 
-Run:  python examples/06_batch_sgd_minibatch.py [output directory]
-Writes 06_loss_curves.png.
+Run it as ``python examples/06_batch_sgd_minibatch.py [output directory]``; it writes
+``06_loss_curves.png``.
 """
-
 import os
 
 import matplotlib.pyplot as plt

@@ -1,15 +1,16 @@
-"""Example 7: a two-layer neural network trained by full-batch gradient descent.
+r"""A two-layer neural network trained by gradient descent
+=======================================================
 
-Network: 2 inputs -> 10 tanh units -> 1 sigmoid output, on scikit-learn's make_moons.
+Network: 2 inputs, 10 tanh units, 1 sigmoid output, on scikit-learn's ``make_moons``.
 Loss: binary cross-entropy, averaged over the 200 points. The gradient with respect to
 all 41 weights comes from backpropagation (the chain rule, applied from the output
-back), checked against numerical_gradient, and fastgd.minimize(..., jac=True) trains
-the network with momentum. The picture shows the decision boundary.
+back), checked against :func:`fastgd.numerical_gradient`, and
+:func:`fastgd.minimize` with ``jac=True`` trains the network by full-batch gradient
+descent with momentum. The picture shows the decision boundary.
 
-Run:  python examples/07_neural_network.py [output directory]
-Writes 07_decision_boundary.png and 07_weights.npz (the trained weights, packed).
+Run it as ``python examples/07_neural_network.py [output directory]``; it writes
+``07_decision_boundary.png`` and ``07_weights.npz`` (the trained weights, packed).
 """
-
 import os
 
 import matplotlib.pyplot as plt

@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._backends import BACKENDS
+from ._callbacks import LIVE_KEYS, CallbackSupport, FitCallbacks, managed
 from ._optimizers import OPTIMIZERS
 from ._penalties import PENALTIES, penalty_strengths, penalty_value
 from ._run import DivergenceError, Run, initial_state, reported_weights, weighted_loss
@@ -32,6 +33,8 @@ from ._validation import (
     split_validation,
     validate_inputs,
     validate_predict,
+    validate_validation,
+    validation_given,
 )
 
 __all__ = ["BaseGD", "DivergenceError"]
@@ -61,7 +64,7 @@ def _dask_aware(method):
     return wrapper
 
 
-class BaseGD(BaseEstimator):
+class BaseGD(CallbackSupport, BaseEstimator):
     """Common base of the fastgd estimators (not public)."""
 
     _parameter_constraints: ClassVar[dict] = {
@@ -108,43 +111,58 @@ class BaseGD(BaseEstimator):
         """Per-row multipliers from ``class_weight`` (or None)."""
 
     @abstractmethod
-    def _score_state(self, W, X, Y):
-        """Validation score (higher is better) of weights ``W`` (K, d+1) on encoded data."""
+    def _score_state(self, W, X, Y, sw=None):
+        """Validation score (higher is better) of weights ``W`` (K, d+1) on encoded data,
+        weighted by ``sw`` when given."""
 
     # ------------------------------------------------------------------ public
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the model by gradient descent for at most ``max_iter`` epochs.
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Sparse input is used as CSR (other formats are converted once); see
-            ``fastgd._sparse`` and the README's "Sparse input".
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Training data. Sparse input is used as CSR (other formats are converted
+            once); Dask collections are fitted where their blocks live.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets (class labels for the classifier).
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; the objective is their weighted mean loss.
+        X_val : {array-like, sparse matrix, dask array} of shape (n_val, n_features), \
+default=None
+            Validation data for early stopping, used instead of holding out
+            ``validation_fraction`` of the training rows; requires
+            ``early_stopping=True``. Checked like ``X`` (same number of features, same
+            feature names). A Dask collection is computed into memory once per fit.
+        y_val : array-like of shape (n_val,) or (n_val, n_targets), default=None
+            Validation targets; required with ``X_val``. For the classifier every label
+            must be one of the training data's classes.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation score (weighted accuracy, weighted R^2).
 
         Returns
         -------
-        self
-
-        On Dask collections the data stay where they live: see ``fastgd._dask``.
+        self : object
+            The fitted estimator.
         """
-        with self._atomic():
+        with managed(self), self._atomic():
             if is_dask(X):
-                return _dask_module().fit(self, X, y, sample_weight)
-            return self._fit(X, y, sample_weight)
+                return _dask_module().fit(self, X, y, sample_weight, X_val, y_val, sample_weight_val)
+            return self._fit(X, y, sample_weight, X_val, y_val, sample_weight_val)
 
-    def _fit(self, X, y, sample_weight):
+    def _fit(self, X, y, sample_weight, X_val=None, y_val=None, sample_weight_val=None):
         data = self._prepare(X, y, sample_weight, first=True)
         rng = check_random_state(self.random_state)
-        X_val = Y_val = None
-        if self.early_stopping:
+        val = ()
+        if validation_given(self, X_val, y_val, sample_weight_val):
+            val = validate_validation(self, data, X_val, y_val, sample_weight_val)
+        elif self.early_stopping:
             data, X_val, Y_val = split_validation(data, rng, self.validation_fraction, self._is_classifier)
+            val = (X_val, Y_val)
         data = data._replace(sw=normalise_weights(data.sw))
-        return self._fit_epochs(Run, data, rng, X_val, Y_val)
+        return self._fit_epochs(Run, data, rng, *val)
 
-    def _fit_epochs(self, run_cls, data, rng, X_val=None, Y_val=None):
+    def _fit_epochs(self, run_cls, data, rng, X_val=None, Y_val=None, sw_val=None):
         """``fit`` from validated data with normalised weights; ``run_cls`` runs the
         epochs (``fastgd._run.Run`` in memory, ``fastgd._dask.DaskRun`` on Dask blocks)."""
         state = initial_state(self, data)
@@ -155,11 +173,14 @@ class BaseGD(BaseEstimator):
             seen, avg_start = self._seen, self._avg_start
         else:
             t = 0
-        run = run_cls(self, data, state, t, run_cls.initial_eta(self, data), rng, X_val, Y_val,
+        run = run_cls(self, data, state, t, run_cls.initial_eta(self, data), rng, X_val, Y_val, sw_val,
                       seen=seen, avg_start=avg_start)
         run.set_reference(continuing=t > 0)
+        run.callbacks = FitCallbacks.start(self, data, self.max_iter, "fit")
         run.epochs(self.max_iter, stop_early=True)
         self._commit(run, data, reset_curves=True, partial_rng=None)
+        if run.callbacks is not None:
+            run.callbacks.finish()
         return self
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -171,7 +192,7 @@ class BaseGD(BaseEstimator):
         stall rules of "adaptive"/"auto" apply to ``fit`` only. With "auto", the step is
         estimated on the first call's rows and only ever lowered by later calls.
         """
-        with self._atomic():
+        with managed(self), self._atomic():
             if is_dask(X):
                 return _dask_module().partial_fit(self, X, y, classes, sample_weight)
             return self._partial_fit(X, y, classes, sample_weight)
@@ -209,8 +230,11 @@ class BaseGD(BaseEstimator):
         rng = check_random_state(self.random_state) if rng is None else copy.deepcopy(rng)
         run = run_cls(self, data, state, t, eta, rng, seen=seen, avg_start=avg_start)
         run.set_reference(continuing=not first)
+        run.callbacks = FitCallbacks.start(self, data, 1, "partial_fit")
         run.epochs(1, stop_early=False)
         self._commit(run, data, reset_curves=first, partial_rng=rng)
+        if run.callbacks is not None:
+            run.callbacks.finish()
         return self
 
     @contextlib.contextmanager
@@ -231,7 +255,8 @@ class BaseGD(BaseEstimator):
         try:
             yield
         except BaseException:
-            self.__dict__ = saved
+            # (the callbacks' bookkeeping stays until their teardown)
+            self.__dict__ = {**saved, **{k: self.__dict__[k] for k in LIVE_KEYS if k in self.__dict__}}
             if rs is not None:
                 rs.set_state(rs_state)
             raise

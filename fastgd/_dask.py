@@ -46,9 +46,15 @@ Step size "auto"
     power iteration runs on the client over the same evenly spaced rows the in-memory
     estimate uses (every ``n // 10000``-th row, at most 20000 rows, gathered once).
 
+Early stopping
+    ``early_stopping=True`` needs a validation set passed to ``fit`` (``X_val``,
+    ``y_val``, optionally ``sample_weight_val``; NumPy, sparse or Dask): it is computed
+    into this process once, checked like in-memory validation data and scored on the
+    client after each epoch. Without it, NotImplementedError: there is no blockwise
+    held-out split of ``validation_fraction``.
+
 Not supported
-    ``early_stopping=True`` raises NotImplementedError (there is no blockwise validation
-    split). ``n_jobs`` does not apply: the parallelism is that of the Dask workers.
+    ``n_jobs`` does not apply: the parallelism is that of the Dask workers.
 
 Where it runs
     On the ``distributed`` client that Dask would use for X (``dask.base.get_scheduler``):
@@ -90,18 +96,27 @@ from ._smoothness import (
     mean_row_l1,
     top_eigenvalue,
 )
-from ._validation import FLOAT_DTYPES, Data, is_dask, weight_scale
+from ._validation import (
+    FLOAT_DTYPES,
+    Data,
+    is_dask,
+    validate_validation,
+    validation_given,
+    weight_scale,
+)
 
 # while waiting for tasks pinned to workers, check this often (seconds) that they are alive
 POLL_S = 2.0
 
 
 # --------------------------------------------------------------------------- entry points
-def fit(est, X, y, sample_weight):
+def fit(est, X, y, sample_weight, X_val=None, y_val=None, sample_weight_val=None):
     """``BaseGD.fit`` on Dask input (see the module docstring)."""
-    data = _prepare(est, X, y, sample_weight, first=True, fitting=True)
+    validation = validation_given(est, X_val, y_val, sample_weight_val)
+    data = _prepare(est, X, y, sample_weight, first=True, fitting=True, validation=validation)
     try:
-        return est._fit_epochs(DaskRun, data, check_random_state(est.random_state))
+        val = validate_validation(est, data, X_val, y_val, sample_weight_val) if validation else ()
+        return est._fit_epochs(DaskRun, data, check_random_state(est.random_state), *val)
     finally:
         data.X.release()
 
@@ -423,18 +438,19 @@ def _check_summaries(summaries, is_classifier, dtype):
         raise ValueError("Negative values in data passed to `sample_weight`")
 
 
-def _prepare(est, X, y, sample_weight, *, first, classes=None, partial=False, fitting=False, check_params=True):
+def _prepare(est, X, y, sample_weight, *, first, classes=None, partial=False, fitting=False, check_params=True,
+             validation=False):
     """Validate and load the blocks; return the data (``fastgd._validation.Data``) with
     ``data.X`` a :class:`_Blocks` (``data.Y`` and ``data.sw`` are None: they live in the
     blocks)."""
     if check_params:
         est._validate_params()
         est._check_param_combinations()
-    if fitting and est.early_stopping:
+    if fitting and est.early_stopping and not validation:
         raise NotImplementedError(
-            "early_stopping=True is not supported on Dask input (there is no blockwise "
-            "validation split): stop on the training objective (tol, n_iter_no_change), "
-            "or hold out a validation set yourself and call partial_fit epoch by epoch."
+            "early_stopping=True on Dask input needs a validation set passed to fit as "
+            "X_val and y_val (in memory or Dask): holding out validation_fraction is not "
+            "supported on Dask input (there is no blockwise validation split)."
         )
     backend = get_backend(est.backend)
     for kernel in ("epoch", "gradient"):

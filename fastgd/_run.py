@@ -239,7 +239,8 @@ def call_kernel(kernel, kwargs, work):
 class Run:
     """One call's worth of epochs: owns the working state until the fit succeeds."""
 
-    def __init__(self, est, data, state, t, eta, rng, X_val=None, Y_val=None, seen=0, avg_start=None):
+    def __init__(self, est, data, state, t, eta, rng, X_val=None, Y_val=None, sw_val=None, seen=0,
+                 avg_start=None):
         self.est = est
         self.X, self.Y, self.sw = data.X, data.Y, data.sw
         self.loss = data.loss
@@ -253,7 +254,8 @@ class Run:
         self.eta = float(eta)
         self.reductions = 0
         self.rng = rng
-        self.X_val, self.Y_val = X_val, Y_val
+        self.X_val, self.Y_val, self.sw_val = X_val, Y_val, sw_val
+        self.callbacks = None  # fastgd._callbacks.FitCallbacks when callbacks are set
         self.curve = []
         self.times = []  # cumulative seconds in epochs at the end of each epoch
         self.val_scores = [] if X_val is not None else None
@@ -465,6 +467,8 @@ class Run:
         name = type(est).__name__
         elapsed = 0.0
         for epoch in range(1, max_epochs + 1):
+            if self.callbacks is not None:
+                self.callbacks.epoch_begin(self)
             tic = time.perf_counter()
             self.more_epochs = epoch < max_epochs
             objective = self.epoch()
@@ -495,14 +499,20 @@ class Run:
                     f"-- Epoch {len(self.curve)}: objective {objective:.6g}, step size "
                     f"{self.eta_last:.4g}, updates {self.t}, {time.perf_counter() - tic:.4f} s"
                 )
+            stop = self.callbacks is not None and self.callbacks.epoch_end(self)
             if not stop_early:
                 continue
             if self.X_val is not None:
-                score = est._score_state(self.weights(), self.X_val, self.Y_val)
+                score = est._score_state(self.weights(), self.X_val, self.Y_val, self.sw_val)
                 self.val_scores.append(score)
                 criterion = -score
             else:
                 criterion = objective
+            if stop:  # a callback asked to stop: no ConvergenceWarning
+                converged = True
+                if est.verbose:
+                    print(f"-- Stopped by a callback after {epoch} epochs")
+                break
             if tol is not None:
                 if criterion > best - tol:
                     no_improvement += 1

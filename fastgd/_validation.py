@@ -8,6 +8,7 @@ makes the data so. The estimator supplies the target encoding through two hooks
 the in-memory driver (``fastgd._run``) and the Dask driver (``fastgd._dask``).
 """
 
+import copy
 from typing import NamedTuple
 
 import numpy as np
@@ -132,3 +133,50 @@ def split_validation(data, rng, validation_fraction, stratify):
     val = np.sort(val)
     X, Y, sw = data.X, data.Y, data.sw
     return data._replace(X=X[train], Y=Y[train], sw=sw[train]), X[val], Y[val]
+
+
+def validation_given(est, X_val, y_val, sample_weight_val):
+    """Whether ``fit`` was given a validation set; raises for an incomplete one, or one
+    given without ``early_stopping=True`` (as scikit-learn's HistGradientBoosting does)."""
+    if X_val is None and y_val is None:
+        if sample_weight_val is not None:
+            raise ValueError("sample_weight_val is provided, but X_val and y_val were not provided.")
+        return False
+    if y_val is None:
+        raise ValueError("X_val is provided, but y_val was not provided.")
+    if X_val is None:
+        raise ValueError("y_val is provided, but X_val was not provided.")
+    if not est.early_stopping:
+        raise ValueError(
+            "X_val and y_val are passed to fit while early_stopping=False: the validation "
+            "set is only used for early stopping; set early_stopping=True, or leave them out."
+        )
+    return True
+
+
+def validate_validation(est, data, X_val, y_val, sample_weight_val):
+    """``(X_val, Y_val, sw_val)`` as the validation score takes them: checked like the
+    training data (the same conversions and checks; the features and feature names of
+    the training data ``data``, already validated; the classifier's labels among the
+    training classes), the targets encoded as for training, ``sw_val`` None without
+    ``sample_weight_val``. Dask collections are computed into memory first; class
+    weights do not apply to the validation score."""
+    X_val, y_val, sample_weight_val = (v.compute() if is_dask(v) else v for v in (X_val, y_val, sample_weight_val))
+    # the target hooks of a fitted model check y against what the training data fixed
+    # (classes, number of targets): a shallow copy holding those, not yet this estimator's
+    fitted = copy.copy(est)
+    fitted.__dict__.update(data.fitted)
+    fitted._state = np.empty((2, data.n_outputs, 0))
+    if hasattr(fitted, "class_weight"):
+        fitted.class_weight = None
+    try:
+        val = validate_inputs(fitted, X_val, y_val, sample_weight_val, first=False, partial=True)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"In the validation data (X_val, y_val, sample_weight_val): {exc}") from None
+    n = val.X.shape[0]
+    if not est._is_classifier and n < 2:
+        raise ValueError(
+            f"early_stopping=True scores by R^2, which needs at least 2 validation samples; "
+            f"X_val has {n}."
+        )
+    return val.X, val.Y, (None if sample_weight_val is None else val.sw)

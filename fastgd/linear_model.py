@@ -21,7 +21,8 @@ _COMMON_DOC = """
         Step-size schedule, with ``t`` the update count from 1:
 
         - ``"auto"``: a constant step computed from the data's smoothness for the chosen
-          batch size and momentum (see :func:`fastgd._smoothness.auto_learning_rate`);
+          batch size and momentum (see "The algorithm and its conventions" in the
+          user guide);
           ``eta0`` is ignored and the step is reported in ``learning_rate_``. When the
           stopping criterion fires, the momentum is restarted (velocity set to zero)
           and, for mini-batches, the step is divided by 5 to shrink the gradient noise;
@@ -97,9 +98,11 @@ _COMMON_DOC = """
     n_iter_no_change : int >= 1, default=5
         See ``tol``.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training rows (stratified for
-        classifiers) and stop on their score instead of the training objective.
-        Not supported on Dask input (NotImplementedError).
+        Stop on a validation score (accuracy for the classifier, R^2 for the regressor)
+        instead of the training objective: on the ``X_val``, ``y_val`` passed to ``fit``,
+        or else on ``validation_fraction`` of the training rows held out (stratified for
+        the classifier). Dask input needs ``X_val``, ``y_val`` (NotImplementedError
+        without them).
     validation_fraction : float in (0, 1), default=0.1
         See ``early_stopping``.
     shuffle : bool, default=True
@@ -257,14 +260,14 @@ class LinearRegression(RegressorMixin, BaseGD):
     def _class_weights(self, Y, fitted):
         return None
 
-    def _score_state(self, W, X, Y):
+    def _score_state(self, W, X, Y, sw=None):
         if X.shape[0] < 2:  # r2_score would warn and return NaN, and the fit never stop
             raise ValueError(
                 f"early_stopping=True scores by R^2, which needs at least 2 validation "
                 f"samples; validation_fraction={self.validation_fraction} leaves {X.shape[0]}."
             )
         pred = np.asarray(X @ W[:, :-1].T) + W[:, -1]
-        return r2_score(Y, pred)
+        return r2_score(Y, pred, sample_weight=sw)
 
     def _set_coef(self, coef, intercept):
         if self._y_ndim == 1:
@@ -438,10 +441,10 @@ class LogisticRegression(ClassifierMixin, BaseGD):
                     per_class[i] = value
         return per_class[idx]
 
-    def _score_state(self, W, X, Y):
+    def _score_state(self, W, X, Y, sw=None):
         z = np.asarray(X @ W[:, :-1].T) + W[:, -1]
         pred = (z[:, 0] > 0).astype(np.intp) if W.shape[0] == 1 else np.argmax(z, axis=1)
-        return float(np.mean(pred == Y[:, 0].astype(np.intp)))
+        return float(np.average(pred == Y[:, 0].astype(np.intp), weights=sw))
 
     def _set_coef(self, coef, intercept):
         self.coef_ = coef

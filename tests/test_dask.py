@@ -282,8 +282,10 @@ def test_bad_shapes_labels_and_parameters(client):
         LogisticRegression().fit(Xd, da.from_array(np.full(N, "yes"), chunks=20))
     with pytest.raises(ValueError, match="Unknown label type"):
         LogisticRegression().fit(Xd, da.from_array(np.linspace(0, 1, N), chunks=20))
-    with pytest.raises(NotImplementedError, match="early_stopping=True is not supported on Dask"):
+    with pytest.raises(NotImplementedError, match="early_stopping=True on Dask input needs a validation set"):
         LogisticRegression(early_stopping=True).fit(Xd, yd)
+    with pytest.raises(ValueError, match="early_stopping=False"):
+        LogisticRegression().fit(Xd, yd, X_val=X, y_val=y)
     with pytest.raises(ValueError, match="momentum"):
         LogisticRegression(nesterov=True, momentum=0.0).fit(Xd, yd)
     with pytest.raises(ValueError, match="must not sum to zero"):
@@ -296,6 +298,25 @@ def test_bad_shapes_labels_and_parameters(client):
     with pytest.warns(Warning, match="column-vector y"):
         got = LogisticRegression(batch_size="full", max_iter=2, tol=None).fit(Xd, y[:, None], sample_weight=2.0)
     np.testing.assert_allclose(got.coef_, ref.coef_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["binary", "regression"])
+def test_early_stopping_on_a_validation_set(client, kind):
+    """X_val, y_val make early stopping possible on Dask input, in memory or Dask, and
+    the fit equals the in-memory fit with the same validation set."""
+    cls = CASES[kind]
+    X, y = make_data(kind, n=N, seed=3)
+    X_val, y_val = make_data(kind, n=30, seed=4)
+    params = {"batch_size": "full", "early_stopping": True, "n_iter_no_change": 2, "tol": 1e-3, "max_iter": 100}
+    ref = cls(**params).fit(X, y, X_val=X_val, y_val=y_val)
+    assert 2 < ref.n_iter_ < 100  # stopped by the validation score
+    Xd, yd = to_dask(client, CHUNKS, X, y)
+    for X_v, y_v in [(X_val, y_val), to_dask(client, (15, 15), X_val, y_val)]:
+        got = cls(**params).fit(Xd, yd, X_val=X_v, y_val=y_v)
+        assert_same_fit(ref, got)
+        np.testing.assert_allclose(got.validation_scores_, ref.validation_scores_, rtol=1e-10)
+    with pytest.raises(ValueError, match="validation data .*expecting 4 features"):
+        cls(**params).fit(Xd, yd, X_val=X_val[:, :3], y_val=y_val)
 
 
 def test_divergence_and_convergence_warning(client):
