@@ -5,6 +5,9 @@ SGD on 100000 CSR rows against scikit-learn, lazy against dense-velocity momentu
 grows) is appended unless ``--no-sparse``, and the concurrency and memory section
 (``bench.reliability_bench``: two fits in two threads against one after the other, and
 the peak memory of fits on a 1 GB X and on 1e7×20 float32) unless ``--no-reliability``.
+``--optimizers`` adds the update-rule section (``bench.optimizers_bench``: time to
+accuracy of every update rule against scikit-learn's solvers on text-like sparse and on
+dense data, and the sparse epoch time at d = 2^14 against 2^20; about 15 minutes).
 ``--dask`` adds the Dask section
 (``bench.dask_bench``): seconds per epoch on a 2-worker ``LocalCluster`` against the same
 fit in memory."""
@@ -34,6 +37,10 @@ def main(argv=None):
         help="add the Dask section: a 2-worker LocalCluster against in memory (needs fastgd[dask])",
     )
     parser.add_argument("--no-sparse", action="store_true", help="skip the sparse (CSR) section")
+    parser.add_argument(
+        "--optimizers", action="store_true",
+        help="add the update-rule section: time to accuracy against scikit-learn, sparse epoch time against d",
+    )
     parser.add_argument(
         "--no-reliability", action="store_true", help="skip the concurrency and peak-memory section"
     )
@@ -68,6 +75,14 @@ def main(argv=None):
         print("\nConcurrency and memory", flush=True)
         conc, mem = reliability_bench.run(stream=lambda line: print("  " + line, flush=True))
         section = reliability_bench.section(conc, mem)
+        with open(report, "a", encoding="utf-8") as f:
+            f.write(section)
+        print(section)
+    if args.optimizers:
+        from . import optimizers_bench
+
+        print("\nUpdate rules", flush=True)
+        section = optimizers_bench.run(stream=lambda line: print("  " + line, flush=True))
         with open(report, "a", encoding="utf-8") as f:
             f.write(section)
         print(section)

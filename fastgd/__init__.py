@@ -13,12 +13,14 @@ __version__ = "0.1.0"
 _LAZY = {
     "LinearRegression": ".linear_model",
     "LogisticRegression": ".linear_model",
+    "DenseStepWarning": "._run",
     "DivergenceError": "._run",
     "minimize": ".optimize",
     "numerical_gradient": ".optimize",
 }
 
 __all__ = [  # the keys of _LAZY (a test checks) and the version
+    "DenseStepWarning",
     "DivergenceError",
     "LinearRegression",
     "LogisticRegression",

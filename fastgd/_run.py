@@ -55,9 +55,14 @@ DENSE_STEP_WARN_RATIO = 10
 
 
 class DenseStepWarning(UserWarning):
-    """Sparse input is fitted with the dense O(n_features) step at every update (see the
-    ``optimizer`` parameter): correct, but each update costs far more than its batch's
-    non-zeros."""
+    """Warned when sparse input is fitted with the dense O(n_features) step at every
+    update and that costs more than ten times the batch's non-zeros.
+
+    The iterates are the same as with a lazy step; only the time differs. Which
+    settings step lazily is listed in the user guide's "Update rules" page: momentum
+    SGD with a constant step and no L1 part, AdaGrad and RMSprop without a penalty, and
+    none with ``average``.
+    """
 
 
 class DivergenceError(FloatingPointError):

@@ -143,7 +143,8 @@ _COMMON_DOC = """
     loss_curve_ : list of float
         Each epoch's objective: the weighted mean loss over the epoch's batches, each
         taken before its step (for full batch, exactly the objective at the epoch's
-        starting weights), plus the penalty at the epoch's starting weights.
+        starting weights), plus the penalty at the epoch's starting weights. These are
+        the iterate's weights: with ``average``, ``objective`` evaluates the average.
     time_curve_ : list of float
         Seconds spent in epochs, cumulative, at the end of each epoch (aligned with
         ``loss_curve_``; set-up such as the step-size estimate is not included).

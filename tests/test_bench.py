@@ -337,3 +337,28 @@ def test_reliability_section_runs():
     assert 0 < m["extra"] < 0.5 * m["x_bytes"]
     text = reliability_bench.section(conc, mem)
     assert "| numba | 1 | 3000×50 |" in text and "| 200000×50 | float64 | numba | 1 | 80 |" in text
+
+
+def test_optimizers_section_runs():
+    """The update-rule section on tiny data: every method has a finite time and an
+    accuracy in [0, 1], the target is lbfgs's accuracy minus 0.2 points, and the epoch
+    time table flags the settings that take the dense step."""
+    from bench import optimizers_bench
+    from bench.sparse_bench import make_sparse
+
+    X, y = make_sparse(1500, 2048, 10)
+    rows, target = optimizers_bench.race(X, y, True, stream=lambda line: None)
+    assert rows[0]["method"].endswith("(lbfgs)")
+    assert target == pytest.approx(rows[0]["accuracy"] - 0.002)
+    names = [r["method"] for r in rows]
+    assert "fastgd LogisticRegression()" in names and 'fastgd optimizer="adagrad", penalty=None' in names
+    for r in rows:
+        if "fit_s" in r:
+            assert r["fit_s"] > 0 and 0.0 <= r["accuracy"] <= 1.0
+            assert r["reached"] == (r["accuracy"] >= target)
+    scale, ds = optimizers_bench.scaling(rows=600, nnz=8, ds=(256, 4096), dense_rows=100, stream=lambda line: None)
+    by = {(r["optimizer"], r["learning_rate"], r["penalty"]): r for r in scale}
+    assert not by[("adagrad", "auto", None)]["dense_4096"]
+    assert by[("adam", "auto", None)]["dense_4096"] and by[("sgd+average", "auto", "l2")]["dense_4096"]
+    text = optimizers_bench.section({"tiny": (rows, target)}, scale, ds)
+    assert "| fastgd LogisticRegression() |" in text and "d = 2^12 (s)" in text

@@ -4,7 +4,8 @@ Each example draws a tiny problem (n <= 40 rows, d <= 6 features, at most 5 epoc
 one of the four target kinds (regression, multi-output regression, binary, multiclass),
 so every loss through both estimators; float32 or float64; features of scale 10**k and
 regression targets of scale 10**k for k in -6..6; every penalty, schedule, batch size
-(1, small, larger than n, "full"), momentum 0 or > 0, Nesterov, fit_intercept, shuffle,
+(1, small, larger than n, "full"), every update rule, averaging, momentum 0 or > 0,
+Nesterov, fit_intercept, shuffle,
 sample and class weights. The properties:
 
 1. a fit either succeeds or raises a documented error (ValueError, TypeError or
@@ -36,6 +37,7 @@ from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 
 from fastgd import LinearRegression, LogisticRegression
+from fastgd._optimizers import OPTIMIZERS
 from fastgd._run import DivergenceError
 from fastgd._schedules import optimal_t0
 from fastgd._smoothness import auto_learning_rate
@@ -129,6 +131,7 @@ def problems(
     y_exps=(-6, 6),
     schedules=tuple(SCHEDULES),
     momenta=(0.0, 0.5, 0.9, 0.99),
+    optimizers=tuple(OPTIMIZERS),
     eta0_exps=(-6, 0),
     allow_invalid=False,
     tol=True,
@@ -160,7 +163,10 @@ def problems(
     if learning_rate == "optimal" and alpha == 0.0 and not allow_invalid:
         alpha = 1e-2
     momentum = draw(st.sampled_from(momenta), label="momentum")
-    nesterov = draw(st.booleans(), label="nesterov") if (momentum > 0 or allow_invalid) else False
+    optimizer = draw(st.sampled_from(optimizers), label="optimizer")
+    nesterov = (draw(st.booleans(), label="nesterov") if ((momentum > 0 and optimizer == "sgd") or allow_invalid)
+                else False)
+    average = draw(st.sampled_from([False, True, 1, 30]), label="average")
     batch_size = draw(
         st.one_of(st.just(1), st.integers(2, 8), st.just("full"), st.integers(41, 64)), label="batch_size"
     )
@@ -174,6 +180,11 @@ def problems(
         "batch_size": batch_size,
         "momentum": momentum,
         "nesterov": nesterov,
+        "optimizer": optimizer,
+        "average": average,
+        "beta_1": draw(st.sampled_from([0.0, 0.9]), label="beta_1"),
+        "beta_2": draw(st.sampled_from([0.9, 0.999]), label="beta_2"),
+        "epsilon": 10.0 ** draw(st.integers(-8, -1), label="epsilon exponent"),
         "fit_intercept": draw(st.booleans(), label="fit_intercept"),
         "shuffle": draw(st.booleans(), label="shuffle"),
         "max_iter": draw(st.integers(1, 5), label="max_iter"),
@@ -462,7 +473,8 @@ F32_EPS_PER_UPDATE = 8.0
 @profile(max_examples=60)
 @given(
     problem=problems(
-        dtypes=(np.float32,), schedules=("auto", "constant", "invscaling", "adaptive"), momenta=(0.0, 0.5, 0.9), tol=False
+        dtypes=(np.float32,), schedules=("auto", "constant", "invscaling", "adaptive"), momenta=(0.0, 0.5, 0.9), tol=False,
+        optimizers=("sgd",),
     ),
     fraction=st.sampled_from([0.1, 0.5, 1.0]),
     backend=st.sampled_from(ALL_BACKENDS),
@@ -472,7 +484,9 @@ def test_float32_fit_agrees_with_float64_fit_to_float32_precision(problem, fract
     representable in float32, so both fits solve the same problem), on reasonably
     conditioned runs: every feature and target scale, but a stable step (a fraction of
     1/L, as "auto" computes it, for the constant schedules), momentum at most 0.9 and at
-    most 5 epochs."""
+    most 5 epochs. Momentum SGD only: the bound rests on its stable step (the adaptive
+    rules divide by their accumulators' square roots, which float32 rounds differently
+    near zero; ``tests/test_optimizers.py`` compares their float32 and float64 fits)."""
     problem.params["eta0"] = stable_eta0(problem, fraction)
     f32, f64, err = float32_error(problem, backend)
     if err is None:  # the same documented error (a single class) for both
@@ -523,9 +537,10 @@ def test_repeated_partial_fit_equals_fit(problem, backend, sparse):
 @given(problem=problems(tol=False, dtypes=(np.float64,)), backend=st.sampled_from(ALL_BACKENDS))
 def test_full_batch_loss_curve_is_the_objective_at_each_epochs_start(problem, backend):
     """Documented in ``loss_curve_``: for full batch, entry k is exactly the objective at
-    the weights epoch k starts from, i.e. ``objective()`` of the fit of k epochs."""
+    the weights epoch k starts from, i.e. ``objective()`` of the fit of k epochs (the
+    iterate's: with ``average``, ``objective()`` evaluates the reported average)."""
     k = problem.params["max_iter"]
-    problem.params.update(batch_size="full")
+    problem.params.update(batch_size="full", average=False)
     longer = fit(problem, backend, max_iter=k + 1)
     shorter = fit(problem, backend)
     if isinstance(longer, Exception) or isinstance(shorter, Exception):
@@ -548,7 +563,8 @@ def test_full_batch_loss_curve_is_the_objective_at_each_epochs_start(problem, ba
 def test_integer_sample_weights_equal_repeated_rows_in_full_batch(problem, backend):
     """The objective is the weighted *mean* loss, so (full batch, where the row order
     cannot matter) weight w on a row is the row repeated w times. Not with "auto", whose
-    step is rounded to 8 digits and so may differ in its last digit."""
+    step is rounded to 8 digits and so may differ in its last digit, nor with an integer
+    ``average``, which counts samples (the repeated rows are more samples)."""
     rng = np.random.default_rng(problem.params["random_state"])
     n = problem.X.shape[0]
     # zero weights only for regression: a class whose rows all weigh zero is still
@@ -557,6 +573,8 @@ def test_integer_sample_weights_equal_repeated_rows_in_full_batch(problem, backe
     w[rng.integers(n)] = 1  # at least one row
     problem.sample_weight = w.astype(np.float64)
     problem.params.update(batch_size="full")
+    if problem.params["average"] not in (False, True):  # counts samples: not the same
+        problem.params["average"] = True
     if problem.params.get("class_weight") == "balanced":  # counts rows: not the same
         problem.params["class_weight"] = None
     weighted = fit(problem, backend)
