@@ -59,7 +59,7 @@ _COMMON_DOC = """
         ``beta_2`` to "rmsprop" and "adam"; ``epsilon`` to the three adaptive rules.
         With ``learning_rate="auto"``, the adaptive rules' step is computed from the
         rows' mean L1 norm (their first update moves each coordinate by about ``eta``;
-        see :func:`fastgd._smoothness.adaptive_learning_rate`). An L1 penalty is the
+        see the user guide's "Update rules"). An L1 penalty is the
         proximal step of each rule's own per-coordinate step (``eta l1 / (sqrt(s) +
         epsilon)`` for the adaptive ones). On sparse input, "sgd" without L1 and with a
         constant step updates only the coordinates a batch touches (O(nnz) per step);
