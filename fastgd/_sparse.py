@@ -129,11 +129,12 @@ def work_buffer(name, nbytes):
     return buf[:nbytes]
 
 
-def record_size(K, itemsize):
+def record_size(K, itemsize, n_int=1):
     """Entries of the state's dtype per coordinate record of the lazy update: K weights,
-    K velocities and an int64 step, rounded up to 16, 32 or 64 bytes for small K (a
-    record then never straddles two cache lines)."""
-    nbytes = 2 * K * itemsize + 8
+    K velocities (or accumulators) and ``n_int`` int64 (the step it is up to date at;
+    the lazy adaptive rules add its place in the batch), rounded up to 16, 32 or 64
+    bytes for small K (a record then never straddles two cache lines)."""
+    nbytes = 2 * K * itemsize + 8 * n_int
     nbytes += -nbytes % 8
     for size in (16, 32, 64):
         if nbytes <= size:

@@ -484,6 +484,18 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
                       codes[P.AVERAGE_START])
 
 
+cdef inline int64_t _place(const floating *rec, Py_ssize_t K) noexcept nogil:
+    """The lazy adaptive records' second int64: the coordinate's place in the batch's
+    compact gradient, or -1."""
+    cdef int64_t v
+    memcpy(&v, rec + 2 * K + 8 // sizeof(floating), sizeof(int64_t))
+    return v
+
+
+cdef inline void _set_place(floating *rec, Py_ssize_t K, int64_t v) noexcept nogil:
+    memcpy(rec + 2 * K + 8 // sizeof(floating), &v, sizeof(int64_t))
+
+
 cdef double _lazy_adaptive_run(const floating[::1] data, const int64_t[::1] indices,
                                const int64_t[::1] indptr, const floating[:, ::1] Y,
                                const floating[::1] sw, const int64_t[::1] order,
@@ -494,24 +506,33 @@ cdef double _lazy_adaptive_run(const floating[::1] data, const int64_t[::1] indi
     """AdaGrad and RMSprop without a penalty on the weights and without averaging: only
     the coordinates a batch touches move (O(nnz) per step); RMSprop's ``s_j`` takes the
     ``beta_2**k`` of the ``k`` steps it missed when next touched, and at the end of the
-    epoch. See ``_lazy_adaptive_epoch`` in ``fastgd._numba.sparse``."""
+    epoch. Each coordinate's state is one record (K weights, K accumulators, the step
+    its ``s`` is up to date at and its place in the batch's compact gradient ``Gs``);
+    see ``_lazy_adaptive_epoch`` in ``fastgd._numba.sparse``."""
     cdef Py_ssize_t m = max(d, 1), cols = d + 1
-    cdef int64_t[::1] slot = work_buffer("slot", m * 8).view(np.int64)
-    cdef int64_t[::1] last = work_buffer("last", m * 8).view(np.int64)
+    cdef Py_ssize_t S = record_size(K, sizeof(floating), 2)
+    buf = work_buffer("records", m * S * sizeof(floating))
+    cdef floating *R = <floating *> <size_t> buf.ctypes.data
     cdef int64_t[::1] touched = work_buffer("touched", m * 8).view(np.int64)
     cdef floating[::1] Gs = work_buffer("slots", m * K * sizeof(floating)).view(dtype)
     cdef floating *W = &state[0, 0, 0]
     cdef floating *S1 = &state[1, 0, 0]
+    cdef floating *rec
     cdef bint rms = optimizer != ADAGRAD
     cdef double b2 = hp[P_BETA_2], eta_d
     cdef double total = 0.0
-    cdef Py_ssize_t start, stop, ii, i, q, kk, j, lo_q, hi_q, n_touched
+    cdef Py_ssize_t start, stop, ii, i, q, kk, j, lo_q, hi_q, n_touched, pa, pb
+    cdef int64_t lj, place
     cdef floating acc, c, wi, inv_b, decay
     cdef Rule r
     with nogil:
-        for j in range(d):
-            slot[j] = -1
-            last[j] = t
+        for j in range(d):  # state -> records
+            rec = R + j * S
+            for kk in range(K):
+                rec[kk] = W[kk * cols + j]
+                rec[K + kk] = S1[kk * cols + j]
+            _set_last(rec, K, t)
+            _set_place(rec, K, -1)
         start = 0
         while start < n:
             stop = start + batch
@@ -519,58 +540,63 @@ cdef double _lazy_adaptive_run(const floating[::1] data, const int64_t[::1] indi
                 stop = n
             n_touched = 0
             for ii in range(start, stop):
-                _prefetch_ahead(&data[0], &indices[0], &indptr[0], &order[0], n, ii, NULL, 0,
+                _prefetch_ahead(&data[0], &indices[0], &indptr[0], &order[0], n, ii, R, S,
                                 &Y[0, 0], Y.shape[1], &sw[0])
                 i = order[ii]
                 lo_q = indptr[i]
                 hi_q = indptr[i + 1]
                 for q in range(lo_q, hi_q):
-                    j = indices[q]
-                    if slot[j] < 0:
-                        slot[j] = n_touched
-                        touched[n_touched] = j
+                    rec = R + indices[q] * S
+                    if _place(rec, K) < 0:
+                        _set_place(rec, K, n_touched)
+                        touched[n_touched] = indices[q]
                         for kk in range(K):
                             Gs[n_touched * K + kk] = 0
                         n_touched += 1
                 for kk in range(K):
                     acc = W[kk * cols + d]
                     for q in range(lo_q, hi_q):
-                        acc = acc + W[kk * cols + indices[q]] * data[q]
+                        acc = acc + R[indices[q] * S + kk] * data[q]
                     p[kk] = acc
                 wi = sw[i]
                 total += wi * _loss_grad(loss, &p[0], &Y[i, 0], K)
                 for kk in range(K):
                     c = wi * p[kk]
                     for q in range(lo_q, hi_q):
-                        Gs[slot[indices[q]] * K + kk] += c * data[q]
+                        Gs[_place(R + indices[q] * S, K) * K + kk] += c * data[q]
                     Gi[kk] += c
             t += 1
             inv_b = <floating> (1.0 / (stop - start))
             eta_d = _step_size(schedule, t, hp[P_ETA0], hp[P_POWER_T], hp[P_OPTIMAL_T0], hp[P_ALPHA])
             _set_rule(&r, optimizer, t, 0, eta_d, hp)
             for q in range(n_touched):
-                j = touched[q]
-                if rms and last[j] < t - 1:
-                    decay = <floating> pow(b2, <double> (t - 1 - last[j]))
+                rec = R + touched[q] * S
+                lj = _last(rec, K)
+                if rms and lj < t - 1:
+                    decay = <floating> pow(b2, <double> (t - 1 - lj))
                     for kk in range(K):
-                        S1[kk * cols + j] *= decay
+                        rec[K + kk] *= decay
                 for kk in range(K):
-                    _adaptive_coord(&W[kk * cols + j], &S1[kk * cols + j], &S1[kk * cols + j],
-                                    Gs[q * K + kk] * inv_b, &r, False)
-                last[j] = t
-                slot[j] = -1
+                    _adaptive_coord(&rec[kk], &rec[K + kk], &rec[K + kk], Gs[q * K + kk] * inv_b, &r,
+                                    False)
+                _set_last(rec, K, t)
+                _set_place(rec, K, -1)
             for kk in range(K):
                 if fit_intercept:
                     _adaptive_coord(&W[kk * cols + d], &S1[kk * cols + d], &S1[kk * cols + d],
                                     Gi[kk] * inv_b, &r, False)
                 Gi[kk] = 0
             start = stop
-        if rms:
-            for j in range(d):
-                if last[j] < t:
-                    decay = <floating> pow(b2, <double> (t - last[j]))
-                    for kk in range(K):
-                        S1[kk * cols + j] *= decay
+        for j in range(d):  # the final decay, and records -> state
+            rec = R + j * S
+            lj = _last(rec, K)
+            if rms and lj < t:
+                decay = <floating> pow(b2, <double> (t - lj))
+                for kk in range(K):
+                    rec[K + kk] *= decay
+            for kk in range(K):
+                W[kk * cols + j] = rec[kk]
+                S1[kk * cols + j] = rec[K + kk]
     return total
 
 

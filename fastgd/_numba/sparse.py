@@ -69,6 +69,9 @@ from .._sparse import record_size, work_buffer
 from ._cache import reports_damaged_cache
 from .kernels import (
     N_SCALARS,
+    S_B2,
+    S_EPS,
+    S_ETA,
     S_SHRINK,
     S_ZERO,
     _adaptive_coord,
@@ -593,7 +596,7 @@ def _dense_epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, slot, last, touched, Gs):
+def _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, R, Ri, S, touched, Gs):
     """AdaGrad and RMSprop without a penalty on the weights (``l2 = l1 = 0``), without
     averaging: a coordinate no row of a batch touches has a gradient of exactly zero,
     so AdaGrad leaves it as it is and RMSprop only decays its ``s`` by ``beta_2``. Only
@@ -601,8 +604,11 @@ def _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, 
     multiplied by ``beta_2**k`` for the ``k`` steps it missed when it is next touched,
     and every ``s_j`` at the end of the epoch.
 
-    ``slot[j]`` is -1, or coordinate j's place in the batch's compact gradient ``Gs``
-    (``touched[place] = j``); ``last[j]`` is the step ``s_j`` is up to date at."""
+    As in the momentum kernel, each coordinate's state is one record of the work buffer
+    (its K weights, its K accumulators, then two int64: the step its ``s`` is up to date
+    at, and its place in the batch's compact gradient ``Gs`` or -1; ``touched[place] =
+    j``), so a non-zero costs one random memory access, and the records of the row
+    SPARSE_PREFETCH_NEAR places ahead are prefetched."""
     n = order.shape[0]
     W = state[0]
     S1 = state[1]
@@ -620,22 +626,28 @@ def _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, 
     p = np.empty((1, K), dtype=state.dtype)
     ycols = Y.shape[1]
     Yflat = Y.reshape(Y.size)
-    for j in range(d):
-        slot[j] = -1
-        last[j] = t
+    SI = S * R.itemsize // 8  # a record's size in int64 entries
+    LI = 2 * K * R.itemsize // 8  # the step's offset in it; the place follows
+    for j in range(d):  # state -> records
+        o = j * S
+        for kk in range(K):
+            R[o + kk] = W[kk, j]
+            R[o + K + kk] = S1[kk, j]
+        Ri[j * SI + LI] = t
+        Ri[j * SI + LI + 1] = -1
     total = 0.0
     for start in range(0, n, batch):
         stop = min(start + batch, n)
         n_touched = 0
         for ii in range(start, stop):
-            _prefetch_ahead(indices, indptr, data, order, n, ii, data, 1, False, Yflat, ycols, sw)
+            _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, True, Yflat, ycols, sw)
             i = order[ii]
             lo_q = indptr[i]
             hi_q = indptr[i + 1]
             for q in range(lo_q, hi_q):
                 j = indices[q]
-                if slot[j] < 0:
-                    slot[j] = n_touched
+                if Ri[j * SI + LI + 1] < 0:
+                    Ri[j * SI + LI + 1] = n_touched
                     touched[n_touched] = j
                     for kk in range(K):
                         Gs[n_touched * K + kk] = 0.0
@@ -643,38 +655,53 @@ def _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, 
             for kk in range(K):
                 acc = W[kk, d]
                 for q in range(lo_q, hi_q):
-                    acc += W[kk, indices[q]] * data[q]
+                    acc += R[indices[q] * S + kk] * data[q]
                 p[0, kk] = acc
             wi = sw[i]
             total += wi * loss_and_grad(loss, p, 0, Y, i)
             for kk in range(K):
                 c = wi * p[0, kk]
                 for q in range(lo_q, hi_q):
-                    Gs[slot[indices[q]] * K + kk] += c * data[q]
+                    Gs[Ri[indices[q] * SI + LI + 1] * K + kk] += c * data[q]
                 Gi[kk] += c
         t += 1
         inv_b = 1.0 / (stop - start)
         _scalars(s, t, hp, codes)
+        eta = s[S_ETA]
+        eps = s[S_EPS]
+        b2s = s[S_B2]
         for q in range(n_touched):
             j = touched[q]
-            if rms and last[j] < t - 1:
-                decay = b2 ** (t - 1 - last[j])
+            o = j * S
+            lj = Ri[j * SI + LI]
+            if rms and lj < t - 1:
+                decay = b2 ** (t - 1 - lj)
                 for kk in range(K):
-                    S1[kk, j] *= decay
+                    R[o + K + kk] *= decay
             for kk in range(K):
-                _adaptive_coord(state, kk, j, Gs[q * K + kk] * inv_b, code, s, s[S_ZERO])
-            last[j] = t
-            slot[j] = -1
+                g = Gs[q * K + kk] * inv_b
+                if rms:
+                    v = b2s * R[o + K + kk] + (1 - b2s) * (g * g)
+                else:
+                    v = R[o + K + kk] + g * g
+                R[o + K + kk] = v
+                R[o + kk] = R[o + kk] - (eta * g) / (np.sqrt(v) + eps)
+            Ri[j * SI + LI] = t
+            Ri[j * SI + LI + 1] = -1
         for kk in range(K):
             if fit_intercept:
                 _adaptive_coord(state, kk, d, Gi[kk] * inv_b, code, s, s[S_ZERO])
             Gi[kk] = 0.0
-    if rms:
-        for j in range(d):
-            if last[j] < t:
-                decay = b2 ** (t - last[j])
-                for kk in range(K):
-                    S1[kk, j] *= decay
+    for j in range(d):  # the final decay, and records -> state
+        o = j * S
+        lj = Ri[j * SI + LI]
+        if rms and lj < t:
+            decay = b2 ** (t - lj)
+            for kk in range(K):
+                R[o + K + kk] *= decay
+        for kk in range(K):
+            W[kk, j] = R[o + kk]
+            S1[kk, j] = R[o + K + kk]
     return total
 
 
@@ -697,11 +724,12 @@ def epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy=True, sync
     codes[P.BATCH_SIZE] = min(int(codes[P.BATCH_SIZE]), n)
     m = max(d, 1)
     if codes[P.OPTIMIZER] != SGD:  # AdaGrad, RMSprop (see uses_lazy_update)
-        slot = work_buffer("slot", m * 8).view(np.int64)
-        last = work_buffer("last", m * 8).view(np.int64)
+        S = record_size(K, state.itemsize, 2)
+        buf = work_buffer("records", m * S * state.itemsize)
         touched = work_buffer("touched", m * 8).view(np.int64)
         Gs = work_buffer("slots", m * K * state.itemsize).view(state.dtype)
-        return _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, slot, last, touched, Gs)
+        return _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, buf.view(state.dtype),
+                                    buf.view(np.int64), S, touched, Gs)
     S = record_size(K, state.itemsize)
     buf = work_buffer("records", m * S * state.itemsize)
     R = buf.view(state.dtype)
