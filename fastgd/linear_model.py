@@ -170,6 +170,8 @@ class LinearRegression(RegressorMixin, BaseGD):
         warm_start=False,
         n_jobs=None,
         backend="numba",
+        dask_mode="average",
+        sync_every=None,
         verbose=0,
     ):
         self.batch_size = batch_size
@@ -192,6 +194,8 @@ class LinearRegression(RegressorMixin, BaseGD):
         self.warm_start = warm_start
         self.n_jobs = n_jobs
         self.backend = backend
+        self.dask_mode = dask_mode
+        self.sync_every = sync_every
         self.verbose = verbose
 
     def _targets(self, y, *, first, classes=None, partial=False):
@@ -293,6 +297,8 @@ class LogisticRegression(ClassifierMixin, BaseGD):
         class_weight=None,
         n_jobs=None,
         backend="numba",
+        dask_mode="average",
+        sync_every=None,
         verbose=0,
     ):
         self.batch_size = batch_size
@@ -316,6 +322,8 @@ class LogisticRegression(ClassifierMixin, BaseGD):
         self.class_weight = class_weight
         self.n_jobs = n_jobs
         self.backend = backend
+        self.dask_mode = dask_mode
+        self.sync_every = sync_every
         self.verbose = verbose
 
     def _targets(self, y, *, first, classes=None, partial=False):
