@@ -159,7 +159,7 @@ def test_sync_every_step_is_large_batch_sgd(client):
     weights and the velocity are linear in the batch gradient) takes exactly the step of
     one batch of both workers' rows, so the fit is the in-memory fit with twice the
     batch over the interleaved visiting order."""
-    chunks, owners, batch, epochs = (10, 20, 10, 20), (0, 1, 0, 1), 5, 2  # 30 rows on each worker
+    chunks, owners, batch, epochs = (10, 20, 10, 20), (0, 0, 1, 1), 5, 2  # 30 rows on each worker
     X, y = make_data("binary", n=60, seed=8)
     offsets = np.cumsum((0,) + chunks[:-1])
     rng = np.random.RandomState(4)
@@ -176,6 +176,7 @@ def test_sync_every_step_is_large_batch_sgd(client):
             return orders.pop(0)
 
     params = {"max_iter": epochs, "tol": None, "momentum": 0.9, "nesterov": True, "alpha": 0.01, "backend": "numpy"}
+    params.update(learning_rate="invscaling", eta0=0.5)  # "auto" would depend on the batch size
     got = LogisticRegression(batch_size=batch, sync_every=1, random_state=4, dask_mode="average", **params).fit(
         *placed(client, chunks, owners, X, y)
     )
@@ -252,15 +253,17 @@ def test_bad_parameters_are_named(params, match):
 
 def test_rounds_cut_inside_blocks():
     plan = [(2, None), (0, None), (1, None)]
-    rounds = fdask.average_rounds(plan, ["b", "a", "a"], [25, 10, 7], batch=10, sync_every=2)
-    # worker "a" (blocks 1, 2 in plan order: 2 then 1) makes 3 + 1 steps; "b" 1 step
-    assert rounds == [
-        (2, [("a", [(2, None, 0, 2)]), ("b", [(0, None, 0, 1)])]),
+    owners, sizes = ["b", "a", "a"], [10, 7, 25]
+    # worker "a" visits block 2 (3 steps) then block 1 (1 step); "b" block 0 (1 step);
+    # "b" comes first: it holds the first block in storage order
+    assert fdask.average_rounds(plan, owners, sizes, batch=10, sync_every=2) == [
+        (2, [("b", [(0, None, 0, 1)]), ("a", [(2, None, 0, 2)])]),
         (2, [("a", [(2, None, 2, 3), (1, None, 0, 1)])]),
     ]
-    assert fdask.average_rounds(plan, ["b", "a", "a"], [25, 10, 7], batch=10, sync_every=None) == [
-        (4, [("a", [(2, None, 0, 3), (1, None, 0, 1)]), ("b", [(0, None, 0, 1)])])
+    assert fdask.average_rounds(plan, owners, sizes, batch=10, sync_every=None) == [
+        (4, [("b", [(0, None, 0, 1)]), ("a", [(2, None, 0, 3), (1, None, 0, 1)])])
     ]
+    assert len(fdask.average_rounds(plan, owners, sizes, batch=1, sync_every=7)) == 32 // 7 + 1
     # the average of each slot, weighted by rows; one state unchanged
     s1, s2 = np.ones((3, 1, 2)), np.arange(6.0).reshape(3, 1, 2)
     np.testing.assert_allclose(fdask.average_states([s1, s2], [30, 10]), 0.75 * s1 + 0.25 * s2, rtol=1e-15)
@@ -296,6 +299,10 @@ def test_no_x_block_travels(client):
     assert client.who_has(distributed.futures_of(Xd)) == before
 
 
+async def die():
+    os._exit(1)
+
+
 def test_worker_lost_mid_fit_raises_and_leaves_the_model(monkeypatch):
     monkeypatch.setattr(fdask, "POLL_S", 0.25)
     X, y = make_data("binary", n=sum(CHUNKS), seed=2)
@@ -311,7 +318,7 @@ def test_worker_lost_mid_fit_raises_and_leaves_the_model(monkeypatch):
         def epoch_then_lose_a_worker(self):
             calls.append(1)
             if len(calls) == 2:  # the second epoch: a block holder dies
-                client.run(os._exit, 1, workers=[victim], wait=False)
+                client.run(die, workers=[victim], wait=False)
             return original(self)
 
         monkeypatch.setattr(fdask.DaskRun, "epoch", epoch_then_lose_a_worker)
@@ -321,4 +328,3 @@ def test_worker_lost_mid_fit_raises_and_leaves_the_model(monkeypatch):
     restored = pickle.loads(before)
     for name in ("coef_", "intercept_", "_state", "t_", "n_iter_", "loss_curve_"):
         np.testing.assert_array_equal(getattr(est, name), getattr(restored, name), err_msg=name)
-    assert est.max_iter == 2
