@@ -315,6 +315,23 @@ def simulation_table(curves):
     return "\n".join(lines)
 
 
+def average_section(rows, curves, n, features, chunk, png=None):
+    """The report's Markdown section for :func:`run_average` and :func:`simulate_workers`."""
+    text = (
+        f"\n## Dask, averaged mode: logistic mini-batch, {n:,} x {features} float64 in blocks of {chunk:,} rows\n\n"
+        + AVERAGE_METHOD.strip()
+        + "\n\n"
+        + average_table(rows)
+        + "\n\nSimulated (one process, no timing): test accuracy after each epoch with 1 to 16 "
+        "workers, 16 blocks, block b on worker b % k.\n\n"
+        + simulation_table(curves)
+        + "\n"
+    )
+    if png is not None:
+        text += f"\n![averaged mode by number of workers]({png})\n"
+    return text
+
+
 def table(rows):
     lines = [
         "| mode | where | rows | s / epoch | × in memory (1 thread) | set-up s | final objective |",

@@ -27,7 +27,7 @@ Full batch (``batch_size="full"`` or >= n_samples)
     ``fastgd._numpy.kernels.apply_step`` (the reference step). Equal to the in-memory
     full-batch fit up to summation order (1e-10 in float64).
 
-Mini-batch and SGD
+Mini-batch and SGD, ``dask_mode="sequential"``
     Each epoch the model state (weights, intercept, velocity) visits the blocks one
     after the other and the backend's ``epoch`` kernel runs on each block where it lives;
     only the state travels, from worker to worker. With ``shuffle=True`` the block order
@@ -40,6 +40,37 @@ Mini-batch and SGD
     its last batch possibly shorter, and the update counter ``t_`` advances by that. So
     the fit equals the in-memory fit over the concatenated visiting order whenever every
     block's length is a multiple of ``batch_size`` (always for SGD).
+
+Mini-batch and SGD, ``dask_mode="average"`` (the default)
+    Each epoch draws the same plan (block order and seeds) as the sequential mode. The
+    blocks are grouped by the worker holding them (a worker's group: its blocks in plan
+    order; groups ordered by their first block in storage order, so that the result
+    depends on the block layout only, not on worker addresses). Every group runs at
+    once from the same state, where its blocks live, with the same row orders and step
+    counts per block as the sequential mode; every ``sync_every`` steps of each worker
+    (None: at the end of the epoch) the states are combined by :func:`average_states`
+    and the next round starts from the combination (:func:`average_rounds` cuts the
+    epoch into rounds). The update counter advances per round by the largest number of
+    steps a worker made in it, and a worker's steps in a round count from the round's
+    start, so the schedules see the averaged model's steps. The whole epoch is
+    submitted at once: per round, one task per worker (pinned to it, reading only its
+    blocks) and one unpinned combining task, so only states travel (worker to combiner
+    to worker), never blocks and never through the client until the epoch's end.
+
+    The combination averages every slot of the ``(n_slots, K, d + 1)`` state
+    elementwise, weighted by each worker's rows since the last sync. Why each kind of
+    slot is right to average: every slot is the common state at the last sync plus a
+    local increment, so the average keeps the common part exactly and weights each
+    increment by the share of the rows that produced it. For the weights and the
+    momentum velocity (and an Adam-style first moment) the increment of one step is
+    linear in the batch gradient, so with a sync after every step and equal batches the
+    average is exactly the step of one batch of all the workers' rows (with batches of
+    unequal sizes too, thanks to the row weights; L1's soft-threshold is the exception,
+    being nonlinear). Accumulators of squared gradients (AdaGrad, RMSprop, Adam's second
+    moment) estimate the same per-row quantity on every worker, so their average is
+    that estimate over all the rows and keeps the scale the step was tuned for (a sum
+    would shrink the steps k-fold). An averaged iterate is linear in the iterates: the
+    average of the workers' averages is the average of their iterates.
 
 Step size "auto"
     Computed exactly as in memory: ``max_i s_i ||x_i||^2`` is a blockwise maximum, and the
@@ -55,7 +86,8 @@ Where it runs
     every task that reads a block is restricted to the worker(s) holding it, so no block
     is ever sent to another worker or to the client. If such a worker leaves the cluster
     during a fit, the fit raises RuntimeError (the model is left unchanged). With Dask's
-    local schedulers (no client) the blocks are computed once into this process.
+    local schedulers (no client) the blocks are computed once into this process, which
+    is then the one worker (the averaged mode is the sequential one).
 """
 
 import itertools
