@@ -304,6 +304,7 @@ def plot_simulation(curves, path):
         else:
             sync = "per epoch" if s is None else f"every {s} steps"
             ax.plot(epochs, curve, marker="o", label=f"{k} worker{'s' if k > 1 else ''}, sync {sync}")
+    ax.set_xticks(range(1, max(len(c) for c in curves.values()) + 1))
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy")
     ax.set_title("dask_mode='average': convergence by number of workers (simulated)")
