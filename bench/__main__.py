@@ -8,9 +8,10 @@ the peak memory of fits on a 1 GB X and on 1e7×20 float32) unless ``--no-reliab
 ``--optimizers`` adds the update-rule section (``bench.optimizers_bench``: time to
 accuracy of every update rule against scikit-learn's solvers on text-like sparse and on
 dense data, and the sparse epoch time at d = 2^14 against 2^20; about 15 minutes).
-``--dask`` adds the Dask section
+``--dask`` adds the Dask sections
 (``bench.dask_bench``): seconds per epoch on a 2-worker ``LocalCluster`` against the same
-fit in memory."""
+fit in memory, and the averaged mode (logistic mini-batch on 1 and 2 workers, epoch time
+and test accuracy, with a simulated 1-16 worker convergence plot)."""
 
 import argparse
 import pathlib
@@ -46,7 +47,12 @@ def main(argv=None):
     )
     parser.add_argument(
         "--dask-rows", type=int, default=10_000_000,
-        help="rows of the Dask data (20 features, float64; default 1e7 = 1.6 GB)",
+        help="rows of the Dask data (float64; default 1e7, 1.6 GB at 20 features)",
+    )
+    parser.add_argument(
+        "--dask-features", type=int, default=20,
+        help="features of the averaged-mode Dask data (the issue's second size: --dask-rows 2000000 "
+        "--dask-features 100)",
     )
     args = parser.parse_args(argv)
     config = FULL if args.full else QUICK
@@ -99,6 +105,19 @@ def main(argv=None):
             + dask_bench.table(rows)
             + "\n"
         )
+        with open(report, "a", encoding="utf-8") as f:
+            f.write(section)
+        print(section)
+        print("\nDask, averaged mode: 1 and 2 workers, sequential and averaged", flush=True)
+        average = dask_bench.run_average(
+            rows=args.dask_rows, features=args.dask_features, chunk_rows=chunk,
+            stream=lambda line: print("  " + line, flush=True),
+        )
+        curves = dask_bench.simulate_workers()
+        png = None
+        if config.plots:
+            png = dask_bench.plot_simulation(curves, report.parent / "dask_average_workers.png").name
+        section = dask_bench.average_section(average, curves, args.dask_rows, args.dask_features, chunk, png)
         with open(report, "a", encoding="utf-8") as f:
             f.write(section)
         print(section)

@@ -93,6 +93,8 @@ class BaseGD(CallbackSupport, BaseEstimator):
         "warm_start": ["boolean"],
         "n_jobs": [Interval(numbers.Integral, 1, None, closed="left"), Interval(numbers.Integral, None, -1, closed="right"), None],
         "backend": [StrOptions(set(BACKENDS))],
+        "dask_mode": [StrOptions({"average", "sequential"})],
+        "sync_every": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "verbose": ["verbose"],
     }
 

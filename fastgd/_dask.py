@@ -27,7 +27,7 @@ Full batch (``batch_size="full"`` or >= n_samples)
     ``fastgd._numpy.kernels.apply_step`` (the reference step). Equal to the in-memory
     full-batch fit up to summation order (1e-10 in float64).
 
-Mini-batch and SGD
+Mini-batch and SGD, ``dask_mode="sequential"``
     Each epoch the model state (weights, intercept, velocity) visits the blocks one
     after the other and the backend's ``epoch`` kernel runs on each block where it lives;
     only the state travels, from worker to worker. With ``shuffle=True`` the block order
@@ -40,6 +40,37 @@ Mini-batch and SGD
     its last batch possibly shorter, and the update counter ``t_`` advances by that. So
     the fit equals the in-memory fit over the concatenated visiting order whenever every
     block's length is a multiple of ``batch_size`` (always for SGD).
+
+Mini-batch and SGD, ``dask_mode="average"`` (the default)
+    Each epoch draws the same plan (block order and seeds) as the sequential mode. The
+    blocks are grouped by the worker holding them (a worker's group: its blocks in plan
+    order; groups ordered by their first block in storage order, so that the result
+    depends on the block layout only, not on worker addresses). Every group runs at
+    once from the same state, where its blocks live, with the same row orders and step
+    counts per block as the sequential mode; every ``sync_every`` steps of each worker
+    (None: at the end of the epoch) the states are combined by :func:`average_states`
+    and the next round starts from the combination (:func:`average_rounds` cuts the
+    epoch into rounds). The update counter advances per round by the largest number of
+    steps a worker made in it, and a worker's steps in a round count from the round's
+    start, so the schedules see the averaged model's steps. The whole epoch is
+    submitted at once: per round, one task per worker (pinned to it, reading only its
+    blocks) and one unpinned combining task, so only states travel (worker to combiner
+    to worker), never blocks and never through the client until the epoch's end.
+
+    The combination averages every slot of the ``(n_slots, K, d + 1)`` state
+    elementwise, weighted by each worker's rows since the last sync. Why each kind of
+    slot is right to average: every slot is the common state at the last sync plus a
+    local increment, so the average keeps the common part exactly and weights each
+    increment by the share of the rows that produced it. For the weights and the
+    momentum velocity (and an Adam-style first moment) the increment of one step is
+    linear in the batch gradient, so with a sync after every step and equal batches the
+    average is exactly the step of one batch of all the workers' rows (with batches of
+    unequal sizes too, thanks to the row weights; L1's soft-threshold is the exception,
+    being nonlinear). Accumulators of squared gradients (AdaGrad, RMSprop, Adam's second
+    moment) estimate the same per-row quantity on every worker, so their average is
+    that estimate over all the rows and keeps the scale the step was tuned for (a sum
+    would shrink the steps k-fold). An averaged iterate is linear in the iterates: the
+    average of the workers' averages is the average of their iterates.
 
 Step size "auto"
     Computed exactly as in memory: ``max_i s_i ||x_i||^2`` is a blockwise maximum, and the
@@ -61,7 +92,8 @@ Where it runs
     every task that reads a block is restricted to the worker(s) holding it, so no block
     is ever sent to another worker or to the client. If such a worker leaves the cluster
     during a fit, the fit raises RuntimeError (the model is left unchanged). With Dask's
-    local schedulers (no client) the blocks are computed once into this process.
+    local schedulers (no client) the blocks are computed once into this process, which
+    is then the one worker (the averaged mode is the sequential one).
 """
 
 import itertools
@@ -203,6 +235,17 @@ class DaskRun(Run):
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 apply_step(self.state, G, n, self.t + 1, self.hp, self.codes)
             self.end_epoch(n, 1)
+        elif self.est.dask_mode == "average":
+            plan = epoch_plan(self.rng, len(blocks.sizes), self.est.shuffle)
+            owners = blocks.owners()
+            rounds = average_rounds(plan, owners, blocks.sizes, batch, self.est.sync_every)
+            # averaging (the ``average`` parameter) counts the samples of all workers'
+            # batches towards each update of the combined model
+            self.begin_epoch([n], batch * max(1, len(set(owners))))
+            state, total, steps = blocks.rounds(rounds, (self.state.copy(), 0.0), backend, self.hp.copy(),
+                                                self.codes, self.t)
+            self.state[...] = state
+            self.end_epoch(n, steps)
         else:
             plan = epoch_plan(self.rng, len(blocks.sizes), self.est.shuffle)
             self.begin_epoch([blocks.sizes[b] for b, _ in plan], batch)
@@ -229,6 +272,68 @@ def epoch_plan(rng, n_blocks, shuffle):
     order = rng.permutation(n_blocks)
     seeds = rng.randint(0, 2**31 - 1, size=n_blocks)
     return [(int(b), int(s)) for b, s in zip(order, seeds, strict=True)]
+
+
+def average_rounds(plan, owners, sizes, batch, sync_every):
+    """The rounds of one averaged epoch (``dask_mode="average"``).
+
+    ``plan`` is the epoch's :func:`epoch_plan`; ``owners[b]`` names the worker holding
+    block ``b``. A worker's *group* is its blocks in plan order; groups are ordered by
+    their first block in storage order (not by worker address), so that the result
+    depends only on the block layout. Block ``b`` of ``sizes[b]`` rows makes
+    ``ceil(sizes[b] / batch)`` steps, as in the sequential mode.
+
+    With ``sync_every=None`` there is one round: every worker runs all its blocks. With
+    an int ``s``, round ``r`` runs steps ``r*s .. (r+1)*s - 1`` of every worker's step
+    sequence (cut inside a block where need be); a worker whose steps ran out sits the
+    remaining rounds out.
+
+    Returns a list of rounds; a round is ``(steps, parts)``, ``steps`` the largest
+    number of steps a worker makes in it (what the update counter advances by), and
+    ``parts`` a list of ``(owner, pieces)`` in group order, a piece being
+    ``(block, seed, first_step, end_step)``.
+    """
+    groups = {}
+    for b, seed in plan:
+        groups.setdefault(owners[b], []).append((b, seed))
+    ordered = sorted(groups, key=lambda o: min(b for b, _ in groups[o]))
+    per_group = []  # for each group: its rounds, each a list of pieces
+    for owner in ordered:
+        cuts = [[]]
+        used = 0  # steps in the current round
+        for b, seed in groups[owner]:
+            steps = -(-sizes[b] // batch)
+            lo = 0
+            while lo < steps:
+                if sync_every is not None and used == sync_every:
+                    cuts.append([])
+                    used = 0
+                hi = steps if sync_every is None else min(steps, lo + sync_every - used)
+                cuts[-1].append((b, seed, lo, hi))
+                used += hi - lo
+                lo = hi
+        per_group.append((owner, cuts))
+    n_rounds = max(len(cuts) for _, cuts in per_group)
+    rounds = []
+    for r in range(n_rounds):
+        parts = [(owner, cuts[r]) for owner, cuts in per_group if r < len(cuts) and cuts[r]]
+        steps = max(sum(hi - lo for _, _, lo, hi in pieces) for _, pieces in parts)
+        rounds.append((steps, parts))
+    return rounds
+
+
+def average_states(states, rows):
+    """The combined state of one sync: every slot (weights and intercept, velocity, any
+    other optimizer state) averaged elementwise, weighted by ``rows``, each worker's
+    number of rows since the last sync; computed in float64, returned in the states'
+    dtype. A single state is returned unchanged (so one worker is the sequential fit)."""
+    if len(states) == 1:
+        return states[0]
+    total = float(sum(rows))
+    acc = np.zeros(states[0].shape, dtype=np.float64)
+    for state, r in zip(states, rows, strict=True):
+        acc += (r / total) * state
+    return acc.astype(states[0].dtype, copy=False)
 
 
 def block_order(seed, n_rows):
@@ -335,6 +440,40 @@ def _epoch_task(block, carried, backend, hp, seed, codes):
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         total = get_backend(backend).epoch(X, Y, sw, block_order(seed, X.shape[0]), state, hp, codes)
     return state, so_far + float(total)
+
+
+def _local_task(start, backend, hp, codes, t_start, pieces, *blocks):
+    """One worker's share of an averaged round: starting from ``start`` = (state, loss
+    so far), run its ``pieces`` (see :func:`average_rounds`) one after the other on its
+    ``blocks``; return (state, rows visited, sum of weighted losses)."""
+    state = start[0].copy()  # never modify another task's result
+    kernel = get_backend(backend).epoch
+    batch = int(codes[P.BATCH_SIZE])
+    codes = codes.copy()
+    t = int(t_start)
+    rows = 0
+    total = 0.0
+    for (_, seed, lo, hi), (X, Y, sw) in zip(pieces, blocks, strict=True):
+        m = X.shape[0]
+        order = block_order(seed, m)
+        step_rows = min(batch, m)  # the kernels cap the batch at the block's rows
+        if lo > 0 or hi * step_rows < m:  # part of the block: its rows of these steps
+            sel = order[lo * step_rows:min(hi * step_rows, m)]
+            X, Y, sw = X[sel], Y[sel], sw[sel]
+            order = np.arange(sel.shape[0], dtype=np.int64)
+        codes[P.T_START] = t
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            total += float(kernel(X, Y, sw, order, state, hp, codes))
+        t += hi - lo
+        rows += X.shape[0]
+    return state, rows, total
+
+
+def _average_task(start, *results):
+    """The sync after a round: the workers' states averaged (:func:`average_states`),
+    and the loss so far plus theirs."""
+    states, rows, totals = zip(*results, strict=True)
+    return average_states(list(states), list(rows)), start[1] + float(sum(totals))
 
 
 def _auto_stats_task(block, offset, step, fit_intercept):
@@ -568,6 +707,17 @@ class _Blocks:
         ``visits``, each call where its block is; returns the last ``carried``."""
         return self.ex.chain(fn, self.handles, visits, carried, args)
 
+    def owners(self):
+        """Which worker holds each block (one name per block; one for all of them
+        without a cluster)."""
+        return self.ex.owners(self.handles)
+
+    def rounds(self, rounds, carried, backend, hp, codes, t):
+        """Run an averaged epoch's ``rounds`` (:func:`average_rounds`) from ``carried``
+        = (state, 0.0): each round's pieces where their blocks live, then
+        :func:`_average_task`. Returns (state, summed loss, steps)."""
+        return self.ex.rounds(self.handles, rounds, carried, (backend, hp, codes), t)
+
     def release(self):
         self.handles = []
 
@@ -594,6 +744,19 @@ class _Local:
         for b, extra in visits:
             carried = fn(handles[b], carried, *args, *extra)
         return carried
+
+    @staticmethod
+    def owners(handles):
+        return [None] * len(handles)  # this process is the one worker
+
+    @staticmethod
+    def rounds(handles, rounds, carried, args, t):
+        start = t
+        for steps, parts in rounds:
+            results = [_local_task(carried, *args, t, pieces, *[handles[p[0]] for p in pieces]) for _, pieces in parts]
+            carried = _average_task(carried, *results)
+            t += steps
+        return carried[0], carried[1], t - start
 
 
 def _load_tasks(X, y, sw, dtype, is_classifier):
@@ -708,6 +871,40 @@ class _Cluster:
             futures.append(carried)
         self._wait(futures, where)
         return futures[-1].result()
+
+
+    def owners(self, handles):
+        # a block held by several workers (replicated) belongs to the first by name
+        return [min(ws) if ws else None for ws in self._where(handles)]
+
+    def rounds(self, handles, rounds, carried, args, t):
+        """Submit the whole epoch at once: each round's local tasks pinned to their
+        blocks' worker, each sync an unpinned task on the local results; only the states
+        (and a few scalars) travel, worker to sync task to worker."""
+        where = self._where(handles)
+        start = t
+        futures = []
+        for steps, parts in rounds:
+            local = [
+                self.client.submit(
+                    _local_task,
+                    carried,
+                    *args,
+                    t,
+                    pieces,
+                    *[handles[p[0]] for p in pieces],
+                    key=self._key("local"),
+                    workers=[owner] if owner is not None else where[pieces[0][0]],
+                    allow_other_workers=False,
+                )
+                for owner, pieces in parts
+            ]
+            carried = self.client.submit(_average_task, carried, *local, key=self._key("average"))
+            futures += local + [carried]
+            t += steps
+        self._wait(futures, where)
+        state, total = carried.result()
+        return state, total, t - start
 
 
 def _flat_keys(a):

@@ -152,6 +152,30 @@ def test_dask_section_runs_and_full_batch_matches_in_memory():
     assert "| full batch | Dask, 2 workers | 4,000 |" in dask_bench.table(rows)
 
 
+def test_dask_average_simulation_is_the_averaged_mode():
+    """The simulated 1-16 worker curves run the averaged mode's own rounds: with one
+    worker they are the accuracies of the Dask fit (local scheduler: one worker) after
+    each epoch, and the tables and the plot are made from them."""
+    dask = pytest.importorskip("dask")
+    da = pytest.importorskip("dask.array")
+    from bench import dask_bench
+    from fastgd import LogisticRegression
+
+    n, d, batch = 3200, 5, 16
+    curves = dask_bench.simulate_workers(rows=n, features=d, epochs=2, batch=batch, workers=(1, 4), test_rows=1000)
+    X, y = dask_bench._logistic_data(np.random, n, d, None, dask_bench.SEED)
+    X_test, y_test = dask_bench._logistic_data(np.random, 1000, d, None, dask_bench.SEED + 1)
+    with dask.config.set(scheduler="synchronous"):
+        Xd, yd = da.from_array(X, chunks=(n // 16, -1)), da.from_array(y, chunks=n // 16)
+        for epochs in (1, 2):
+            model = LogisticRegression(batch_size=batch, max_iter=epochs, tol=None, random_state=dask_bench.SEED)
+            accuracy = float(np.mean(model.fit(Xd, yd).predict(X_test) == y_test))
+            assert curves[1, None][epochs - 1] == accuracy
+    assert set(curves) == {(1, None), (4, None), ("in memory", None)}
+    assert all(0.6 < a <= 1.0 for curve in curves.values() for a in curve)
+    assert "| 4 | per epoch |" in dask_bench.simulation_table(curves)
+
+
 # ------------------------------------------------------------------ performance targets
 def test_targets_section_and_threads_rows(tiny_run):
     results, path, log = tiny_run

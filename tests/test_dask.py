@@ -1,7 +1,8 @@
 """Fitting on Dask arrays on a real ``distributed`` cluster (2 worker processes).
 
-Equivalence with in-memory fits (full batch to 1e-10; mini-batch and SGD with the same
-visiting order), uneven chunks and a one-row chunk, float32, multiclass, multi-output,
+Equivalence with in-memory fits (full batch to 1e-10; mini-batch and SGD with
+``dask_mode="sequential"`` and the same visiting order; the averaged mode is in
+``test_dask_average.py``), uneven chunks and a one-row chunk, float32, multiclass, multi-output,
 lazy predictions, validation, and that no X block ever leaves its worker.
 """
 
@@ -106,7 +107,7 @@ def test_full_batch_equals_in_memory(client, backend, kind):
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_sgd_in_storage_order_equals_in_memory(client, backend):
     X, y = make_data("multioutput", n=N)
-    params = {"batch_size": 1, "shuffle": False, "max_iter": 3, "tol": None, "backend": backend}
+    params = {"batch_size": 1, "shuffle": False, "max_iter": 3, "tol": None, "backend": backend, "dask_mode": "sequential"}
     ref = LinearRegression(**params).fit(X, y)
     got = LinearRegression(**params).fit(*to_dask(client, CHUNKS, X, y))
     assert_same_fit(ref, got)
@@ -134,6 +135,7 @@ def test_minibatch_with_shuffled_blocks_equals_in_memory_with_that_order(client)
             return order
 
     params = {"batch_size": batch, "max_iter": epochs, "tol": None, "momentum": 0.9, "nesterov": True, "alpha": 0.01}
+    params["dask_mode"] = "sequential"  # (ignored in memory)
     got = LogisticRegression(random_state=11, **params).fit(*to_dask(client, chunks, X, y))
     ref = LogisticRegression(random_state=Replay(0), **params).fit(X, y)
     assert_same_fit(ref, got)
@@ -148,7 +150,7 @@ def test_minibatch_with_shuffled_blocks_equals_in_memory_with_that_order(client)
 def test_batches_do_not_cross_blocks(client):
     """t_ counts ceil(rows / batch_size) updates per block."""
     X, y = make_data("regression", n=N)
-    got = LinearRegression(batch_size=8, max_iter=2, tol=None, random_state=0).fit(*to_dask(client, CHUNKS, X, y))
+    got = LinearRegression(batch_size=8, max_iter=2, tol=None, random_state=0, dask_mode="sequential").fit(*to_dask(client, CHUNKS, X, y))
     assert got.t_ == 2 * sum(-(-c // 8) for c in CHUNKS)  # 2 * (3 + 1 + 4 + 2)
 
 
@@ -176,7 +178,7 @@ def test_warm_start_and_partial_fit(client):
     assert warm.t_ == 4
     # partial_fit: blocks of whole batches in storage order = in-memory partial_fit
     Xd, yd = to_dask(client, (20, 10, 30, 1), X, y)
-    params = {"batch_size": 10, "shuffle": False}
+    params = {"batch_size": 10, "shuffle": False, "dask_mode": "sequential"}
     with pytest.raises(ValueError, match="classes must be passed"):
         LogisticRegression(**params).partial_fit(Xd, yd)
     ref = LogisticRegression(**params)
@@ -238,7 +240,7 @@ def test_x_blocks_never_leave_their_worker(client):
 
     client.run(clear)
     clf = LogisticRegression(batch_size="full", max_iter=3, tol=None).fit(Xd, yd)
-    LogisticRegression(batch_size=4, max_iter=2, tol=None, random_state=0).fit(Xd, yd)
+    LogisticRegression(batch_size=4, max_iter=2, tol=None, random_state=0, dask_mode="sequential").fit(Xd, yd)
     clf.partial_fit(Xd, yd)
     clf.predict(Xd).compute()
     keys = {k for ks in client.run(moved).values() for k in ks}
@@ -477,6 +479,7 @@ def _dask_problem(draw):
         "alpha": 0.01,
         "fit_intercept": draw(st.booleans()),
         "backend": draw(st.sampled_from(ALL_BACKENDS)),
+        "dask_mode": "sequential",  # the in-memory fit's visiting order (test_dask_average.py: "average")
     }
     dtype = draw(st.sampled_from([np.float64, np.float32]))
     seed = draw(st.integers(0, 2**16))

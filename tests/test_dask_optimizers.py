@@ -1,6 +1,7 @@
 """Every update rule and averaging on Dask input: the full batch is exact (the blocks'
-gradients summed, one reference step), and mini-batches over blocks of whole batches in
-storage order are the in-memory fit over the same batches."""
+gradients summed, one reference step), and sequential mini-batches over blocks of whole
+batches in storage order are the in-memory fit over the same batches (the averaged
+mode, ``dask_mode="average"``, is checked for every rule in ``test_dask_average.py``)."""
 
 import logging
 
@@ -55,12 +56,12 @@ def test_minibatches_over_blocks_equal_in_memory(client, optimizer):
     averaging from the 37th sample on starts at the same update over the blocks."""
     X, y = make_data("multioutput", n=60)
     params = {"optimizer": optimizer, "average": 37, "batch_size": 5, "shuffle": False, "learning_rate": "constant",
-                  "eta0": 0.05, "max_iter": 3, "tol": None, "backend": "cython"}
+              "eta0": 0.05, "max_iter": 3, "tol": None, "backend": "cython"}
     ref = LinearRegression(**params).fit(X, y)
-    got = LinearRegression(**params).fit(*_dask(client, 20, X, y))
+    got = LinearRegression(dask_mode="sequential", **params).fit(*_dask(client, 20, X, y))
     _same(ref, got)
     assert ref._avg_start == 7  # the 8th update brings the samples seen to 40 >= 37
     # and partial_fit continues the rule's state and the average on Dask too
     ref.partial_fit(X, y)
-    got.partial_fit(*_dask(client, 20, X, y))
+    got.partial_fit(*_dask(client, 20, X, y))  # (dask_mode="sequential" carries over)
     _same(ref, got)
