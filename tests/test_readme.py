@@ -49,6 +49,8 @@ def test_readme_usage_example_runs():
     assert clf.score(namespace["X"], namespace["y"]) > 0.95
     assert 0 < clf.learning_rate_ < 1
     assert namespace["reg"].t_ == namespace["reg"].n_iter_ * len(namespace["y"])  # SGD: a step per row
+    ada = namespace["ada"]  # averaged Adam: its state holds the two moments and the average
+    assert ada._state.shape[0] == 4 and ada.score(namespace["X"], namespace["y"]) > 0.95
 
 
 def test_readme_commands_exist():
