@@ -428,7 +428,7 @@ def test_dask_ml_incremental(client):
     np.testing.assert_allclose(inc.estimator_.coef_, ref.coef_, rtol=1e-10)
 
 
-# ------------------------------------------------------------------ reliability (issue 9)
+# ------------------------------------------------------------------ reliability
 def test_failed_dask_fit_leaves_a_fitted_model_as_it_was(client, monkeypatch):
     """A Dask fit that fails (a NaN found on a worker, or Ctrl-C between epochs) leaves
     the model fitted before it exactly as it was."""

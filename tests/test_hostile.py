@@ -1,4 +1,4 @@
-"""Hostile inputs (issue 9): each gets a clear error or a correct result, never a crash,
+"""Hostile inputs: each gets a clear error or a correct result, never a crash,
 a hang or a NaN model.
 
 ``CASES`` is the one table of estimator-level inputs, dense and sparse, run on every
