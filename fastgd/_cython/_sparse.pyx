@@ -5,8 +5,11 @@
 The same algorithm and lazy update as ``fastgd._numba.sparse`` (see its docstring for
 the math): coordinates a batch does not touch are brought up to date when next read,
 by tabulated powers of the 2x2 gradient-free step; every coordinate is brought up to
-date every ``T`` steps and at the end of the epoch. The dense step (O(K d) per step) is
-taken with an L1 penalty part, with a time-varying step size, or with ``lazy=False``.
+date every ``T`` steps and at the end of the epoch. AdaGrad and RMSprop without a
+penalty step lazily too (``_lazy_adaptive_run``). The dense step (O(K d) per step) is
+taken wherever ``fastgd._optimizers.uses_lazy_update`` says no exact lazy form exists
+(an L1 part, momentum SGD with a time-varying step, Adam, the adaptive rules with L2,
+averaging), and with ``lazy=False``.
 One thread.
 
 Every array's dtype and contiguity is checked by Cython when the call starts, and

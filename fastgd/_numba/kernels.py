@@ -32,7 +32,7 @@ The block rule, the prefetch distance and the other tuning constants are defined
 ``fastgd._tuning`` (shared with the Cython kernels, with the measurements behind them).
 
 Note for developers: Numba's on-disk cache is keyed on this file only. After changing a
-constant in ``fastgd._tuning``/``_params``/``_losses``/``_schedules``, clear
+constant in ``fastgd._tuning``/``_params``/``_losses``/``_optimizers``/``_schedules``, clear
 ``__pycache__`` here.
 
 Every helper that computes in floating point is inlined by Numba (``inline="always"``),

@@ -42,11 +42,17 @@ Exactness: the iterates equal the dense algorithm's up to rounding (``A^k`` is b
 ``k`` products in float64, so the relative error grows like ``k`` units in the last
 place; the tests hold it to 1e-10 in float64).
 
-Where no exact lazy form is used, the kernel takes the dense step (O(K d) per step,
-the reference's update): with an L1 part in the penalty ("l1", "elasticnet"; the
-soft-threshold after every step is not linear), and with a step size that changes
-within an epoch ("invscaling", "optimal"; ``A`` changes every step). ``lazy=False``
-forces the dense step for any setting (the benchmark's dense-velocity baseline).
+The other update rules (``fastgd._optimizers``): AdaGrad and RMSprop without a penalty
+have a lazy form of their own (``_lazy_adaptive_epoch``: an untouched coordinate's
+gradient is zero, so only RMSprop's accumulator moves, by a power of ``beta_2``).
+
+Where no exact lazy form is used (``fastgd._optimizers.uses_lazy_update`` says), the
+kernel takes the dense step (O(K d) per step, the reference's update): with an L1 part
+in the penalty ("l1", "elasticnet"; the soft-threshold after every step is not linear),
+with momentum SGD and a step size that changes within an epoch ("invscaling",
+"optimal"; ``A`` changes every step), with Adam, with AdaGrad or RMSprop and an L2
+penalty, and with averaging. ``lazy=False`` forces the dense step for any setting (the
+benchmark's dense-velocity baseline).
 
 Full batch runs on one thread (``n_jobs`` is not used for sparse input).
 
