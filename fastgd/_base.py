@@ -172,7 +172,7 @@ default=None
         if self.warm_start and hasattr(self, "_state") and self._state.shape == state.shape:
             state[...] = self._state
             t = self.t_
-            seen, avg_start = self._seen, self._avg_start
+            seen, avg_start = getattr(self, "_seen", 0), getattr(self, "_avg_start", None)
         else:
             t = 0
         run = run_cls(self, data, state, t, run_cls.initial_eta(self, data), rng, X_val, Y_val, sw_val,
@@ -222,7 +222,7 @@ default=None
                 )
             state[...] = self._state
             t = self.t_
-            seen, avg_start = self._seen, self._avg_start
+            seen, avg_start = getattr(self, "_seen", 0), getattr(self, "_avg_start", None)
             eta = self._eta
             if SCHEDULES[self.learning_rate].from_data:
                 # never take a larger step than new rows allow
@@ -326,7 +326,8 @@ default=None
     def _weights(self):
         """The fitted model (K, d + 1): the average of the iterates once averaging has
         started, else the iterate."""
-        return reported_weights(self._state, self._avg_start, self.t_)
+        # (getattr: a model pickled before averaging existed has no _avg_start)
+        return reported_weights(self._state, getattr(self, "_avg_start", None), self.t_)
 
     def objective(self, X, y, sample_weight=None):
         """The penalised training objective of the fitted model on ``(X, y)``, in float64:
