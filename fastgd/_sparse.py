@@ -129,12 +129,11 @@ def work_buffer(name, nbytes):
     return buf[:nbytes]
 
 
-def record_size(K, itemsize, n_int=1):
+def record_size(K, itemsize):
     """Entries of the state's dtype per coordinate record of the lazy update: K weights,
-    K velocities (or accumulators) and ``n_int`` int64 (the step it is up to date at;
-    the lazy adaptive rules add its place in the batch), rounded up to 16, 32 or 64
-    bytes for small K (a record then never straddles two cache lines)."""
-    nbytes = 2 * K * itemsize + 8 * n_int
+    K velocities (or AdaGrad/RMSprop accumulators) and an int64 step, rounded up to 16,
+    32 or 64 bytes for small K (a record then never straddles two cache lines)."""
+    nbytes = 2 * K * itemsize + 8
     nbytes += -nbytes % 8
     for size in (16, 32, 64):
         if nbytes <= size:

@@ -487,18 +487,6 @@ def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::
                       codes[P.AVERAGE_START])
 
 
-cdef inline int64_t _place(const floating *rec, Py_ssize_t K) noexcept nogil:
-    """The lazy adaptive records' second int64: the coordinate's place in the batch's
-    compact gradient, or -1."""
-    cdef int64_t v
-    memcpy(&v, rec + 2 * K + 8 // sizeof(floating), sizeof(int64_t))
-    return v
-
-
-cdef inline void _set_place(floating *rec, Py_ssize_t K, int64_t v) noexcept nogil:
-    memcpy(rec + 2 * K + 8 // sizeof(floating), &v, sizeof(int64_t))
-
-
 cdef double _lazy_adaptive_run(const floating[::1] data, const int64_t[::1] indices,
                                const int64_t[::1] indptr, const floating[:, ::1] Y,
                                const floating[::1] sw, const int64_t[::1] order,
@@ -509,11 +497,11 @@ cdef double _lazy_adaptive_run(const floating[::1] data, const int64_t[::1] indi
     """AdaGrad and RMSprop without a penalty on the weights and without averaging: only
     the coordinates a batch touches move (O(nnz) per step); RMSprop's ``s_j`` takes the
     ``beta_2**k`` of the ``k`` steps it missed when next touched, and at the end of the
-    epoch. Each coordinate's state is one record (K weights, K accumulators, the step
-    its ``s`` is up to date at and its place in the batch's compact gradient ``Gs``);
-    see ``_lazy_adaptive_epoch`` in ``fastgd._numba.sparse``."""
+    epoch. The records are ``_lazy_batches``' (K weights, K accumulators, the step, which
+    holds -(place + 1) in the batch's compact gradient ``Gs`` while a batch touches the
+    coordinate); see ``_lazy_adaptive_epoch`` in ``fastgd._numba.sparse``."""
     cdef Py_ssize_t m = max(d, 1), cols = d + 1
-    cdef Py_ssize_t S = record_size(K, sizeof(floating), 2)
+    cdef Py_ssize_t S = record_size(K, sizeof(floating))
     buf = work_buffer("records", m * S * sizeof(floating))
     cdef floating *R = <floating *> <size_t> buf.ctypes.data
     cdef int64_t[::1] touched = work_buffer("touched", m * 8).view(np.int64)
@@ -524,7 +512,7 @@ cdef double _lazy_adaptive_run(const floating[::1] data, const int64_t[::1] indi
     cdef bint rms = optimizer != ADAGRAD
     cdef double b2 = hp[P_BETA_2], eta_d
     cdef double total = 0.0
-    cdef Py_ssize_t start, stop, ii, i, q, kk, j, lo_q, hi_q, n_touched, pa, pb
+    cdef Py_ssize_t start, stop, ii, i, q, kk, j, lo_q, hi_q, n_touched
     cdef int64_t lj, place
     cdef floating acc, c, wi, inv_b, decay
     cdef Rule r
@@ -535,7 +523,6 @@ cdef double _lazy_adaptive_run(const floating[::1] data, const int64_t[::1] indi
                 rec[kk] = W[kk * cols + j]
                 rec[K + kk] = S1[kk * cols + j]
             _set_last(rec, K, t)
-            _set_place(rec, K, -1)
         start = 0
         while start < n:
             stop = start + batch
@@ -550,12 +537,17 @@ cdef double _lazy_adaptive_run(const floating[::1] data, const int64_t[::1] indi
                 hi_q = indptr[i + 1]
                 for q in range(lo_q, hi_q):
                     rec = R + indices[q] * S
-                    if _place(rec, K) < 0:
-                        _set_place(rec, K, n_touched)
+                    lj = _last(rec, K)
+                    if lj >= 0:  # first touched in this batch: the decay it missed, a place
+                        if rms and t > lj:
+                            decay = <floating> pow(b2, <double> (t - lj))
+                            for kk in range(K):
+                                rec[K + kk] *= decay
                         touched[n_touched] = indices[q]
                         for kk in range(K):
                             Gs[n_touched * K + kk] = 0
                         n_touched += 1
+                        _set_last(rec, K, -n_touched)
                 for kk in range(K):
                     acc = W[kk * cols + d]
                     for q in range(lo_q, hi_q):
@@ -566,7 +558,7 @@ cdef double _lazy_adaptive_run(const floating[::1] data, const int64_t[::1] indi
                 for kk in range(K):
                     c = wi * p[kk]
                     for q in range(lo_q, hi_q):
-                        Gs[_place(R + indices[q] * S, K) * K + kk] += c * data[q]
+                        Gs[(-_last(R + indices[q] * S, K) - 1) * K + kk] += c * data[q]
                     Gi[kk] += c
             t += 1
             inv_b = <floating> (1.0 / (stop - start))
@@ -574,16 +566,10 @@ cdef double _lazy_adaptive_run(const floating[::1] data, const int64_t[::1] indi
             _set_rule(&r, optimizer, t, 0, eta_d, hp)
             for q in range(n_touched):
                 rec = R + touched[q] * S
-                lj = _last(rec, K)
-                if rms and lj < t - 1:
-                    decay = <floating> pow(b2, <double> (t - 1 - lj))
-                    for kk in range(K):
-                        rec[K + kk] *= decay
                 for kk in range(K):
                     _adaptive_coord(&rec[kk], &rec[K + kk], &rec[K + kk], Gs[q * K + kk] * inv_b, &r,
                                     False)
                 _set_last(rec, K, t)
-                _set_place(rec, K, -1)
             for kk in range(K):
                 if fit_intercept:
                     _adaptive_coord(&W[kk * cols + d], &S1[kk * cols + d], &S1[kk * cols + d],

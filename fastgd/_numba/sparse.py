@@ -610,11 +610,12 @@ def _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, 
     multiplied by ``beta_2**k`` for the ``k`` steps it missed when it is next touched,
     and every ``s_j`` at the end of the epoch.
 
-    As in the momentum kernel, each coordinate's state is one record of the work buffer
-    (its K weights, its K accumulators, then two int64: the step its ``s`` is up to date
-    at, and its place in the batch's compact gradient ``Gs`` or -1; ``touched[place] =
-    j``), so a non-zero costs one random memory access, and the records of the row
-    SPARSE_PREFETCH_NEAR places ahead are prefetched."""
+    The records are the momentum kernel's (``_lazy_batches``): a coordinate's K weights,
+    K accumulators and the int64 step its ``s`` is up to date at, which holds -(its
+    place + 1) in the batch's compact gradient ``Gs`` while a batch touches it
+    (``touched[place] = j``); RMSprop's missed decay is applied at that first touch, as
+    the momentum kernel's catch-up is. A non-zero costs one random memory access, and the
+    records of the row SPARSE_PREFETCH_NEAR places ahead are prefetched."""
     n = order.shape[0]
     W = state[0]
     S1 = state[1]
@@ -633,14 +634,13 @@ def _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, 
     ycols = Y.shape[1]
     Yflat = Y.reshape(Y.size)
     SI = S * R.itemsize // 8  # a record's size in int64 entries
-    LI = 2 * K * R.itemsize // 8  # the step's offset in it; the place follows
+    LI = 2 * K * R.itemsize // 8  # the step's offset in it
     for j in range(d):  # state -> records
         o = j * S
         for kk in range(K):
             R[o + kk] = W[kk, j]
             R[o + K + kk] = S1[kk, j]
         Ri[j * SI + LI] = t
-        Ri[j * SI + LI + 1] = -1
     total = 0.0
     for start in range(0, n, batch):
         stop = min(start + batch, n)
@@ -652,12 +652,17 @@ def _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, 
             hi_q = indptr[i + 1]
             for q in range(lo_q, hi_q):
                 j = indices[q]
-                if Ri[j * SI + LI + 1] < 0:
-                    Ri[j * SI + LI + 1] = n_touched
+                lj = Ri[j * SI + LI]
+                if lj >= 0:  # first touched in this batch: the decay it missed, then a place
+                    if rms and t > lj:
+                        decay = b2 ** (t - lj)
+                        for kk in range(K):
+                            R[j * S + K + kk] *= decay
                     touched[n_touched] = j
                     for kk in range(K):
                         Gs[n_touched * K + kk] = 0.0
                     n_touched += 1
+                    Ri[j * SI + LI] = -n_touched
             for kk in range(K):
                 acc = W[kk, d]
                 for q in range(lo_q, hi_q):
@@ -668,7 +673,7 @@ def _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, 
             for kk in range(K):
                 c = wi * p[0, kk]
                 for q in range(lo_q, hi_q):
-                    Gs[Ri[indices[q] * SI + LI + 1] * K + kk] += c * data[q]
+                    Gs[(-Ri[indices[q] * SI + LI] - 1) * K + kk] += c * data[q]
                 Gi[kk] += c
         t += 1
         inv_b = 1.0 / (stop - start)
@@ -679,11 +684,6 @@ def _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, 
         for q in range(n_touched):
             j = touched[q]
             o = j * S
-            lj = Ri[j * SI + LI]
-            if rms and lj < t - 1:
-                decay = b2 ** (t - 1 - lj)
-                for kk in range(K):
-                    R[o + K + kk] *= decay
             for kk in range(K):
                 g = Gs[q * K + kk] * inv_b
                 if rms:
@@ -693,7 +693,6 @@ def _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, 
                 R[o + K + kk] = v
                 R[o + kk] = R[o + kk] - (eta * g) / (np.sqrt(v) + eps)
             Ri[j * SI + LI] = t
-            Ri[j * SI + LI + 1] = -1
         for kk in range(K):
             if fit_intercept:
                 _adaptive_coord(state, kk, d, Gi[kk] * inv_b, code, s, s[S_ZERO])
@@ -730,7 +729,7 @@ def epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy=True, sync
     codes[P.BATCH_SIZE] = min(int(codes[P.BATCH_SIZE]), n)
     m = max(d, 1)
     if codes[P.OPTIMIZER] != SGD:  # AdaGrad, RMSprop (see uses_lazy_update)
-        S = record_size(K, state.itemsize, 2)
+        S = record_size(K, state.itemsize)
         buf = work_buffer("records", m * S * state.itemsize)
         touched = work_buffer("touched", m * 8).view(np.int64)
         Gs = work_buffer("slots", m * K * state.itemsize).view(state.dtype)
