@@ -267,8 +267,12 @@ default=None
     def _check_param_combinations(self):
         if self.nesterov and self.momentum <= 0:
             raise ValueError(f"nesterov=True requires momentum > 0 (got momentum={self.momentum!r}).")
-        if self.nesterov and self.optimizer != "sgd":
-            raise ValueError(f"nesterov=True applies to optimizer='sgd' only (got optimizer={self.optimizer!r}).")
+        if self.nesterov and "nesterov" not in OPTIMIZERS[self.optimizer].params:
+            takes = sorted(n for n, o in OPTIMIZERS.items() if "nesterov" in o.params)
+            raise ValueError(
+                f"nesterov=True applies to optimizer={' or '.join(map(repr, takes))} only "
+                f"(got optimizer={self.optimizer!r})."
+            )
         if SCHEDULES[self.learning_rate].needs_alpha and self.alpha <= 0:
             raise ValueError(f"learning_rate={self.learning_rate!r} requires alpha > 0 (got alpha={self.alpha!r}).")
 

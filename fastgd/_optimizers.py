@@ -142,7 +142,11 @@ OPTIMIZERS = {
 }
 OPTIMIZER_BY_CODE = {o.code: o for o in OPTIMIZERS.values()}
 OPTIMIZER_CODES = tuple(sorted(OPTIMIZER_BY_CODE))
-MAX_SLOTS = max(len(o.slots) for o in OPTIMIZERS.values())
+
+
+def state_size(entry, averaged):
+    """The state's first dimension: the weights, ``entry``'s slots, and the average."""
+    return 1 + len(entry.slots) + (1 if averaged else 0)
 
 
 def n_state(codes):
@@ -151,7 +155,7 @@ def n_state(codes):
     entry = OPTIMIZER_BY_CODE.get(int(codes[P.OPTIMIZER]))
     if entry is None:
         raise ValueError(f"fastgd: unknown optimizer code {codes[P.OPTIMIZER]}")
-    return 1 + len(entry.slots) + (1 if codes[P.AVERAGE_START] > 0 else 0)
+    return state_size(entry, averaging(codes))
 
 
 def averaging(codes):

@@ -30,7 +30,7 @@ from . import _params as P
 from . import _sparse
 from ._backends import get_backend
 from ._losses import LOSSES
-from ._optimizers import OPTIMIZERS
+from ._optimizers import OPTIMIZERS, state_size
 from ._penalties import penalty_strengths, penalty_value
 from ._schedules import CONSTANT, SCHEDULES, step_size
 from ._smoothness import adaptive_learning_rate, auto_learning_rate
@@ -108,7 +108,7 @@ NOT_YET = np.iinfo(np.int64).max
 def state_slots(est):
     """The state's first dimension for ``est``'s ``optimizer`` and ``average``: the
     weights, the update rule's slots and the average (``fastgd._optimizers``)."""
-    return 1 + len(OPTIMIZERS[est.optimizer].slots) + (1 if est.average else 0)
+    return state_size(OPTIMIZERS[est.optimizer], est.average)
 
 
 def initial_state(est, data):
