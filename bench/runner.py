@@ -23,10 +23,11 @@ from .methods import MLP, SGD, TORCH
 
 
 def default_backend():
-    """The estimators' default ``backend``."""
+    """The backend the estimators' default ``backend`` runs (``"auto"`` resolved)."""
     from fastgd import LinearRegression
+    from fastgd._backends import resolve
 
-    return LinearRegression().get_params()["backend"]
+    return resolve(LinearRegression().get_params()["backend"])
 
 
 def backend_status():

@@ -1,6 +1,7 @@
 """fastgd: linear and logistic regression by fast (mini-batch, momentum) gradient descent.
 
-Estimators follow the scikit-learn API; kernels run on Numba (default), Cython or NumPy.
+Estimators follow the scikit-learn API; kernels run on Cython (the default when built),
+Numba or NumPy.
 Importing fastgd is cheap: public names load on first use (PEP 562), and Numba or a
 compiled kernel loads on the first fit.
 """

@@ -8,9 +8,15 @@ the Dask driver's full batch), with the contracts documented in ``fastgd._numpy.
 Sparse (CSR) input has its own kernel modules, ``get_backend(name, sparse=True)``: each
 provides ``epoch(data, indices, indptr, Y, sw, order, state, hp, codes)`` with the
 contract of the dense ``epoch`` (see ``fastgd._numpy.sparse``).
+
+``"auto"`` (the estimators' default) is not a backend of its own: :func:`resolve` turns
+it into the first of :data:`AUTO_ORDER` whose dense and sparse kernels import. That is
+the Cython extension whenever fastgd was installed with ``pip`` (it is compiled then, so
+the first fit starts at once), else Numba, else the NumPy reference.
 """
 
 import importlib
+import threading
 
 BACKENDS = {
     "cython": "fastgd._cython.kernels",
@@ -24,6 +30,10 @@ SPARSE_BACKENDS = {
     "numpy": "fastgd._numpy.sparse",
 }
 
+# "auto" takes the first of these that imports (dense and sparse kernels both)
+AUTO = "auto"
+AUTO_ORDER = ("cython", "numba", "numpy")
+
 _INSTALL_HINT = {
     "numba": "The numba backend needs the 'numba' package: pip install numba.",
     "cython": "The cython backend is compiled when fastgd is installed; use backend='numba' "
@@ -31,10 +41,34 @@ _INSTALL_HINT = {
 }
 
 
+_resolved = None
+_resolve_lock = threading.Lock()
+
+
+def resolve(name):
+    """The backend that ``name`` runs: ``name`` itself, or for ``"auto"`` the first of
+    :data:`AUTO_ORDER` whose kernels import (decided once per process)."""
+    global _resolved
+    if name != AUTO:
+        return name
+    with _resolve_lock:
+        if _resolved is None:
+            for candidate in AUTO_ORDER:
+                try:
+                    get_backend(candidate)
+                    get_backend(candidate, sparse=True)
+                except ImportError:
+                    continue
+                _resolved = candidate
+                break
+        return _resolved
+
+
 def get_backend(name, sparse=False):
-    """Return the kernel module of backend ``name`` (ValueError if unknown, ImportError
-    with an install hint if its dependencies are missing); its sparse (CSR) kernels
-    when ``sparse``."""
+    """Return the kernel module of backend ``name`` (``"auto"``: see :func:`resolve`;
+    ValueError if unknown, ImportError with an install hint if its dependencies are
+    missing); its sparse (CSR) kernels when ``sparse``."""
+    name = resolve(name)
     try:
         module = (SPARSE_BACKENDS if sparse else BACKENDS)[name]
     except KeyError:

@@ -21,7 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._backends import BACKENDS
+from ._backends import AUTO, BACKENDS
 from ._callbacks import LIVE_KEYS, CallbackSupport, FitCallbacks, managed
 from ._optimizers import OPTIMIZERS
 from ._penalties import PENALTIES, penalty_strengths, penalty_value
@@ -30,6 +30,7 @@ from ._schedules import SCHEDULES
 from ._validation import (
     is_dask,
     normalise_weights,
+    require_finite,
     split_validation,
     validate_inputs,
     validate_predict,
@@ -88,11 +89,11 @@ class BaseGD(CallbackSupport, BaseEstimator):
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
-        "shuffle": ["boolean"],
+        "shuffle": ["boolean", StrOptions({"blocks"})],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
         "n_jobs": [Interval(numbers.Integral, 1, None, closed="left"), Interval(numbers.Integral, None, -1, closed="right"), None],
-        "backend": [StrOptions(set(BACKENDS))],
+        "backend": [StrOptions({AUTO, *BACKENDS})],
         "dask_mode": [StrOptions({"average", "sequential"})],
         "sync_every": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "verbose": ["verbose"],
@@ -153,16 +154,35 @@ default=None
             return self._fit(X, y, sample_weight, X_val, y_val, sample_weight_val)
 
     def _fit(self, X, y, sample_weight, X_val=None, y_val=None, sample_weight_val=None):
-        data = self._prepare(X, y, sample_weight, first=True)
-        rng = check_random_state(self.random_state)
-        val = ()
-        if validation_given(self, X_val, y_val, sample_weight_val):
-            val = validate_validation(self, data, X_val, y_val, sample_weight_val)
-        elif self.early_stopping:
-            data, X_val, Y_val = split_validation(data, rng, self.validation_fraction, self._is_classifier)
-            val = (X_val, Y_val)
-        data = data._replace(sw=normalise_weights(data.sw))
-        return self._fit_epochs(Run, data, rng, *val)
+        data = self._prepare(X, y, sample_weight, first=True, defer_finite=True)
+        with self._finite_or_raise(data):
+            rng = check_random_state(self.random_state)
+            val = ()
+            if validation_given(self, X_val, y_val, sample_weight_val):
+                val = validate_validation(self, data, X_val, y_val, sample_weight_val)
+            elif self.early_stopping:
+                data, X_val, Y_val = split_validation(data, rng, self.validation_fraction, self._is_classifier)
+                require_finite(self, X_val)  # (rows no epoch reads)
+                val = (X_val, Y_val)
+            data = data._replace(sw=normalise_weights(data.sw))
+            return self._fit_epochs(Run, data, rng, *val)
+
+    @contextlib.contextmanager
+    def _finite_or_raise(self, data):
+        """For data whose finiteness check was deferred (``Data.finite`` False, see
+        ``fastgd._validation.validate_inputs``): when the fit fails on something
+        non-finite (a divergence, a step size or a statistic of X that is not finite),
+        raise the input's own error instead ("Input X contains NaN") if X holds a NaN
+        or an infinity."""
+        try:
+            yield
+        except (ValueError, FloatingPointError):
+            if not data.finite:
+                try:
+                    require_finite(self, data.X)
+                except ValueError as bad:
+                    raise bad from None
+            raise
 
     def _fit_epochs(self, run_cls, data, rng, X_val=None, Y_val=None, sw_val=None):
         """``fit`` from validated data with normalised weights; ``run_cls`` runs the
@@ -201,9 +221,10 @@ default=None
 
     def _partial_fit(self, X, y, classes, sample_weight):
         first = not hasattr(self, "_state")
-        data = self._prepare(X, y, sample_weight, first=first, classes=classes, partial=True)
-        data = data._replace(sw=normalise_weights(data.sw))
-        return self._partial_fit_epoch(Run, data, first)
+        data = self._prepare(X, y, sample_weight, first=first, classes=classes, partial=True, defer_finite=True)
+        with self._finite_or_raise(data):
+            data = data._replace(sw=normalise_weights(data.sw))
+            return self._partial_fit_epoch(Run, data, first)
 
     def _partial_fit_epoch(self, run_cls, data, first):
         """``partial_fit`` from validated data with normalised weights; ``run_cls`` as
@@ -276,12 +297,14 @@ default=None
         if SCHEDULES[self.learning_rate].needs_alpha and self.alpha <= 0:
             raise ValueError(f"learning_rate={self.learning_rate!r} requires alpha > 0 (got alpha={self.alpha!r}).")
 
-    def _prepare(self, X, y, sample_weight, *, first, classes=None, partial=False):
+    def _prepare(self, X, y, sample_weight, *, first, classes=None, partial=False, defer_finite=False):
         """Validate parameters and inputs for a fit; return the validated data
-        (``fastgd._validation.Data``, sample weights not yet normalised)."""
+        (``fastgd._validation.Data``, sample weights not yet normalised; with
+        ``defer_finite``, X not yet checked for NaN and infinities)."""
         self._validate_params()
         self._check_param_combinations()
-        return validate_inputs(self, X, y, sample_weight, first=first, classes=classes, partial=partial)
+        return validate_inputs(self, X, y, sample_weight, first=first, classes=classes, partial=partial,
+                               defer_finite=defer_finite)
 
     def _commit(self, run, data, *, reset_curves, partial_rng):
         """Set the fitted attributes; only called once a fit has succeeded.
@@ -299,6 +322,7 @@ default=None
         new._loss = data.loss
         new._partial_rng = partial_rng
         new.t_ = run.t
+        new.backend_ = run.backend_name
         new._seen = run.seen
         new._avg_start = run.avg_start
         if reset_curves or not hasattr(new, "loss_curve_"):

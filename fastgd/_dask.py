@@ -223,7 +223,7 @@ class DaskRun(Run):
         n = blocks.shape[0]
         pen = penalty_value(self.state[0][:, :-1], self.l2, self.l1)
         batch = int(self.codes[P.BATCH_SIZE])
-        backend = self.est.backend
+        backend = self.backend_name
         if batch >= n:
             self.begin_epoch([n], n)
             results = blocks.gather_each(_gradient_task, backend, self.state[0].copy(), self.codes.copy())

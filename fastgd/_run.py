@@ -27,12 +27,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from . import _params as P
-from . import _sparse
-from ._backends import get_backend
+from . import _shuffle, _sparse
+from ._backends import get_backend, resolve
 from ._losses import LOSSES
 from ._optimizers import OPTIMIZERS, state_size
 from ._penalties import penalty_strengths, penalty_value
 from ._schedules import CONSTANT, SCHEDULES, step_size
+from ._shuffle import draw_order
 from ._smoothness import adaptive_learning_rate, auto_learning_rate
 from ._validation import normalise_weights
 
@@ -138,6 +139,25 @@ def initial_eta(est, data):
     """The step size a fit of ``est`` on in-memory ``data`` starts from: computed from the
     data for ``learning_rate="auto"``, else ``eta0``; checked to be a positive finite
     step in the data's dtype."""
+    # (invalid: X's finiteness may not be checked yet, and a NaN in it is reported as
+    # such by the estimator when the step comes out non-finite)
+    with np.errstate(invalid="ignore"):
+        eta, source = _initial_step(est, data)
+    # the kernels compute in the data's dtype: a step that is 0 there would leave the
+    # weights where they start (a silent all-zero model), an infinite one gives NaN
+    with np.errstate(over="ignore", under="ignore"):
+        in_dtype = data.X.dtype.type(eta)
+    if not (np.isfinite(in_dtype) and in_dtype > 0):
+        raise ValueError(
+            f"The step size {eta:.4g} ({source}) is {float(in_dtype):g} in "
+            f"{data.X.dtype.name}, the data's dtype: gradient descent cannot take it. "
+            "Rescale X" + (" or pass it as float64." if data.X.dtype != np.float64 else ".")
+        )
+    return eta
+
+
+def _initial_step(est, data):
+    """``(step, where it came from)`` before the check of :func:`initial_eta`."""
     if SCHEDULES[est.learning_rate].from_data and OPTIMIZERS[est.optimizer].adaptive:
         eta = adaptive_learning_rate(
             data.X, fit_intercept=est.fit_intercept, optimizer=est.optimizer, beta_2=float(est.beta_2),
@@ -153,22 +173,13 @@ def initial_eta(est, data):
             l2=l2,
             batch_size=batch_rows(est.batch_size, data.X.shape[0]),
             momentum=float(est.momentum),
+            n_threads=n_threads(est.n_jobs),
         )
         source = "learning_rate='auto' computed it from X"
     else:
         eta = float(est.eta0)
         source = f"eta0={est.eta0!r}"
-    # the kernels compute in the data's dtype: a step that is 0 there would leave the
-    # weights where they start (a silent all-zero model), an infinite one gives NaN
-    with np.errstate(over="ignore", under="ignore"):
-        in_dtype = data.X.dtype.type(eta)
-    if not (np.isfinite(in_dtype) and in_dtype > 0):
-        raise ValueError(
-            f"The step size {eta:.4g} ({source}) is {float(in_dtype):g} in "
-            f"{data.X.dtype.name}, the data's dtype: gradient descent cannot take it. "
-            "Rescale X" + (" or pass it as float64." if data.X.dtype != np.float64 else ".")
-        )
-    return eta
+    return eta, source
 
 
 def prepared(est, X, y, sample_weight=None):
@@ -253,7 +264,9 @@ class Run:
         # sparse input: the CSR arrays (int64 indices, converted once per call) and the
         # backend's sparse kernels
         self.csr = _sparse.kernel_arrays(data.X) if _sparse.issparse(data.X) else None
-        self.backend = get_backend(est.backend, sparse=True) if self.csr is not None else get_backend(est.backend)
+        self.backend_name = resolve(est.backend)  # ("auto" resolved: what runs)
+        self.backend = (get_backend(self.backend_name, sparse=True) if self.csr is not None
+                        else get_backend(self.backend_name))
         self.state = state
         self.t = int(t)
         self.eta = float(eta)
@@ -299,6 +312,8 @@ class Run:
         if self.csr is not None:
             self._warn_dense_step()
         self.in_order = None  # 0, 1, ..., n - 1, made on first use
+        # rows per block of shuffle="blocks" (the CSR indices are int64 in the kernels)
+        self.block_rows = _shuffle.block_rows(data.X)
         self.more_epochs = False  # whether another epoch follows the current one
         self.pending_order = None  # the next epoch's permutation, being drawn
         self.eta_last = self._current_eta()
@@ -336,7 +351,9 @@ class Run:
         return float(step_size(self.schedule.code, t, self.eta, self.hp[P.POWER_T], self.hp[P.OPTIMAL_T0], self.hp[P.ALPHA]))
 
     def _permutation(self, n):
-        """This epoch's row order, the next permutation of the fit's random stream.
+        """This epoch's row order, the next draw of the fit's random stream: a
+        permutation, or with ``shuffle="blocks"`` a block shuffle
+        (``fastgd._shuffle``).
 
         When another epoch follows in this call (``self.more_epochs``), the next
         permutation is drawn on a background thread while this epoch's kernel runs
@@ -346,9 +363,10 @@ class Run:
         drawn permutation unused.
         """
         pending, self.pending_order = self.pending_order, None
-        order = pending.result() if pending is not None else self.rng.permutation(n)
+        draw = (draw_order, self.rng, n, self.est.shuffle, self.block_rows)
+        order = pending.result() if pending is not None else draw[0](*draw[1:])
         if self.more_epochs:
-            self.pending_order = _thread("order").submit(self.rng.permutation, n)
+            self.pending_order = _thread("order").submit(*draw)
         return order.astype(np.int64, copy=False)
 
     def kernel_args(self, order):

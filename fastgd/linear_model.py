@@ -105,12 +105,17 @@ _COMMON_DOC = """
         without them).
     validation_fraction : float in (0, 1), default=0.1
         See ``early_stopping``.
-    shuffle : bool, default=True
-        Visit the rows in a new random permutation each epoch (drawn from
-        ``random_state``); otherwise in storage order. Full batch always reads the rows
-        in storage order (the order cannot change the step, only the rounding). On Dask
-        input: a new block order and a new row order within each block per epoch;
-        batches never cross blocks (see ``fastgd._dask``).
+    shuffle : bool or "blocks", default=True
+        True: visit the rows in a new uniform random permutation each epoch (drawn
+        from ``random_state``). "blocks": visit contiguous blocks of about 16 KB of X
+        in a new random order each epoch, the rows of every 16 consecutive blocks of
+        that order shuffled among themselves (a CorgiPile-style block shuffle: the
+        rows a step reads are near each other in memory, so an epoch of small batches
+        runs at nearly the speed of storage order). False: storage order. Every
+        backend visits the same order. Full batch always reads the rows in storage
+        order (the order cannot change the step, only the rounding). On Dask input,
+        True and "blocks" both mean a new block order and a new row order within each
+        block per epoch; batches never cross blocks (see ``fastgd._dask``).
     random_state : int, RandomState instance or None, default=None
         Seeds the permutations and the validation split.
     warm_start : bool, default=False
@@ -154,10 +159,13 @@ _COMMON_DOC = """
         the round are then gathered into a copy first), or once per epoch (None). More
         syncs bring the fit closer to large-batch SGD at the price of one round trip
         of the states (``(slots, K, d + 1)`` values per worker) per sync.
-    backend : {"numba", "cython", "numpy"}, default="numba"
-        ``"numba"``: kernels compiled on first use for this CPU and cached on disk.
-        ``"cython"``: kernels compiled when fastgd is installed. ``"numpy"``: the
-        vectorised NumPy reference. All three give the same iterates up to rounding.
+    backend : {"auto", "cython", "numba", "numpy"}, default="auto"
+        ``"cython"``: kernels compiled when fastgd is installed (no start-up cost).
+        ``"numba"``: kernels compiled on first use for this CPU and cached on disk (the
+        first fit of each kind in a new environment compiles for seconds). ``"numpy"``:
+        the vectorised NumPy reference. ``"auto"``: the Cython kernels when the
+        extension is built (always, for ``pip install``), else Numba, else NumPy;
+        ``backend_`` says which ran. All give the same iterates up to rounding.
     verbose : int, default=0
         If positive, print one line per epoch: epoch, objective, step size, updates made,
         time.
@@ -171,6 +179,9 @@ _COMMON_DOC = """
         Epochs run.
     t_ : int
         Weight updates made.
+    backend_ : str
+        The backend that ran the last fit ("cython", "numba" or "numpy"; "auto"
+        resolved).
     loss_curve_ : list of float
         Each epoch's objective: the weighted mean loss over the epoch's batches, each
         taken before its step (for full batch, exactly the objective at the epoch's
@@ -186,6 +197,24 @@ _COMMON_DOC = """
     n_features_in_ : int
     feature_names_in_ : ndarray of str
 """
+
+
+def _encode_small_integers(y):
+    """``(classes, index of each label)`` of 1-D integer (or boolean) labels spanning
+    fewer than ``2 n + 1024`` values, by counting (O(n): no sort); None for other
+    labels, which ``np.unique`` and ``np.searchsorted`` encode. Same result as those."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.dtype.kind not in "biu" or y.shape[0] == 0:
+        return None
+    lo, hi = int(y.min()), int(y.max())
+    if hi - lo >= 2 * y.shape[0] + 1024 or hi > np.iinfo(np.intp).max:
+        return None
+    shifted = y.astype(np.intp) - lo if lo else y.astype(np.intp, copy=False)
+    present = np.flatnonzero(np.bincount(shifted, minlength=hi - lo + 1))
+    lookup = np.zeros(hi - lo + 1, dtype=np.intp)
+    lookup[present] = np.arange(present.shape[0])
+    classes = (present + lo).astype(y.dtype)
+    return classes, lookup[shifted]
 
 
 def _unique_classes(classes):
@@ -245,7 +274,7 @@ class LinearRegression(RegressorMixin, BaseGD):
         random_state=None,
         warm_start=False,
         n_jobs=None,
-        backend="numba",
+        backend="auto",
         dask_mode="average",
         sync_every=None,
         verbose=0,
@@ -382,7 +411,7 @@ class LogisticRegression(ClassifierMixin, BaseGD):
         warm_start=False,
         class_weight=None,
         n_jobs=None,
-        backend="numba",
+        backend="auto",
         dask_mode="average",
         sync_every=None,
         verbose=0,
@@ -418,6 +447,17 @@ class LogisticRegression(ClassifierMixin, BaseGD):
         self.verbose = verbose
 
     def _targets(self, y, *, first, classes=None, partial=False):
+        if first and not partial:
+            encoded = _encode_small_integers(y)
+            if encoded is not None:  # (integer labels: every such y is a valid target)
+                all_classes, idx = encoded
+                if len(all_classes) < 2:
+                    raise ValueError(
+                        f"LogisticRegression needs samples of at least 2 classes in the data; "
+                        f"got only one class: {all_classes!r}."
+                    )
+                loss = "log_loss" if len(all_classes) == 2 else "multinomial"
+                return idx.reshape(-1, 1), 1 if loss == "log_loss" else len(all_classes), loss, {"classes_": all_classes}
         check_classification_targets(y)
         if first:
             if partial:

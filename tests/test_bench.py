@@ -44,6 +44,8 @@ def test_report_runs_every_case(tiny_run):
                 expected = set(backends)
                 if dtype == "float64":
                     expected.add(methods.SGD if batch == 1 else methods.MLP)
+                    if methods.TORCH in cfg["peers"] and methods.torch_available() is None:
+                        expected.add(methods.TORCH)  # (an optional peer, where installed)
                 assert {r["method"] for r in rows} == expected
                 for r in rows:
                     assert r["seconds_per_epoch"] > 0 and math.isfinite(r["seconds_per_epoch"])
