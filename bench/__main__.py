@@ -4,7 +4,10 @@ benchmarks, write the report (``bench/results/report.md`` with PNG plots and
 SGD on 100000 CSR rows against scikit-learn, lazy against dense-velocity momentum as d
 grows) is appended unless ``--no-sparse``, and the concurrency and memory section
 (``bench.reliability_bench``: two fits in two threads against one after the other, and
-the peak memory of fits on a 1 GB X and on 1e7×20 float32) unless ``--no-reliability``.
+the peak memory of fits on a 1 GB X and on 1e7×20 float32) unless ``--no-reliability``,
+and the section on ``fit`` as a user calls it (``bench.fit_bench``: its set-up against one
+epoch, SGD through the whole ``fit`` against scikit-learn's, the block shuffle against
+the uniform one) unless ``--no-fit``.
 ``--optimizers`` adds the update-rule section (``bench.optimizers_bench``: time to
 accuracy of every update rule against scikit-learn's solvers on text-like sparse and on
 dense data, and the sparse epoch time at d = 2^14 against 2^20; about 15 minutes).
@@ -46,6 +49,10 @@ def main(argv=None):
         "--no-reliability", action="store_true", help="skip the concurrency and peak-memory section"
     )
     parser.add_argument(
+        "--no-fit", action="store_true",
+        help="skip the section on fit as a user calls it (set-up against an epoch, SGD through fit, shuffles)",
+    )
+    parser.add_argument(
         "--dask-rows", type=int, default=10_000_000,
         help="rows of the Dask data (float64; default 1e7, 1.6 GB at 20 features)",
     )
@@ -72,6 +79,14 @@ def main(argv=None):
         print("\nSparse input (CSR)", flush=True)
         epoch_rows, lazy_rows = sparse_bench.run(stream=lambda line: print("  " + line, flush=True))
         section = sparse_bench.section(epoch_rows, lazy_rows, 100_000, 50, 2**18)
+        with open(report, "a", encoding="utf-8") as f:
+            f.write(section)
+        print(section)
+    if not args.no_fit:
+        from . import fit_bench
+
+        print("\nfit as a user calls it", flush=True)
+        section = fit_bench.section(*fit_bench.run(stream=lambda line: print("  " + line, flush=True)))
         with open(report, "a", encoding="utf-8") as f:
             f.write(section)
         print(section)

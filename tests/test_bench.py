@@ -388,3 +388,28 @@ def test_optimizers_section_runs():
     assert by[("adam", "auto", None)]["dense_4096"] and by[("sgd+average", "auto", "l2")]["dense_4096"]
     text = optimizers_bench.section({"tiny": (rows, target)}, scale, ds)
     assert "| fastgd LogisticRegression() |" in text and "d = 2^12 (s)" in text
+
+
+def test_fit_section_runs_on_small_data():
+    """The fit section's three tables from a quick run: every set-up step timed, the
+    verdicts computed from the ratios, every shuffle and problem present."""
+    from bench import fit_bench
+
+    setup, sgd, shuffles = fit_bench.run(quick=True, stream=lambda line: None)
+    assert len(setup) == 6 and len(sgd) == 2 and len(shuffles) == 9
+    for r in setup:
+        assert set(r["steps"]) == {"validation", "step size", "first row order"}
+        assert all(v >= 0 and math.isfinite(v) for v in r["steps"].values())
+        assert r["setup_s"] > 0 and r["epoch_s"] > 0
+    for r in sgd:
+        assert r["sklearn_s"] > 0
+        for key in ("True", "blocks"):
+            assert r[key]["seconds"] > 0 and 0 < r[key]["objective"] < 1.0
+    for r in shuffles:
+        assert [p["epochs"] for p in r["points"]] == [1, 2]
+        assert all(0.5 < p["accuracy"] <= 1.0 for p in r["points"])
+    text = fit_bench.section(setup, sgd, shuffles)
+    assert "### Set-up against one epoch" in text and 'blocks (shuffle="blocks")' in text
+    ratio = setup[0]["setup_s"] / setup[0]["epoch_s"]
+    row = next(line for line in text.splitlines() if line.startswith("| linear | 20000×20 | 1 |"))
+    assert row.endswith("| met |" if ratio <= fit_bench.SETUP_MAX else "| **missed** |")
