@@ -119,13 +119,13 @@ def sgd_rows(sizes=((200_000, 100), (1_000_000, 20)), epochs=3, stream=print):
                 peer_params["loss"] = "log_loss"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                sk = _median_time(lambda peer=peer, y=y, p=peer_params: peer(**p).fit(X, y), 2) / epochs
+                sk = _median_time(lambda peer=peer, X=X, y=y, p=peer_params: peer(**p).fit(X, y), 2) / epochs
             row = {"model": model, "n": n, "d": d, "sklearn_s": sk}
             for shuffle in (True, "blocks"):
                 params = {"batch_size": 1, "max_iter": epochs, "tol": None, "random_state": 0, "shuffle": shuffle}
                 cls(**params).fit(X[:2000], y[:2000])
                 fitted = []
-                seconds = _median_time(lambda cls=cls, y=y, p=params: fitted.append(cls(**p).fit(X, y)), 3) / epochs
+                seconds = _median_time(lambda cls=cls, X=X, y=y, p=params, out=fitted: out.append(cls(**p).fit(X, y)), 3) / epochs
                 row[str(shuffle)] = {"seconds": seconds, "objective": float(fitted[-1].objective(X, y))}
             rows.append(row)
             stream(f"SGD through fit {model} {n}x{d}: scikit-learn {fmt_time(sk)}, uniform "
