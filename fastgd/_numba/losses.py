@@ -3,7 +3,7 @@ ones for a row, and :func:`single_losses` for a block of single-output rows, whi
 in vector lanes (its ``exp`` and ``log1p`` are :func:`vexp` and :func:`vlog1p`, the
 method of ``fastgd._vmath``)."""
 
-from math import exp, log, log1p
+from math import exp, isnan, log, log1p
 
 import numpy as np
 from numba import njit
@@ -21,9 +21,10 @@ def vexp(x):
     """``exp(x)`` of a float64, within 2 ulp, in straight-line code (selects, no branch,
     no call), so that a loop of it runs in vector lanes: the method and the constants
     are ``fastgd._vmath``'s."""
-    xs = V.EXP_HI if x > V.EXP_HI else x
-    xs = V.EXP_LO if xs < V.EXP_LO else xs
-    xs = xs if xs == xs else 0.0  # (a NaN is given back at the end)
+    # (selects, not min/max: a NaN goes through them, and is given back at the end)
+    xs = V.EXP_HI if x > V.EXP_HI else x  # noqa: FURB136
+    xs = V.EXP_LO if xs < V.EXP_LO else xs  # noqa: FURB136
+    xs = 0.0 if isnan(xs) else xs
     k = np.int32(xs * V.LOG2E + (V.ROUND_BIAS + 0.5)) - np.int32(V.ROUND_BIAS)
     kf = np.float64(k)
     r = sub_in_order(sub_in_order(xs, kf * V.LN2_HI), kf * V.LN2_LO)
@@ -45,7 +46,7 @@ def vexp(x):
     y = np.int64(np.float64(p).view(np.int64) + (np.int64(k) << 52)).view(np.float64)
     y = y * V.TINY_SCALE if tiny else y
     y = np.inf if x > V.EXP_MAX else y
-    return x if x != x else y
+    return x if isnan(x) else y
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
