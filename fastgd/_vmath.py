@@ -9,8 +9,8 @@ scalar; these two functions are straight-line code (selects, no branches), so th
 compilers run the loop in vector lanes. Both work in float64 whatever the data's dtype,
 like the loss itself.
 
-``exp(x)``, any float64 ``x``, within 2 ulp of the correctly rounded value (``tests/test_vmath.py``
-measures it):
+``exp(x)``, any float64 ``x``, within 1 ulp of NumPy's as measured over a grid from
+-750 to 712 with the kernels' compiler flags (``tests/test_vmath.py`` allows 2):
 
 1. clamp ``x`` to ``[EXP_LO, EXP_HI]`` (a NaN stays NaN); below, the result rounds to
    0, above it is infinite anyway;
@@ -34,7 +34,8 @@ measures it):
    a NaN gives NaN.
 
 ``log1p(x)`` for ``0 <= x <= 1`` (the loss asks for ``log1p(exp(-|z|))``) or NaN,
-within 2 ulp:
+within 3 ulp of NumPy's as compiled with the Numba kernels' reassociation (1 ulp
+without, and in the C build):
 
 1. ``1 + x = 2^k (1 + f)`` with ``k = 0, f = x`` when ``x <= SQRT2_M1`` and
    ``k = 1, f = (x - 1) / 2`` above, so that ``-0.29 < f < 0.42`` (``f = x`` needs no

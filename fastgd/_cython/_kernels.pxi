@@ -29,6 +29,13 @@ a process forked from a parent that has used one (the child hangs), so a child f
 after a parallel region sums its blocks on one thread: same result, no hang
 (``fastgd._cython._forksafe``).
 
+Single-output rows (squared error with one target, log loss) go in blocks of
+``LOSS_BLOCK_ROWS``: the block's outputs first, then its losses in one loop that runs in
+vector lanes (the log loss's ``exp``/``log1p`` are the branch-free ones of
+``fastgd._vmath``, in C in ``fastgd_log_losses``, compiled without reassociation), then
+its gradients. ``vexp_values``/``vlog1p_values`` run those two functions over arrays,
+for tests.
+
 SGD (``batch_size=1``) fuses the gradient and the step in one pass over the row's
 features: the same arithmetic as a one-row batch through ``_step``, without the gradient
 buffer.
@@ -40,7 +47,7 @@ loops themselves trust their inputs.
 
 The tuning constants (the block rule, the prefetch distance, the four-row width, the
 cache line, PARALLEL_MIN_VALUES) are defined in ``fastgd._tuning``, shared with the
-Numba kernels. The prefetch distance, the four-row width and the cache line are compiled
+Numba kernels. The prefetch distance, the four-row width, the loss block and the cache line are compiled
 in as C constants (``_tuning.pxi``), the block rule's constants are read when the module
 is imported, and PARALLEL_MIN_VALUES by each epoch.
 """

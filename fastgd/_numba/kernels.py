@@ -17,9 +17,14 @@ What the speed rests on (each measured; ``tests/test_numba_perf.py`` checks the 
 code for the first three):
 
 - no reference counting in the row loops: helpers take arrays and row indices, never
-  row views, and the single-output loop calls nothing (helpers are ``inline="always"``,
-  the loss is the scalar ``loss_grad_single``). Numba emits an atomic incref/decref
-  pair per view and per call with array arguments that it cannot prune;
+  row views, and the single-output loop calls nothing (helpers are ``inline="always"``).
+  Numba emits an atomic incref/decref pair per view and per call with array arguments
+  that it cannot prune;
+- single-output rows go in blocks of ``LOSS_BLOCK_ROWS``: outputs first, then the
+  block's losses in one loop that runs in vector lanes (``single_losses``: the log
+  loss's ``exp``/``log1p`` are the branch-free ones of ``fastgd._vmath``, where the C
+  library's per row, and a branch on the output's sign, kept the loop scalar), then
+  the gradients;
 - ``fastmath=FASTMATH`` (reassociation, contraction; no ``nnan``/``ninf``) so dot
   products vectorise, and ``error_model="numpy"`` so no division can raise (codes are
   checked once, in Python, by ``epoch``);
@@ -32,7 +37,7 @@ The block rule, the prefetch distance and the other tuning constants are defined
 ``fastgd._tuning`` (shared with the Cython kernels, with the measurements behind them).
 
 Note for developers: Numba's on-disk cache is keyed on this file only. After changing a
-constant in ``fastgd._tuning``/``_params``/``_losses``/``_optimizers``/``_schedules``, clear
+constant in ``fastgd._tuning``/``_vmath``/``_params``/``_losses``/``_optimizers``/``_schedules``, clear
 ``__pycache__`` here.
 
 Every helper that computes in floating point is inlined by Numba (``inline="always"``),
