@@ -22,17 +22,19 @@ a copy: the switch is not part of setuptools' up-to-date check, so going back to
 build in the same tree needs ``build_ext --force``). Unset (or any other value), nothing
 changes.
 
-The kernels' tuning constants are defined in ``fastgd/_tuning.py``; the build writes the
-ones the C loops need as constants (``C_TUNING``) into a header, ``fastgd_tuning.h``
-(:func:`write_tuning_header`), so that they are compiled in. A change there rebuilds
-the extensions (it is one of their ``depends``), and an extension built with other
-values refuses to import.
+The kernels' tuning constants are defined in ``fastgd/_tuning.py`` and the constants of
+their vectorised ``exp``/``log1p`` in ``fastgd/_vmath.py``; the build writes the ones the
+C loops need (``C_TUNING``, ``fastgd._vmath.C_CONSTANTS``) into a header,
+``fastgd_tuning.h`` (:func:`write_tuning_header`), so that they are compiled in. A
+change there rebuilds the extensions (both files are among their ``depends``), and an
+extension built with other values refuses to import.
 """
 
 import ast
 import operator
 import os
 import platform
+import runpy
 import sysconfig
 import tempfile
 
@@ -49,9 +51,10 @@ REASSOCIATE = ["-fno-math-errno", "-fno-trapping-math", "-fno-signed-zeros", "-f
 AVX2 = ["-mavx2", "-mfma"]
 
 TUNING = os.path.join("fastgd", "_tuning.py")
+VMATH = os.path.join("fastgd", "_vmath.py")
 TUNING_HEADER = "fastgd_tuning.h"
 # the constants of fastgd/_tuning.py the Cython kernels compile in (fastgd/_cython/_tuning.pxi)
-C_TUNING = ("DENSE_PREFETCH_AHEAD", "FOUR_ROWS_MAX_BYTES", "CACHE_LINE_BYTES", "LO_BITS")
+C_TUNING = ("DENSE_PREFETCH_AHEAD", "FOUR_ROWS_MAX_BYTES", "LOSS_BLOCK_ROWS", "CACHE_LINE_BYTES", "LO_BITS")
 _INT_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
             ast.FloorDiv: operator.floordiv, ast.LShift: operator.lshift}
 
@@ -75,13 +78,31 @@ def tuning_constants(names=C_TUNING):
     return {name: _int_value(found[name]) for name in names}
 
 
+def vmath_constants():
+    """``{name: value}`` of ``C_CONSTANTS`` in fastgd/_vmath.py (run on its own: it needs
+    only the standard library)."""
+    module = runpy.run_path(VMATH)
+    return {name: module[name] for name in module["C_CONSTANTS"]}
+
+
+def _c_literal(value):
+    """An int, a float (as an exact hexadecimal literal) or a tuple of floats (a brace
+    initialiser) in C."""
+    if isinstance(value, tuple):
+        return "{" + ", ".join(_c_literal(v) for v in value) + "}"
+    if isinstance(value, float):
+        return f"({value.hex()})"
+    return str(int(value))
+
+
 def write_tuning_header(directory):
-    """Write ``fastgd_tuning.h`` (``#define FASTGD_<NAME> <value>`` for each of C_TUNING)
-    into ``directory``."""
+    """Write ``fastgd_tuning.h`` (``#define FASTGD_<NAME> <value>`` for each of C_TUNING
+    and of fastgd._vmath's C_CONSTANTS) into ``directory``."""
     os.makedirs(directory, exist_ok=True)
-    lines = [f"/* written by setup.py from {TUNING}: the kernels' tuning constants */",
+    lines = [f"/* written by setup.py from {TUNING} and {VMATH}: the kernels' constants */",
              "#ifndef FASTGD_TUNING_H", "#define FASTGD_TUNING_H"]
     lines += [f"#define FASTGD_{name} {value}" for name, value in tuning_constants().items()]
+    lines += [f"#define FASTGD_{name} {_c_literal(value)}" for name, value in vmath_constants().items()]
     lines += ["#endif", ""]
     with open(os.path.join(directory, TUNING_HEADER), "w") as f:
         f.write("\n".join(lines))
@@ -137,14 +158,14 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-DENSE_DEPENDS = ["fastgd/_cython/_kernels.pxi", "fastgd/_cython/_scalars.pxi", "fastgd/_cython/_tuning.pxi", TUNING]
+DENSE_DEPENDS = ["fastgd/_cython/_kernels.pxi", "fastgd/_cython/_scalars.pxi", "fastgd/_cython/_tuning.pxi", TUNING, VMATH]
 extensions = [
     Extension("fastgd._cython._kernels", ["fastgd/_cython/_kernels.pyx"], depends=DENSE_DEPENDS),
     Extension("fastgd._cython._kernels_avx2", ["fastgd/_cython/_kernels_avx2.pyx"], depends=DENSE_DEPENDS),
     Extension(
         "fastgd._cython._sparse",
         ["fastgd/_cython/_sparse.pyx"],
-        depends=["fastgd/_cython/_scalars.pxi", "fastgd/_cython/_tuning.pxi", TUNING],
+        depends=["fastgd/_cython/_scalars.pxi", "fastgd/_cython/_tuning.pxi", TUNING, VMATH],
     ),
 ]
 

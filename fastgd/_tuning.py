@@ -10,7 +10,7 @@ When they are read:
   module globals it reads). Numba's on-disk cache is keyed on each kernel's own file,
   not on this one: after changing a value here, delete ``fastgd/_numba/__pycache__``;
 - the Cython kernels compile some in as C constants (the dense kernels
-  DENSE_PREFETCH_AHEAD, FOUR_ROWS_MAX_BYTES and CACHE_LINE_BYTES, the sparse ones
+  DENSE_PREFETCH_AHEAD, FOUR_ROWS_MAX_BYTES, LOSS_BLOCK_ROWS and CACHE_LINE_BYTES, the sparse ones
   LO_BITS: ``fastgd/_cython/_tuning.pxi`` says why): ``setup.py`` reads them from this
   file's source into a header when it builds the extensions. A change here rebuilds
   the extensions (this file is one of their ``depends``), and an extension built with
@@ -24,9 +24,10 @@ When they are read:
 Which change results: the block rule (MIN_BLOCK_ROWS, MAX_BLOCKS, MAX_BUFFER), the
 four-row path (FOUR_ROWS_MAX_BYTES), the catch-up interval (SYNC_MIN_STEPS) and the
 split of the power tables (LO_BITS) each decide an order of summation or a product, so
-changing one changes iterates in the last bits. The prefetch distances, the cache line
-and PARALLEL_MIN_VALUES change speed only (the blocks, not the threads, fix the order
-of a full batch's sum).
+changing one changes iterates in the last bits. LOSS_BLOCK_ROWS changes the order in
+which a batch's loss is summed (the reported loss, in the last bits), not its gradient.
+The prefetch distances, the cache line and PARALLEL_MIN_VALUES change speed only
+(the blocks, not the threads, fix the order of a full batch's sum).
 """
 
 import numpy as np
@@ -63,6 +64,13 @@ DENSE_PREFETCH_AHEAD = 6
 # 0.85x the time, and for 800-byte rows (200000 x 100 float64) four at a time takes
 # 2.8x the time (reading four rows at once from memory). Dense Numba and Cython kernels.
 FOUR_ROWS_MAX_BYTES = 256
+
+# Single-output rows (squared error with one target, log loss) go in blocks of this
+# many: the block's outputs first, then its losses in one loop that runs in vector lanes
+# (the log loss's exp and log1p are fastgd._vmath's), then its gradients, the rows read
+# again from cache (32 rows of 100 float64 values: 25.6 kB, within a 32 kB L1 cache).
+# Dense Numba and Cython kernels; a multiple of 4 (the four-row path).
+LOSS_BLOCK_ROWS = 32
 
 # The size of a cache line: the stride of the prefetches over a row (dense and sparse,
 # both backends; the sparse kernels step through the int64 column indices,

@@ -13,6 +13,7 @@ import pytest
 
 numba = pytest.importorskip("numba")
 
+from fastgd._losses import LOG, SQUARED
 from fastgd._numba import kernels as K
 from fastgd._numba._intrinsics import next_index, prefetch, prefetch1
 
@@ -34,6 +35,11 @@ def _row_args(dtype, n=64, d=20):
     return X, Y, sw, W, np.arange(n, dtype=np.int64), np.empty((4, 1), dtype), np.zeros((1, d + 1), dtype)
 
 
+def _scratch():
+    """The float64 block scratch of ``_add_rows_single``."""
+    return np.empty((4, K._tuning.LOSS_BLOCK_ROWS))
+
+
 def _function_ir(fn, sig, name):
     """The LLVM IR of the function ``name`` inside ``fn``'s compiled module."""
     ir = fn.inspect_llvm(sig)
@@ -52,7 +58,8 @@ def test_single_output_row_loop_counts_no_references(dtype):
     fn = _fresh(K._add_rows_single)
     X, Y, sw, W, order, Ps, G = _row_args(dtype)
     for shuffled in (False, True):
-        fn(X, Y, sw, W, order, 0, 63, shuffled, False, 0, Ps, G)
+        for loss in (SQUARED, LOG):
+            fn(X, Y, sw, W, order, 0, 63, shuffled, False, loss, Ps, G, _scratch())
     for sig in fn.signatures:
         body = _function_ir(fn, sig, "_add_rows_single")
         assert "NRT_incref" not in body and "NRT_decref" not in body
@@ -65,7 +72,7 @@ def test_float32_rows_are_not_computed_in_float64():
     promotes the whole loop to float64 and halves its vector width."""
     fn = _fresh(K._add_rows_single)
     X, Y, sw, W, order, Ps, G = _row_args(np.float32)
-    fn(X, Y, sw, W, order, 0, 63, False, False, 0, Ps, G)
+    fn(X, Y, sw, W, order, 0, 63, False, False, 0, Ps, G, _scratch())
     body = _function_ir(fn, fn.signatures[0], "_add_rows_single")
     assert not re.search(r"fpext <\d+ x float>", body)
     assert re.search(r"fmul [\w ]*<\d+ x float>", body), "the float32 loops are not vectorised"
@@ -76,7 +83,7 @@ def test_dot_products_are_vectorised():
     """Without reassociation the dot product is one serial chain of FMAs."""
     fn = _fresh(K._add_rows_single)
     X, Y, sw, W, order, Ps, G = _row_args(np.float64, d=100)
-    fn(X, Y, sw, W, order, 0, 63, False, False, 0, Ps, G)
+    fn(X, Y, sw, W, order, 0, 63, False, False, 0, Ps, G, _scratch())
     body = _function_ir(fn, fn.signatures[0], "_add_rows_single")
     assert re.search(r"fadd reassoc[\w ]* <\d+ x double>", body)
 
@@ -123,7 +130,7 @@ def test_unit_weights_shortcut_gives_the_same_bits(dtype):
     out = []
     for unit in (True, False):
         G = np.zeros((1, 8), dtype)
-        total = K._add_rows_single(X, Y, sw, W, order, 0, 203, True, unit, 0, Ps, G)
+        total = K._add_rows_single(X, Y, sw, W, order, 0, 203, True, unit, 0, Ps, G, _scratch())
         out.append((total, G))
     assert out[0][0] == out[1][0]
     np.testing.assert_array_equal(out[0][1], out[1][1])

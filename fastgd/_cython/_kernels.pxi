@@ -29,6 +29,13 @@ a process forked from a parent that has used one (the child hangs), so a child f
 after a parallel region sums its blocks on one thread: same result, no hang
 (``fastgd._cython._forksafe``).
 
+Single-output rows (squared error with one target, log loss) go in blocks of
+``LOSS_BLOCK_ROWS``: the block's outputs first, then its losses in one loop that runs in
+vector lanes (the log loss's ``exp``/``log1p`` are the branch-free ones of
+``fastgd._vmath``, in C in ``fastgd_log_losses``, compiled without reassociation), then
+its gradients. ``vexp_values``/``vlog1p_values`` run those two functions over arrays,
+for tests.
+
 SGD (``batch_size=1``) fuses the gradient and the step in one pass over the row's
 features: the same arithmetic as a one-row batch through ``_step``, without the gradient
 buffer.
@@ -40,7 +47,7 @@ loops themselves trust their inputs.
 
 The tuning constants (the block rule, the prefetch distance, the four-row width, the
 cache line, PARALLEL_MIN_VALUES) are defined in ``fastgd._tuning``, shared with the
-Numba kernels. The prefetch distance, the four-row width and the cache line are compiled
+Numba kernels. The prefetch distance, the four-row width, the loss block and the cache line are compiled
 in as C constants (``_tuning.pxi``), the block rule's constants are read when the module
 is imported, and PARALLEL_MIN_VALUES by each epoch.
 """
@@ -127,6 +134,98 @@ cdef extern from *:
     #else
     #define FASTGD_AVX2 0
     #endif
+    /* The log loss of a block of outputs with a vectorisable exp and log1p: the method
+       and the constants (FASTGD_* from fastgd/_vmath.py, through fastgd_tuning.h) are
+       fastgd._vmath's. Straight-line code (selects, integer views by memcpy), so the
+       block's loop runs in vector lanes. The range reduction needs its subtractions in
+       their order: these functions are compiled without reassociation (GCC: the
+       optimize attribute, which also keeps them out of line, in their own function;
+       Clang: its fp pragma), whatever the extension's flags. */
+    #include <math.h>
+    #include <stdint.h>
+    #include <string.h>
+    #include "fastgd_tuning.h"
+    #if defined(__clang__)
+    #define FASTGD_IN_ORDER
+    #define FASTGD_IN_ORDER_BODY _Pragma("clang fp reassociate(off)")
+    #elif defined(__GNUC__)
+    #define FASTGD_IN_ORDER __attribute__((optimize("no-associative-math")))
+    #define FASTGD_IN_ORDER_BODY
+    #else
+    #define FASTGD_IN_ORDER
+    #define FASTGD_IN_ORDER_BODY
+    #endif
+    static const double fastgd_exp_c[] = FASTGD_EXP_COEFFS;
+    static const double fastgd_log1p_c[] = FASTGD_LOG1P_COEFFS;
+    #define FASTGD_N_EXP_C ((int) (sizeof(fastgd_exp_c) / sizeof(double)))
+    #define FASTGD_N_LOG1P_C ((int) (sizeof(fastgd_log1p_c) / sizeof(double)))
+    static inline FASTGD_IN_ORDER double fastgd_vexp(double x) {
+        FASTGD_IN_ORDER_BODY
+        double xs = x > FASTGD_EXP_HI ? FASTGD_EXP_HI : x, kf, r, q, p, y;
+        int32_t k;
+        int tiny, j;
+        uint64_t bits;
+        xs = xs < FASTGD_EXP_LO ? FASTGD_EXP_LO : xs;
+        xs = xs == xs ? xs : 0.0;  /* (a NaN is given back at the end) */
+        k = (int32_t) (xs * FASTGD_LOG2E + (FASTGD_ROUND_BIAS + 0.5)) - FASTGD_ROUND_BIAS;
+        kf = (double) k;
+        r = (xs - kf * FASTGD_LN2_HI) - kf * FASTGD_LN2_LO;
+        q = fastgd_exp_c[FASTGD_N_EXP_C - 1];
+        for (j = FASTGD_N_EXP_C - 2; j >= 0; j--)
+            q = q * r + fastgd_exp_c[j];
+        q = q * r + 1.0;
+        p = q * r + 1.0;
+        tiny = k < FASTGD_TINY_K;
+        k = tiny ? k + FASTGD_TINY_SHIFT : k;
+        memcpy(&bits, &p, sizeof bits);
+        bits += (uint64_t) (int64_t) k << 52;
+        memcpy(&y, &bits, sizeof y);
+        y = tiny ? y * FASTGD_TINY_SCALE : y;
+        y = x > FASTGD_EXP_MAX ? HUGE_VAL : y;
+        return x != x ? x : y;
+    }
+    static inline FASTGD_IN_ORDER double fastgd_vlog1p(double x) {  /* 0 <= x <= 1, or NaN */
+        FASTGD_IN_ORDER_BODY
+        int big = x > FASTGD_SQRT2_M1, j;
+        double f = big ? (x - 1.0) * 0.5 : x, kf = big ? 1.0 : 0.0;
+        double s = f / (2.0 + f), z = s * s, R, hfsq;
+        R = fastgd_log1p_c[FASTGD_N_LOG1P_C - 1];
+        for (j = FASTGD_N_LOG1P_C - 2; j >= 0; j--)
+            R = R * z + fastgd_log1p_c[j];
+        R = R * z;
+        hfsq = 0.5 * f * f;
+        return kf * FASTGD_LN2_HI - ((hfsq - (s * (hfsq + R) + kf * FASTGD_LN2_LO)) - f);
+    }
+    /* The log loss of m rows: g[r] = w[r] dloss/dz, v[r] = w[r] loss of output z[r],
+       target y[r] (the same arithmetic as _loss_grad_single, with the sign cases as
+       selects). */
+    static FASTGD_IN_ORDER void fastgd_log_losses(const double *restrict z, const double *restrict y,
+                                                  const double *restrict w, double *restrict g,
+                                                  double *restrict v, Py_ssize_t m) {
+        FASTGD_IN_ORDER_BODY
+        Py_ssize_t r;
+        for (r = 0; r < m; r++) {
+            double zr = z[r], yr = y[r], e = fastgd_vexp(-fabs(zr));
+            double value = fastgd_vlog1p(e) + (zr > 0 ? zr * (1.0 - yr) : -(yr * zr));
+            double sig = (zr > 0 ? 1.0 : e) / (1.0 + e);
+            g[r] = w[r] * (sig - yr);
+            v[r] = w[r] * value;
+        }
+    }
+    /* for tests: the two functions over arrays, compiled as in the loss loop */
+    static FASTGD_IN_ORDER void fastgd_vexp_array(const double *restrict x, double *restrict out, Py_ssize_t n) {
+        FASTGD_IN_ORDER_BODY
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) out[i] = fastgd_vexp(x[i]);
+    }
+    static FASTGD_IN_ORDER void fastgd_vlog1p_array(const double *restrict x, double *restrict out, Py_ssize_t n) {
+        FASTGD_IN_ORDER_BODY
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) out[i] = fastgd_vlog1p(x[i]);
+    }
+    static const double fastgd_vmath_scalars[] = {
+        FASTGD_EXP_MAX, FASTGD_EXP_HI, FASTGD_EXP_LO, FASTGD_LOG2E, FASTGD_ROUND_BIAS, FASTGD_LN2_HI,
+        FASTGD_LN2_LO, FASTGD_TINY_K, FASTGD_TINY_SHIFT, FASTGD_TINY_SCALE, FASTGD_SQRT2_M1};
     """
     void FASTGD_PREFETCH(const void *p) noexcept nogil
     int FASTGD_OPENMP
@@ -138,6 +237,15 @@ cdef extern from *:
                        const double *x3, Py_ssize_t n, double *out) noexcept nogil
     void fastgd_dot4_f(const float *w, const float *x0, const float *x1, const float *x2,
                        const float *x3, Py_ssize_t n, float *out) noexcept nogil
+    void fastgd_log_losses(const double *z, const double *y, const double *w, double *g,
+                           double *v, Py_ssize_t m) noexcept nogil
+    void fastgd_vexp_array(const double *x, double *out, Py_ssize_t n) noexcept nogil
+    void fastgd_vlog1p_array(const double *x, double *out, Py_ssize_t n) noexcept nogil
+    const double fastgd_exp_c[]
+    const double fastgd_log1p_c[]
+    const double fastgd_vmath_scalars[]
+    int FASTGD_N_EXP_C
+    int FASTGD_N_LOG1P_C
 
 OPENMP = bool(FASTGD_OPENMP)
 # whether this module was compiled for AVX2 + FMA (it then needs a CPU that has them)
@@ -162,6 +270,42 @@ ctypedef fused acc_t:
     double
 
 include "_tuning.pxi"
+
+from .. import _vmath
+
+# the constants of fastgd._vmath this module was compiled with (fastgd_tuning.h)
+_VMATH_SCALARS = ("EXP_MAX", "EXP_HI", "EXP_LO", "LOG2E", "ROUND_BIAS", "LN2_HI", "LN2_LO",
+                  "TINY_K", "TINY_SHIFT", "TINY_SCALE", "SQRT2_M1")
+BUILT_VMATH = {name: fastgd_vmath_scalars[j] for j, name in enumerate(_VMATH_SCALARS)}
+BUILT_VMATH["EXP_COEFFS"] = tuple(fastgd_exp_c[j] for j in range(FASTGD_N_EXP_C))
+BUILT_VMATH["LOG1P_COEFFS"] = tuple(fastgd_log1p_c[j] for j in range(FASTGD_N_LOG1P_C))
+_stale = sorted(set(_vmath.C_CONSTANTS) ^ set(BUILT_VMATH)) or sorted(
+    name for name, value in BUILT_VMATH.items() if getattr(_vmath, name) != value)
+if _stale:
+    raise ImportError(
+        f"{__name__} was built with other values of {', '.join(_stale)} than fastgd._vmath has; "
+        "rebuild it (pip install -e . or python setup.py build_ext --inplace)"
+    )
+
+
+def vexp_values(const double[::1] x):
+    """``exp`` of each value of ``x`` by the kernels' vectorisable exp (``fastgd._vmath``),
+    compiled as in the log loss's loop: for tests."""
+    out = np.empty(x.shape[0])
+    cdef double[::1] o = out
+    if x.shape[0]:
+        fastgd_vexp_array(&x[0], &o[0], x.shape[0])
+    return out
+
+
+def vlog1p_values(const double[::1] x):
+    """``log1p`` of each value of ``x`` (``0 <= x <= 1``) by the kernels' vectorisable
+    log1p (``fastgd._vmath``), compiled as in the log loss's loop: for tests."""
+    out = np.empty(x.shape[0])
+    cdef double[::1] o = out
+    if x.shape[0]:
+        fastgd_vlog1p_array(&x[0], &o[0], x.shape[0])
+    return out
 
 # the block rule's constants (fastgd._tuning), read when the module is imported
 cdef Py_ssize_t MIN_BLOCK_ROWS = _tuning.MIN_BLOCK_ROWS
@@ -199,6 +343,28 @@ cdef inline void _prefetch_row(const floating *x, Py_ssize_t row_bytes, const fl
         FASTGD_PREFETCH(w)
 
 
+cdef inline double _single_losses(int64_t loss, const double *z, const double *y,
+                                  const double *w, double *g, double *v,
+                                  Py_ssize_t m) noexcept nogil:
+    """The weighted losses of a block of m rows of a single-output loss (squared error,
+    log loss), in double: from outputs z, targets y and weights w, set g to
+    ``w dloss/dz`` and return ``sum w loss`` (v: scratch). One loop each, in vector lanes
+    (the log loss: ``fastgd_log_losses``, with the vectorisable exp and log1p of
+    ``fastgd._vmath``)."""
+    cdef Py_ssize_t r
+    cdef double total = 0.0, e
+    if loss == SQUARED:
+        for r in range(m):
+            e = z[r] - y[r]
+            g[r] = w[r] * e
+            total += w[r] * (0.5 * e * e)
+        return total
+    fastgd_log_losses(z, y, w, g, v, m)  # LOG (other codes do not reach the loops)
+    for r in range(m):
+        total += v[r]
+    return total
+
+
 cdef double _add_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
                       const floating[::1] sw, const floating[:, ::1] W,
                       const int64_t[::1] order, Py_ssize_t lo, Py_ssize_t hi,
@@ -208,11 +374,14 @@ cdef double _add_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
     their weighted loss: rows order[lo:hi] when ``shuffled`` (prefetching the rows a few
     places ahead in ``order``), else X's rows lo:hi as stored. ``p`` is a scratch of 4 K.
 
-    With one output (squared or log loss) and rows of at most FOUR_ROWS_MAX_BYTES, rows
-    go four at a time: four dot products, then one pass over G adding the four rows'
-    gradients (a quarter of the loads and stores of G)."""
+    With one output (squared or log loss), rows go in blocks of LOSS_BLOCK_ROWS: the
+    block's outputs first (with its targets and weights, in double), then its losses in
+    one vectorised loop (``_single_losses``), then its gradients, the rows read again
+    (from cache). Rows of at most FOUR_ROWS_MAX_BYTES go four at a time there: four dot
+    products, then one pass over G adding the four rows' gradients (a quarter of the
+    loads and stores of G)."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = W.shape[0], cols = d + 1
-    cdef Py_ssize_t ii, i, j, k, r, ahead
+    cdef Py_ssize_t ii, i, j, k, r, q, ahead, start, m
     cdef Py_ssize_t row_bytes = d * sizeof(floating)
     cdef Py_ssize_t rows[4]
     cdef const floating *x
@@ -223,38 +392,84 @@ cdef double _add_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef const floating *w
     cdef floating acc, c, wi, c0, c1, c2, c3
     cdef double total = 0.0
-    ii = lo
-    if K == 1 and loss != MULTINOMIAL and row_bytes <= FOUR_ROWS_MAX_BYTES:
+    cdef bint four = row_bytes <= FOUR_ROWS_MAX_BYTES
+    # the block's outputs, targets, weights, gradients and losses
+    cdef double zb[LOSS_BLOCK_ROWS]
+    cdef double yb[LOSS_BLOCK_ROWS]
+    cdef double wb[LOSS_BLOCK_ROWS]
+    cdef double gb[LOSS_BLOCK_ROWS]
+    cdef double vb[LOSS_BLOCK_ROWS]
+    if K == 1 and loss != MULTINOMIAL:
         w = &W[0, 0]
-        while ii + 4 <= hi:
-            for r in range(4):
+        start = lo
+        while start < hi:
+            m = hi - start
+            if m > LOSS_BLOCK_ROWS:
+                m = LOSS_BLOCK_ROWS
+            r = 0
+            while four and r + 4 <= m:
+                ii = start + r
+                for q in range(4):
+                    if shuffled:
+                        ahead = ii + q + DENSE_PREFETCH_AHEAD
+                        if ahead < n:
+                            _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
+                                          &sw[order[ahead]], unit_sw)
+                        rows[q] = order[ii + q]
+                    else:
+                        rows[q] = ii + q
+                _dot4(w, &X[rows[0], 0], &X[rows[1], 0], &X[rows[2], 0], &X[rows[3], 0], d, p)
+                for q in range(4):
+                    i = rows[q]
+                    acc = w[d] + p[q]
+                    zb[r + q] = acc
+                    yb[r + q] = Y[i, 0]
+                    wb[r + q] = 1 if unit_sw else sw[i]
+                r += 4
+            while r < m:
+                ii = start + r
                 if shuffled:
-                    ahead = ii + r + DENSE_PREFETCH_AHEAD
+                    ahead = ii + DENSE_PREFETCH_AHEAD
                     if ahead < n:
                         _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
                                       &sw[order[ahead]], unit_sw)
-                    rows[r] = order[ii + r]
+                    i = order[ii]
                 else:
-                    rows[r] = ii + r
-            x0 = &X[rows[0], 0]
-            x1 = &X[rows[1], 0]
-            x2 = &X[rows[2], 0]
-            x3 = &X[rows[3], 0]
-            _dot4(w, x0, x1, x2, x3, d, p)
-            for r in range(4):
-                i = rows[r]
-                p[r] = w[d] + p[r]
-                wi = 1 if unit_sw else sw[i]
-                total += wi * _loss_grad_single(loss, &p[r], Y[i, 0])
-                p[r] = wi * p[r]
-            c0 = p[0]
-            c1 = p[1]
-            c2 = p[2]
-            c3 = p[3]
-            for j in range(d):
-                G[j] += ((c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]))
-            G[d] += ((c0 + c1) + (c2 + c3))
-            ii += 4
+                    i = ii
+                acc = w[d] + _dot(w, &X[i, 0], d)
+                zb[r] = acc
+                yb[r] = Y[i, 0]
+                wb[r] = 1 if unit_sw else sw[i]
+                r += 1
+            total += _single_losses(loss, zb, yb, wb, gb, vb, m)
+            r = 0
+            while four and r + 4 <= m:
+                ii = start + r
+                for q in range(4):
+                    rows[q] = order[ii + q] if shuffled else ii + q
+                x0 = &X[rows[0], 0]
+                x1 = &X[rows[1], 0]
+                x2 = &X[rows[2], 0]
+                x3 = &X[rows[3], 0]
+                c0 = <floating> gb[r]
+                c1 = <floating> gb[r + 1]
+                c2 = <floating> gb[r + 2]
+                c3 = <floating> gb[r + 3]
+                for j in range(d):
+                    G[j] += ((c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]))
+                G[d] += ((c0 + c1) + (c2 + c3))
+                r += 4
+            while r < m:
+                i = order[start + r] if shuffled else start + r
+                x = &X[i, 0]
+                c = <floating> gb[r]
+                for j in range(d):
+                    G[j] += c * x[j]
+                G[d] += c
+                r += 1
+            start += m
+        return total
+    ii = lo
     while ii < hi:
         if shuffled:
             ahead = ii + DENSE_PREFETCH_AHEAD

@@ -1,14 +1,20 @@
-"""Two LLVM intrinsics for the Numba kernels: a data prefetch and an atomic counter.
+"""Three LLVM intrinsics for the Numba kernels: a data prefetch, an atomic counter and a
+subtraction kept out of reassociation.
 
 ``prefetch(X, i, j)`` asks the CPU to bring the cache line holding ``X[i, j]`` towards
 the core (``llvm.prefetch``: read, keep in all cache levels, data); it computes nothing
 and cannot fault (``prefetch1(x, i)``: the same for ``x[i]`` of a 1-D array).
 ``next_index(counter)`` returns ``counter[0]`` and adds one to it
 atomically, so that threads can hand out blocks of work among themselves.
+``sub_in_order(a, b)`` is ``a - b`` (two floats of one type) as an ``fsub`` carrying the
+``contract`` flag only: Numba's fastmath pass adds its flags (``reassoc`` among them)
+to float instructions that have none, so this one keeps its place. The range reduction
+of the vectorised ``exp`` (``fastgd._vmath``) needs its two subtractions done in their
+order; reassociated, the error grew to 200 ulp at ``|x|`` near 700.
 
 Both are module-level ``@intrinsic`` functions, so kernels that call them keep
 ``cache=True``. Under ``NUMBA_DISABLE_JIT=1`` they are plain Python: ``prefetch`` does
-nothing and ``next_index`` takes a lock.
+nothing, ``next_index`` takes a lock and ``sub_in_order`` subtracts.
 """
 
 import threading
@@ -32,6 +38,10 @@ if config.DISABLE_JIT:
             value = int(counter[0])
             counter[0] = value + 1
         return value
+
+    def sub_in_order(a, b):
+        """``a - b``."""
+        return a - b
 
 else:
     from llvmlite import ir
@@ -75,6 +85,17 @@ else:
             return builder.atomic_rmw("add", ptr, ir.Constant(ir.IntType(64), 1), "seq_cst")
 
         return types.int64(counter), codegen
+
+    @intrinsic
+    def sub_in_order(typingctx, a, b):
+        """``a - b`` for two floats of one type, never reassociated (flag: contract)."""
+        if not (isinstance(a, types.Float) and a == b):
+            return None
+
+        def codegen(context, builder, signature, args):
+            return builder.fsub(args[0], args[1], flags=("contract",))
+
+        return a(a, b), codegen
 
     def _prefetch_name():
         from llvmlite import binding

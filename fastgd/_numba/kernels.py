@@ -17,9 +17,14 @@ What the speed rests on (each measured; ``tests/test_numba_perf.py`` checks the 
 code for the first three):
 
 - no reference counting in the row loops: helpers take arrays and row indices, never
-  row views, and the single-output loop calls nothing (helpers are ``inline="always"``,
-  the loss is the scalar ``loss_grad_single``). Numba emits an atomic incref/decref
-  pair per view and per call with array arguments that it cannot prune;
+  row views, and the single-output loop calls nothing (helpers are ``inline="always"``).
+  Numba emits an atomic incref/decref pair per view and per call with array arguments
+  that it cannot prune;
+- single-output rows go in blocks of ``LOSS_BLOCK_ROWS``: outputs first, then the
+  block's losses in one loop that runs in vector lanes (``single_losses``: the log
+  loss's ``exp``/``log1p`` are the branch-free ones of ``fastgd._vmath``, where the C
+  library's per row, and a branch on the output's sign, kept the loop scalar), then
+  the gradients;
 - ``fastmath=FASTMATH`` (reassociation, contraction; no ``nnan``/``ninf``) so dot
   products vectorise, and ``error_model="numpy"`` so no division can raise (codes are
   checked once, in Python, by ``epoch``);
@@ -32,7 +37,7 @@ The block rule, the prefetch distance and the other tuning constants are defined
 ``fastgd._tuning`` (shared with the Cython kernels, with the measurements behind them).
 
 Note for developers: Numba's on-disk cache is keyed on this file only. After changing a
-constant in ``fastgd._tuning``/``_params``/``_losses``/``_optimizers``/``_schedules``, clear
+constant in ``fastgd._tuning``/``_vmath``/``_params``/``_losses``/``_optimizers``/``_schedules``, clear
 ``__pycache__`` here.
 
 Every helper that computes in floating point is inlined by Numba (``inline="always"``),
@@ -58,7 +63,7 @@ from .._schedules import CONSTANT, INVSCALING, OPTIMAL
 from .._tuning import block_bounds
 from ._cache import reports_damaged_cache
 from ._intrinsics import next_index, prefetch, prefetch1
-from .losses import loss_and_grad, loss_grad_single
+from .losses import loss_and_grad, loss_grad_single, single_losses
 
 # reassociation (vectorised dot products) and fused multiply-add; no nnan/ninf, so a
 # NaN or an infinity still propagates to the estimator's divergence check
@@ -144,63 +149,82 @@ def _accumulate(G, X, i, P, r, wi):
         G[k, d] += c
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _single_loss(Y, sw, i, unit, loss, P, r):
-    """Single output: replace row i's output P[r, 0] by its weighted loss gradient
-    ``sw_i * dloss/dp`` (stored in the data's dtype) and return its weighted loss."""
-    wi = sw[0] if unit else sw[i]
-    value, g = loss_grad_single(loss, P[r, 0], Y[i, 0])
-    P[r, 0] = g  # (g may be float64: through P, the products below stay in X's dtype)
-    P[r, 0] = wi * P[r, 0]
-    return wi * value
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _take_row(Y, sw, i, unit, S, r, z):
+    """Row i's output ``z``, target and weight into column r of the float64 block S."""
+    S[0, r] = z
+    S[1, r] = Y[i, 0]
+    S[2, r] = sw[0] if unit else sw[i]
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _single_gradient(X, Y, sw, i, unit, loss, P, r, G):
-    """Single output: from row i's output P[r, 0], add its weighted gradient to G[0] and
-    return its weighted loss."""
-    value = _single_loss(Y, sw, i, unit, loss, P, r)
-    c = P[r, 0]
-    d = X.shape[1]
-    for j in range(d):
-        G[0, j] += c * X[i, j]
-    G[0, d] += c
-    return value
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
-    """``_add_rows`` for one output and a single-output loss: the loop calls nothing
-    (every helper is inlined), so Numba counts no references per row."""
+def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G, S):
+    """``_add_rows`` for one output and a single-output loss, in blocks of up to
+    ``S.shape[1]`` rows (``LOSS_BLOCK_ROWS``): the block's outputs first (into the float64
+    scratch S: outputs, targets, weights, gradients), then its losses in one vectorised
+    loop (``single_losses``), then its gradients added to G, the rows read again (from
+    cache). The loop calls nothing (every helper is inlined), so Numba counts no
+    references per row."""
     n, d = X.shape
     total = 0.0
-    ii = lo
-    if d * X.itemsize <= _tuning.FOUR_ROWS_MAX_BYTES:
-        while ii + 4 <= hi:
+    four = d * X.itemsize <= _tuning.FOUR_ROWS_MAX_BYTES
+    ahead = _tuning.DENSE_PREFETCH_AHEAD
+    start = lo
+    while start < hi:
+        m = min(S.shape[1], hi - start)
+        r = 0
+        if four:
+            while r + 4 <= m:
+                ii = start + r
+                if shuffled:
+                    for q in range(ii + ahead, min(ii + ahead + 4, n)):
+                        _prefetch_row(X, Y, sw, order[q], unit)
+                    i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
+                else:
+                    i0, i1, i2, i3 = ii, ii + 1, ii + 2, ii + 3
+                _outputs4(W, X, i0, i1, i2, i3, P)
+                _take_row(Y, sw, i0, unit, S, r, P[0, 0])
+                _take_row(Y, sw, i1, unit, S, r + 1, P[1, 0])
+                _take_row(Y, sw, i2, unit, S, r + 2, P[2, 0])
+                _take_row(Y, sw, i3, unit, S, r + 3, P[3, 0])
+                r += 4
+        while r < m:
+            ii = start + r
             if shuffled:
-                for r in range(ii + _tuning.DENSE_PREFETCH_AHEAD, min(ii + _tuning.DENSE_PREFETCH_AHEAD + 4, n)):
-                    _prefetch_row(X, Y, sw, order[r], unit)
-                i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
+                if ii + ahead < n:
+                    _prefetch_row(X, Y, sw, order[ii + ahead], unit)
+                i = order[ii]
             else:
-                i0, i1, i2, i3 = ii, ii + 1, ii + 2, ii + 3
-            _outputs4(W, X, i0, i1, i2, i3, P)
-            for r in range(4):
-                total += _single_loss(Y, sw, order[ii + r] if shuffled else ii + r, unit, loss, P, r)
-            c0, c1, c2, c3 = P[0, 0], P[1, 0], P[2, 0], P[3, 0]
+                i = ii
+            _outputs(W, X, i, P, 0)
+            _take_row(Y, sw, i, unit, S, r, P[0, 0])
+            r += 1
+        total += single_losses(loss, S, m)
+        # (the gradients go through P: the products below stay in X's dtype)
+        r = 0
+        if four:
+            while r + 4 <= m:
+                ii = start + r
+                if shuffled:
+                    i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
+                else:
+                    i0, i1, i2, i3 = ii, ii + 1, ii + 2, ii + 3
+                for q in range(4):
+                    P[q, 0] = S[3, r + q]
+                c0, c1, c2, c3 = P[0, 0], P[1, 0], P[2, 0], P[3, 0]
+                for j in range(d):
+                    G[0, j] = G[0, j] + c0 * X[i0, j] + c1 * X[i1, j] + c2 * X[i2, j] + c3 * X[i3, j]
+                G[0, d] = G[0, d] + c0 + c1 + c2 + c3
+                r += 4
+        while r < m:
+            i = order[start + r] if shuffled else start + r
+            P[0, 0] = S[3, r]
+            c = P[0, 0]
             for j in range(d):
-                G[0, j] = G[0, j] + c0 * X[i0, j] + c1 * X[i1, j] + c2 * X[i2, j] + c3 * X[i3, j]
-            G[0, d] = G[0, d] + c0 + c1 + c2 + c3
-            ii += 4
-    while ii < hi:
-        if shuffled:
-            if ii + _tuning.DENSE_PREFETCH_AHEAD < n:
-                _prefetch_row(X, Y, sw, order[ii + _tuning.DENSE_PREFETCH_AHEAD], unit)
-            i = order[ii]
-        else:
-            i = ii
-        _outputs(W, X, i, P, 0)
-        total += _single_gradient(X, Y, sw, i, unit, loss, P, 0, G)
-        ii += 1
+                G[0, j] += c * X[i, j]
+            G[0, d] += c
+            r += 1
+        start += m
     return total
 
 
@@ -226,19 +250,29 @@ def _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _add_rows(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
-    """Add the weighted loss gradients of rows lo:hi (of ``order`` if ``shuffled``, else
-    of X as stored) to G (K, d+1); return their weighted loss. P is a (4, K) scratch.
+def _scratch():
+    """The float64 scratch of ``_add_rows_single``: a block's outputs, targets, weights
+    and gradients, ``LOSS_BLOCK_ROWS`` each."""
+    return np.empty((4, _tuning.LOSS_BLOCK_ROWS))
 
-    Rows of up to ``FOUR_ROWS_MAX_BYTES`` are taken four at a time: their outputs in one
-    pass over W (four independent dot products), their gradients in one pass over G;
-    wider rows go one at a time (measured: four at a time is then slower, reading four
-    rows at once from memory). With ``shuffled``, rows ``DENSE_PREFETCH_AHEAD`` places
-    ahead in the order are prefetched (random row access is bound by memory latency).
-    (Both constants: ``fastgd._tuning``.)
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _add_rows(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G, S):
+    """Add the weighted loss gradients of rows lo:hi (of ``order`` if ``shuffled``, else
+    of X as stored) to G (K, d+1); return their weighted loss. P is a (4, K) scratch in
+    X's dtype, S a (4, LOSS_BLOCK_ROWS) float64 one (:func:`_scratch`).
+
+    One output (squared or log loss): rows go in blocks of ``LOSS_BLOCK_ROWS``, the
+    losses of a block in one vectorised loop (``_add_rows_single``). Rows of up to
+    ``FOUR_ROWS_MAX_BYTES`` are taken four at a time: their outputs in one pass over W
+    (four independent dot products), their gradients in one pass over G; wider rows go
+    one at a time (measured: four at a time is then slower, reading four rows at once
+    from memory). With ``shuffled``, rows ``DENSE_PREFETCH_AHEAD`` places ahead in the
+    order are prefetched (random row access is bound by memory latency). (The
+    constants: ``fastgd._tuning``.)
     """
     if W.shape[0] == 1 and loss != MULTINOMIAL:
-        return _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G)
+        return _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G, S)
     return _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G)
 
 
@@ -476,13 +510,14 @@ def _minibatch_epoch(X, Y, sw, order, state, hp, codes):
     t = codes[P.T_START]
     G = np.zeros((K, cols), dtype=X.dtype)
     Ps = np.empty((4, K), dtype=X.dtype)
+    S = _scratch()
     scratch = np.empty(N_SCALARS, dtype=X.dtype)
     W = state[0]
     unit = _unit_weights(sw)
     total = 0.0
     for start in range(0, n, batch):
         stop = min(start + batch, n)
-        total += _add_rows(X, Y, sw, W, order, start, stop, True, unit, loss, Ps, G)
+        total += _add_rows(X, Y, sw, W, order, start, stop, True, unit, loss, Ps, G, S)
         t += 1
         _step(state, G, stop - start, t, hp, codes, scratch)
     return total
@@ -498,13 +533,14 @@ def _block_gradients(X, Y, sw, W, loss, bounds, counter, parts, losses):
     ``parts`` share a cache line, which two threads writing row by row would pass back
     and forth."""
     Ps = np.empty((4, W.shape[0]), dtype=X.dtype)
+    S = _scratch()
     G = np.zeros_like(parts[0])
     K, cols = G.shape
     while True:
         b = next_index(counter)
         if b >= parts.shape[0]:
             break
-        losses[b] += _add_rows(X, Y, sw, W, bounds, bounds[b], bounds[b + 1], False, False, loss, Ps, G)
+        losses[b] += _add_rows(X, Y, sw, W, bounds, bounds[b], bounds[b + 1], False, False, loss, Ps, G, S)
         for k in range(K):
             for j in range(cols):
                 parts[b, k, j] += G[k, j]

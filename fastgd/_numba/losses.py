@@ -1,11 +1,109 @@
-"""Scalar loss functions for the Numba kernels, one branch per ``fastgd._losses`` code."""
+"""Loss functions for the Numba kernels, one branch per ``fastgd._losses`` code: scalar
+ones for a row, and :func:`single_losses` for a block of single-output rows, which runs
+in vector lanes (its ``exp`` and ``log1p`` are :func:`vexp` and :func:`vlog1p`, the
+method of ``fastgd._vmath``)."""
 
-from math import exp, log, log1p
+from math import exp, isnan, log, log1p
 
 import numpy as np
 from numba import njit
 
+from .. import _vmath as V
 from .._losses import LOG, MULTINOMIAL, SQUARED
+from ._intrinsics import sub_in_order
+
+_E = V.EXP_COEFFS
+_L = V.LOG1P_COEFFS
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def vexp(x):
+    """``exp(x)`` of a float64, within 1 ulp, in straight-line code (selects, no branch,
+    no call), so that a loop of it runs in vector lanes: the method and the constants
+    are ``fastgd._vmath``'s."""
+    # (selects, not min/max: a NaN goes through them, and is given back at the end)
+    xs = V.EXP_HI if x > V.EXP_HI else x  # noqa: FURB136
+    xs = V.EXP_LO if xs < V.EXP_LO else xs  # noqa: FURB136
+    xs = 0.0 if isnan(xs) else xs
+    k = np.int32(xs * V.LOG2E + (V.ROUND_BIAS + 0.5)) - np.int32(V.ROUND_BIAS)
+    kf = np.float64(k)
+    r = sub_in_order(sub_in_order(xs, kf * V.LN2_HI), kf * V.LN2_LO)
+    q = _E[11] * r + _E[10]
+    q = q * r + _E[9]
+    q = q * r + _E[8]
+    q = q * r + _E[7]
+    q = q * r + _E[6]
+    q = q * r + _E[5]
+    q = q * r + _E[4]
+    q = q * r + _E[3]
+    q = q * r + _E[2]
+    q = q * r + _E[1]
+    q = q * r + _E[0]
+    q = q * r + 1.0
+    p = q * r + 1.0
+    tiny = k < V.TINY_K
+    k = k + np.int32(V.TINY_SHIFT) if tiny else k
+    y = np.int64(np.float64(p).view(np.int64) + (np.int64(k) << 52)).view(np.float64)
+    y = y * V.TINY_SCALE if tiny else y
+    y = np.inf if x > V.EXP_MAX else y
+    return x if isnan(x) else y
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def vlog1p(x):
+    """``log1p(x)`` of a float64 ``0 <= x <= 1`` (or NaN), within 3 ulp, in straight-line
+    code: see :func:`vexp` and ``fastgd._vmath``."""
+    big = x > V.SQRT2_M1
+    f = (x - 1.0) * 0.5 if big else x
+    kf = 1.0 if big else 0.0
+    s = f / (2.0 + f)
+    z = s * s
+    R = _L[8] * z + _L[7]
+    R = R * z + _L[6]
+    R = R * z + _L[5]
+    R = R * z + _L[4]
+    R = R * z + _L[3]
+    R = R * z + _L[2]
+    R = R * z + _L[1]
+    R = R * z + _L[0]
+    R = R * z
+    hfsq = 0.5 * f * f
+    return kf * V.LN2_HI - ((hfsq - (s * (hfsq + R) + kf * V.LN2_LO)) - f)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def single_losses(code, S, m):
+    """The weighted losses of a block of ``m`` rows of a single-output loss (squared
+    error with one target, log loss), in float64: from the outputs ``S[0, :m]``, targets
+    ``S[1, :m]`` and weights ``S[2, :m]``, set ``S[3, :m]`` to ``w dloss/dz`` and return
+    ``sum w loss``.
+
+    One loop over the block with no call and no branch inside (the log loss's sign
+    cases are selects, its ``exp``/``log1p`` are :func:`vexp`/:func:`vlog1p`), so that
+    it runs in vector lanes. The same values as :func:`loss_grad_single` up to the
+    last bits of ``exp``/``log1p``; a NaN output gives NaN, ``|z|`` beyond ``exp``'s
+    range gives the sigmoid's limits 0 and 1 and a loss of ``|z|`` (wrong side) or 0.
+    """
+    total = 0.0
+    if code == SQUARED:
+        for r in range(m):
+            g = S[0, r] - S[1, r]
+            w = S[2, r]
+            S[3, r] = w * g
+            total += w * (0.5 * g * g)
+    elif code == LOG:
+        for r in range(m):
+            z = S[0, r]
+            y = S[1, r]
+            w = S[2, r]
+            e = vexp(-abs(z))  # in (0, 1]: exp(-z) for z > 0, exp(z) otherwise
+            value = vlog1p(e) + (z * (1.0 - y) if z > 0 else -(y * z))
+            sig = (1.0 if z > 0 else e) / (1.0 + e)
+            S[3, r] = w * (sig - y)
+            total += w * value
+    else:
+        total = np.nan
+    return total
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
