@@ -57,7 +57,7 @@ from numba import njit
 
 from .. import _checks, _tuning
 from .. import _params as P
-from .._losses import MULTINOMIAL
+from .._losses import MULTINOMIAL, SQUARED
 from .._optimizers import ADAGRAD, ADAM, SGD
 from .._schedules import CONSTANT, INVSCALING, OPTIMAL
 from .._tuning import block_bounds
@@ -159,7 +159,7 @@ def _take_row(Y, sw, i, unit, S, r, z):
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G, S):
-    """``_add_rows`` for one output and a single-output loss, in blocks of up to
+    """``_add_rows`` for one output of the log loss, in blocks of up to
     ``S.shape[1]`` rows (``LOSS_BLOCK_ROWS``): the block's outputs first (into the float64
     scratch S: outputs, targets, weights, gradients), then its losses in one vectorised
     loop (``single_losses``), then its gradients added to G, the rows read again (from
@@ -229,6 +229,69 @@ def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G, S):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _single_loss(Y, sw, i, unit, loss, P, r):
+    """Single output: replace row i's output P[r, 0] by its weighted loss gradient
+    ``sw_i * dloss/dp`` (stored in the data's dtype) and return its weighted loss."""
+    wi = sw[0] if unit else sw[i]
+    value, g = loss_grad_single(loss, P[r, 0], Y[i, 0])
+    P[r, 0] = g  # (g may be float64: through P, the products below stay in X's dtype)
+    P[r, 0] = wi * P[r, 0]
+    return wi * value
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _single_gradient(X, Y, sw, i, unit, loss, P, r, G):
+    """Single output: from row i's output P[r, 0], add its weighted gradient to G[0] and
+    return its weighted loss."""
+    value = _single_loss(Y, sw, i, unit, loss, P, r)
+    c = P[r, 0]
+    d = X.shape[1]
+    for j in range(d):
+        G[0, j] += c * X[i, j]
+    G[0, d] += c
+    return value
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _add_rows_rowwise(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
+    """``_add_rows`` for one output and the squared error (no ``exp`` to vectorise):
+    each row's output, loss and gradient in one visit, the row read once. The loop
+    calls nothing (every helper is inlined), so Numba counts no references per row.
+    (The log loss through here measured up to 2x slower than by blocks at d = 20; the
+    squared error by blocks, 8-50 % slower than here.)"""
+    n, d = X.shape
+    total = 0.0
+    ii = lo
+    if d * X.itemsize <= _tuning.FOUR_ROWS_MAX_BYTES:
+        while ii + 4 <= hi:
+            if shuffled:
+                for r in range(ii + _tuning.DENSE_PREFETCH_AHEAD, min(ii + _tuning.DENSE_PREFETCH_AHEAD + 4, n)):
+                    _prefetch_row(X, Y, sw, order[r], unit)
+                i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
+            else:
+                i0, i1, i2, i3 = ii, ii + 1, ii + 2, ii + 3
+            _outputs4(W, X, i0, i1, i2, i3, P)
+            for r in range(4):
+                total += _single_loss(Y, sw, order[ii + r] if shuffled else ii + r, unit, loss, P, r)
+            c0, c1, c2, c3 = P[0, 0], P[1, 0], P[2, 0], P[3, 0]
+            for j in range(d):
+                G[0, j] = G[0, j] + c0 * X[i0, j] + c1 * X[i1, j] + c2 * X[i2, j] + c3 * X[i3, j]
+            G[0, d] = G[0, d] + c0 + c1 + c2 + c3
+            ii += 4
+    while ii < hi:
+        if shuffled:
+            if ii + _tuning.DENSE_PREFETCH_AHEAD < n:
+                _prefetch_row(X, Y, sw, order[ii + _tuning.DENSE_PREFETCH_AHEAD], unit)
+            i = order[ii]
+        else:
+            i = ii
+        _outputs(W, X, i, P, 0)
+        total += _single_gradient(X, Y, sw, i, unit, loss, P, 0, G)
+        ii += 1
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
     """``_add_rows`` for several outputs (or the multinomial loss): row by row, through
     ``loss_and_grad``."""
@@ -262,8 +325,9 @@ def _add_rows(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G, S):
     of X as stored) to G (K, d+1); return their weighted loss. P is a (4, K) scratch in
     X's dtype, S a (4, LOSS_BLOCK_ROWS) float64 one (:func:`_scratch`).
 
-    One output (squared or log loss): rows go in blocks of ``LOSS_BLOCK_ROWS``, the
-    losses of a block in one vectorised loop (``_add_rows_single``). Rows of up to
+    One output of the log loss: rows go in blocks of ``LOSS_BLOCK_ROWS``, the losses of
+    a block in one vectorised loop (``_add_rows_single``); of the squared error, one row
+    at a time (``_add_rows_rowwise``). Rows of up to
     ``FOUR_ROWS_MAX_BYTES`` are taken four at a time: their outputs in one pass over W
     (four independent dot products), their gradients in one pass over G; wider rows go
     one at a time (measured: four at a time is then slower, reading four rows at once
@@ -271,6 +335,8 @@ def _add_rows(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G, S):
     order are prefetched (random row access is bound by memory latency). (The
     constants: ``fastgd._tuning``.)
     """
+    if W.shape[0] == 1 and loss == SQUARED:
+        return _add_rows_rowwise(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G)
     if W.shape[0] == 1 and loss != MULTINOMIAL:
         return _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G, S)
     return _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G)
