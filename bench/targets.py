@@ -39,6 +39,7 @@ LBFGS_MIN = 5.0  # 6: reaches lbfgs's accuracy - 0.2 points >= 5 x sooner
 BACKEND_MAX = 1.25  # 7: Cython and Numba within 1.25 x of each other
 IMPORT_MAX_S = 0.3  # 8: import fastgd
 FIRST_FIT_MAX_S = 1.0  # 8: import (with the estimators) + first 1000x10 fit, warm cache
+FRESH_FIT_MAX_S = 0.2  # 8: the first fit beyond the imports, empty JIT cache (a fresh install)
 SCALING_BAND = 0.25  # 9: every per-row epoch time within +-25 % of their median
 SCALING_RANGE = (10_000, 10_000_000)  # 9: the rows it should hold over
 SCALING_D = 20
@@ -54,7 +55,7 @@ TARGET_NAMES = {
     5: "batch 32 (shuffled): NumPy backend epoch ÷ this backend's",
     6: "logistic time to lbfgs accuracy − 0.2 points: lbfgs wall-clock ÷ fastgd's",
     7: "Cython vs Numba: slower ÷ faster, same kernel and case",
-    8: "cold start, fresh process, warm JIT cache",
+    8: "cold start in a fresh process",
     9: "seconds per epoch per row against n (linear, d = 20)",
 }
 
@@ -302,11 +303,14 @@ def backends_agree_in_speed(results):
 def import_and_first_fit(results):
     """Target 8: cold start with a warm JIT cache, default backend: ``import fastgd`` within
     ``IMPORT_MAX_S`` and import with the estimators + the first 1000×10 fit within
-    ``FIRST_FIT_MAX_S``; the other backends as information."""
+    ``FIRST_FIT_MAX_S``; and with an empty JIT cache (a fresh install), the first fit
+    beyond the imports within ``FRESH_FIT_MAX_S``; the other backends as information."""
     rows = results.cold_start
     if not rows:
         return [_target(8, "import fastgd", None, "", "≤", IMPORT_MAX_S, unit="s", note="no cold start in this run"),
-                _target(8, "import + first fit", None, "", "≤", FIRST_FIT_MAX_S, unit="s", note="no cold start in this run")]
+                _target(8, "import + first fit", None, "", "≤", FIRST_FIT_MAX_S, unit="s", note="no cold start in this run"),
+                _target(8, "first fit beyond the imports, empty JIT cache", None, "", "≤", FRESH_FIT_MAX_S, unit="s",
+                        note="no cold start in this run")]
     default = results.meta.get("default_backend") or (_compiled(results) or [None])[0]
     backends = list(dict.fromkeys(r["backend"] for r in rows))
     backends.sort(key=lambda b: b != default)
@@ -314,12 +318,16 @@ def import_and_first_fit(results):
     for b in backends:
         warm = find_row(rows, backend=b, cache="warm")
         info = b != default
-        label = f"{b}{' (default)' if not info else ''}, warm cache"
+        label = f"{b}{' (default)' if not info else ''}"
         imp = (warm or {}).get("import_fastgd_s")
         fit = (warm or {}).get("import_s", math.nan) + (warm or {}).get("first_fit_s", math.nan)
-        for case, value, limit in (("import fastgd", imp, IMPORT_MAX_S), ("import + first 1000×10 fit", fit, FIRST_FIT_MAX_S)):
+        cold = find_row(rows, backend=b, cache="cold")
+        fresh = (cold or {}).get("first_fit_s", math.nan)
+        for case, value, limit in (("warm cache: import fastgd", imp, IMPORT_MAX_S),
+                                   ("warm cache: import + first 1000×10 fit", fit, FIRST_FIT_MAX_S),
+                                   ("empty JIT cache: first fit beyond the imports", fresh, FRESH_FIT_MAX_S)):
             value = math.nan if value is None else value
-            row = _target(8, f"{label}: {case}", value, fmt_time(value), "≤", limit, unit="s")
+            row = _target(8, f"{label}, {case}", value, fmt_time(value), "≤", limit, unit="s")
             if info and row["verdict"] != NOT_MEASURED:
                 row["note"] = f"information (not the default backend): {'within' if row['verdict'] == MET else 'over'}"
                 row["verdict"] = INFO
