@@ -442,7 +442,7 @@ def _per_iteration(points):
     """``(setup, seconds per iteration)`` from the fits so far: from the two with the
     most iterations when their times grow, else all of a single fit's time per iteration
     (an over-estimate: it keeps the capped fit within the cap)."""
-    done = sorted(points, key=lambda p: p["max_iter"])
+    done = sorted(points, key=lambda p: (p["iterations"], p["max_iter"]))
     last = done[-1]
     if len(done) >= 2:
         prev = done[-2]
@@ -491,15 +491,25 @@ def whole_fit(method, data, cap_s, l2, l1=0.0, stream=None):
     ``default``), ``fit`` (the default fit, or the last one when over cap, with its
     ``objective``), ``over_cap``, ``spent_s``; ``_runner`` carries on in :func:`ladder`."""
     run = _Runner(method, data, cap_s, stream)
-    first = run.fit(method.rungs[0])
-    default = first if (first["iterations"] < first["max_iter"] or first["max_iter"] == method.default) else None
-    last = first
-    if default is None:
+
+    def finished(point):  # stopped on its own before max_iter, or ran the default max_iter
+        return point["iterations"] < point["max_iter"] or point["max_iter"] == method.default
+
+    last = run.fit(method.rungs[0])
+    default = last if finished(last) else None
+    if default is None and method.stops and len(method.rungs) > 2 and 2 * last["wall_s"] < run.left:
+        # a second short fit separates the set-up from the time per iteration
+        last = run.fit(method.rungs[1])
+        default = last if finished(last) else None
+    for _ in range(2):  # a second try only when the first one's estimate left much time unused
+        if default is not None or run.left < (0.3 * cap_s if len(run.points) > 2 else 0.0):
+            break
         k = min(method.default, _affordable(run.points, run.left))
-        if k > first["max_iter"]:
-            last = run.fit(k, " (the default fit)" if k == method.default else " (default fit, max_iter lowered to the cap)")
-            if last["iterations"] < k or k == method.default:
-                default = last
+        if k <= max(p["max_iter"] for p in run.points):
+            break
+        label = " (the default fit)" if k == method.default else f" (default fit, max_iter lowered from {method.default})"
+        last = run.fit(k, label)
+        default = last if finished(last) else None
     if default is not None:
         default["default"] = True
     fit = run.fits[last["max_iter"]]
@@ -527,20 +537,21 @@ def ladder(row, target, fastest_peer_s=None):
     run = row.pop("_runner")
     method = run.method
     done = {p["max_iter"] for p in run.points}
-    if not any(p["accuracy"] >= target for p in run.points if p["max_iter"] == min(done)):
-        for k in method.rungs:
-            if k in done or (method.stops and k >= row["fit"]["max_iter"]):
-                continue
-            setup, per = _per_iteration(run.points)
-            expected = setup + per * k
-            if expected > run.left:
-                row["cut_s"] = expected
-                break
-            if method.kind == "peer" and fastest_peer_s is not None and expected > PRUNE * fastest_peer_s:
-                row["pruned_s"] = expected
-                break
-            if run.fit(k)["accuracy"] >= target:
-                break
+    for k in method.rungs:
+        if any(p["accuracy"] >= target and p["iterations"] < k for p in run.points):
+            break  # a fit of fewer iterations (every rung below it run) reached the target
+        if k in done or (method.stops and k >= row["fit"]["iterations"]):
+            continue
+        setup, per = _per_iteration(run.points)
+        expected = setup + per * k
+        if expected > run.left:
+            row["cut_s"] = expected
+            break
+        if method.kind == "peer" and fastest_peer_s is not None and expected > PRUNE * fastest_peer_s:
+            row["pruned_s"] = expected
+            break
+        if run.fit(k)["accuracy"] >= target:
+            break
     row["points"] = sorted(run.points, key=lambda p: p["max_iter"])
     row["spent_s"] = run.spent
     return row
@@ -689,11 +700,16 @@ def _ttt_cell(row):
     t = row["time_to_target_s"]
     if t is None:
         return "not reached"
-    k = next(p["max_iter"] for p in row["points"] if p["wall_s"] == t)
-    cell = f"{fmt_time(t)} (max_iter={k})"
+    hit = next(p for p in row["points"] if p["wall_s"] == t)
+    cell = f"{fmt_time(t)} ({_point_label(hit)})"
     if "pruned_s" in row or "cut_s" in row:
         cell = f"≤ {cell}"  # its ladder stopped before reaching the target: fits between were not run
     return cell
+
+
+def _point_label(point):
+    """A fit of the ladder as the table names it: ``max_iter=k``, or ``whole fit``."""
+    return "whole fit" if point["default"] else f"max_iter={point['max_iter']}"
 
 
 def verdict_text(result):
@@ -724,8 +740,8 @@ def headline_lines(race):
 
 def detail_lines(result):
     """The table of one problem: one row per method."""
-    header = ["method", "whole fit (iterations)", "test accuracy", "objective", "time to target", "fits (max_iter)",
-              "note"]
+    header = ["method", "whole fit (iterations)", "test accuracy", "objective", "time to target",
+              "fits (max_iter; time in all)", "note"]
     rows = []
     for r in result["rows"]:
         if "skipped" in r:
@@ -744,7 +760,8 @@ def detail_lines(result):
             note.append(f"writing the rows as text took {fmt_time(r['text_s'])}, not counted")
         rows.append([
             r["method"], _fit_cell(r), f"{fit['accuracy']:.4f}", fmt_num(fit["objective"], 6), _ttt_cell(r),
-            ", ".join(str(p["max_iter"]) for p in r["points"]) + f" ({fmt_time(r['spent_s'])})", "; ".join(note),
+            ", ".join("whole" if p["default"] else str(p["max_iter"]) for p in r["points"])
+            + f" ({fmt_time(r['spent_s'])})", "; ".join(note),
         ])
     return md_table(header, rows)
 
@@ -793,38 +810,44 @@ def plot(race, path):
         return None
     cols = min(2, len(results))
     nrows = (len(results) + cols - 1) // cols
-    fig, axes = plt.subplots(nrows, cols, figsize=(6.8 * cols, 4.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(6.8 * cols, 4.2 * nrows + 1.2), squeeze=False)
     names = list(dict.fromkeys(r["method"] for res in results for r in res["rows"] if r.get("points")))
     colors = {name: f"C{i}" for i, name in enumerate(names)}
+    handles = {}
     for ax, res in zip(axes.flat, results, strict=False):
         for r in res["rows"]:
             pts = r.get("points")
             if not pts:
                 continue
-            style = {"color": colors[r["method"]], "linewidth": 2.2 if r["kind"] == "fastgd" else 1.2}
-            ordered = sorted(pts, key=lambda p: p["wall_s"])
-            ax.plot([p["wall_s"] for p in ordered], [p["accuracy"] for p in ordered], marker="o", markersize=3,
-                    label=r["method"] + (" (over cap)" if r["over_cap"] else ""), **style)
+            color = colors[r["method"]]
+            ordered = sorted(pts, key=lambda p: (p["iterations"], p["max_iter"]))  # the ladder's order
+            (line,) = ax.plot([p["wall_s"] for p in ordered], [p["accuracy"] for p in ordered], marker="o",
+                              markersize=3, color=color, linewidth=2.4 if r["kind"] == "fastgd" else 1.1)
+            handles.setdefault(r["method"], line)
             for p in pts:
                 if p["default"]:
-                    ax.plot([p["wall_s"]], [p["accuracy"]], marker="*", markersize=12, linestyle="none",
-                            color=colors[r["method"]])
+                    ax.plot([p["wall_s"]], [p["accuracy"]], marker="*", markersize=13, linestyle="none", color=color)
+            if r["over_cap"]:
+                last = ordered[-1]
+                ax.annotate("over cap", (last["wall_s"], last["accuracy"]), fontsize=6, color=color,
+                            xytext=(3, -8), textcoords="offset points")
         v = res["verdict"]
-        ax.axhline(v["target"], color="k", linestyle="--", linewidth=1, label="target (best peer − 0.2 points)")
+        handles["target"] = ax.axhline(v["target"], color="k", linestyle="--", linewidth=1)
         accs = [p["accuracy"] for r in res["rows"] for p in r.get("points", [])]
-        lo = max(min(accs), v["target"] - 0.08)
+        lo = max(min(accs), v["target"] - 0.06)
         ax.set_ylim(lo - 0.005, max(accs) + 0.005)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("wall-clock seconds of the whole fit")
         ax.set_ylabel("test accuracy")
-        ax.set_title(res["label"], fontsize=9)
-        ax.legend(fontsize=6.5)
+        ax.set_title(f"{res['label']} — {verdict_text(res).split(':')[0].strip('*')}", fontsize=9)
     for ax in list(axes.flat)[len(results):]:
         ax.set_visible(False)
-    fig.suptitle("time-to-accuracy race: each method refitted with max_iter = 1, 2, 4, ... (star: its default fit)",
+    labels = [n if n != "target" else "target: best peer's whole fit − 0.2 points" for n in handles]
+    fig.legend(list(handles.values()), labels, loc="lower center", ncol=3, fontsize=7.5, frameon=False)
+    fig.suptitle("Time-to-accuracy race: each method refitted with max_iter = 1, 2, 4, … (star: its whole default fit)",
                  fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 1.1 / (4.2 * nrows + 1.2), 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
