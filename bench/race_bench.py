@@ -633,7 +633,11 @@ def race_problem(problem, cap_s, stream=print, data=None, threads=THREADS):
                 stream(f"  {m.name}: {m.skipped}")
                 continue
             stream(f"  {m.name}: whole fit")
-            rows.append(whole_fit(m, data, cap_s, l2, l1, stream=stream))
+            try:
+                rows.append(whole_fit(m, data, cap_s, l2, l1, stream=stream))
+            except Exception as exc:  # noqa: BLE001 (one tool failing must not end the race)
+                rows.append({"method": m.name, "kind": m.kind, "skipped": f"failed: {type(exc).__name__}: {exc}"})
+                stream(f"    FAILED: {type(exc).__name__}: {exc}")
         target, best = set_target(rows)
         stream(f"  target {target:.4f} ({best['method']} {best['fit']['accuracy']:.4f} − 0.2 points); ladders:")
         # fastgd first, then the peers quickest to the target so far: the pruning bound
@@ -644,7 +648,12 @@ def race_problem(problem, cap_s, stream=print, data=None, threads=THREADS):
             known = [time_to_target(q, target) for q in rows if q["kind"] == "peer" and q.get("points") and q is not r]
             known = [t for t in known if t is not None]
             stream(f"  {r['method']}: ladder")
-            ladder(r, target, min(known) if known else None)
+            try:
+                ladder(r, target, min(known) if known else None)
+            except Exception as exc:  # noqa: BLE001 (its whole fit stands; the ladder stops)
+                r.pop("_runner", None)
+                r["ladder_error"] = f"{type(exc).__name__}: {exc}"
+                stream(f"    FAILED: {r['ladder_error']}")
     verdict = judge(rows)
     stream(f"  target {verdict['target']:.4f}: fastgd {fmt_time(verdict['fastgd_s'])}, fastest peer "
            f"{verdict['fastest_peer']} {fmt_time(verdict['fastest_peer_s'])}")
@@ -756,6 +765,8 @@ def detail_lines(result):
                         "fastest peer's time to target")
         elif "cut_s" in r:
             note.append(f"ladder stopped at its cap (next fit ~{fmt_time(r['cut_s'])})")
+        if "ladder_error" in r:
+            note.append(f"ladder failed: {r['ladder_error']}")
         if "text_s" in r:
             note.append(f"writing the rows as text took {fmt_time(r['text_s'])}, not counted")
         rows.append([
