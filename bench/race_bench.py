@@ -32,6 +32,7 @@ from .formatting import fmt_num, fmt_ratio, fmt_time, md_table
 
 SEED = 0
 TARGET_MARGIN = 0.002  # the target: the best peer's test accuracy minus 0.2 points
+EPS = 1e-9  # accuracies are counts / n_test: a fit at exactly the target reaches it
 CAP_S = 20.0  # at full size: the most seconds one method may spend on one problem
 MIN_CAP_S = 2.0  # the cap never goes below this at small scales
 WARM_ROWS = 1000  # rows of the warm-up fits (taken from the test rows, never timed)
@@ -501,6 +502,12 @@ def whole_fit(method, data, cap_s, l2, l1=0.0, stream=None):
         # a second short fit separates the set-up from the time per iteration
         last = run.fit(method.rungs[1])
         default = last if finished(last) else None
+        first = run.points[0]
+        if (default is None and len(method.rungs) > 3 and last["wall_s"] - first["wall_s"] < 0.2 * last["wall_s"]
+                and 2 * last["wall_s"] < run.left):
+            # set-up dominated (or noise): a third fit tells the time per iteration apart
+            last = run.fit(method.rungs[2])
+            default = last if finished(last) else None
     for _ in range(2):  # a second try only when the first one's estimate left much time unused
         if default is not None or run.left < (0.3 * cap_s if len(run.points) > 2 else 0.0):
             break
@@ -531,35 +538,62 @@ PRUNE = 1.5  # a peer's ladder stops at rungs expected to take this × the faste
 def ladder(row, target, fastest_peer_s=None):
     """Phase 2: refit the method of ``row`` with its rungs in order (``max_iter`` 2, 4, 8,
     ... below its whole fit's; Vowpal Wabbit and PyTorch: their other pass or epoch
-    counts) until one reaches ``target``, within the rest of its cap. A peer's ladder also
-    stops at a rung expected to take over :data:`PRUNE` × ``fastest_peer_s`` (it can no
-    longer be the fastest); ``row["pruned_s"]`` then holds that expected time."""
+    counts) until one reaches ``target``, then halve the gap between the last fit short
+    of it and the first reaching it (``max_iter`` 6, then 5 or 7, between 4 and 8), all
+    within the rest of its cap. A peer's ladder also stops at a fit expected to take over
+    :data:`PRUNE` × ``fastest_peer_s`` (it can no longer be the fastest);
+    ``row["pruned_s"]`` then holds that expected time (``row["cut_s"]``: at the cap)."""
     run = row.pop("_runner")
     method = run.method
     done = {p["max_iter"] for p in run.points}
-    for k in method.rungs:
-        if any(p["accuracy"] >= target and p["iterations"] < k for p in run.points):
-            break  # a fit of fewer iterations (every rung below it run) reached the target
-        if k in done or (method.stops and k >= row["fit"]["iterations"]):
-            continue
+
+    def affordable(k):
+        """Whether a fit of ``k`` fits the cap and, for a peer, the pruning bound; else
+        records why not."""
         setup, per = _per_iteration(run.points)
         expected = setup + per * k
         if expected > run.left:
             row["cut_s"] = expected
-            break
+            return False
         if method.kind == "peer" and fastest_peer_s is not None and expected > PRUNE * fastest_peer_s:
             row["pruned_s"] = expected
+            return False
+        return True
+
+    for k in method.rungs:
+        if any(reaches(p, target) and p["iterations"] < k for p in run.points):
+            break  # a fit of fewer iterations (every rung below it run) reached the target
+        if k in done or (method.stops and k >= row["fit"]["iterations"]):
+            continue
+        if not affordable(k) or reaches(run.fit(k), target):
             break
-        if run.fit(k)["accuracy"] >= target:
+    # between the last fit short of the target and the first reaching it, halve the gap
+    # (a doubling ladder alone would round every time to target up to a power of two)
+    while "cut_s" not in row and "pruned_s" not in row:
+        hits = [p["iterations"] for p in run.points if reaches(p, target)]
+        if not hits:
             break
+        hi = min(hits)
+        misses = [p["iterations"] for p in run.points if not reaches(p, target) and p["iterations"] < hi]
+        lo = max(misses) if misses else 0
+        if hi - lo <= 1 or lo == 0:
+            break
+        if not affordable((lo + hi) // 2):
+            break
+        run.fit((lo + hi) // 2)
     row["points"] = sorted(run.points, key=lambda p: p["max_iter"])
     row["spent_s"] = run.spent
     return row
 
 
+def reaches(point, target):
+    """Whether a fit's test accuracy reaches ``target``."""
+    return point["accuracy"] >= target - EPS
+
+
 def time_to_target(row, target):
     """The wall-clock of ``row``'s quickest fit reaching ``target``, or None."""
-    hits = [p["wall_s"] for p in row.get("points", []) if p["accuracy"] >= target]
+    hits = [p["wall_s"] for p in row.get("points", []) if reaches(p, target)]
     return min(hits) if hits else None
 
 

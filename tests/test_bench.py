@@ -44,6 +44,8 @@ def test_report_runs_every_case(tiny_run):
                 expected = set(backends)
                 if dtype == "float64":
                     expected.add(methods.SGD if batch == 1 else methods.MLP)
+                    if methods.TORCH in results.meta["peers"]:  # torch installed
+                        expected.add(methods.TORCH)
                 assert {r["method"] for r in rows} == expected
                 for r in rows:
                     assert r["seconds_per_epoch"] > 0 and math.isfinite(r["seconds_per_epoch"])
@@ -465,6 +467,7 @@ def test_race_is_the_headline(tiny_run):
     assert "Time-to-accuracy race" in log  # the headline is printed too
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_race_objective_is_fastgds():
     """The race's objective is fastgd's own ``objective`` (default penalty) for binary,
     multinomial and sparse fits."""
@@ -505,10 +508,10 @@ def test_race_ladder_caps_and_prunes():
     quick = race_bench.Method("quick", "peer", fake(0.01, 0.01, stops_at=20), race_bench._doubling(100), 100)
     row = race_bench.whole_fit(quick, data, 10.0, 1e-4)
     assert not row["over_cap"] and row["fit"]["iterations"] == 20 and row["fit"]["default"]
-    target = 0.5 + 0.4 * (1 - 0.5 ** 6)  # reached at 6 iterations: the rung of 8
+    target = 0.5 + 0.4 * (1 - 0.5 ** 6)  # reached at 6 iterations: the rung of 8, then halving 4 ... 8
     race_bench.ladder(row, target)
-    assert race_bench.time_to_target(row, target) == pytest.approx(0.01 + 0.01 * 8)
-    assert [p["max_iter"] for p in row["points"]] == [1, 2, 4, 8, 100]
+    assert race_bench.time_to_target(row, target) == pytest.approx(0.01 + 0.01 * 6)
+    assert [p["max_iter"] for p in row["points"]] == [1, 2, 4, 5, 6, 8, 100]
     # the same method, pruned: the fastest peer reached the target in 0.02 s
     row = race_bench.whole_fit(quick, data, 10.0, 1e-4)
     race_bench.ladder(row, target, fastest_peer_s=0.02)
@@ -526,3 +529,17 @@ def test_race_bench_runs_alone(tmp_path, capsys):
     raw = json.loads((tmp_path / "race.json").read_text())
     assert [res["problem"]["key"] for res in raw["problems"]] == ["dense"] and raw["cap_s"] == 2
     assert (tmp_path / race_bench.PNG).stat().st_size > 10_000
+
+
+def test_race_skips_missing_tools_with_the_reason(monkeypatch):
+    """Vowpal Wabbit and PyTorch are optional: without them their rows say why."""
+    from bench import race_bench
+
+    monkeypatch.setattr(race_bench, "vw_reason", lambda: "skipped: vowpalwabbit is not installed (test)")
+    monkeypatch.setattr(race_bench, "torch_reason", lambda: "skipped: torch is not installed (test)")
+    sparse = next(p for p in race_bench.problems(0.01, 0.05) if p.sparse)
+    by = {m.name: m for m in race_bench.methods_for(sparse)}
+    assert by["Vowpal Wabbit (--loss_function logistic)"].skipped.endswith("(test)")
+    assert by[f"PyTorch Adam, batch {race_bench.TORCH_BATCH}"].skipped.endswith("(test)")
+    assert "Hessian" in by['scikit-learn LogisticRegression(solver="newton-cholesky")'].skipped
+    assert not by[race_bench.FASTGD].skipped
