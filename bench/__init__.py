@@ -10,6 +10,7 @@ epoch), ``measure`` (memory floor, time to accuracy, cold start), ``runner`` (th
 a run and its cases, with progress, into ``Results``), ``targets`` (the performance-target
 checks), ``formatting`` (numbers and Markdown tables), ``render`` (the Markdown report,
 ``results.json``), ``plots`` (the PNG plots), ``report`` (``run``: all of it, for
-``python -m bench``); the extra sections ``sparse_bench``, ``reliability_bench`` and
+``python -m bench``); ``race_bench`` (the time-to-accuracy race of each tool's defaults,
+the report's headline); the extra sections ``sparse_bench``, ``reliability_bench`` and
 ``dask_bench``.
 """

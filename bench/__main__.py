@@ -1,6 +1,10 @@
-"""``python -m bench [--full] [--dask] [--no-sparse] [--out DIR] [--no-plots]``: run the
-benchmarks, write the report (``bench/results/report.md`` with PNG plots and
-``results.json``) and print the summary table. The sparse section (``bench.sparse_bench``:
+"""``python -m bench [--full] [--dask] [--no-race] [--no-sparse] [--out DIR] [--no-plots]``:
+run the benchmarks, write the report (``bench/results/report.md`` with PNG plots and
+``results.json``) and print the summary table. The time-to-accuracy race
+(``bench.race_bench``: fastgd's default ``LogisticRegression()`` against scikit-learn's
+solvers, ``SGDClassifier``, Vowpal Wabbit and PyTorch on four problems, whole fits; about
+5 minutes) runs first and is the report's headline, unless ``--no-race``
+(``--race-scale F`` runs it on a fraction of the rows). The sparse section (``bench.sparse_bench``:
 SGD on 100000 CSR rows against scikit-learn, lazy against dense-velocity momentum as d
 grows) is appended unless ``--no-sparse``, and the concurrency and memory section
 (``bench.reliability_bench``: two fits in two threads against one after the other, and
@@ -40,6 +44,18 @@ def main(argv=None):
         "--dask", action="store_true",
         help="add the Dask section: a 2-worker LocalCluster against in memory (needs fastgd[dask])",
     )
+    parser.add_argument(
+        "--no-race", action="store_true",
+        help="skip the time-to-accuracy race (the report's headline table; about 5 minutes)",
+    )
+    parser.add_argument(
+        "--race-scale", type=float, default=None, metavar="F",
+        help="run the race on this fraction of its problems' rows (default 1: the full sizes)",
+    )
+    parser.add_argument(
+        "--race-threads", type=int, default=None, metavar="N",
+        help="threads of every raced method's BLAS, OpenMP and PyTorch (default 1; 0: the libraries' defaults)",
+    )
     parser.add_argument("--no-sparse", action="store_true", help="skip the sparse (CSR) section")
     parser.add_argument(
         "--optimizers", action="store_true",
@@ -68,6 +84,12 @@ def main(argv=None):
         changes["plots"] = False
     if args.no_cold_start:
         changes["cold_start"] = False
+    if args.no_race:
+        changes["race_scale"] = None
+    elif args.race_scale is not None:
+        changes["race_scale"] = args.race_scale
+    if args.race_threads is not None:
+        changes["race_threads"] = args.race_threads
     if changes:
         from dataclasses import replace
 

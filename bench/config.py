@@ -35,6 +35,13 @@ class Config:
     tta_cap_s: float = 60.0
     cold_start: bool = True
     plots: bool = True
+    # the time-to-accuracy race (bench.race_bench), the report's headline: the fraction of
+    # its problems' rows (None: no race), of their features (tests), and the seconds each
+    # method may spend per problem (None: race_bench.CAP_S x race_scale)
+    race_scale: float = 1.0
+    race_d_scale: float = 1.0
+    race_cap_s: float = None
+    race_threads: int = 1  # threads of every method's BLAS/OpenMP/PyTorch (0: library defaults)
 
 
 QUICK = Config(
@@ -73,6 +80,9 @@ def tiny_config(**changes):
         tta_k_max=5,
         tta_cap_s=5.0,
         cold_start=False,
+        race_scale=0.01,
+        race_d_scale=0.05,
+        race_cap_s=2.0,
     )
     return replace(base, **changes)
 

@@ -178,5 +178,9 @@ def make_all(results, out):
     made.append(objective_vs_time(results, out / "objective_vs_time.png"))
     made.append(accuracy_vs_time(results, out / "accuracy_vs_time.png"))
     made.append(scaling(results, out / "scaling.png"))
+    if results.race.get("problems"):
+        from . import race_bench
+
+        made.append(race_bench.plot(results.race, out / race_bench.PNG))
     return [p for p in made if p is not None]
 

@@ -1,4 +1,5 @@
-"""The report: its Markdown sections (:func:`summary_table`, :func:`tta_lines`,
+"""The report: its Markdown sections (the race's headline first:
+:func:`bench.race_bench.section_lines`; :func:`summary_table`, :func:`tta_lines`,
 :func:`cold_lines`, :func:`threads_lines`, the whole of :func:`report_lines`) and
 :func:`write`, which writes ``report.md``, ``results.json`` and the plots of a run's
 :class:`~bench.runner.Results`. The "Performance targets" section is
@@ -12,6 +13,7 @@ from dataclasses import asdict
 
 import numpy as np
 
+from . import race_bench
 from .config import batch_label
 from .formatting import fmt_num, fmt_ratio, fmt_time, md_table
 from .methods import MLP, SGD
@@ -158,6 +160,9 @@ def report_lines(results, plots=()):
         lines += ["Skipped:", ""] + [f"- {k}: {v}" for k, v in results.skipped.items()] + [""]
     if results.errors:
         lines += ["**Failed cases:**", ""] + [f"- {e['task']}: {e['error']}" for e in results.errors] + [""]
+    if results.race.get("problems"):
+        png = next((p.name for p in plots if p.name == race_bench.PNG), None)
+        lines += race_bench.section_lines(results.race, png) + [""]
     lines += [
         "## Summary",
         "",
@@ -233,6 +238,7 @@ def report_lines(results, plots=()):
             [[r["n"], r["method"], r["batch"], fmt_time(r["seconds_per_epoch"]), f"{r['seconds_per_epoch'] / r['n'] * 1e9:.3g}",
               fmt_ratio(r["seconds_per_epoch"] / r["floor_s"]), fmt_num(r["objective"])] for r in results.scaling],
         )
+    plots = [p for p in plots if p.name != race_bench.PNG]  # shown with the race, at the top
     if plots:
         lines += ["", "## Plots", ""]
         lines += [f"![{p.stem}]({p.name})" for p in plots]

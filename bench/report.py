@@ -66,6 +66,12 @@ def run(config, out_dir, stream=None):
     runner = Runner(config, stream=stream)
     results = runner.run()
     path = write(results, out_dir, plots=config.plots)
+    if results.race.get("problems"):
+        from .race_bench import headline_lines
+
+        print(file=stream)
+        print(f"Time-to-accuracy race ({results.race['wall_s']:.0f} s):", file=stream)
+        print("\n".join(headline_lines(results.race)), file=stream)
     print(file=stream)
     print("\n".join(summary_table(results)), file=stream)
     print(file=stream)

@@ -115,6 +115,7 @@ class Results:
     cold_start: list = field(default_factory=list)
     errors: list = field(default_factory=list)
     targets: list = field(default_factory=list)  # targets.evaluate_targets(), filled by render.write()
+    race: dict = field(default_factory=dict)  # bench.race_bench.run_race()'s fields, the report's headline
 
     def floor_of(self, n, d, dtype):
         for row in self.floor:
@@ -167,6 +168,11 @@ class Runner:
 
     def _plan(self):
         cfg = self.config
+        if cfg.race_scale:
+            from . import race_bench
+
+            for problem in race_bench.problems(cfg.race_scale, cfg.race_d_scale):
+                self._add(f"race: {problem.label}", lambda p=problem: self._race(p))
         self._add("warm up the kernels (a tiny fit per backend, batch size, dtype and model)", self._warm_up)
         for n, d, epochs in cfg.sizes:
             self._add(f"data {n}x{d}", lambda n=n, d=d: self._make_data(n, d))
@@ -211,6 +217,22 @@ class Runner:
                 self._add(f"cold start {backend}: fresh processes, empty then filled JIT cache", lambda b=backend: self._cold(b))
 
     # ------------------------------------------------------------------------- tasks
+    def _race(self, problem):
+        """One problem of the time-to-accuracy race (:func:`bench.race_bench.race_problem`);
+        the first one starts the race's record, every one updates its total time."""
+        from . import race_bench
+
+        cfg = self.config
+        if not self.results.race:
+            self.results.race = race_bench.new_race(cfg.race_scale, cfg.race_d_scale, cfg.race_cap_s, cfg.race_threads)
+        race = self.results.race
+        result = race_bench.race_problem(problem, race["cap_s"], stream=lambda line: self.say("    " + line),
+                                         threads=cfg.race_threads)
+        race_bench.add_result(race, result)
+        v = result["verdict"]
+        return (f"target {v['target']:.4f}: fastgd {fmt_time(v['fastgd_s'])}, fastest peer {fmt_time(v['fastest_peer_s'])} "
+                f"({fmt_ratio(v['ratio'])}); {fmt_time(result['wall_s'])}")
+
     def _warm_up(self):
         """Compile (or load from the cache) every kernel the timed fits use: each batch size
         of the configuration and dtype, and full batch with one thread."""

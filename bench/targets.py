@@ -1,4 +1,4 @@
-"""The performance targets: nine checks, each judged from the numbers of one run.
+"""The performance targets: ten checks, each judged from the numbers of one run.
 
 :func:`evaluate_targets` returns one row per target and, where it applies, per model,
 size and compiled backend (case, measured value, threshold, verdict, note);
@@ -16,6 +16,7 @@ The checks, in target order (``TARGET_NAMES`` has each one's title):
 7. :func:`backends_agree_in_speed`
 8. :func:`import_and_first_fit`
 9. :func:`epoch_time_scales_linearly`
+10. :func:`race_time_to_target`
 """
 
 import math
@@ -43,6 +44,7 @@ FRESH_FIT_MAX_S = 0.2  # 8: the first fit beyond the imports, empty JIT cache (a
 SCALING_BAND = 0.25  # 9: every per-row epoch time within +-25 % of their median
 SCALING_RANGE = (10_000, 10_000_000)  # 9: the rows it should hold over
 SCALING_D = 20
+RACE_MAX = 1.0  # 10: fastgd's time to the race's target ÷ the fastest peer's, below 1 (sooner)
 
 MET, MISSED, PARTIAL = "met", "missed", "partial"
 NOT_MEASURED, NOT_APPLICABLE, INFO = "not measured", "not applicable", "info"
@@ -57,10 +59,14 @@ TARGET_NAMES = {
     7: "Cython vs Numba: slower ÷ faster, same kernel and case",
     8: "cold start in a fresh process",
     9: "seconds per epoch per row against n (linear, d = 20)",
+    10: "race: fastgd's default fit reaches the best peer's test accuracy − 0.2 points sooner than every peer "
+        "(fastgd's time ÷ the fastest peer's)",
 }
 
 
 def _ok(value, op, limit):
+    if op == "<":
+        return value < limit
     return value <= limit if op == "≤" else value >= limit
 
 
@@ -366,6 +372,33 @@ def epoch_time_scales_linearly(results):
     return out
 
 
+def race_time_to_target(results):
+    """Target 10, per problem of the race (:mod:`bench.race_bench`): fastgd's default
+    ``LogisticRegression()`` reaches the target (the best peer's test accuracy − 0.2 points)
+    sooner than every peer: its time to target ÷ the fastest peer's below ``RACE_MAX``.
+    Missed when fastgd does not reach the target; judged only on the full sizes (scale 1),
+    shown as "not measured" at other scales."""
+    race = results.race or {}
+    if not race.get("problems"):
+        return [_target(10, "all", None, "", "<", RACE_MAX, note="no race in this run (--no-race)")]
+    full = race.get("scale") == 1.0 and race.get("d_scale", 1.0) == 1.0
+    off = "" if full else f"the race ran at scale {race.get('scale'):g} (rows), not the full sizes"
+    out = []
+    for res in race["problems"]:
+        v = res["verdict"]
+        peer = f"{v['fastest_peer']} {fmt_time(v['fastest_peer_s'])}"
+        if v["fastgd_s"] is None:
+            row = _target(10, res["label"], None, f"fastgd does not reach {v['target']:.4f}; fastest peer: {peer}", "<",
+                          RACE_MAX, verdict=MISSED if full else NOT_MEASURED, note=off)
+        else:
+            row = _target(10, res["label"], v["ratio"],
+                          f"{fmt_ratio(v['ratio'])} (fastgd {fmt_time(v['fastgd_s'])}, fastest peer: {peer})", "<",
+                          RACE_MAX, verdict=None if full else NOT_MEASURED, note=off)
+        row["target_accuracy"] = v["target"]
+        out.append(row)
+    return out
+
+
 # the checks in target order: CHECKS[k - 1] evaluates target k
 CHECKS = (
     full_batch_near_memory_floor,
@@ -377,11 +410,12 @@ CHECKS = (
     backends_agree_in_speed,
     import_and_first_fit,
     epoch_time_scales_linearly,
+    race_time_to_target,
 )
 
 
 def evaluate_targets(results):
-    """The nine performance targets evaluated on ``results``: a list of rows (``target``,
+    """The ten performance targets evaluated on ``results``: a list of rows (``target``,
     ``what``, ``case``, ``value``, ``measured``, ``op``, ``limit``, ``threshold``,
     ``verdict`` (met / missed / partial / not measured / not applicable / info), ``note``),
     in target order. Every verdict is computed from the numbers in ``results``."""

@@ -44,8 +44,8 @@ def test_report_runs_every_case(tiny_run):
                 expected = set(backends)
                 if dtype == "float64":
                     expected.add(methods.SGD if batch == 1 else methods.MLP)
-                    if methods.TORCH in cfg["peers"] and methods.torch_available() is None:
-                        expected.add(methods.TORCH)  # (an optional peer, where installed)
+                    if methods.TORCH in results.meta["peers"]:  # torch installed
+                        expected.add(methods.TORCH)
                 assert {r["method"] for r in rows} == expected
                 for r in rows:
                     assert r["seconds_per_epoch"] > 0 and math.isfinite(r["seconds_per_epoch"])
@@ -187,7 +187,7 @@ def test_targets_section_and_threads_rows(tiny_run):
     assert after_summary.startswith("Performance targets")
     section = after_summary.split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| #")]
-    assert {int(line.split("|")[1]) for line in rows} == set(range(1, 10))
+    assert {int(line.split("|")[1]) for line in rows} == set(range(1, 11))
     verdicts = {line.split("|")[6].strip().strip("*") for line in rows}
     assert verdicts <= {"met", "missed", "partial", "not measured", "not applicable", "info"}
     # stored in results.json, the same rows as the report
@@ -255,6 +255,14 @@ def _hand_made(good=True, cores=2, sizes=((200_000, 100, 5), (1_000_000, 20, 5))
     per_row = (1.0, 1.1, 0.9, 1.0) if good else (1.0, 1.0, 1.0, 2.0)
     for n, p in zip(scaling_n, per_row):
         res.scaling.append({"n": n, "d": 20, "method": "numba", "batch": 32, "seconds_per_epoch": p * 1e-7 * n})
+    # the race: fastgd 0.5 s against the fastest peer's 2 s (good), or 3 s and not reached (bad)
+    verdicts = [
+        {"target": 0.86, "fastgd_s": 0.5 if good else 3.0, "fastest_peer": "saga", "fastest_peer_s": 2.0,
+         "ratio": 0.25 if good else 1.5, "met": good, "best_peer": "lbfgs", "best_peer_accuracy": 0.862},
+        {"target": 0.66, "fastgd_s": 0.1 if good else None, "fastest_peer": "VW", "fastest_peer_s": 0.6,
+         "ratio": 0.1 / 0.6 if good else None, "met": good, "best_peer": "VW", "best_peer_accuracy": 0.662},
+    ]
+    res.race = {"scale": 1.0, "d_scale": 1.0, "problems": [{"label": f"problem {i}", "verdict": v} for i, v in enumerate(verdicts)]}
     return res
 
 
@@ -264,7 +272,7 @@ def _verdicts(targets):
 
 def test_targets_met_on_hand_made_numbers():
     targets = evaluate_targets(_hand_made(good=True))
-    assert _verdicts(targets) == {k: {"met"} for k in range(1, 10)}
+    assert _verdicts(targets) == {k: {"met"} for k in range(1, 11)}
     t1 = next(t for t in targets if t["target"] == 1 and t["case"] == "linear 200000×100 numba")
     assert t1["value"] == pytest.approx(1.2) and "1.2× floor" in t1["measured"]
     t6 = [t for t in targets if t["target"] == 6]
@@ -278,7 +286,7 @@ def test_targets_met_on_hand_made_numbers():
 
 def test_targets_missed_on_hand_made_numbers():
     targets = evaluate_targets(_hand_made(good=False))
-    assert _verdicts(targets) == {k: {"missed"} for k in range(1, 10)}
+    assert _verdicts(targets) == {k: {"missed"} for k in range(1, 11)}
     t7 = [t for t in targets if t["target"] == 7 and t["case"].startswith("full f64 (")]
     assert t7[0]["value"] == pytest.approx(2.0 / 1.5) and "misses:" in t7[0]["note"]
     t5 = {t["case"]: t["value"] for t in targets if t["target"] == 5}
@@ -301,6 +309,14 @@ def test_targets_partial_not_measured_and_not_applicable():
     # the race at another size is shown but not judged
     res.tta["n_train"] = 1000
     assert {t["verdict"] for t in evaluate_targets(res) if t["target"] == 6} == {"not measured", "info"}
+    # the headline race at another scale: its ratios shown, not judged; no race: not measured
+    res.race["scale"] = 0.01
+    t10 = [t for t in evaluate_targets(res) if t["target"] == 10]
+    assert [t["verdict"] for t in t10] == ["not measured", "not measured"]
+    assert t10[0]["value"] == pytest.approx(0.25) and "scale 0.01" in t10[0]["note"]
+    res.race = {}
+    t10 = [t for t in evaluate_targets(res) if t["target"] == 10]
+    assert [t["verdict"] for t in t10] == ["not measured"] and "no race" in t10[0]["note"]
 
 
 def test_cold_start_script_reports_bare_import():
@@ -415,3 +431,142 @@ def test_fit_section_runs_on_small_data():
     ratio = setup[0]["setup_s"] / setup[0]["epoch_s"]
     row = next(line for line in text.splitlines() if line.startswith("| linear | 20000×20 | 1 |"))
     assert row.endswith("| met |" if ratio <= fit_bench.SETUP_MAX else "| **missed** |")
+
+
+# ------------------------------------------------------------------- the headline race
+def test_race_is_the_headline(tiny_run):
+    """The race ran on every problem with real numbers: accuracies above chance, positive
+    times, the target and every time to target computed from the fits, target 10 from the
+    verdicts, its table first in the report (right after the machine block) and its plot
+    written and linked."""
+    from bench import race_bench
+
+    results, path, log = tiny_run
+    race = results.race
+    assert [res["problem"]["key"] for res in race["problems"]] == [p.key for p in race_bench.PROBLEMS]
+    assert race["wall_s"] > 0 and race["cap_s"] == results.config["race_cap_s"] and race["threads"] == 1
+    for res in race["problems"]:
+        rows = res["rows"]
+        assert rows[0]["method"] == race_bench.FASTGD and rows[0]["kind"] == "fastgd"
+        ran = [r for r in rows if "skipped" not in r]
+        assert {r["method"] for r in ran} >= {race_bench.FASTGD, 'scikit-learn LogisticRegression(solver="lbfgs")',
+                                               'scikit-learn SGDClassifier(loss="log_loss")'}
+        binary = res["problem"]["classes"] == 2
+        for r in ran:
+            assert r["points"] and r["spent_s"] > 0 and math.isfinite(r["fit"]["objective"]) and r["fit"]["objective"] > 0
+            for p in r["points"]:
+                assert p["wall_s"] > 0 and 0.0 <= p["accuracy"] <= 1.0 and p["iterations"] >= 1
+            if r["method"].startswith(("fastgd", "scikit-learn")):
+                # the real estimators learn something (PyTorch's few Adam steps on tiny data may not)
+                assert (0.5 if binary else 1.0 / res["problem"]["classes"]) < r["fit"]["accuracy"] <= 1.0
+                assert not r["over_cap"] and sum(p["default"] for p in r["points"]) == 1
+        for r in rows:
+            if "skipped" in r:
+                assert r["skipped"]  # the reason is given
+        v = res["verdict"]
+        peers = [r for r in ran if r["kind"] == "peer"]
+        assert v["target"] == pytest.approx(max(r["fit"]["accuracy"] for r in peers) - 0.002)
+        for r in ran:
+            hits = [p["wall_s"] for p in r["points"] if p["accuracy"] >= v["target"]]
+            assert r["time_to_target_s"] == (min(hits) if hits else None)
+        assert v["fastest_peer_s"] == min(r["time_to_target_s"] for r in peers if r["time_to_target_s"] is not None)
+        if v["fastgd_s"] is not None:
+            assert v["ratio"] == pytest.approx(v["fastgd_s"] / v["fastest_peer_s"]) and v["met"] == (v["ratio"] < 1)
+    # target 10: one row per problem, its value the verdict's ratio; not judged at this scale
+    t10 = [t for t in results.targets if t["target"] == 10]
+    assert [t["case"] for t in t10] == [res["label"] for res in race["problems"]]
+    for t, res in zip(t10, race["problems"]):
+        assert t["verdict"] == "not measured" and "scale 0.01" in t["note"]
+        ratio = res["verdict"]["ratio"]
+        assert t["value"] == (pytest.approx(ratio) if ratio is not None else None)
+    # the report: the race right after the machine block, before the summary, with its plot
+    text = path.read_text()
+    head, rest = text.split("\n## ", 1)
+    assert "Machine:" in head and rest.startswith("Time-to-accuracy race")
+    race_part = rest.split("\n## Summary", 1)[0]
+    assert "| problem | target (best peer − 0.2 points) |" in race_part
+    for res in race["problems"]:
+        assert f"### {res['label']}" in race_part
+    assert f"]({race_bench.PNG})" in race_part and f"({race_bench.PNG})" not in text.split("## Plots", 1)[1]
+    assert (path.parent / race_bench.PNG).stat().st_size > 10_000
+    raw = json.loads((path.parent / "results.json").read_text())
+    assert len(raw["race"]["problems"]) == 4 and "_runner" not in raw["race"]["problems"][0]["rows"][0]
+    assert "Time-to-accuracy race" in log  # the headline is printed too
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_race_objective_is_fastgds():
+    """The race's objective is fastgd's own ``objective`` (default penalty) for binary,
+    multinomial and sparse fits."""
+    from bench import race_bench
+    from bench.sparse_bench import make_sparse
+    from fastgd import LogisticRegression
+
+    _, l2, l1 = race_bench.fastgd_penalty()
+    rng = np.random.default_rng(0)
+    Xm, ym = race_bench.multinomial_data(600, 6, 4)
+    Xs, ys = make_sparse(400, 256, 8)
+    for X, y in ((rng.standard_normal((500, 5)), rng.integers(0, 2, 500)), (Xm, ym), (Xs, ys)):
+        est = LogisticRegression(max_iter=3, random_state=0).fit(X, y)
+        ours = race_bench.objective(X, y, est.coef_, est.intercept_, l2, l1)
+        assert ours == pytest.approx(est.objective(X, y), rel=1e-10)
+        assert race_bench.accuracy(X, y, est.coef_, est.intercept_) == pytest.approx(est.score(X, y))
+
+
+def test_race_ladder_caps_and_prunes():
+    """A method that cannot finish its default fit within the cap is over cap (its last
+    fit kept), the capped fit never runs more than the cap affords, and a peer's ladder
+    stops once its next fit would take over PRUNE x the fastest peer's time."""
+    from bench import race_bench
+
+    def fake(per, setup=0.0, stops_at=None):
+        def fit(data, k):
+            iterations = min(k, stops_at or k)
+            return {"wall_s": setup + per * iterations, "accuracy": 0.5 + 0.4 * (1 - 0.5 ** iterations),
+                    "iterations": iterations, "coef": np.zeros((1, 2)), "intercept": np.zeros(1)}
+        return fit
+
+    X, y = np.zeros((4, 2)), np.array([0, 1, 0, 1])
+    data = (X, y, X, y)
+    slow = race_bench.Method("slow", "peer", fake(1.0), race_bench._doubling(1000), 1000)
+    row = race_bench.whole_fit(slow, data, 10.0, 1e-4)
+    assert row["over_cap"] and not any(p["default"] for p in row["points"])
+    assert row["spent_s"] <= 10.0 and row["fit"]["max_iter"] == max(p["max_iter"] for p in row["points"])
+    quick = race_bench.Method("quick", "peer", fake(0.01, 0.01, stops_at=20), race_bench._doubling(100), 100)
+    row = race_bench.whole_fit(quick, data, 10.0, 1e-4)
+    assert not row["over_cap"] and row["fit"]["iterations"] == 20 and row["fit"]["default"]
+    target = 0.5 + 0.4 * (1 - 0.5 ** 6)  # reached at 6 iterations: the rung of 8, then halving 4 ... 8
+    race_bench.ladder(row, target)
+    assert race_bench.time_to_target(row, target) == pytest.approx(0.01 + 0.01 * 6)
+    assert [p["max_iter"] for p in row["points"]] == [1, 2, 4, 5, 6, 8, 100]
+    # the same method, pruned: the fastest peer reached the target in 0.02 s
+    row = race_bench.whole_fit(quick, data, 10.0, 1e-4)
+    race_bench.ladder(row, target, fastest_peer_s=0.02)
+    assert "pruned_s" in row and [p["max_iter"] for p in row["points"]] == [1, 2, 100]
+
+
+def test_race_bench_runs_alone(tmp_path, capsys):
+    """``python -m bench.race_bench --scale F --problems ...`` prints the section and writes
+    race.json and the plot."""
+    from bench import race_bench
+
+    race_bench.main(["--scale", "0.002", "--problems", "dense", "--cap", "2", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "## Time-to-accuracy race" in out and "### dense n ≫ d: 400 × 100" in out
+    raw = json.loads((tmp_path / "race.json").read_text())
+    assert [res["problem"]["key"] for res in raw["problems"]] == ["dense"] and raw["cap_s"] == 2
+    assert (tmp_path / race_bench.PNG).stat().st_size > 10_000
+
+
+def test_race_skips_missing_tools_with_the_reason(monkeypatch):
+    """Vowpal Wabbit and PyTorch are optional: without them their rows say why."""
+    from bench import race_bench
+
+    monkeypatch.setattr(race_bench, "vw_reason", lambda: "skipped: vowpalwabbit is not installed (test)")
+    monkeypatch.setattr(race_bench, "torch_reason", lambda: "skipped: torch is not installed (test)")
+    sparse = next(p for p in race_bench.problems(0.01, 0.05) if p.sparse)
+    by = {m.name: m for m in race_bench.methods_for(sparse)}
+    assert by["Vowpal Wabbit (--loss_function logistic)"].skipped.endswith("(test)")
+    assert by[f"PyTorch Adam, batch {race_bench.TORCH_BATCH}"].skipped.endswith("(test)")
+    assert "Hessian" in by['scikit-learn LogisticRegression(solver="newton-cholesky")'].skipped
+    assert not by[race_bench.FASTGD].skipped
