@@ -57,7 +57,7 @@ from numba import njit
 
 from .. import _checks, _tuning
 from .. import _params as P
-from .._losses import MULTINOMIAL, SQUARED
+from .._losses import LOG, MULTINOMIAL, SQUARED
 from .._optimizers import ADAGRAD, ADAM, SGD
 from .._schedules import CONSTANT, INVSCALING, OPTIMAL
 from .._tuning import block_bounds
@@ -599,6 +599,35 @@ def _block_gradients(X, Y, sw, W, loss, bounds, counter, parts, losses):
     ``parts`` share a cache line, which two threads writing row by row would pass back
     and forth."""
     Ps = np.empty((4, W.shape[0]), dtype=X.dtype)
+    G = np.zeros_like(parts[0])
+    K, cols = G.shape
+    while True:
+        b = next_index(counter)
+        if b >= parts.shape[0]:
+            break
+        if W.shape[0] == 1 and loss == SQUARED:
+            losses[b] += _add_rows_rowwise(X, Y, sw, W, bounds, bounds[b], bounds[b + 1], False, False, loss, Ps, G)
+        else:
+            losses[b] += _add_rows_multi(X, Y, sw, W, bounds, bounds[b], bounds[b + 1], False, False, loss, Ps, G)
+        for k in range(K):
+            for j in range(cols):
+                parts[b, k, j] += G[k, j]
+                G[k, j] = 0
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
+def _block_gradients_log(X, Y, sw, W, loss, bounds, counter, parts, losses):
+    """Take blocks b = next_index(counter) until none is left: block b adds the sum over
+    rows bounds[b]:bounds[b+1] (as stored) to parts[b] and its weighted loss to losses[b].
+
+    Several threads may share one counter. Each sums its block into a buffer of its own
+    and adds it to parts[b] when the block is done: blocks next to each other in
+    ``parts`` share a cache line, which two threads writing row by row would pass back
+    and forth. This one for the one-output log loss (its rows by blocks through the
+    vectorised exp); :func:`_block_gradients` for every other loss: two functions, so
+    that each is compiled with one row loop only (with both inlined into one, the
+    squared error's full batch measured 1.2-1.6x slower)."""
+    Ps = np.empty((4, W.shape[0]), dtype=X.dtype)
     S = _scratch()
     G = np.zeros_like(parts[0])
     K, cols = G.shape
@@ -606,7 +635,7 @@ def _block_gradients(X, Y, sw, W, loss, bounds, counter, parts, losses):
         b = next_index(counter)
         if b >= parts.shape[0]:
             break
-        losses[b] += _add_rows(X, Y, sw, W, bounds, bounds[b], bounds[b + 1], False, False, loss, Ps, G, S)
+        losses[b] += _add_rows_single(X, Y, sw, W, bounds, bounds[b], bounds[b + 1], False, False, loss, Ps, G, S)
         for k in range(K):
             for j in range(cols):
                 parts[b, k, j] += G[k, j]
@@ -695,12 +724,13 @@ def epoch(X, Y, sw, order, state, hp, codes):
     if n * cols < _tuning.PARALLEL_MIN_VALUES:  # (read at each call)
         n_threads = 1  # too little work to be worth waking other threads
     args = (X, Y, sw, state[0], loss, bounds, counter, parts, losses)
+    blocks = _block_gradients_log if state.shape[1] == 1 and loss == LOG else _block_gradients
     if n_threads <= 1:
-        _block_gradients(*args)
+        blocks(*args)
     else:
         # the other threads take blocks from the shared counter, and so does this one
-        futures = [_executor(n_threads - 1).submit(_block_gradients, *args) for _ in range(n_threads - 1)]
-        _block_gradients(*args)
+        futures = [_executor(n_threads - 1).submit(blocks, *args) for _ in range(n_threads - 1)]
+        blocks(*args)
         for f in futures:
             f.result()
     return _full_batch_step(state, parts, losses, n, hp, codes)
@@ -718,5 +748,6 @@ def gradient(X, Y, sw, W, codes, G):
     bounds = np.array([0, X.shape[0]], dtype=np.int64)
     losses = np.zeros(1)
     counter = np.zeros(1, dtype=np.int64)
-    _block_gradients(X, Y, sw, W, codes[P.LOSS], bounds, counter, G[np.newaxis], losses)
+    blocks = _block_gradients_log if W.shape[0] == 1 and codes[P.LOSS] == LOG else _block_gradients
+    blocks(X, Y, sw, W, codes[P.LOSS], bounds, counter, G[np.newaxis], losses)
     return float(losses[0])
