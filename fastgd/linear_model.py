@@ -447,20 +447,15 @@ class LogisticRegression(ClassifierMixin, BaseGD):
         self.verbose = verbose
 
     def _targets(self, y, *, first, classes=None, partial=False):
-        if first and not partial:
-            encoded = _encode_small_integers(y)
-            if encoded is not None:  # (integer labels: every such y is a valid target)
-                all_classes, idx = encoded
-                if len(all_classes) < 2:
-                    raise ValueError(
-                        f"LogisticRegression needs samples of at least 2 classes in the data; "
-                        f"got only one class: {all_classes!r}."
-                    )
-                loss = "log_loss" if len(all_classes) == 2 else "multinomial"
-                return idx.reshape(-1, 1), 1 if loss == "log_loss" else len(all_classes), loss, {"classes_": all_classes}
-        check_classification_targets(y)
+        # integer labels of a fit are encoded by counting (every such y is a valid
+        # target); others are checked and sorted (np.unique), then looked up
+        encoded = _encode_small_integers(y) if first and not partial else None
+        if encoded is None:
+            check_classification_targets(y)
         if first:
-            if partial:
+            if encoded is not None:
+                all_classes = encoded[0]
+            elif partial:
                 if classes is None:
                     raise ValueError("classes must be passed on the first call to partial_fit.")
                 all_classes = _unique_classes(classes)
@@ -485,14 +480,17 @@ class LogisticRegression(ClassifierMixin, BaseGD):
                     f"classes={classes!r} differs from the classes of the first partial_fit "
                     f"call, {all_classes!r}."
                 )
-        idx = np.searchsorted(all_classes, y)
-        idx = np.minimum(idx, len(all_classes) - 1)
-        unknown = all_classes[idx] != y
-        if np.any(unknown):
-            raise ValueError(
-                f"y contains labels not in classes {all_classes!r}: "
-                f"{np.unique(np.asarray(y)[unknown])!r}."
-            )
+        if encoded is not None:
+            idx = encoded[1]
+        else:
+            idx = np.searchsorted(all_classes, y)
+            idx = np.minimum(idx, len(all_classes) - 1)
+            unknown = all_classes[idx] != y
+            if np.any(unknown):
+                raise ValueError(
+                    f"y contains labels not in classes {all_classes!r}: "
+                    f"{np.unique(np.asarray(y)[unknown])!r}."
+                )
         n_classes = len(all_classes)
         if n_classes == 2:
             return idx.reshape(-1, 1), 1, "log_loss", {"classes_": all_classes}
