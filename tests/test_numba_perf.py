@@ -55,15 +55,16 @@ def _function_ir(fn, sig, name):
 def test_single_output_row_loop_counts_no_references(dtype):
     """Atomic incref/decref per row (array views, calls with array arguments) cost more
     than the arithmetic at small d, and contend between threads: the loop has none."""
-    fn = _fresh(K._add_rows_single)
     X, Y, sw, W, order, Ps, G = _row_args(dtype)
-    for shuffled in (False, True):
-        for loss in (SQUARED, LOG):
-            fn(X, Y, sw, W, order, 0, 63, shuffled, False, loss, Ps, G, _scratch())
-    for sig in fn.signatures:
-        body = _function_ir(fn, sig, "_add_rows_single")
-        assert "NRT_incref" not in body and "NRT_decref" not in body
-        assert not re.search(r"call [^@]*@_ZN", body), "the row loop calls another jitted function"
+    # the log loss's loop by blocks and the squared error's row by row
+    for name, loss, extra in (("_add_rows_single", LOG, (_scratch(),)), ("_add_rows_rowwise", SQUARED, ())):
+        fn = _fresh(getattr(K, name))
+        for shuffled in (False, True):
+            fn(X, Y, sw, W, order, 0, 63, shuffled, False, loss, Ps, G, *extra)
+        for sig in fn.signatures:
+            body = _function_ir(fn, sig, name)
+            assert "NRT_incref" not in body and "NRT_decref" not in body
+            assert not re.search(r"call [^@]*@_ZN", body), "the row loop calls another jitted function"
 
 
 @jit_only
@@ -72,7 +73,7 @@ def test_float32_rows_are_not_computed_in_float64():
     promotes the whole loop to float64 and halves its vector width."""
     fn = _fresh(K._add_rows_single)
     X, Y, sw, W, order, Ps, G = _row_args(np.float32)
-    fn(X, Y, sw, W, order, 0, 63, False, False, 0, Ps, G, _scratch())
+    fn(X, Y, sw, W, order, 0, 63, False, False, LOG, Ps, G, _scratch())
     body = _function_ir(fn, fn.signatures[0], "_add_rows_single")
     assert not re.search(r"fpext <\d+ x float>", body)
     assert re.search(r"fmul [\w ]*<\d+ x float>", body), "the float32 loops are not vectorised"
@@ -127,13 +128,15 @@ def test_unit_weights_shortcut_gives_the_same_bits(dtype):
     X, Y, sw, W, order, Ps, _ = _row_args(dtype, n=203, d=7)
     order = np.random.default_rng(1).permutation(203).astype(np.int64)
     assert K._unit_weights(sw) and not K._unit_weights(np.append(sw, 2.0))
-    out = []
-    for unit in (True, False):
-        G = np.zeros((1, 8), dtype)
-        total = K._add_rows_single(X, Y, sw, W, order, 0, 203, True, unit, 0, Ps, G, _scratch())
-        out.append((total, G))
-    assert out[0][0] == out[1][0]
-    np.testing.assert_array_equal(out[0][1], out[1][1])
+    # both one-output row loops: the log loss's by blocks, the squared error's row by row
+    for rows, loss, extra in ((K._add_rows_single, LOG, (_scratch(),)), (K._add_rows_rowwise, SQUARED, ())):
+        out = []
+        for unit in (True, False):
+            G = np.zeros((1, 8), dtype)
+            total = rows(X, Y, sw, W, order, 0, 203, True, unit, loss, Ps, G, *extra)
+            out.append((total, G))
+        assert np.isfinite(out[0][0]) and out[0][0] == out[1][0]
+        np.testing.assert_array_equal(out[0][1], out[1][1])
 
 
 def test_the_thread_threshold_is_read_from_tuning_at_each_call(monkeypatch):

@@ -346,20 +346,13 @@ cdef inline void _prefetch_row(const floating *x, Py_ssize_t row_bytes, const fl
 cdef inline double _single_losses(int64_t loss, const double *z, const double *y,
                                   const double *w, double *g, double *v,
                                   Py_ssize_t m) noexcept nogil:
-    """The weighted losses of a block of m rows of a single-output loss (squared error,
-    log loss), in double: from outputs z, targets y and weights w, set g to
+    """The weighted log losses of a block of m rows of one output, in double: from outputs z, targets y and weights w, set g to
     ``w dloss/dz`` and return ``sum w loss`` (v: scratch). One loop each, in vector lanes
     (the log loss: ``fastgd_log_losses``, with the vectorisable exp and log1p of
     ``fastgd._vmath``)."""
     cdef Py_ssize_t r
-    cdef double total = 0.0, e
-    if loss == SQUARED:
-        for r in range(m):
-            e = z[r] - y[r]
-            g[r] = w[r] * e
-            total += w[r] * (0.5 * e * e)
-        return total
-    fastgd_log_losses(z, y, w, g, v, m)  # LOG (other codes do not reach the loops)
+    cdef double total = 0.0
+    fastgd_log_losses(z, y, w, g, v, m)  # (only the log loss reaches the block loops)
     for r in range(m):
         total += v[r]
     return total
@@ -456,14 +449,15 @@ cdef double _add_rows_log(const floating[:, ::1] X, const floating[:, ::1] Y,
     their weighted loss: rows order[lo:hi] when ``shuffled`` (prefetching the rows a few
     places ahead in ``order``), else X's rows lo:hi as stored. ``p`` is a scratch of 4 K.
 
-    With one output (squared or log loss), rows go in blocks of LOSS_BLOCK_ROWS: the
+    For one output of the log loss only (``_add_rows`` sends every other loss to
+    ``_add_rows_rowwise``). Rows go in blocks of LOSS_BLOCK_ROWS: the
     block's outputs first (with its targets and weights, in double), then its losses in
     one vectorised loop (``_single_losses``), then its gradients, the rows read again
     (from cache). Rows of at most FOUR_ROWS_MAX_BYTES go four at a time there: four dot
     products, then one pass over G adding the four rows' gradients (a quarter of the
     loads and stores of G)."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = W.shape[0], cols = d + 1
-    cdef Py_ssize_t ii, i, j, k, r, q, ahead, start, m
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    cdef Py_ssize_t ii, i, j, r, q, ahead, start, m
     cdef Py_ssize_t row_bytes = d * sizeof(floating)
     cdef Py_ssize_t rows[4]
     cdef const floating *x
@@ -472,7 +466,7 @@ cdef double _add_rows_log(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef const floating *x2
     cdef const floating *x3
     cdef const floating *w
-    cdef floating acc, c, wi, c0, c1, c2, c3
+    cdef floating acc, c, c0, c1, c2, c3
     cdef double total = 0.0
     cdef bint four = row_bytes <= FOUR_ROWS_MAX_BYTES
     # the block's outputs, targets, weights, gradients and losses
@@ -481,99 +475,74 @@ cdef double _add_rows_log(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef double wb[LOSS_BLOCK_ROWS]
     cdef double gb[LOSS_BLOCK_ROWS]
     cdef double vb[LOSS_BLOCK_ROWS]
-    if K == 1 and loss != MULTINOMIAL:
-        w = &W[0, 0]
-        start = lo
-        while start < hi:
-            m = hi - start
-            if m > LOSS_BLOCK_ROWS:
-                m = LOSS_BLOCK_ROWS
-            r = 0
-            while four and r + 4 <= m:
-                ii = start + r
-                for q in range(4):
-                    if shuffled:
-                        ahead = ii + q + DENSE_PREFETCH_AHEAD
-                        if ahead < n:
-                            _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
-                                          &sw[order[ahead]], unit_sw)
-                        rows[q] = order[ii + q]
-                    else:
-                        rows[q] = ii + q
-                _dot4(w, &X[rows[0], 0], &X[rows[1], 0], &X[rows[2], 0], &X[rows[3], 0], d, p)
-                for q in range(4):
-                    i = rows[q]
-                    acc = w[d] + p[q]
-                    zb[r + q] = acc
-                    yb[r + q] = Y[i, 0]
-                    wb[r + q] = 1 if unit_sw else sw[i]
-                r += 4
-            while r < m:
-                ii = start + r
+    w = &W[0, 0]
+    start = lo
+    while start < hi:
+        m = hi - start
+        if m > LOSS_BLOCK_ROWS:
+            m = LOSS_BLOCK_ROWS
+        r = 0
+        while four and r + 4 <= m:
+            ii = start + r
+            for q in range(4):
                 if shuffled:
-                    ahead = ii + DENSE_PREFETCH_AHEAD
+                    ahead = ii + q + DENSE_PREFETCH_AHEAD
                     if ahead < n:
                         _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
                                       &sw[order[ahead]], unit_sw)
-                    i = order[ii]
+                    rows[q] = order[ii + q]
                 else:
-                    i = ii
-                acc = w[d] + _dot(w, &X[i, 0], d)
-                zb[r] = acc
-                yb[r] = Y[i, 0]
-                wb[r] = 1 if unit_sw else sw[i]
-                r += 1
-            total += _single_losses(loss, zb, yb, wb, gb, vb, m)
-            r = 0
-            while four and r + 4 <= m:
-                ii = start + r
-                for q in range(4):
-                    rows[q] = order[ii + q] if shuffled else ii + q
-                x0 = &X[rows[0], 0]
-                x1 = &X[rows[1], 0]
-                x2 = &X[rows[2], 0]
-                x3 = &X[rows[3], 0]
-                c0 = <floating> gb[r]
-                c1 = <floating> gb[r + 1]
-                c2 = <floating> gb[r + 2]
-                c3 = <floating> gb[r + 3]
-                for j in range(d):
-                    G[j] += ((c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]))
-                G[d] += ((c0 + c1) + (c2 + c3))
-                r += 4
-            while r < m:
-                i = order[start + r] if shuffled else start + r
-                x = &X[i, 0]
-                c = <floating> gb[r]
-                for j in range(d):
-                    G[j] += c * x[j]
-                G[d] += c
-                r += 1
-            start += m
-        return total
-    ii = lo
-    while ii < hi:
-        if shuffled:
-            ahead = ii + DENSE_PREFETCH_AHEAD
-            if ahead < n:
-                _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
-                              &sw[order[ahead]], unit_sw)
-            i = order[ii]
-        else:
-            i = ii
-        x = &X[i, 0]
-        for k in range(K):
-            w = &W[k, 0]
-            acc = w[d] + _dot(w, x, d)
-            p[k] = acc
-        wi = 1 if unit_sw else sw[i]
-        total += wi * _loss_grad(loss, p, &Y[i, 0], K)
-        for k in range(K):
-            c = wi * p[k]
+                    rows[q] = ii + q
+            _dot4(w, &X[rows[0], 0], &X[rows[1], 0], &X[rows[2], 0], &X[rows[3], 0], d, p)
+            for q in range(4):
+                i = rows[q]
+                acc = w[d] + p[q]
+                zb[r + q] = acc
+                yb[r + q] = Y[i, 0]
+                wb[r + q] = 1 if unit_sw else sw[i]
+            r += 4
+        while r < m:
+            ii = start + r
+            if shuffled:
+                ahead = ii + DENSE_PREFETCH_AHEAD
+                if ahead < n:
+                    _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
+                                  &sw[order[ahead]], unit_sw)
+                i = order[ii]
+            else:
+                i = ii
+            acc = w[d] + _dot(w, &X[i, 0], d)
+            zb[r] = acc
+            yb[r] = Y[i, 0]
+            wb[r] = 1 if unit_sw else sw[i]
+            r += 1
+        total += _single_losses(loss, zb, yb, wb, gb, vb, m)
+        r = 0
+        while four and r + 4 <= m:
+            ii = start + r
+            for q in range(4):
+                rows[q] = order[ii + q] if shuffled else ii + q
+            x0 = &X[rows[0], 0]
+            x1 = &X[rows[1], 0]
+            x2 = &X[rows[2], 0]
+            x3 = &X[rows[3], 0]
+            c0 = <floating> gb[r]
+            c1 = <floating> gb[r + 1]
+            c2 = <floating> gb[r + 2]
+            c3 = <floating> gb[r + 3]
             for j in range(d):
-                G[k * cols + j] += c * x[j]
-            G[k * cols + d] += c
-        ii += 1
+                G[j] += ((c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]))
+            G[d] += ((c0 + c1) + (c2 + c3))
+            r += 4
+        while r < m:
+            i = order[start + r] if shuffled else start + r
+            x = &X[i, 0]
+            c = <floating> gb[r]
+            for j in range(d):
+                G[j] += c * x[j]
+            G[d] += c
+            r += 1
+        start += m
     return total
 
 
@@ -584,9 +553,8 @@ cdef inline double _add_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
                              bint shuffled) noexcept nogil:
     """Add the weighted loss gradients of rows lo:hi to G and return their weighted loss
     (see ``_add_rows_rowwise``): the one-output log loss by blocks of LOSS_BLOCK_ROWS
-    through the vectorised exp/log1p (``_add_rows_log``), every other loss row by row
-    (the squared error has no exp to vectorise, and by blocks its float32 full batch
-    measured 1.4x slower)."""
+    through the vectorised exp/log1p (``_add_rows_log``), every other loss row by row,
+    each row visited once (the squared error has no exp to vectorise)."""
     if W.shape[0] == 1 and loss == LOG:
         return _add_rows_log(X, Y, sw, W, order, lo, hi, loss, p, G, unit_sw, shuffled)
     return _add_rows_rowwise(X, Y, sw, W, order, lo, hi, loss, p, G, unit_sw, shuffled)

@@ -73,9 +73,9 @@ def vlog1p(x):
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def single_losses(code, S, m):
-    """The weighted losses of a block of ``m`` rows of a single-output loss (squared
-    error with one target, log loss), in float64: from the outputs ``S[0, :m]``, targets
-    ``S[1, :m]`` and weights ``S[2, :m]``, set ``S[3, :m]`` to ``w dloss/dz`` and return
+    """The weighted log losses of a block of ``m`` rows (one output), in float64 (NaN
+    for other codes: the squared error goes row by row, ``_add_rows_rowwise``): from
+    the outputs ``S[0, :m]``, targets ``S[1, :m]`` and weights ``S[2, :m]``, set ``S[3, :m]`` to ``w dloss/dz`` and return
     ``sum w loss``.
 
     One loop over the block with no call and no branch inside (the log loss's sign
@@ -85,13 +85,7 @@ def single_losses(code, S, m):
     range gives the sigmoid's limits 0 and 1 and a loss of ``|z|`` (wrong side) or 0.
     """
     total = 0.0
-    if code == SQUARED:
-        for r in range(m):
-            g = S[0, r] - S[1, r]
-            w = S[2, r]
-            S[3, r] = w * g
-            total += w * (0.5 * g * g)
-    elif code == LOG:
+    if code == LOG:
         for r in range(m):
             z = S[0, r]
             y = S[1, r]
