@@ -203,3 +203,73 @@ def check_sparse_epoch(data, indices, indptr, Y, sw, order, state, hp=None, code
         raise ValueError("order holds a row index outside [0, n)")
     if codes is not None:
         check_targets(n, Y, sw, state.shape[1], codes, labels_ok or labels_in_range)
+
+
+# --------------------------------------------------------------------------- many models
+def check_csr_arrays(data, indices, indptr, n, d):
+    """The CSR arrays of a many-models call: C-contiguous NumPy arrays, a float
+    ``data``, int64 ``indices`` and ``indptr``, and a valid structure (:func:`check_csr`)."""
+    for name, a in (("data", data), ("indices", indices), ("indptr", indptr)):
+        if not _array(name, a).flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous")
+    if data.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"data must be float32 or float64, got {data.dtype}")
+    if indices.dtype != np.int64 or indptr.dtype != np.int64:
+        raise ValueError(f"indices and indptr must be int64, got {indices.dtype} and {indptr.dtype}")
+    check_csr(data, indices, indptr, n, d)
+
+
+def check_path(n, d, Y, sw, order, train, scale, state, hp, codes, model_fold, losses, backend,
+               contiguous=True, in_range=order_in_range, labels_ok=labels_in_range):
+    """Everything a ``path_epoch`` call (M models on one pass, see
+    ``fastgd._numpy.path``) trusts beyond its data (X or the CSR arrays, ``n`` rows of
+    ``d`` columns, checked by the caller): one float dtype, the shapes of the per-model
+    arrays, each model's codes, one loss, optimizer and averaging for all models, one
+    batch size per fold, the folds' row masks and weight scales, and the row order."""
+    dtype = check_floats((("Y", Y), ("sw", sw), ("state", state), ("scale", scale)), contiguous)
+    for name, a, dt in (("order", order, np.int64), ("train", train, np.uint8), ("hp", hp, np.float64),
+                        ("codes", codes, np.int64), ("model_fold", model_fold, np.int64),
+                        ("losses", losses, np.float64)):
+        if _array(name, a).dtype != dt:
+            raise ValueError(f"{name} must be {np.dtype(dt).name}, got {a.dtype}")
+        if contiguous and not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous")
+    if state.ndim != 4 or state.shape[3] != d + 1:
+        raise ValueError(f"state must have shape (M, S, K, {d + 1}), got {state.shape}")
+    M, S, K = state.shape[:3]
+    if hp.shape != (M, P.N_HP) or codes.shape != (M, P.N_CODES):
+        raise ValueError(f"hp and codes must have shapes ({M}, {P.N_HP}) and ({M}, {P.N_CODES}), "
+                         f"got {hp.shape} and {codes.shape}")
+    if model_fold.shape != (M,) or losses.shape != (M,):
+        raise ValueError(f"model_fold and losses must have shape ({M},), got {model_fold.shape} and {losses.shape}")
+    if train.ndim != 2 or train.shape[0] != n:
+        raise ValueError(f"train must have shape ({n}, n_folds), got {train.shape}")
+    F = train.shape[1]
+    if scale.shape != (F,):
+        raise ValueError(f"scale must have shape ({F},), got {scale.shape}")
+    if M and (model_fold.min() < -1 or model_fold.max() >= F):
+        raise ValueError(f"model_fold must lie in [-1, {F})")
+    if train.size and train.max() > 1:
+        raise ValueError("train must hold 0 or 1")
+    if order.ndim != 1 or order.shape[0] != n:
+        raise ValueError(f"X has {n} rows but order has shape {order.shape}")
+    if n and not in_range(order, n):
+        raise ValueError("order holds a row index outside [0, n)")
+    batch = {}
+    for m in range(M):
+        c = codes[m]
+        check_codes(c, backend)
+        for field in (P.LOSS, P.OPTIMIZER, P.NESTEROV, P.FIT_INTERCEPT, P.SCHEDULE):
+            if c[field] != codes[0, field]:
+                raise ValueError(f"model {m} has codes[{field}] = {c[field]}, model 0 {codes[0, field]}: "
+                                 "the models of one call share their loss, rule and switches")
+        if (c[P.AVERAGE_START] > 0) != (codes[0, P.AVERAGE_START] > 0):
+            raise ValueError("the models of one call either all average or none does")
+        f = int(model_fold[m])
+        if f >= 0 and batch.setdefault(f, int(c[P.BATCH_SIZE])) != c[P.BATCH_SIZE]:
+            raise ValueError(f"the models of fold {f} have different batch sizes")
+    if S != n_state(codes[0]):
+        raise ValueError(f"state must have {n_state(codes[0])} slots for these codes, got {S}")
+    if M:
+        check_targets(n, Y, sw, K, codes[0], labels_ok)
+    return dtype

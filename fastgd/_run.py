@@ -143,15 +143,21 @@ def initial_eta(est, data):
     # such by the estimator when the step comes out non-finite)
     with np.errstate(invalid="ignore"):
         eta, source = _initial_step(est, data)
+    return checked_step(eta, source, data.X.dtype)
+
+
+def checked_step(eta, source, dtype):
+    """``eta``, once it is known to be a positive finite step in ``dtype`` (the data's,
+    in which the kernels compute); ``source`` says where it came from, for the error."""
     # the kernels compute in the data's dtype: a step that is 0 there would leave the
     # weights where they start (a silent all-zero model), an infinite one gives NaN
     with np.errstate(over="ignore", under="ignore"):
-        in_dtype = data.X.dtype.type(eta)
+        in_dtype = dtype.type(eta)
     if not (np.isfinite(in_dtype) and in_dtype > 0):
         raise ValueError(
             f"The step size {eta:.4g} ({source}) is {float(in_dtype):g} in "
-            f"{data.X.dtype.name}, the data's dtype: gradient descent cannot take it. "
-            "Rescale X" + (" or pass it as float64." if data.X.dtype != np.float64 else ".")
+            f"{dtype.name}, the data's dtype: gradient descent cannot take it. "
+            "Rescale X" + (" or pass it as float64." if dtype != np.float64 else ".")
         )
     return eta
 
@@ -257,30 +263,45 @@ class Run:
 
     def __init__(self, est, data, state, t, eta, rng, X_val=None, Y_val=None, sw_val=None, seen=0,
                  avg_start=None):
-        self.est = est
         self.X, self.Y, self.sw = data.X, data.Y, data.sw
-        self.loss = data.loss
-        self.reference = self.reference_name = None  # what divergence is measured against
         # sparse input: the CSR arrays (int64 indices, converted once per call) and the
         # backend's sparse kernels
         self.csr = _sparse.kernel_arrays(data.X) if _sparse.issparse(data.X) else None
         self.backend_name = resolve(est.backend)  # ("auto" resolved: what runs)
         self.backend = (get_backend(self.backend_name, sparse=True) if self.csr is not None
                         else get_backend(self.backend_name))
+        self.rng = rng
+        self.setup(est, data.loss, data.X.shape[0], state, t, eta, np.zeros(P.N_HP), np.zeros(P.N_CODES, dtype=np.int64),
+                   X_val, Y_val, sw_val, seen, avg_start)
+        if self.csr is not None:
+            self._warn_dense_step()
+        self.in_order = None  # 0, 1, ..., n - 1, made on first use
+        # rows per block of shuffle="blocks" (the CSR indices are int64 in the kernels)
+        self.block_rows = _shuffle.block_rows(data.X)
+        self.more_epochs = False  # whether another epoch follows the current one
+        self.pending_order = None  # the next epoch's permutation, being drawn
+
+    def setup(self, est, loss, n, state, t, eta, hp, codes, X_val, Y_val, sw_val, seen, avg_start):
+        """What a run keeps of one model on ``n`` training rows: its state, counters,
+        curves and judging, and its ``hp``/``codes`` vectors (filled here, in place:
+        ``fastgd._path`` passes rows of its per-model arrays)."""
+        self.est = est
+        self.loss = loss
+        self.n_rows = n
+        self.reference = self.reference_name = None  # what divergence is measured against
         self.state = state
         self.t = int(t)
         self.eta = float(eta)
         self.reductions = 0
-        self.rng = rng
         self.X_val, self.Y_val, self.sw_val = X_val, Y_val, sw_val
         self.callbacks = None  # fastgd._callbacks.FitCallbacks when callbacks are set
         self.curve = []
         self.times = []  # cumulative seconds in epochs at the end of each epoch
         self.val_scores = [] if X_val is not None else None
         self.n_epochs = 0
-        n = data.X.shape[0]
         self.l2, self.l1 = penalty_strengths(est.penalty, est.alpha, est.l1_ratio)
-        self.hp = np.zeros(P.N_HP, dtype=np.float64)
+        self.hp = hp
+        hp[:] = 0.0
         self.hp[P.POWER_T] = est.power_t
         self.hp[P.L2] = self.l2
         self.hp[P.L1] = self.l1
@@ -297,8 +318,9 @@ class Run:
         self.schedule = SCHEDULES[est.learning_rate]
         if self.schedule.t0 is not None:
             self.hp[P.OPTIMAL_T0] = self.schedule.t0(est.alpha)
-        self.codes = np.zeros(P.N_CODES, dtype=np.int64)
-        self.codes[P.LOSS] = LOSSES[data.loss].code
+        self.codes = codes
+        codes[:] = 0
+        self.codes[P.LOSS] = LOSSES[loss].code
         self.codes[P.SCHEDULE] = self.schedule.code
         self.codes[P.NESTEROV] = int(bool(est.nesterov))
         self.codes[P.FIT_INTERCEPT] = int(bool(est.fit_intercept))
@@ -309,13 +331,6 @@ class Run:
         if state.shape[0] != state_slots(est):
             raise ValueError(f"state of shape {state.shape} does not fit optimizer={est.optimizer!r}, "
                              f"average={est.average!r}")
-        if self.csr is not None:
-            self._warn_dense_step()
-        self.in_order = None  # 0, 1, ..., n - 1, made on first use
-        # rows per block of shuffle="blocks" (the CSR indices are int64 in the kernels)
-        self.block_rows = _shuffle.block_rows(data.X)
-        self.more_epochs = False  # whether another epoch follows the current one
-        self.pending_order = None  # the next epoch's permutation, being drawn
         self.eta_last = self._current_eta()
 
     def _warn_dense_step(self):
@@ -422,13 +437,13 @@ class Run:
         return reported_weights(self.state, self.avg_start, self.t)
 
     def _updates_per_epoch(self):
-        return -(-self.X.shape[0] // int(self.codes[P.BATCH_SIZE]))
+        return -(-self.n_rows // int(self.codes[P.BATCH_SIZE]))
 
     def _on_stall(self):
         """What a stall does: the schedule's ``on_stall`` gives the step to go on with
         and whether the momentum restarts, or says stop. Returns False when the fit
         should stop instead."""
-        minibatch = self.codes[P.BATCH_SIZE] < self.X.shape[0]
+        minibatch = self.codes[P.BATCH_SIZE] < self.n_rows
         outcome = self.schedule.on_stall(self.eta, self.reductions, minibatch)
         if outcome is None:
             return False
@@ -482,81 +497,106 @@ class Run:
         return self.schedule.hint.format(alpha=est.alpha)
 
     def _epochs(self, max_epochs, *, stop_early):
-        est = self.est
-        tol = est.tol
-        best = np.inf
-        no_improvement = 0
-        converged = False
-        name = type(est).__name__
-        elapsed = 0.0
+        self.start_judging()
         for epoch in range(1, max_epochs + 1):
             if self.callbacks is not None:
                 self.callbacks.epoch_begin(self)
             tic = time.perf_counter()
             self.more_epochs = epoch < max_epochs
             objective = self.epoch()
-            elapsed += time.perf_counter() - tic
-            self.n_epochs += 1
-            self.eta_last = self._current_eta()
-            first = self.curve[0] if self.curve else objective
-            reference = self.reference if self.reference is not None else first
-            if (
-                not np.isfinite(objective)
-                or not np.all(np.isfinite(self.state))
-                or objective > DIVERGENCE_FACTOR * max(reference, np.finfo(np.float64).tiny)
-            ):
-                against = (
-                    f"from {first:.4g} in the first epoch" if self.reference is None
-                    else f"{self.reference_name} is {self.reference:.4g}"
-                )
-                raise DivergenceError(
-                    f"{name} diverged in epoch {epoch}: the objective became {objective:.4g} "
-                    f"({against}) with "
-                    f"step size {self.eta_last:.4g} (learning_rate={est.learning_rate!r}). "
-                    + self._divergence_hint(objective, epoch)
-                )
-            self.curve.append(objective)
-            self.times.append(elapsed)
-            if est.verbose:
-                print(
-                    f"-- Epoch {len(self.curve)}: objective {objective:.6g}, step size "
-                    f"{self.eta_last:.4g}, updates {self.t}, {time.perf_counter() - tic:.4f} s"
-                )
-            stop = self.callbacks is not None and self.callbacks.epoch_end(self)
-            if not stop_early:
-                continue
-            if self.X_val is not None:
-                score = est._score_state(self.weights(), self.X_val, self.Y_val, self.sw_val)
-                self.val_scores.append(score)
-                criterion = -score
-            else:
-                criterion = objective
-            if stop:  # a callback asked to stop: no ConvergenceWarning
-                converged = True
-                if est.verbose:
-                    print(f"-- Stopped by a callback after {epoch} epochs")
+            if self.judge(epoch, objective, time.perf_counter() - tic, stop_early=stop_early):
                 break
-            if tol is not None:
-                if criterion > best - tol:
-                    no_improvement += 1
+        self.finish_judging(max_epochs, stop_early=stop_early)
+
+    def start_judging(self):
+        """Reset what :meth:`judge` keeps between epochs (a call's first epoch is next)."""
+        self._best = np.inf
+        self._no_improvement = 0
+        self.converged = False
+        self._elapsed = 0.0
+
+    def judge(self, epoch, objective, seconds, *, stop_early):
+        """Judge epoch ``epoch`` of this call, which took ``seconds`` and ended at
+        ``objective``: raise :class:`DivergenceError` on a divergence, record the
+        curves, run the callbacks, score the validation set and apply the stopping
+        criterion and the stall rules. Returns whether the call should stop.
+
+        Split from the loop so that a driver that runs several models' epochs in one
+        kernel call (``fastgd._path``) judges each model exactly as its own fit would.
+        """
+        est = self.est
+        tol = est.tol
+        name = type(est).__name__
+        self._elapsed += seconds
+        self.n_epochs += 1
+        self.eta_last = self._current_eta()
+        first = self.curve[0] if self.curve else objective
+        reference = self.reference if self.reference is not None else first
+        if (
+            not np.isfinite(objective)
+            or not np.all(np.isfinite(self.state))
+            or objective > DIVERGENCE_FACTOR * max(reference, np.finfo(np.float64).tiny)
+        ):
+            against = (
+                f"from {first:.4g} in the first epoch" if self.reference is None
+                else f"{self.reference_name} is {self.reference:.4g}"
+            )
+            raise DivergenceError(
+                f"{name} diverged in epoch {epoch}: the objective became {objective:.4g} "
+                f"({against}) with "
+                f"step size {self.eta_last:.4g} (learning_rate={est.learning_rate!r}). "
+                + self._divergence_hint(objective, epoch)
+            )
+        self.curve.append(objective)
+        self.times.append(self._elapsed)
+        if est.verbose:
+            print(
+                f"-- Epoch {len(self.curve)}: objective {objective:.6g}, step size "
+                f"{self.eta_last:.4g}, updates {self.t}, {seconds:.4f} s"
+            )
+        stop = self.callbacks is not None and self.callbacks.epoch_end(self)
+        if not stop_early:
+            return False
+        if self.X_val is not None:
+            score = est._score_state(self.weights(), self.X_val, self.Y_val, self.sw_val)
+            self.val_scores.append(score)
+            criterion = -score
+        else:
+            criterion = objective
+        if stop:  # a callback asked to stop: no ConvergenceWarning
+            self.converged = True
+            if est.verbose:
+                print(f"-- Stopped by a callback after {epoch} epochs")
+            return True
+        if tol is not None:
+            if criterion > self._best - tol:
+                self._no_improvement += 1
+            else:
+                self._no_improvement = 0
+            self._best = min(self._best, criterion)
+            if self._no_improvement >= self._patience():
+                if self._on_stall():
+                    if est.verbose:
+                        print(f"-- No improvement for {self._no_improvement} epochs: step size {self.eta:.4g}")
+                    self._no_improvement = 0
                 else:
-                    no_improvement = 0
-                best = min(best, criterion)
-                if no_improvement >= self._patience():
-                    if self._on_stall():
-                        if est.verbose:
-                            print(f"-- No improvement for {no_improvement} epochs: step size {self.eta:.4g}")
-                        no_improvement = 0
-                    else:
-                        converged = True
-                        if est.verbose:
-                            print(f"-- Converged after {epoch} epochs")
-                        break
-        if stop_early and tol is not None and not converged:
+                    self.converged = True
+                    if est.verbose:
+                        print(f"-- Converged after {epoch} epochs")
+                    return True
+        return False
+
+    def finish_judging(self, max_epochs, *, stop_early, warn=True):
+        """After the last epoch: warn (``ConvergenceWarning``) when the call ran out of
+        epochs before its stopping criterion was met; returns whether it did."""
+        est = self.est
+        missed = bool(stop_early and est.tol is not None and not self.converged)
+        if missed and warn:
             warnings.warn(
-                f"{name} reached max_iter={max_epochs} epochs before the stopping criterion "
-                f"(tol={tol}, n_iter_no_change={est.n_iter_no_change}) was met; increase "
+                f"{type(est).__name__} reached max_iter={max_epochs} epochs before the stopping criterion "
+                f"(tol={est.tol}, n_iter_no_change={est.n_iter_no_change}) was met; increase "
                 f"max_iter if the fit is not good enough.",
                 ConvergenceWarning,
-                stacklevel=6,  # the user's fit() or partial_fit() call
+                stacklevel=7,  # the user's fit() or partial_fit() call
             )
+        return missed

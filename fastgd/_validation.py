@@ -130,15 +130,23 @@ def weight_scale(n, total):
 def split_validation(data, rng, validation_fraction, stratify):
     """``(training data, X_val, Y_val)``: ``validation_fraction`` of the rows held out
     (stratified on the encoded class when ``stratify``), both parts in storage order."""
+    train, val = validation_rows(data.Y, rng, validation_fraction, stratify)
+    X, Y, sw = data.X, data.Y, data.sw
+    return data._replace(X=X[train], Y=Y[train], sw=sw[train]), X[val], Y[val]
+
+
+def validation_rows(Y, rng, validation_fraction, stratify):
+    """The row positions ``(train, val)`` of :func:`split_validation` for encoded
+    targets ``Y`` (sorted; one draw from ``rng``)."""
     from sklearn.model_selection import (
         train_test_split,  # (a slow import, needed rarely)
     )
 
-    n = data.X.shape[0]
+    n = Y.shape[0]
     try:
         train, val = train_test_split(
             np.arange(n), test_size=validation_fraction, random_state=rng,
-            stratify=data.Y[:, 0] if stratify else None,
+            stratify=Y[:, 0] if stratify else None,
         )
     except ValueError as exc:
         raise ValueError(
@@ -150,10 +158,7 @@ def split_validation(data, rng, validation_fraction, stratify):
             f"early_stopping=True with validation_fraction={validation_fraction} "
             f"leaves an empty training or validation set for {n} samples."
         )
-    train = np.sort(train)
-    val = np.sort(val)
-    X, Y, sw = data.X, data.Y, data.sw
-    return data._replace(X=X[train], Y=Y[train], sw=sw[train]), X[val], Y[val]
+    return np.sort(train), np.sort(val)
 
 
 def validation_given(est, X_val, y_val, sample_weight_val):
