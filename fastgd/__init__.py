@@ -14,6 +14,10 @@ __version__ = "0.1.0"
 _LAZY = {
     "LinearRegression": ".linear_model",
     "LogisticRegression": ".linear_model",
+    "LinearRegressionCV": ".linear_model",
+    "LogisticRegressionCV": ".linear_model",
+    "fit_path": "._path",
+    "Path": "._path",
     "DenseStepWarning": "._run",
     "DivergenceError": "._run",
     "minimize": ".optimize",
@@ -24,8 +28,12 @@ __all__ = [  # the keys of _LAZY (a test checks) and the version
     "DenseStepWarning",
     "DivergenceError",
     "LinearRegression",
+    "LinearRegressionCV",
     "LogisticRegression",
+    "LogisticRegressionCV",
+    "Path",
     "__version__",
+    "fit_path",
     "minimize",
     "numerical_gradient",
 ]

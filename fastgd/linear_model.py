@@ -10,6 +10,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseGD, _dask_aware
+from ._cv import BaseCV, accuracy_scores, cv_constraints, r2_scores
 
 _COMMON_DOC = """
     All parameters are keyword-only.
@@ -558,3 +559,237 @@ class LogisticRegression(ClassifierMixin, BaseGD):
     def predict_proba(self, X):
         """Class probabilities (sigmoid for two classes, softmax otherwise)."""
         return np.exp(self.predict_log_proba(X))
+
+
+_CV_DOC = """
+    alphas : int or array-like of non-negative floats, default=10
+        The regularisation strengths tried. An int ``n``: ``n`` values log-spaced from
+        ``alpha_max``, the smallest alpha at which an L1 penalty keeps every
+        coefficient at zero (the largest gradient of the loss with respect to a
+        coefficient at the zero model, scikit-learn's rule for its elastic-net paths),
+        down to ``1e-4 * alpha_max``, computed from the training data.
+    l1_ratios : array-like of floats in [0, 1], default=None
+        The elastic-net mixings tried (``penalty="elasticnet"`` only); None: 0.15 (the
+        estimator's default ``l1_ratio``) alone.
+    cv : int, cross-validation splitter or iterable, default=5
+        As scikit-learn's ``check_cv``: an int is the number of folds of a
+        (Stratified, for the classifier) KFold without shuffling.
+    scoring : str, callable or None, default=None
+        How each fold's held-out rows score a model: None is the estimator's ``score``
+        (accuracy for the classifier, R^2 for the regressor), computed for all models
+        of a fold in one product; otherwise a scikit-learn scorer.
+    refit : bool, default=True
+        Fit the best ``alpha`` (and ``l1_ratio``) on every row, starting from the mean
+        of its fold models; False: the model is that mean itself.
+
+    Every other parameter is the estimator's own (below) and applies to every model of
+    the grid. All ``n_folds x n_alphas x n_l1_ratios`` models are fitted together: each
+    epoch reads every row once for all the models it trains (``fastgd.fit_path``), and
+    each model stops on its own stopping rule. Each model equals the estimator fitted
+    alone on its fold's training rows, visiting them in the order of the call's random
+    stream.
+"""
+
+_CV_ATTRS = """
+    Attributes
+    ----------
+    alpha_ : float
+        The chosen ``alpha``.
+    l1_ratio_ : float or None
+        The chosen ``l1_ratio`` (None unless ``penalty="elasticnet"``).
+    alphas_, l1_ratios_ : ndarray
+        The grid.
+    scores_ : ndarray of shape (n_folds, n_alphas, n_l1_ratios)
+        Each model's score on its fold's held-out rows (NaN: it diverged).
+    coefs_paths_ : ndarray of shape (n_folds, n_alphas, n_l1_ratios, n_outputs, n_features + 1)
+        Each model's weights, the intercept in the last column.
+    n_iter_ : ndarray of shape (n_folds, n_alphas, n_l1_ratios)
+        Epochs each model ran.
+    best_estimator_ : estimator
+        The final model (refitted, or the folds' mean); ``coef_``, ``intercept_`` and
+        the predictions are its.
+    coef_, intercept_, n_features_in_, feature_names_in_ : as the estimator's
+    backend_ : str
+        The backend that ran the grid.
+"""
+
+
+class LogisticRegressionCV(ClassifierMixin, BaseCV):
+    __doc__ = (
+        """Logistic regression with ``alpha`` (and ``l1_ratio``) chosen by
+    cross-validation, every model of the grid fitted in one pass over the rows per epoch.
+
+    Parameters
+    ----------"""
+        + _CV_DOC
+        + _CV_ATTRS
+    )
+
+    _base_class = LogisticRegression
+    _parameter_constraints: ClassVar[dict] = cv_constraints(LogisticRegression)
+    _default_scores = staticmethod(accuracy_scores)
+
+    def __init__(
+        self,
+        *,
+        alphas=10,
+        l1_ratios=None,
+        cv=5,
+        scoring=None,
+        refit=True,
+        batch_size=32,
+        learning_rate="auto",
+        eta0=0.01,
+        power_t=0.25,
+        momentum=0.9,
+        nesterov=False,
+        optimizer="sgd",
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        average=False,
+        penalty="l2",
+        fit_intercept=True,
+        max_iter=100,
+        tol=1e-4,
+        n_iter_no_change=5,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        random_state=None,
+        class_weight=None,
+        n_jobs=None,
+        backend="auto",
+        verbose=0,
+    ):
+        self.alphas = alphas
+        self.l1_ratios = l1_ratios
+        self.cv = cv
+        self.scoring = scoring
+        self.refit = refit
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.eta0 = eta0
+        self.power_t = power_t
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.optimizer = optimizer
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.average = average
+        self.penalty = penalty
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.class_weight = class_weight
+        self.n_jobs = n_jobs
+        self.backend = backend
+        self.verbose = verbose
+
+    def decision_function(self, X):
+        """Raw outputs of the final model (see ``LogisticRegression.decision_function``)."""
+        return self._fitted().decision_function(X)
+
+    def predict(self, X):
+        """Predicted class labels of the final model."""
+        return self._fitted().predict(X)
+
+    def predict_proba(self, X):
+        """Class probabilities of the final model."""
+        return self._fitted().predict_proba(X)
+
+    def predict_log_proba(self, X):
+        """Log of the class probabilities of the final model."""
+        return self._fitted().predict_log_proba(X)
+
+
+class LinearRegressionCV(RegressorMixin, BaseCV):
+    __doc__ = (
+        """Least-squares linear regression with ``alpha`` (and ``l1_ratio``) chosen by
+    cross-validation, every model of the grid fitted in one pass over the rows per epoch.
+
+    Parameters
+    ----------"""
+        + _CV_DOC
+        + _CV_ATTRS
+    )
+
+    _base_class = LinearRegression
+    _parameter_constraints: ClassVar[dict] = cv_constraints(LinearRegression)
+    _default_scores = staticmethod(r2_scores)
+
+    def __init__(
+        self,
+        *,
+        alphas=10,
+        l1_ratios=None,
+        cv=5,
+        scoring=None,
+        refit=True,
+        batch_size=32,
+        learning_rate="auto",
+        eta0=0.01,
+        power_t=0.25,
+        momentum=0.9,
+        nesterov=False,
+        optimizer="sgd",
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        average=False,
+        penalty="l2",
+        fit_intercept=True,
+        max_iter=100,
+        tol=1e-4,
+        n_iter_no_change=5,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        random_state=None,
+        n_jobs=None,
+        backend="auto",
+        verbose=0,
+    ):
+        self.alphas = alphas
+        self.l1_ratios = l1_ratios
+        self.cv = cv
+        self.scoring = scoring
+        self.refit = refit
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.eta0 = eta0
+        self.power_t = power_t
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.optimizer = optimizer
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.average = average
+        self.penalty = penalty
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.backend = backend
+        self.verbose = verbose
+
+    def predict(self, X):
+        """Predicted targets of the final model."""
+        return self._fitted().predict(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
