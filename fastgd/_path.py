@@ -25,12 +25,15 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from . import _params as P
-from . import _shuffle
-from ._backends import resolve
+from . import _shuffle, _sparse
+from ._backends import get_backend, resolve
 from ._losses import LOSSES
-from ._optimizers import OPTIMIZERS
+from ._numpy.path import fold_rows
+from ._optimizers import OPTIMIZERS, uses_lazy_update
 from ._penalties import penalty_strengths, penalty_value
 from ._run import (
+    DENSE_STEP_WARN_RATIO,
+    DenseStepWarning,
     DivergenceError,
     Run,
     batch_rows,
@@ -166,6 +169,48 @@ class _FoldSteps:
         return checked_step(eta, self.source, dtype)
 
 
+class _FoldArrays:
+    """Each fold's rows as the single-model sparse kernel takes them (CSR arrays, targets,
+    normalised weights), made on first use, for the models that run one after another."""
+
+    def __init__(self, X, Y, sw, train, scale, backend_name):
+        self.X, self.Y, self.sw, self.train, self.scale = X, Y, sw, train, scale
+        self.kernel = get_backend(backend_name, sparse=True).epoch
+        self.folds = {}
+
+    def epochs(self, order, models, model_fold, state, hp, codes, losses):
+        """One epoch of each of ``models``, on its fold's rows in ``order``."""
+        locals_ = {}
+        for m in models:
+            f = int(model_fold[m])
+            if f not in self.folds:
+                rows = np.flatnonzero(self.train[:, f])
+                self.folds[f] = (_sparse.kernel_arrays(sp.csr_matrix(self.X[rows])),
+                                 np.ascontiguousarray(self.Y[rows]),
+                                 np.ascontiguousarray(self.sw[rows] * self.scale[f]))
+            if f not in locals_:
+                locals_[f] = fold_rows(self.train, order, f)[1]
+            (data, indices, indptr), Yf, swf = self.folds[f]
+            losses[m] = self.kernel(data, indices, indptr, Yf, swf, locals_[f], state[m], hp[m], codes[m])
+
+
+def _warn_dense_steps(est, X, K, batch):
+    """``fastgd.DenseStepWarning`` when the shared pass's dense steps on CSR rows cost
+    more than ten times the batch's non-zeros (as a single fit warns)."""
+    n, d = X.shape
+    per_batch = max(X.nnz / max(n, 1) * batch * K, 1.0)
+    if K * d > DENSE_STEP_WARN_RATIO * per_batch:
+        warnings.warn(
+            f"On this sparse input, optimizer={est.optimizer!r} with penalty={est.penalty!r}, "
+            f"learning_rate={est.learning_rate!r} and average={est.average!r} takes the dense step in "
+            f"every model: each update moves all {K * d} coefficients, about {K * d / per_batch:.0f}x the "
+            f"work of the batch's non-zeros. Use larger batches, or settings that step lazily (see "
+            f"fastgd.DenseStepWarning).",
+            DenseStepWarning,
+            stacklevel=3,
+        )
+
+
 def fit_path(estimator, X, y, *, alphas, l1_ratios=None, cv=None, sample_weight=None):
     """Fit ``estimator`` for every ``alpha`` x ``l1_ratio`` on every fold of ``cv`` in
     one pass over the rows per epoch.
@@ -257,9 +302,17 @@ def fit_path(estimator, X, y, *, alphas, l1_ratios=None, cv=None, sample_weight=
             m = f * G + g
             runs.append(_ModelRun(m_est, data.loss, rows.shape[0], state[m], steps.eta(m_est, dtype),
                                   hp[m], codes[m], reference, X_val, Y_val))
-    codes[:, P.N_THREADS] = 1
+    codes[:, P.N_THREADS] = threads
     model_fold = np.repeat(np.arange(F, dtype=np.int64), G)
     active = model_fold.copy()
+    # sparse rows: the models whose steps the single-model kernels take lazily (O(nnz),
+    # not O(K d)) run one after another through them, each on its fold's rows; the
+    # shared pass takes the dense step, which costs more than that at any d worth CSR
+    lazy = np.array([sp.issparse(X) and not est.average and uses_lazy_update(hp[m], codes[m]) for m in range(M)],
+                    dtype=bool)
+    alone = _FoldArrays(X, Y, sw, train, scale, backend_name) if lazy.any() else None
+    if sp.issparse(X) and not lazy.all():
+        _warn_dense_steps(est, X, K, int(codes[0, P.BATCH_SIZE]))
     losses = np.zeros(M)
     rng = check_random_state(est.random_state)
     block = _shuffle.block_rows(X)
@@ -280,8 +333,12 @@ def fit_path(estimator, X, y, *, alphas, l1_ratios=None, cv=None, sample_weight=
             run.begin_epoch([run.n_rows], int(codes[m, P.BATCH_SIZE]))
             pens[m] = penalty_value(state[m, 0][:, :-1], run.l2, run.l1)
         tic = time.perf_counter()
+        shared = np.where(lazy, -1, active)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            kernel(Xk, Y, sw, order, train, scale, state, hp, codes, active, losses)
+            if np.any(shared >= 0):
+                kernel(Xk, Y, sw, order, train, scale, state, hp, codes, shared, losses)
+            if alone is not None:
+                alone.epochs(order, [m for m in live if lazy[m]], model_fold, state, hp, codes, losses)
         seconds = time.perf_counter() - tic
         for m in live:
             run = runs[m]

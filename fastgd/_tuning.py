@@ -65,6 +65,12 @@ DENSE_PREFETCH_AHEAD = 6
 # 2.8x the time (reading four rows at once from memory). Dense Numba and Cython kernels.
 FOUR_ROWS_MAX_BYTES = 256
 
+# The many-models kernels (path_epoch) read the row order in windows of this many rows:
+# a window's rows are dealt to the folds they train and handed, from cache, to each of
+# a fold's models (128 rows of 100 float64 values: 102 kB, within a core's L2 cache).
+# Dense Numba and Cython kernels; changing it changes iterates in the last bits only.
+PATH_WINDOW_ROWS = 128
+
 # Single-output rows (squared error with one target, log loss) go in blocks of this
 # many: the block's outputs first, then its losses in one loop that runs in vector lanes
 # (the log loss's exp and log1p are fastgd._vmath's), then its gradients, the rows read
