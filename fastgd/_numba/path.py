@@ -176,21 +176,29 @@ def _dense_rows(X, Y, sw, order, train, scale, state, hp, codes, model_fold, los
             stored = False
     for w0 in range(0, n, window):
         w1 = min(n, w0 + window)
-        for ii in range(w0, w1):
-            i = ii if stored else order[ii]
+        # (one call site of _flush, inlined with the step: w1 itself is the window's end,
+        # where every fold hands over what it holds without stepping)
+        for ii in range(w0, w1 + 1):
+            end = ii == w1
+            i = 0 if end else (ii if stored else order[ii])
             for f in range(F):
-                if not mine[f] or train[i, f] == 0:
+                if not mine[f]:
                     continue
-                seg[f, seg_len[f]] = i
-                seg_len[f] += 1
-                cnt[f] += 1
-                seen[f] += 1
-                if cnt[f] == batch[f] or seen[f] == n_f[f]:
-                    _flush(X, Y, sw, seg, seg_len, cnt, f, True, models, n_models, scale, state, hp, codes, t,
-                           losses, loss, single, unit, Ps, G, S, sc)
-        for f in range(F):
-            if mine[f] and seg_len[f] > 0:
-                _flush(X, Y, sw, seg, seg_len, cnt, f, False, models, n_models, scale, state, hp, codes, t,
+                if end:
+                    if seg_len[f] == 0:
+                        continue
+                    step = False
+                else:
+                    if train[i, f] == 0:
+                        continue
+                    seg[f, seg_len[f]] = i
+                    seg_len[f] += 1
+                    cnt[f] += 1
+                    seen[f] += 1
+                    step = cnt[f] == batch[f] or seen[f] == n_f[f]
+                    if not step:
+                        continue
+                _flush(X, Y, sw, seg, seg_len, cnt, f, step, models, n_models, scale, state, hp, codes, t,
                        losses, loss, single, unit, Ps, G, S, sc)
 
 
