@@ -40,6 +40,9 @@ SGD (``batch_size=1``) fuses the gradient and the step in one pass over the row'
 features: the same arithmetic as a one-row batch through ``_step``, without the gradient
 buffer.
 
+``path_epoch_dense``/``path_epoch_csr`` run one epoch of many models on one pass over
+the rows (``fastgd._cython.path``, the section "many models" at the end of this file).
+
 Every array's dtype and contiguity is checked by Cython when the call starts, and
 ``epoch``/``gradient`` check shapes, codes and indices before they enter the loops
 (``fastgd._checks.check_epoch``/``check_gradient``, the checks every backend runs): the
@@ -55,7 +58,7 @@ is imported, and PARALLEL_MIN_VALUES by each epoch.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport exp, log, log1p, pow, sqrt
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint8_t
 
 import numpy as np
 
@@ -887,3 +890,254 @@ def gradient(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[
     with nogil:
         total = _add_rows(X, Y, sw, W, order, 0, n, loss, &p[0], &G[0, 0], False, False)
     return total
+
+
+# --------------------------------------------------------------------------- many models
+# ``path_epoch`` (contract and reference: ``fastgd._numpy.path``; the same loop as the
+# Numba kernel ``fastgd._numba.path``): M models on one pass over the rows, dense or CSR.
+# Each row of the epoch's order is read once; every model whose fold trains on it takes
+# its outputs, its loss and its gradient from it, and a fold's models step (``_step``,
+# on the model's rows of state, hp and codes) when the fold's batch is complete, batches
+# being counted per fold. The folds are shared among ``parts`` (fold f goes to part
+# f % parts), one OpenMP thread each; no model is written by two parts, each part
+# counts its folds' rows in its own scratch, and whether the rows are read as stored
+# (every fold in one full batch) is decided for all parts together, so the result is
+# bit for bit the same for any number of parts.
+
+
+# positions in codes as C constants (the many-models loop reads each model's row of codes)
+cdef Py_ssize_t P_LOSS = P.LOSS, P_SCHEDULE = P.SCHEDULE, P_OPTIMIZER = P.OPTIMIZER
+cdef Py_ssize_t P_NESTEROV = P.NESTEROV, P_FIT_INTERCEPT = P.FIT_INTERCEPT, P_T_START = P.T_START
+cdef Py_ssize_t P_BATCH_SIZE = P.BATCH_SIZE, P_AVERAGE_START = P.AVERAGE_START
+
+
+cdef void _path_part(Py_ssize_t n, Py_ssize_t d, bint sparse, const floating *X,
+                     const floating *data, const int64_t *indices, const int64_t *indptr,
+                     const floating[:, ::1] Y, const floating[::1] sw, const int64_t[::1] order,
+                     const uint8_t[:, ::1] train, const floating[::1] scale,
+                     floating[:, :, :, ::1] state, const double[:, ::1] hp,
+                     const int64_t[:, ::1] codes, const int64_t[::1] model_fold,
+                     double[::1] losses, floating[:, :, ::1] G, int64_t[::1] t,
+                     const int64_t[::1] n_f, const int64_t[::1] batch, const uint8_t[::1] has,
+                     int64_t[:, ::1] counts, uint8_t[:, ::1] flags, floating[:, ::1] outputs,
+                     bint stored, Py_ssize_t part, Py_ssize_t parts) noexcept nogil:
+    """The epoch of the models of part ``part``'s folds (``f % parts == part``), over
+    every row (in storage order when ``stored``, else in ``order``): dense rows
+    ``X + i d`` or CSR rows ``data``/``indices`` from ``indptr[i]`` to
+    ``indptr[i + 1]``. ``counts[part]``, ``flags[part]`` and
+    ``outputs[part]`` are this part's scratch; ``G`` and ``t`` the models' (each model
+    belongs to one part)."""
+    cdef Py_ssize_t M = state.shape[0], K = state.shape[2], F = train.shape[1]
+    cdef int64_t *cnt = &counts[part, 0]
+    cdef int64_t *seen = &counts[part, F]
+    cdef uint8_t *mine = &flags[part, 0]
+    cdef uint8_t *live = &flags[part, F]
+    cdef uint8_t *done = &flags[part, 2 * F]
+    cdef floating *p = &outputs[part, 0]
+    cdef int64_t loss = codes[0, P_LOSS]
+    cdef int64_t schedule = codes[0, P_SCHEDULE]
+    cdef int64_t optimizer = codes[0, P_OPTIMIZER]
+    cdef bint nesterov = codes[0, P_NESTEROV] != 0
+    cdef bint fit_intercept = codes[0, P_FIT_INTERCEPT] != 0
+    cdef bint single = K == 1 and loss != MULTINOMIAL
+    cdef Py_ssize_t row_bytes = d * sizeof(floating)
+    cdef Py_ssize_t ii, i, f, m, k, j, q, nnz = 0, ahead
+    cdef const floating *x = NULL
+    cdef const floating *xv = NULL
+    cdef const int64_t *xi = NULL
+    cdef floating *w
+    cdef floating *g
+    cdef floating acc, c, wi
+    cdef double value
+    cdef bint hit, anyf
+    for f in range(F):
+        cnt[f] = 0
+        seen[f] = 0
+        mine[f] = has[f] and f % parts == part
+    for m in range(M):
+        f = model_fold[m]
+        if f >= 0 and mine[f]:
+            losses[m] = 0.0
+            t[m] = codes[m, P_T_START]
+    for ii in range(n):
+        if stored:
+            i = ii
+        else:
+            i = order[ii]
+            ahead = ii + DENSE_PREFETCH_AHEAD
+            if not sparse and ahead < n:
+                _prefetch_row(X + order[ahead] * d, row_bytes, &Y[order[ahead], 0], &sw[order[ahead]],
+                              False)
+        anyf = False
+        for f in range(F):
+            hit = mine[f] and train[i, f] != 0
+            live[f] = hit
+            if hit:
+                cnt[f] += 1
+                seen[f] += 1
+                done[f] = cnt[f] == batch[f] or seen[f] == n_f[f]
+                anyf = True
+        if not anyf:
+            continue
+        if sparse:
+            xv = data + indptr[i]
+            xi = indices + indptr[i]
+            nnz = indptr[i + 1] - indptr[i]
+        else:
+            x = X + i * d
+        for m in range(M):
+            f = model_fold[m]
+            if f < 0 or not live[f]:
+                continue
+            wi = sw[i] * scale[f]
+            for k in range(K):
+                w = &state[m, 0, k, 0]
+                if sparse:
+                    acc = w[d]
+                    for q in range(nnz):
+                        acc += w[xi[q]] * xv[q]
+                else:
+                    acc = w[d] + _dot(w, x, d)
+                p[k] = acc
+            if single:
+                value = _loss_grad_single(loss, p, Y[i, 0])
+            else:
+                value = _loss_grad(loss, p, &Y[i, 0], K)
+            losses[m] += wi * value
+            for k in range(K):
+                c = wi * p[k]
+                g = &G[m, k, 0]
+                if sparse:
+                    for q in range(nnz):
+                        g[xi[q]] += c * xv[q]
+                else:
+                    for j in range(d):
+                        g[j] += c * x[j]
+                g[d] += c
+            if done[f]:
+                t[m] += 1
+                _step(state[m], &G[m, 0, 0], cnt[f], t[m], hp[m], nesterov, fit_intercept, schedule,
+                      optimizer, codes[m, P_AVERAGE_START])
+        for f in range(F):
+            if live[f] and done[f]:
+                cnt[f] = 0
+
+
+cdef void _path_run(Py_ssize_t n, Py_ssize_t d, const floating[:, ::1] X, const floating[::1] data,
+                    const int64_t[::1] indices, const int64_t[::1] indptr,
+                    const floating[:, ::1] Y, const floating[::1] sw, const int64_t[::1] order,
+                    const uint8_t[:, ::1] train, const floating[::1] scale,
+                    floating[:, :, :, ::1] state, const double[:, ::1] hp,
+                    const int64_t[:, ::1] codes, const int64_t[::1] model_fold,
+                    double[::1] losses, int parts):
+    """The scratch of ``parts`` parts, the folds' row counts and batch sizes, then the
+    parts (OpenMP threads when ``parts > 1``). Dense input when ``indptr`` is None."""
+    cdef Py_ssize_t M = state.shape[0], K = state.shape[2], F = train.shape[1]
+    cdef Py_ssize_t i, f, m, part
+    cdef bint sparse = indptr is not None
+    cdef bint stored = True
+    dtype = np.float32 if floating is float else np.float64
+    # each part's scratch rows padded to whole cache lines plus one, so that two parts
+    # never write to the same line
+    cdef Py_ssize_t line = CACHE_LINE_BYTES
+    cdef int64_t[:, ::1] counts = np.zeros((parts, ((2 * F * 8 + line - 1) // line + 1) * line // 8),
+                                           dtype=np.int64)
+    cdef uint8_t[:, ::1] flags = np.zeros((parts, ((3 * F + line - 1) // line + 1) * line), dtype=np.uint8)
+    cdef Py_ssize_t per = line // sizeof(floating)
+    cdef floating[:, ::1] outputs = np.zeros((parts, ((K + per - 1) // per + 1) * per), dtype=dtype)
+    cdef floating[:, :, ::1] G = np.zeros((M, K, d + 1), dtype=dtype)
+    cdef int64_t[::1] t = np.zeros(M, dtype=np.int64)
+    cdef int64_t[::1] n_f = np.zeros(F, dtype=np.int64)
+    cdef int64_t[::1] batch = np.ones(F, dtype=np.int64)
+    cdef uint8_t[::1] has = np.zeros(F, dtype=np.uint8)
+    cdef const floating *xp = NULL
+    cdef const floating *dp = NULL
+    cdef const int64_t *ip = NULL
+    cdef const int64_t *pp = NULL
+    if M == 0:
+        return
+    if sparse:
+        pp = &indptr[0]
+        if data.shape[0]:
+            dp = &data[0]
+            ip = &indices[0]
+    elif n and d:
+        xp = &X[0, 0]
+    with nogil:
+        for i in range(n):
+            for f in range(F):
+                n_f[f] += train[i, f]
+        for m in range(M):
+            f = model_fold[m]
+            if f >= 0:
+                has[f] = 1
+                batch[f] = codes[m, P_BATCH_SIZE]
+        # every fold with a model in one full batch: the rows are read as stored (decided
+        # for all parts together, so that the sums do not depend on the thread count)
+        for f in range(F):
+            if has[f] and batch[f] < n_f[f]:
+                stored = False
+        if parts > 1:
+            for part in prange(parts, num_threads=parts, schedule="static", chunksize=1):
+                _path_part(n, d, sparse, xp, dp, ip, pp, Y, sw, order, train, scale, state, hp, codes,
+                           model_fold, losses, G, t, n_f, batch, has, counts, flags, outputs, stored, part, parts)
+        else:
+            _path_part(n, d, sparse, xp, dp, ip, pp, Y, sw, order, train, scale, state, hp, codes,
+                       model_fold, losses, G, t, n_f, batch, has, counts, flags, outputs, stored, 0, 1)
+
+
+def _path_parts(codes, model_fold):
+    """How many parts share the folds: ``codes[0, N_THREADS]`` at most, one fold each at
+    least; one where this process may not run OpenMP regions (``_forksafe``)."""
+    folds = np.unique(model_fold[model_fold >= 0]).shape[0]
+    parts = int(max(1, min(codes[0, P.N_THREADS], folds))) if folds else 1
+    if parts > 1 and not (FASTGD_OPENMP and _forksafe.usable):
+        parts = 1
+    if parts > 1:
+        _forksafe.used = True
+    return parts
+
+
+def path_epoch_dense(X, Y, sw, order, train, scale, state, hp, codes, model_fold, losses):
+    """One epoch of M models in place on dense C-contiguous rows X; ``losses[m]`` is set
+    to model m's sum of ``w_i * loss_i``. See ``fastgd._numpy.path.path_epoch``.
+
+    The arguments are checked (``fastgd._checks.check_path``) before any loop runs."""
+    _checks.check_floats((("X", X),))
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got {X.ndim} dimensions")
+    n, d = X.shape
+    dtype = _checks.check_path(n, d, Y, sw, order, train, scale, state, hp, codes, model_fold, losses,
+                               "cython", in_range=_order_in_range)
+    if X.dtype != dtype:
+        raise ValueError(f"X has dtype {X.dtype} but Y has {dtype}")
+    parts = _path_parts(codes, model_fold)
+    if dtype == np.float32:
+        _path_run[float](n, d, X, None, None, None, Y, sw, order, train, scale, state, hp, codes,
+                         model_fold, losses, parts)
+    else:
+        _path_run[double](n, d, X, None, None, None, Y, sw, order, train, scale, state, hp, codes,
+                          model_fold, losses, parts)
+
+
+def path_epoch_csr(data, indices, indptr, shape, Y, sw, order, train, scale, state, hp, codes,
+                   model_fold, losses):
+    """``path_epoch_dense`` for CSR rows: ``data``, ``indices`` and ``indptr`` (int64) of
+    a matrix of ``shape`` (n, d). The step is the dense one (O(K d) per update), as in
+    the NumPy reference.
+
+    The arguments are checked (``fastgd._checks.check_csr_arrays`` and ``check_path``)
+    before any loop runs."""
+    n, d = (int(s) for s in shape)
+    _checks.check_csr_arrays(data, indices, indptr, n, d)
+    dtype = _checks.check_path(n, d, Y, sw, order, train, scale, state, hp, codes, model_fold, losses,
+                               "cython", in_range=_order_in_range)
+    if data.dtype != dtype:
+        raise ValueError(f"X has dtype {data.dtype} but Y has {dtype}")
+    parts = _path_parts(codes, model_fold)
+    if dtype == np.float32:
+        _path_run[float](n, d, None, data, indices, indptr, Y, sw, order, train, scale, state, hp, codes,
+                         model_fold, losses, parts)
+    else:
+        _path_run[double](n, d, None, data, indices, indptr, Y, sw, order, train, scale, state, hp, codes,
+                          model_fold, losses, parts)

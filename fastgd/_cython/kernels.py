@@ -39,5 +39,7 @@ OPENMP = _module.OPENMP
 block_bounds = _module.block_bounds
 epoch = _module.epoch
 gradient = _module.gradient
+path_epoch_dense = _module.path_epoch_dense  # (the many-models kernel: see fastgd._cython.path)
+path_epoch_csr = _module.path_epoch_csr
 
-__all__ = ["ISA", "OPENMP", "block_bounds", "epoch", "gradient"]
+__all__ = ["ISA", "OPENMP", "block_bounds", "epoch", "gradient", "path_epoch_csr", "path_epoch_dense"]
