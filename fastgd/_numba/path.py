@@ -52,10 +52,22 @@ def _fold_counts(train, model_fold, codes, part, n_parts):
     mine = np.zeros(F, dtype=np.bool_)
     for m in range(model_fold.shape[0]):
         f = model_fold[m]
-        if f >= 0 and f % n_parts == part:
-            mine[f] = True
+        if f >= 0:
             batch[f] = codes[m, P.BATCH_SIZE]
+            mine[f] = f % n_parts == part
     return n_f, batch, mine
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _all_full_batch(n_f, batch, model_fold):
+    """Whether every fold with a model to run takes its rows in one full batch: then the
+    rows are read as stored. Decided over all folds, not per thread's part, so that the
+    result does not depend on the number of threads."""
+    for m in range(model_fold.shape[0]):
+        f = model_fold[m]
+        if f >= 0 and batch[f] < n_f[f]:
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
@@ -169,11 +181,7 @@ def _dense_rows(X, Y, sw, order, train, scale, state, hp, codes, model_fold, los
     Ps = np.empty((4, K), dtype=X.dtype)
     S = _scratch()
     sc = np.empty(N_SCALARS, dtype=X.dtype)
-    # every fold of this part in one full batch: read the rows as stored
-    stored = True
-    for f in range(F):
-        if mine[f] and batch[f] < n_f[f]:
-            stored = False
+    stored = _all_full_batch(n_f, batch, model_fold)
     for w0 in range(0, n, window):
         w1 = min(n, w0 + window)
         # (one call site of _flush, inlined with the step: w1 itself is the window's end,
@@ -248,10 +256,7 @@ def _sparse_rows(data, indices, indptr, d, Y, sw, order, train, scale, state, hp
     G = np.zeros((M, K, d + 1), dtype=data.dtype)
     Ps = np.empty((1, K), dtype=data.dtype)
     s = np.empty(N_SCALARS, dtype=data.dtype)
-    stored = True
-    for f in range(F):
-        if mine[f] and batch[f] < n_f[f]:
-            stored = False
+    stored = _all_full_batch(n_f, batch, model_fold)
     for ii in range(n):
         i = ii if stored else order[ii]
         anyf = False
