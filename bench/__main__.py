@@ -11,7 +11,10 @@ grows) is appended unless ``--no-sparse``, and the concurrency and memory sectio
 the peak memory of fits on a 1 GB X and on 1e7×20 float32) unless ``--no-reliability``,
 and the section on ``fit`` as a user calls it (``bench.fit_bench``: its set-up against one
 epoch, SGD through the whole ``fit`` against scikit-learn's, the block shuffle against
-the uniform one) unless ``--no-fit``.
+the uniform one) unless ``--no-fit``, and the cross-validation section
+(``bench.cv_bench``: ``LogisticRegressionCV``'s 50 models in one pass against one fit,
+``GridSearchCV`` of fastgd and of ``SGDClassifier`` and scikit-learn's
+``LogisticRegressionCV``, dense and sparse) unless ``--no-cv``.
 ``--optimizers`` adds the update-rule section (``bench.optimizers_bench``: time to
 accuracy of every update rule against scikit-learn's solvers on text-like sparse and on
 dense data, and the sparse epoch time at d = 2^14 against 2^20; about 15 minutes).
@@ -65,6 +68,10 @@ def main(argv=None):
         "--no-reliability", action="store_true", help="skip the concurrency and peak-memory section"
     )
     parser.add_argument(
+        "--no-cv", action="store_true",
+        help="skip the cross-validation section (10 alphas x 5 folds against GridSearchCV and scikit-learn)",
+    )
+    parser.add_argument(
         "--no-fit", action="store_true",
         help="skip the section on fit as a user calls it (set-up against an epoch, SGD through fit, shuffles)",
     )
@@ -109,6 +116,14 @@ def main(argv=None):
 
         print("\nfit as a user calls it", flush=True)
         section = fit_bench.section(*fit_bench.run(stream=lambda line: print("  " + line, flush=True)))
+        with open(report, "a", encoding="utf-8") as f:
+            f.write(section)
+        print(section)
+    if not args.no_cv:
+        from . import cv_bench
+
+        print("\nChoosing alpha by cross-validation", flush=True)
+        section = cv_bench.section(cv_bench.run(stream=lambda line: print("  " + line, flush=True)))
         with open(report, "a", encoding="utf-8") as f:
             f.write(section)
         print(section)

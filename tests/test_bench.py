@@ -570,3 +570,21 @@ def test_race_skips_missing_tools_with_the_reason(monkeypatch):
     assert by[f"PyTorch Adam, batch {race_bench.TORCH_BATCH}"].skipped.endswith("(test)")
     assert "Hessian" in by['scikit-learn LogisticRegression(solver="newton-cholesky")'].skipped
     assert not by[race_bench.FASTGD].skipped
+
+
+def test_cv_section_runs_on_small_data():
+    """The cross-validation section from a quick run: every method on both problems,
+    real accuracies and times, the verdicts computed from the ratios."""
+    from bench import cv_bench
+
+    rows = cv_bench.run(quick=True, stream=lambda line: None)
+    assert len(rows) == 10
+    assert {r["method"] for r in rows} == set(cv_bench.methods(np.zeros((10, 2)), np.arange(10) % 2, np.ones(2)))
+    for r in rows:
+        assert r["seconds"] > 0 and 0.6 < r["accuracy"] <= 1.0 and r["alpha"] > 0
+    cv = next(r for r in rows if r["method"] == "fastgd LogisticRegressionCV")
+    assert 1 <= cv["epochs"] <= 100 and cv["refit_epochs"] >= 1
+    text = cv_bench.section(rows)
+    for v in cv_bench.verdicts(rows):
+        line = next(x for x in text.splitlines() if x.startswith(f"| {v['problem']} | CV fit ÷ one fit |"))
+        assert line.endswith("| met |" if v["vs_one_fit"] <= cv_bench.ONE_FIT_MAX else "| **missed** |")
