@@ -104,7 +104,7 @@ class BaseCV(BaseEstimator):
         alphas = self._alpha_values(base, X, y, sample_weight)
         l1_ratios = self._l1_ratio_values(base)
         path = fit_path(base, X, y, alphas=alphas, l1_ratios=l1_ratios, cv=self.cv, sample_weight=sample_weight)
-        data = path.data
+        data = path._data
         scores = self._fold_scores(base, path, data, y)
         mean = scores.mean(axis=0)
         if not np.any(np.isfinite(mean)):

@@ -37,6 +37,7 @@ from ._run import (
     DivergenceError,
     Run,
     batch_rows,
+    call_kernel,
     checked_step,
     n_threads,
     state_slots,
@@ -92,6 +93,9 @@ class Path:
         after each epoch.
     backend : str
         The backend that ran.
+    etas : ndarray of shape (n_folds, n_alphas, n_l1_ratios)
+        Each model's initial step size (``learning_rate="auto"``: computed from its
+        fold's rows).
     """
 
     def __init__(self, **fields):
@@ -314,6 +318,7 @@ def fit_path(estimator, X, y, *, alphas, l1_ratios=None, cv=None, sample_weight=
     if sp.issparse(X) and not lazy.all():
         _warn_dense_steps(est, X, K, int(codes[0, P.BATCH_SIZE]))
     losses = np.zeros(M)
+    stored = X.nnz if sp.issparse(X) else X.size
     rng = check_random_state(est.random_state)
     block = _shuffle.block_rows(X)
     in_order = np.arange(n, dtype=np.int64)
@@ -334,10 +339,13 @@ def fit_path(estimator, X, y, *, alphas, l1_ratios=None, cv=None, sample_weight=
             pens[m] = penalty_value(state[m, 0][:, :-1], run.l2, run.l1)
         tic = time.perf_counter()
         shared = np.where(lazy, -1, active)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if np.any(shared >= 0):
-                kernel(Xk, Y, sw, order, train, scale, state, hp, codes, shared, losses)
-            if alone is not None:
+        if np.any(shared >= 0):
+            # (on a worker thread when long, so that Ctrl-C stops the fit at once)
+            call_kernel(kernel, {"X": Xk, "Y": Y, "sw": sw, "order": order, "train": train, "scale": scale,
+                                 "state": state, "hp": hp, "codes": codes, "model_fold": shared, "losses": losses},
+                        stored * int(np.count_nonzero(shared >= 0)) * K)
+        if alone is not None:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 alone.epochs(order, [m for m in live if lazy[m]], model_fold, state, hp, codes, losses)
         seconds = time.perf_counter() - tic
         for m in live:
@@ -382,6 +390,6 @@ def fit_path(estimator, X, y, *, alphas, l1_ratios=None, cv=None, sample_weight=
         loss_curves=[list(r.curve) for r in runs],
         validation_scores=[list(r.val_scores) for r in runs] if est.early_stopping else None,
         backend=backend_name,
-        data=data,
         etas=np.array([r.eta for r in runs]).reshape(shape),
+        _data=data,
     )
