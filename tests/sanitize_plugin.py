@@ -4,15 +4,16 @@ passes is known to have exercised them.
 
 At session start every compiled entry point is replaced by a counting wrapper: the
 backend modules' ``fastgd._cython.kernels.epoch``/``.gradient`` and
-``fastgd._cython.sparse.epoch``, and the extension modules' own ``epoch``/``gradient``
+``fastgd._cython.sparse.epoch``, the extension modules' own ``epoch``/``gradient``
 (``fastgd._cython._kernels``, ``_kernels_avx2``, ``_sparse``), which some tests call
-directly. A wrapper passes its arguments through unchanged and lets every exception
+directly, and the many-models kernels ``path_epoch_dense``/``path_epoch_csr`` wherever
+they are bound (the extension modules, ``fastgd._cython.kernels``, ``fastgd._cython.path``). A wrapper passes its arguments through unchanged and lets every exception
 through; it counts the call before making it (a call the kernel refuses still ran its
 checks in compiled code). Each original is wrapped once, so a call through
 ``fastgd._cython.kernels.epoch``, which is one of the extension modules' ``epoch``, is
 counted once. The totals are printed at the end of the session and, when the
 environment variable ``FASTGD_SANITIZE_COUNTS`` names a file, written there as
-``dense_epoch gradient sparse_epoch`` for the script to check.
+``dense_epoch gradient sparse_epoch path_epoch`` for the script to check.
 
 When ``FASTGD_SANITIZE_ROOT`` is set, the session also refuses to start unless
 ``fastgd`` and its extension modules are imported from under that directory (the
@@ -24,7 +25,7 @@ import importlib
 import os
 import threading
 
-_COUNTS = {"dense epoch": 0, "gradient": 0, "sparse epoch": 0}
+_COUNTS = {"dense epoch": 0, "gradient": 0, "sparse epoch": 0, "path epoch": 0}
 _LOCK = threading.Lock()
 _WRAPPED = {}  # id(original) -> wrapper
 _SEEN = []  # (module name, file) of the modules wrapped
@@ -39,6 +40,11 @@ _ENTRY_POINTS = (
     ("fastgd._cython.kernels", "epoch", "dense epoch"),
     ("fastgd._cython.kernels", "gradient", "gradient"),
     ("fastgd._cython.sparse", "epoch", "sparse epoch"),
+    # the many-models kernels (dense and CSR rows), where they are bound
+    *((module, entry, "path epoch")
+      for module in ("fastgd._cython._kernels", "fastgd._cython._kernels_avx2", "fastgd._cython.kernels",
+                     "fastgd._cython.path")
+      for entry in ("path_epoch_dense", "path_epoch_csr")),
 )
 
 
