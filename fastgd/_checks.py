@@ -273,3 +273,16 @@ def check_path(n, d, Y, sw, order, train, scale, state, hp, codes, model_fold, l
     if M:
         check_targets(n, Y, sw, K, codes[0], labels_ok)
     return dtype
+
+
+def model_parts(model_fold, n_threads):
+    """``(model_part, parts)``: the models to run (``model_fold >= 0``) dealt
+    round-robin to ``parts = min(n_threads, their number)`` threads (``model_part[m]``:
+    model m's thread, -1 for a model not run), so that every thread has as many models
+    as any other, whatever the folds. Whether a part reads the rows as stored is
+    decided by the kernels over every fold, so the result does not depend on it."""
+    live = np.flatnonzero(model_fold >= 0)
+    parts = int(max(1, min(n_threads, live.shape[0])))
+    model_part = np.full(model_fold.shape[0], -1, dtype=np.int64)
+    model_part[live] = np.arange(live.shape[0]) % parts
+    return model_part, parts

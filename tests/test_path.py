@@ -352,3 +352,16 @@ def test_cv_sklearn_compatible(estimator, check):
 def test_public_names():
     assert fastgd.LogisticRegressionCV is LogisticRegressionCV
     assert clone(LogisticRegressionCV(alphas=[1.0])).alphas == [1.0]
+
+
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_threads_change_nothing(backend):
+    """The models are dealt to threads; every model's result is bit for bit the same
+    with 1, 2 or 3 threads (mini-batch and full batch, folds of unequal sizes)."""
+    X, y = _data(n=301, d=5)
+    for batch_size in (8, "full"):
+        coefs = [fit_path(LogisticRegression(backend=backend, random_state=1, n_jobs=threads, batch_size=batch_size,
+                                             max_iter=8, tol=None), X, y, alphas=[1e-4, 1e-2, 1e-1], cv=4).coefs
+                 for threads in (1, 2, 3)]
+        np.testing.assert_array_equal(coefs[1], coefs[0])
+        np.testing.assert_array_equal(coefs[2], coefs[0])

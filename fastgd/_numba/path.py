@@ -9,9 +9,10 @@ model takes exactly the steps of its own fit). The step is the single-model kern
 the state, ``hp`` and ``codes``. For CSR rows the step is the dense one (O(K d) per
 update), as in the NumPy reference.
 
-With ``codes[0, N_THREADS] > 1`` the folds are shared among threads, each running
-this ``nogil`` kernel over every row for its own folds' models (no model is written by
-two threads).
+With ``codes[0, N_THREADS] > 1`` the models to run are dealt round-robin to threads
+(``fastgd._checks.model_parts``: balanced whatever the folds), each running this
+``nogil`` kernel over every row for its own models (no model is written by two
+threads; each keeps its own fold counters).
 """
 
 import numpy as np
@@ -20,6 +21,7 @@ from numba import njit
 
 from .. import _checks, _tuning
 from .. import _params as P
+from .._checks import model_parts
 from .._losses import LOG, MULTINOMIAL
 from ._cache import reports_damaged_cache
 from .kernels import (
@@ -41,8 +43,8 @@ from .losses import loss_and_grad, loss_grad_single, single_losses
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _fold_counts(train, model_fold, codes, part, n_parts):
-    """Rows per fold, each fold's batch size, and which folds this part runs."""
+def _fold_counts(train, model_fold, model_part, codes, part):
+    """Rows per fold, each fold's batch size, and which folds this part has models of."""
     n, F = train.shape
     n_f = np.zeros(F, dtype=np.int64)
     for i in range(n):
@@ -54,7 +56,8 @@ def _fold_counts(train, model_fold, codes, part, n_parts):
         f = model_fold[m]
         if f >= 0:
             batch[f] = codes[m, P.BATCH_SIZE]
-            mine[f] = f % n_parts == part
+            if model_part[m] == part:
+                mine[f] = True
     return n_f, batch, mine
 
 
@@ -148,7 +151,7 @@ def _segment(X, Y, sw, W, rows, s, unit, loss, single, P, G, S, fetch):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _dense_rows(X, Y, sw, order, train, scale, state, hp, codes, model_fold, losses, part, n_parts):
+def _dense_rows(X, Y, sw, order, train, scale, state, hp, codes, model_fold, losses, model_part, part):
     """The rows go by windows of ``PATH_WINDOW_ROWS`` of the order: each row is read
     from memory once, for the first model of each fold it trains, and from cache for
     the fold's other models. A window's rows are dealt to their folds' segments; a
@@ -161,14 +164,14 @@ def _dense_rows(X, Y, sw, order, train, scale, state, hp, codes, model_fold, los
     loss = codes[0, P.LOSS]
     single = K == 1 and loss != MULTINOMIAL
     unit = _unit_weights(sw)
-    n_f, batch, mine = _fold_counts(train, model_fold, codes, part, n_parts)
+    n_f, batch, mine = _fold_counts(train, model_fold, model_part, codes, part)
     models = np.empty((F, max(M, 1)), dtype=np.int64)
     n_models = np.zeros(F, dtype=np.int64)
     t = np.zeros(M, dtype=np.int64)
     for m in range(M):
         t[m] = codes[m, P.T_START]
         f = model_fold[m]
-        if f >= 0 and mine[f]:
+        if f >= 0 and model_part[m] == part:
             losses[m] = 0.0
             models[f, n_models[f]] = m
             n_models[f] += 1
@@ -236,13 +239,13 @@ def _flush(X, Y, sw, seg, seg_len, cnt, f, step, models, n_models, scale, state,
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
 def _sparse_rows(data, indices, indptr, d, Y, sw, order, train, scale, state, hp, codes, model_fold, losses,
-                 part, n_parts):
+                 model_part, part):
     n = indptr.shape[0] - 1
     M, K = state.shape[0], state.shape[2]
     F = train.shape[1]
     loss = codes[0, P.LOSS]
     single = K == 1 and loss != MULTINOMIAL
-    n_f, batch, mine = _fold_counts(train, model_fold, codes, part, n_parts)
+    n_f, batch, mine = _fold_counts(train, model_fold, model_part, codes, part)
     cnt = np.zeros(F, dtype=np.int64)
     seen = np.zeros(F, dtype=np.int64)
     live = np.zeros(F, dtype=np.bool_)
@@ -251,7 +254,7 @@ def _sparse_rows(data, indices, indptr, d, Y, sw, order, train, scale, state, hp
     for m in range(M):
         t[m] = codes[m, P.T_START]
         f = model_fold[m]
-        if f >= 0 and mine[f]:
+        if f >= 0 and model_part[m] == part:
             losses[m] = 0.0
     G = np.zeros((M, K, d + 1), dtype=data.dtype)
     Ps = np.empty((1, K), dtype=data.dtype)
@@ -273,7 +276,7 @@ def _sparse_rows(data, indices, indptr, d, Y, sw, order, train, scale, state, hp
         lo, hi = indptr[i], indptr[i + 1]
         for m in range(M):
             f = model_fold[m]
-            if f < 0 or not live[f]:
+            if f < 0 or not live[f] or model_part[m] != part:
                 continue
             wi = sw[i] * scale[f]
             for k in range(K):
@@ -312,8 +315,8 @@ def path_epoch(X, Y, sw, order, train, scale, state, hp, codes, model_fold, loss
                                    "numba", in_range=_order_in_range, labels_ok=_labels_in_range)
         if data.dtype != dtype:
             raise ValueError(f"X has dtype {data.dtype} but Y has {dtype}")
-        run = lambda part, parts: _sparse_rows(data, indices, indptr, d, Y, sw, order, train, scale, state,
-                                               hp, codes, model_fold, losses, part, parts)
+        run = lambda part: _sparse_rows(data, indices, indptr, d, Y, sw, order, train, scale, state,
+                                        hp, codes, model_fold, losses, model_part, part)
     else:
         _checks.check_floats((("X", X),))
         if X.ndim != 2:
@@ -323,16 +326,15 @@ def path_epoch(X, Y, sw, order, train, scale, state, hp, codes, model_fold, loss
                                    "numba", in_range=_order_in_range, labels_ok=_labels_in_range)
         if X.dtype != dtype:
             raise ValueError(f"X has dtype {X.dtype} but Y has {dtype}")
-        run = lambda part, parts: _dense_rows(X, Y, sw, order, train, scale, state, hp, codes,
-                                              model_fold, losses, part, parts)
+        run = lambda part: _dense_rows(X, Y, sw, order, train, scale, state, hp, codes,
+                                       model_fold, losses, model_part, part)
     if state.shape[0] == 0 or n == 0:
         return
-    folds = np.unique(model_fold[model_fold >= 0])
-    parts = int(min(codes[0, P.N_THREADS], folds.shape[0])) if folds.shape[0] else 1
+    model_part, parts = model_parts(model_fold, int(codes[0, P.N_THREADS]))
     if parts <= 1:
-        run(0, 1)
+        run(0)
         return
-    futures = [_executor(parts - 1).submit(run, p, parts) for p in range(1, parts)]
-    run(0, parts)
+    futures = [_executor(parts - 1).submit(run, p) for p in range(1, parts)]
+    run(0)
     for fut in futures:
         fut.result()
