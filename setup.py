@@ -54,7 +54,8 @@ TUNING = os.path.join("fastgd", "_tuning.py")
 VMATH = os.path.join("fastgd", "_vmath.py")
 TUNING_HEADER = "fastgd_tuning.h"
 # the constants of fastgd/_tuning.py the Cython kernels compile in (fastgd/_cython/_tuning.pxi)
-C_TUNING = ("DENSE_PREFETCH_AHEAD", "FOUR_ROWS_MAX_BYTES", "LOSS_BLOCK_ROWS", "CACHE_LINE_BYTES", "LO_BITS")
+C_TUNING = ("DENSE_PREFETCH_AHEAD", "FOUR_ROWS_MAX_BYTES", "LOSS_BLOCK_ROWS", "PATH_WINDOW_ROWS", "CACHE_LINE_BYTES",
+            "LO_BITS")
 _INT_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
             ast.FloorDiv: operator.floordiv, ast.LShift: operator.lshift}
 

@@ -10,8 +10,8 @@ When they are read:
   module globals it reads). Numba's on-disk cache is keyed on each kernel's own file,
   not on this one: after changing a value here, delete ``fastgd/_numba/__pycache__``;
 - the Cython kernels compile some in as C constants (the dense kernels
-  DENSE_PREFETCH_AHEAD, FOUR_ROWS_MAX_BYTES, LOSS_BLOCK_ROWS and CACHE_LINE_BYTES, the sparse ones
-  LO_BITS: ``fastgd/_cython/_tuning.pxi`` says why): ``setup.py`` reads them from this
+  DENSE_PREFETCH_AHEAD, FOUR_ROWS_MAX_BYTES, LOSS_BLOCK_ROWS, PATH_WINDOW_ROWS and
+  CACHE_LINE_BYTES, the sparse ones LO_BITS: ``fastgd/_cython/_tuning.pxi`` says why): ``setup.py`` reads them from this
   file's source into a header when it builds the extensions. A change here rebuilds
   the extensions (this file is one of their ``depends``), and an extension built with
   other values raises ImportError on import, asking for the rebuild. The others are

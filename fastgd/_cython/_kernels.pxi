@@ -49,9 +49,10 @@ Every array's dtype and contiguity is checked by Cython when the call starts, an
 loops themselves trust their inputs.
 
 The tuning constants (the block rule, the prefetch distance, the four-row width, the
-cache line, PARALLEL_MIN_VALUES) are defined in ``fastgd._tuning``, shared with the
-Numba kernels. The prefetch distance, the four-row width, the loss block and the cache line are compiled
-in as C constants (``_tuning.pxi``), the block rule's constants are read when the module
+loss block, the many-models kernel's window, the cache line, PARALLEL_MIN_VALUES) are
+defined in ``fastgd._tuning``, shared with the Numba kernels. The prefetch distance, the
+four-row width, the loss block, the window and the cache line are compiled in as C
+constants (``_tuning.pxi``), the block rule's constants are read when the module
 is imported, and PARALLEL_MIN_VALUES by each epoch.
 """
 
@@ -893,16 +894,29 @@ def gradient(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[
 
 
 # --------------------------------------------------------------------------- many models
-# ``path_epoch`` (contract and reference: ``fastgd._numpy.path``; the same loop as the
+# ``path_epoch`` (contract and reference: ``fastgd._numpy.path``; the same loops as the
 # Numba kernel ``fastgd._numba.path``): M models on one pass over the rows, dense or CSR.
-# Each row of the epoch's order is read once; every model whose fold trains on it takes
-# its outputs, its loss and its gradient from it, and a fold's models step (``_step``,
-# on the model's rows of state, hp and codes) when the fold's batch is complete, batches
-# being counted per fold. The folds are shared among ``parts`` (fold f goes to part
-# f % parts), one OpenMP thread each; no model is written by two parts, each part
-# counts its folds' rows in its own scratch, and whether the rows are read as stored
-# (every fold in one full batch) is decided for all parts together, so the result is
-# bit for bit the same for any number of parts.
+# A fold's models step (``_step``, on the model's rows of state, hp and codes) when the
+# fold's batch is complete, batches being counted per fold, so each model takes exactly
+# the steps of its own fit.
+#
+# Dense rows (``_path_dense_part``) go by windows of PATH_WINDOW_ROWS rows of the order:
+# each row of a window is dealt to the segment of each fold that trains on it, and a
+# fold's segment is handed to each of the fold's models (``_path_flush``) when the fold's
+# batch is complete (then they step) or at the window's end (without a step: the weights
+# do not change within a batch, so the batch's gradient may be summed in parts). A row
+# is read from memory once, by the fold's first model (which prefetches ahead), and
+# from cache by the fold's other models and the other folds' models; each model takes
+# the segment's rows in the single-model epoch's patterns (``_path_segment``: one output
+# by blocks, four rows at a time at any width, the rows being in cache; several outputs
+# row by row). CSR rows (``_path_part_csr``) go one at a time, every model whose
+# fold trains on the row taking it in turn.
+#
+# The folds are shared among ``parts`` (fold f goes to part f % parts), one OpenMP
+# thread each; no model is written by two parts, each part keeps its folds' counters,
+# segments and scratch in its own rows of the buffers, and whether the rows are read as
+# stored (every fold with a model in one full batch) is decided for all parts
+# together, so the result is bit for bit the same for any number of parts.
 
 
 # positions in codes as C constants (the many-models loop reads each model's row of codes)
@@ -911,22 +925,248 @@ cdef Py_ssize_t P_NESTEROV = P.NESTEROV, P_FIT_INTERCEPT = P.FIT_INTERCEPT, P_T_
 cdef Py_ssize_t P_BATCH_SIZE = P.BATCH_SIZE, P_AVERAGE_START = P.AVERAGE_START
 
 
-cdef void _path_part(Py_ssize_t n, Py_ssize_t d, bint sparse, const floating *X,
-                     const floating *data, const int64_t *indices, const int64_t *indptr,
-                     const floating[:, ::1] Y, const floating[::1] sw, const int64_t[::1] order,
-                     const uint8_t[:, ::1] train, const floating[::1] scale,
-                     floating[:, :, :, ::1] state, const double[:, ::1] hp,
-                     const int64_t[:, ::1] codes, const int64_t[::1] model_fold,
-                     double[::1] losses, floating[:, :, ::1] G, int64_t[::1] t,
-                     const int64_t[::1] n_f, const int64_t[::1] batch, const uint8_t[::1] has,
-                     int64_t[:, ::1] counts, uint8_t[:, ::1] flags, floating[:, ::1] outputs,
-                     bint stored, Py_ssize_t part, Py_ssize_t parts) noexcept nogil:
-    """The epoch of the models of part ``part``'s folds (``f % parts == part``), over
-    every row (in storage order when ``stored``, else in ``order``): dense rows
-    ``X + i d`` or CSR rows ``data``/``indices`` from ``indptr[i]`` to
-    ``indptr[i + 1]``. ``counts[part]``, ``flags[part]`` and
-    ``outputs[part]`` are this part's scratch; ``G`` and ``t`` the models' (each model
-    belongs to one part)."""
+cdef double _path_segment(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] sw,
+                          const floating *W, Py_ssize_t K, const int64_t *rows, Py_ssize_t s,
+                          int64_t loss, bint single, floating *p, floating *G, bint unit_sw,
+                          bint fetch) noexcept nogil:
+    """Add the weighted loss gradients of the rows ``rows[:s]`` at the weights W
+    (K x (d+1), C order) to G (K x (d+1)); return their weighted loss (weights ``sw``,
+    unscaled). ``p`` is a scratch of 4 K; with ``fetch`` the rows a few places ahead in
+    ``rows`` are prefetched (the fold's first model: the others find them in cache).
+
+    One output (``single``): blocks of up to LOSS_BLOCK_ROWS rows, the outputs four rows
+    at a time (one pass over W for four dot products, ``_dot4``), the block's losses in
+    one loop (the log loss's vectorised exp/log1p, ``_single_losses``; the squared error
+    row by row), the gradients four rows at a time (one pass over G). The rows are in
+    cache for every model but the fold's first, so four at a time pays at any row width
+    (the single-model epoch takes wide rows one at a time: ``FOUR_ROWS_MAX_BYTES``).
+    Several outputs: row by row (``_loss_grad``). The loops of ``_add_rows_log`` and
+    ``_add_rows_rowwise`` on a row list, kept apart from them so that the single-model
+    epoch's compiled code, and with it its results' last bits, stay as they were."""
+    cdef Py_ssize_t d = X.shape[1], cols = d + 1
+    cdef Py_ssize_t row_bytes = d * sizeof(floating)
+    cdef Py_ssize_t r, q, a, i, i0, i1, i2, i3, j, k, start, m
+    cdef const floating *x
+    cdef const floating *x0
+    cdef const floating *x1
+    cdef const floating *x2
+    cdef const floating *x3
+    cdef const floating *w
+    cdef floating acc, c, wi, c0, c1, c2, c3
+    cdef double total = 0.0, value
+    # the block's outputs, targets, weights, gradients and losses
+    cdef double zb[LOSS_BLOCK_ROWS]
+    cdef double yb[LOSS_BLOCK_ROWS]
+    cdef double wb[LOSS_BLOCK_ROWS]
+    cdef double gb[LOSS_BLOCK_ROWS]
+    cdef double vb[LOSS_BLOCK_ROWS]
+    if not single:
+        for r in range(s):
+            if fetch and r + DENSE_PREFETCH_AHEAD < s:
+                a = rows[r + DENSE_PREFETCH_AHEAD]
+                _prefetch_row(&X[a, 0], row_bytes, &Y[a, 0], &sw[a], unit_sw)
+            i = rows[r]
+            x = &X[i, 0]
+            for k in range(K):
+                w = W + k * cols
+                acc = w[d] + _dot(w, x, d)
+                p[k] = acc
+            wi = 1 if unit_sw else sw[i]
+            total += wi * _loss_grad(loss, p, &Y[i, 0], K)
+            for k in range(K):
+                c = wi * p[k]
+                for j in range(d):
+                    G[k * cols + j] += c * x[j]
+                G[k * cols + d] += c
+        return total
+    w = W
+    start = 0
+    while start < s:
+        m = s - start
+        if m > LOSS_BLOCK_ROWS:
+            m = LOSS_BLOCK_ROWS
+        r = 0
+        while r + 4 <= m:
+            q = start + r
+            for k in range(4):
+                if fetch:
+                    a = q + k + DENSE_PREFETCH_AHEAD
+                    if a < s:
+                        _prefetch_row(&X[rows[a], 0], row_bytes, &Y[rows[a], 0], &sw[rows[a]], unit_sw)
+            _dot4(w, &X[rows[q], 0], &X[rows[q + 1], 0], &X[rows[q + 2], 0], &X[rows[q + 3], 0], d, p)
+            for k in range(4):
+                i = rows[q + k]
+                acc = w[d] + p[k]
+                zb[r + k] = acc
+                yb[r + k] = Y[i, 0]
+                wb[r + k] = 1 if unit_sw else sw[i]
+            r += 4
+        while r < m:
+            q = start + r
+            if fetch and q + DENSE_PREFETCH_AHEAD < s:
+                a = rows[q + DENSE_PREFETCH_AHEAD]
+                _prefetch_row(&X[a, 0], row_bytes, &Y[a, 0], &sw[a], unit_sw)
+            i = rows[q]
+            acc = w[d] + _dot(w, &X[i, 0], d)
+            zb[r] = acc
+            yb[r] = Y[i, 0]
+            wb[r] = 1 if unit_sw else sw[i]
+            r += 1
+        if loss == LOG:
+            total += _single_losses(loss, zb, yb, wb, gb, vb, m)
+        else:  # the squared error: cheap, row by row
+            for r in range(m):
+                value = _loss_grad_single(loss, &zb[r], yb[r])
+                gb[r] = wb[r] * zb[r]
+                total += wb[r] * value
+        r = 0
+        while r + 4 <= m:
+            q = start + r
+            i0 = rows[q]
+            i1 = rows[q + 1]
+            i2 = rows[q + 2]
+            i3 = rows[q + 3]
+            x0 = &X[i0, 0]
+            x1 = &X[i1, 0]
+            x2 = &X[i2, 0]
+            x3 = &X[i3, 0]
+            c0 = <floating> gb[r]
+            c1 = <floating> gb[r + 1]
+            c2 = <floating> gb[r + 2]
+            c3 = <floating> gb[r + 3]
+            for j in range(d):
+                G[j] += ((c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]))
+            G[d] += ((c0 + c1) + (c2 + c3))
+            r += 4
+        while r < m:
+            x = &X[rows[start + r], 0]
+            c = <floating> gb[r]
+            for j in range(d):
+                G[j] += c * x[j]
+            G[d] += c
+            r += 1
+        start += m
+    return total
+
+
+cdef inline void _path_flush(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] sw,
+                             const floating[::1] scale, floating[:, :, :, ::1] state,
+                             const double[:, ::1] hp, const int64_t[:, ::1] codes, double[::1] losses,
+                             floating[:, :, ::1] G, int64_t[::1] t, const int64_t[:, ::1] models,
+                             const int64_t[::1] n_models, Py_ssize_t f, const int64_t *seg, Py_ssize_t s,
+                             bint step, Py_ssize_t n_rows, floating *p, bint single,
+                             bint unit_sw) noexcept nogil:
+    """Hand fold f's segment, the rows ``seg[:s]``, to each of the fold's models: each
+    adds the rows' weighted gradients to its G at its current weights, and their
+    weighted loss (weights ``sw``) times ``scale[f]`` to its loss; the fold's first
+    model prefetches the rows ahead, the others find them in cache. With ``step`` the
+    fold's batch (of ``n_rows`` rows) is complete: each model's G is multiplied by
+    ``scale[f]`` and the model steps."""
+    cdef Py_ssize_t K = state.shape[2], size = K * state.shape[3]
+    cdef Py_ssize_t q, m, j
+    cdef int64_t loss = codes[0, P_LOSS]
+    cdef int64_t schedule = codes[0, P_SCHEDULE]
+    cdef int64_t optimizer = codes[0, P_OPTIMIZER]
+    cdef bint nesterov = codes[0, P_NESTEROV] != 0
+    cdef bint fit_intercept = codes[0, P_FIT_INTERCEPT] != 0
+    cdef floating c = scale[f]
+    cdef floating *g
+    cdef double total
+    for q in range(n_models[f]):
+        m = models[f, q]
+        g = &G[m, 0, 0]
+        total = _path_segment(X, Y, sw, &state[m, 0, 0, 0], K, seg, s, loss, single, p, g, unit_sw, q == 0)
+        losses[m] += c * total
+        if step:
+            for j in range(size):
+                g[j] = g[j] * c
+            t[m] += 1
+            _step(state[m], g, n_rows, t[m], hp[m], nesterov, fit_intercept, schedule, optimizer,
+                  codes[m, P_AVERAGE_START])
+
+
+cdef void _path_dense_part(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] sw,
+                           const int64_t[::1] order, const uint8_t[:, ::1] train,
+                           const floating[::1] scale, floating[:, :, :, ::1] state,
+                           const double[:, ::1] hp, const int64_t[:, ::1] codes,
+                           const int64_t[::1] model_fold, double[::1] losses, floating[:, :, ::1] G,
+                           int64_t[::1] t, const int64_t[::1] n_f, const int64_t[::1] batch,
+                           const int64_t[:, ::1] models, const int64_t[::1] n_models,
+                           int64_t[:, ::1] counts, uint8_t[:, ::1] flags, int64_t[:, ::1] segs,
+                           floating[:, ::1] outputs, bint stored, bint unit_sw, Py_ssize_t part,
+                           Py_ssize_t parts) noexcept nogil:
+    """The epoch of the models of part ``part``'s folds (``f % parts == part``) on dense
+    rows, read in windows of PATH_WINDOW_ROWS rows of the order (as stored when
+    ``stored``): each row is dealt to the segment of each of the part's folds that
+    trains on it; a segment is handed to its fold's models (``_path_flush``) when the
+    fold's batch is complete (cnt == batch, or the fold's last row: seen == n_f), with a
+    step, and at the window's end without one. ``counts[part]`` (cnt, seen and the
+    segments' lengths), ``flags[part]``, ``segs[part]`` (a window of rows per fold) and
+    ``outputs[part]`` are this part's; ``G`` and ``t`` the models' (each model belongs
+    to one part)."""
+    cdef Py_ssize_t n = X.shape[0], M = state.shape[0], K = state.shape[2], F = train.shape[1]
+    cdef int64_t *cnt = &counts[part, 0]
+    cdef int64_t *seen = &counts[part, F]
+    cdef int64_t *seg_len = &counts[part, 2 * F]
+    cdef uint8_t *mine = &flags[part, 0]
+    cdef int64_t *seg0 = &segs[part, 0]
+    cdef int64_t *seg
+    cdef floating *p = &outputs[part, 0]
+    cdef bint single = K == 1 and codes[0, P_LOSS] != MULTINOMIAL
+    cdef Py_ssize_t w0, w1, ii, i, f, m
+    for f in range(F):
+        cnt[f] = 0
+        seen[f] = 0
+        seg_len[f] = 0
+        mine[f] = n_models[f] > 0 and f % parts == part
+    for m in range(M):
+        f = model_fold[m]
+        if f >= 0 and mine[f]:
+            losses[m] = 0.0
+            t[m] = codes[m, P_T_START]
+    w0 = 0
+    while w0 < n:
+        w1 = w0 + PATH_WINDOW_ROWS
+        if w1 > n:
+            w1 = n
+        for ii in range(w0, w1):
+            i = ii if stored else order[ii]
+            for f in range(F):
+                if not mine[f] or train[i, f] == 0:
+                    continue
+                seg = seg0 + f * PATH_WINDOW_ROWS
+                seg[seg_len[f]] = i
+                seg_len[f] += 1
+                cnt[f] += 1
+                seen[f] += 1
+                if cnt[f] == batch[f] or seen[f] == n_f[f]:
+                    _path_flush(X, Y, sw, scale, state, hp, codes, losses, G, t, models, n_models, f, seg,
+                                seg_len[f], True, cnt[f], p, single, unit_sw)
+                    seg_len[f] = 0
+                    cnt[f] = 0
+        # the window's end: every fold hands over what it holds, without a step
+        for f in range(F):
+            if mine[f] and seg_len[f] > 0:
+                _path_flush(X, Y, sw, scale, state, hp, codes, losses, G, t, models, n_models, f,
+                            seg0 + f * PATH_WINDOW_ROWS, seg_len[f], False, cnt[f], p, single, unit_sw)
+                seg_len[f] = 0
+        w0 = w1
+
+
+cdef void _path_part_csr(Py_ssize_t n, Py_ssize_t d, const floating *data, const int64_t *indices,
+                         const int64_t *indptr, const floating[:, ::1] Y, const floating[::1] sw,
+                         const int64_t[::1] order, const uint8_t[:, ::1] train, const floating[::1] scale,
+                         floating[:, :, :, ::1] state, const double[:, ::1] hp,
+                         const int64_t[:, ::1] codes, const int64_t[::1] model_fold,
+                         double[::1] losses, floating[:, :, ::1] G, int64_t[::1] t,
+                         const int64_t[::1] n_f, const int64_t[::1] batch, const uint8_t[::1] has,
+                         int64_t[:, ::1] counts, uint8_t[:, ::1] flags, floating[:, ::1] outputs,
+                         bint stored, Py_ssize_t part, Py_ssize_t parts) noexcept nogil:
+    """The epoch of the models of part ``part``'s folds (``f % parts == part``) on CSR
+    rows ``data``/``indices`` from ``indptr[i]`` to ``indptr[i + 1]``, one row at a time
+    (in storage order when ``stored``, else in ``order``). ``counts[part]``,
+    ``flags[part]`` and ``outputs[part]`` are this part's scratch; ``G`` and ``t`` the
+    models' (each model belongs to one part)."""
     cdef Py_ssize_t M = state.shape[0], K = state.shape[2], F = train.shape[1]
     cdef int64_t *cnt = &counts[part, 0]
     cdef int64_t *seen = &counts[part, F]
@@ -940,9 +1180,7 @@ cdef void _path_part(Py_ssize_t n, Py_ssize_t d, bint sparse, const floating *X,
     cdef bint nesterov = codes[0, P_NESTEROV] != 0
     cdef bint fit_intercept = codes[0, P_FIT_INTERCEPT] != 0
     cdef bint single = K == 1 and loss != MULTINOMIAL
-    cdef Py_ssize_t row_bytes = d * sizeof(floating)
-    cdef Py_ssize_t ii, i, f, m, k, j, q, nnz = 0, ahead
-    cdef const floating *x = NULL
+    cdef Py_ssize_t ii, i, f, m, k, q, nnz = 0
     cdef const floating *xv = NULL
     cdef const int64_t *xi = NULL
     cdef floating *w
@@ -964,10 +1202,6 @@ cdef void _path_part(Py_ssize_t n, Py_ssize_t d, bint sparse, const floating *X,
             i = ii
         else:
             i = order[ii]
-            ahead = ii + DENSE_PREFETCH_AHEAD
-            if not sparse and ahead < n:
-                _prefetch_row(X + order[ahead] * d, row_bytes, &Y[order[ahead], 0], &sw[order[ahead]],
-                              False)
         anyf = False
         for f in range(F):
             hit = mine[f] and train[i, f] != 0
@@ -979,12 +1213,9 @@ cdef void _path_part(Py_ssize_t n, Py_ssize_t d, bint sparse, const floating *X,
                 anyf = True
         if not anyf:
             continue
-        if sparse:
-            xv = data + indptr[i]
-            xi = indices + indptr[i]
-            nnz = indptr[i + 1] - indptr[i]
-        else:
-            x = X + i * d
+        xv = data + indptr[i]
+        xi = indices + indptr[i]
+        nnz = indptr[i + 1] - indptr[i]
         for m in range(M):
             f = model_fold[m]
             if f < 0 or not live[f]:
@@ -992,12 +1223,9 @@ cdef void _path_part(Py_ssize_t n, Py_ssize_t d, bint sparse, const floating *X,
             wi = sw[i] * scale[f]
             for k in range(K):
                 w = &state[m, 0, k, 0]
-                if sparse:
-                    acc = w[d]
-                    for q in range(nnz):
-                        acc += w[xi[q]] * xv[q]
-                else:
-                    acc = w[d] + _dot(w, x, d)
+                acc = w[d]
+                for q in range(nnz):
+                    acc += w[xi[q]] * xv[q]
                 p[k] = acc
             if single:
                 value = _loss_grad_single(loss, p, Y[i, 0])
@@ -1007,12 +1235,8 @@ cdef void _path_part(Py_ssize_t n, Py_ssize_t d, bint sparse, const floating *X,
             for k in range(K):
                 c = wi * p[k]
                 g = &G[m, k, 0]
-                if sparse:
-                    for q in range(nnz):
-                        g[xi[q]] += c * xv[q]
-                else:
-                    for j in range(d):
-                        g[j] += c * x[j]
+                for q in range(nnz):
+                    g[xi[q]] += c * xv[q]
                 g[d] += c
             if done[f]:
                 t[m] += 1
@@ -1030,27 +1254,34 @@ cdef void _path_run(Py_ssize_t n, Py_ssize_t d, const floating[:, ::1] X, const 
                     floating[:, :, :, ::1] state, const double[:, ::1] hp,
                     const int64_t[:, ::1] codes, const int64_t[::1] model_fold,
                     double[::1] losses, int parts):
-    """The scratch of ``parts`` parts, the folds' row counts and batch sizes, then the
-    parts (OpenMP threads when ``parts > 1``). Dense input when ``indptr`` is None."""
+    """The scratch of ``parts`` parts, the folds' row counts, batch sizes and models,
+    then the parts (OpenMP threads when ``parts > 1``). Dense input when ``indptr`` is
+    None."""
     cdef Py_ssize_t M = state.shape[0], K = state.shape[2], F = train.shape[1]
     cdef Py_ssize_t i, f, m, part
     cdef bint sparse = indptr is not None
     cdef bint stored = True
+    cdef bint unit_sw = False
     dtype = np.float32 if floating is float else np.float64
     # each part's scratch rows padded to whole cache lines plus one, so that two parts
-    # never write to the same line
+    # never write to the same line: counters (cnt, seen, the segments' lengths), flags,
+    # the dense segments (a window of rows per fold) and the outputs (4 K)
     cdef Py_ssize_t line = CACHE_LINE_BYTES
-    cdef int64_t[:, ::1] counts = np.zeros((parts, ((2 * F * 8 + line - 1) // line + 1) * line // 8),
+    cdef int64_t[:, ::1] counts = np.zeros((parts, ((3 * F * 8 + line - 1) // line + 1) * line // 8),
                                            dtype=np.int64)
     cdef uint8_t[:, ::1] flags = np.zeros((parts, ((3 * F + line - 1) // line + 1) * line), dtype=np.uint8)
+    cdef int64_t[:, ::1] segs = np.zeros((parts, 1 if sparse else F * PATH_WINDOW_ROWS + line // 8),
+                                         dtype=np.int64)
     cdef Py_ssize_t per = line // sizeof(floating)
-    cdef floating[:, ::1] outputs = np.zeros((parts, ((K + per - 1) // per + 1) * per), dtype=dtype)
+    cdef floating[:, ::1] outputs = np.zeros((parts, ((4 * K + per - 1) // per + 1) * per), dtype=dtype)
     cdef floating[:, :, ::1] G = np.zeros((M, K, d + 1), dtype=dtype)
     cdef int64_t[::1] t = np.zeros(M, dtype=np.int64)
     cdef int64_t[::1] n_f = np.zeros(F, dtype=np.int64)
     cdef int64_t[::1] batch = np.ones(F, dtype=np.int64)
     cdef uint8_t[::1] has = np.zeros(F, dtype=np.uint8)
-    cdef const floating *xp = NULL
+    # each fold's models, in model order (the dense loop hands a fold's segment to them)
+    cdef int64_t[:, ::1] models = np.zeros((F, max(M, 1)), dtype=np.int64)
+    cdef int64_t[::1] n_models = np.zeros(F, dtype=np.int64)
     cdef const floating *dp = NULL
     cdef const int64_t *ip = NULL
     cdef const int64_t *pp = NULL
@@ -1061,8 +1292,6 @@ cdef void _path_run(Py_ssize_t n, Py_ssize_t d, const floating[:, ::1] X, const 
         if data.shape[0]:
             dp = &data[0]
             ip = &indices[0]
-    elif n and d:
-        xp = &X[0, 0]
     with nogil:
         for i in range(n):
             for f in range(F):
@@ -1072,18 +1301,30 @@ cdef void _path_run(Py_ssize_t n, Py_ssize_t d, const floating[:, ::1] X, const 
             if f >= 0:
                 has[f] = 1
                 batch[f] = codes[m, P_BATCH_SIZE]
+                models[f, n_models[f]] = m
+                n_models[f] += 1
         # every fold with a model in one full batch: the rows are read as stored (decided
         # for all parts together, so that the sums do not depend on the thread count)
         for f in range(F):
             if has[f] and batch[f] < n_f[f]:
                 stored = False
+        if not sparse:
+            unit_sw = _all_ones(sw)
         if parts > 1:
             for part in prange(parts, num_threads=parts, schedule="static", chunksize=1):
-                _path_part(n, d, sparse, xp, dp, ip, pp, Y, sw, order, train, scale, state, hp, codes,
-                           model_fold, losses, G, t, n_f, batch, has, counts, flags, outputs, stored, part, parts)
+                if sparse:
+                    _path_part_csr(n, d, dp, ip, pp, Y, sw, order, train, scale, state, hp, codes, model_fold,
+                                   losses, G, t, n_f, batch, has, counts, flags, outputs, stored, part, parts)
+                else:
+                    _path_dense_part(X, Y, sw, order, train, scale, state, hp, codes, model_fold, losses, G, t,
+                                     n_f, batch, models, n_models, counts, flags, segs, outputs, stored, unit_sw,
+                                     part, parts)
+        elif sparse:
+            _path_part_csr(n, d, dp, ip, pp, Y, sw, order, train, scale, state, hp, codes, model_fold,
+                           losses, G, t, n_f, batch, has, counts, flags, outputs, stored, 0, 1)
         else:
-            _path_part(n, d, sparse, xp, dp, ip, pp, Y, sw, order, train, scale, state, hp, codes,
-                       model_fold, losses, G, t, n_f, batch, has, counts, flags, outputs, stored, 0, 1)
+            _path_dense_part(X, Y, sw, order, train, scale, state, hp, codes, model_fold, losses, G, t,
+                             n_f, batch, models, n_models, counts, flags, segs, outputs, stored, unit_sw, 0, 1)
 
 
 def _path_parts(codes, model_fold):

@@ -15,12 +15,14 @@ cdef extern from "fastgd_tuning.h":
         DENSE_PREFETCH_AHEAD "FASTGD_DENSE_PREFETCH_AHEAD"
         FOUR_ROWS_MAX_BYTES "FASTGD_FOUR_ROWS_MAX_BYTES"
         LOSS_BLOCK_ROWS "FASTGD_LOSS_BLOCK_ROWS"
+        PATH_WINDOW_ROWS "FASTGD_PATH_WINDOW_ROWS"
         CACHE_LINE_BYTES "FASTGD_CACHE_LINE_BYTES"
         LO_BITS "FASTGD_LO_BITS"
 
 # the values this module was compiled with
 BUILT_TUNING = {"DENSE_PREFETCH_AHEAD": DENSE_PREFETCH_AHEAD, "FOUR_ROWS_MAX_BYTES": FOUR_ROWS_MAX_BYTES,
-                "LOSS_BLOCK_ROWS": LOSS_BLOCK_ROWS, "CACHE_LINE_BYTES": CACHE_LINE_BYTES, "LO_BITS": LO_BITS}
+                "LOSS_BLOCK_ROWS": LOSS_BLOCK_ROWS, "PATH_WINDOW_ROWS": PATH_WINDOW_ROWS,
+                "CACHE_LINE_BYTES": CACHE_LINE_BYTES, "LO_BITS": LO_BITS}
 _stale = sorted(name for name, value in BUILT_TUNING.items() if getattr(_tuning, name) != value)
 if _stale:
     raise ImportError(

@@ -1,19 +1,31 @@
 """Cython kernel of many models on one pass: ``path_epoch`` (contract and reference:
 ``fastgd._numpy.path``), dense or CSR rows.
 
-The loop is the Numba kernel's (``fastgd._numba.path``), compiled from
+The loops are the Numba kernel's (``fastgd._numba.path``), compiled from
 ``fastgd/_cython/_kernels.pxi`` (``path_epoch_dense``, ``path_epoch_csr``) in both builds
 of the dense kernels, the AVX2 one where the CPU runs it (``fastgd._cython.kernels``).
-Each row of the epoch's order is read once; every model whose fold trains on it takes
-its outputs, its loss and its gradient from it, and a fold's models step when the
-fold's batch is complete (batches counted per fold). The step is the single-model
-kernels' ``_step``, on the model's rows of the state, ``hp`` and ``codes``; for CSR
-rows it is the dense step (O(K d) per update), as in the NumPy reference.
+A fold's models step when the fold's batch is complete (batches counted per fold, so
+each model takes exactly the steps of its own fit). The step is the single-model
+kernels' ``_step``, on the model's rows of the state, ``hp`` and ``codes``.
+
+Dense rows go by windows of ``PATH_WINDOW_ROWS`` (``fastgd._tuning``, compiled in) of
+the epoch's order: each row of a window is dealt to the segment of each fold that
+trains on it (``train[i, f]``), and a fold's segment is handed to each of the fold's
+models when the fold's batch is complete (then they step) or at the window's end (the
+weights do not change within a batch, so its rows' gradients may be summed in parts).
+Each row is read from memory once, by the fold's first model (which prefetches
+ahead), and from cache by the fold's other models; each model takes the segment with
+the single-model epoch's row loops (one output: blocks of ``LOSS_BLOCK_ROWS`` rows,
+four rows at a time, the log loss's vectorised ``exp``/``log1p``; several outputs: row
+by row). CSR rows go one at a time, every model whose fold trains on the row taking
+it in turn; the step is the dense one (O(K d) per update), as in the NumPy reference.
 
 The loops run without the GIL. With ``codes[0, N_THREADS] > 1`` (and OpenMP, see
 ``fastgd._cython._forksafe``) the folds are shared among OpenMP threads, fold ``f`` to
-part ``f % parts``, each part running over every row for its own folds' models (no
-model is written by two threads; the result does not depend on the thread count).
+part ``f % parts``, each part running over every row for its own folds' models with
+its own counters, segments and scratch (no model is written by two threads; whether
+the rows are read as stored, every fold with a model in one full batch, is decided
+over all folds, so the result does not depend on the thread count).
 
 Both compiled entries check their arguments (``fastgd._checks.check_path``, and
 ``check_csr_arrays`` for CSR) before any loop runs.
