@@ -133,6 +133,68 @@ cdef extern from *:
     /* (one vector of partial sums per row: 4 doubles or 8 floats on AVX2) */
     FASTGD_DOT4(fastgd_dot4_d, double, 4)
     FASTGD_DOT4(fastgd_dot4_f, float, 8)
+    /* The many-models kernels' four-row products (rows in cache): the same sums as
+       FASTGD_DOT4 written with GCC/Clang vector types, which the compiler keeps in
+       registers (FASTGD_DOT4's arrays of partial sums it compiled with transposes and
+       spills: 4x slower at 100 columns), and the four rows' gradients added to g in one
+       pass. Kept apart from the single-model kernels, whose compiled code (and with it
+       their results' last bits) stays as it is. */
+    #include <string.h>
+    #if defined(__GNUC__) || defined(__clang__)
+    #define FASTGD_VDOT4(NAME, T, L)                                                 \
+    static inline void NAME(const T *w, const T *x0, const T *x1, const T *x2,       \
+                            const T *x3, Py_ssize_t n, T *out) {                     \
+        typedef T V __attribute__((vector_size(L * sizeof(T))));                     \
+        V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, wv, v;                             \
+        T t0 = 0, t1 = 0, t2 = 0, t3 = 0, s0, s1, s2, s3;                            \
+        Py_ssize_t j = 0; int k;                                                     \
+        for (; j + L <= n; j += L) {                                                 \
+            memcpy(&wv, w + j, sizeof wv);                                           \
+            memcpy(&v, x0 + j, sizeof v); a0 += wv * v;                              \
+            memcpy(&v, x1 + j, sizeof v); a1 += wv * v;                              \
+            memcpy(&v, x2 + j, sizeof v); a2 += wv * v;                              \
+            memcpy(&v, x3 + j, sizeof v); a3 += wv * v;                              \
+        }                                                                            \
+        for (; j < n; j++) {                                                         \
+            T wj = w[j];                                                             \
+            t0 += wj * x0[j]; t1 += wj * x1[j]; t2 += wj * x2[j]; t3 += wj * x3[j];  \
+        }                                                                            \
+        s0 = t0; s1 = t1; s2 = t2; s3 = t3;                                          \
+        for (k = 0; k < L; k++) {                                                    \
+            s0 += a0[k]; s1 += a1[k]; s2 += a2[k]; s3 += a3[k];                      \
+        }                                                                            \
+        out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;                          \
+    }
+    #define FASTGD_AXPY4(NAME, T, L)                                                 \
+    static inline void NAME(T *g, const T *x0, const T *x1, const T *x2,             \
+                            const T *x3, T c0, T c1, T c2, T c3, Py_ssize_t n) {     \
+        typedef T V __attribute__((vector_size(L * sizeof(T))));                     \
+        V gv, v, u, e;                                                               \
+        Py_ssize_t j = 0;                                                            \
+        for (; j + L <= n; j += L) {                                                 \
+            memcpy(&gv, g + j, sizeof gv);                                           \
+            memcpy(&v, x0 + j, sizeof v); u = c0 * v;                                \
+            memcpy(&v, x1 + j, sizeof v); u += c1 * v;                               \
+            memcpy(&v, x2 + j, sizeof v); e = c2 * v;                                \
+            memcpy(&v, x3 + j, sizeof v); e += c3 * v;                               \
+            gv += u + e;                                                             \
+            memcpy(g + j, &gv, sizeof gv);                                           \
+        }                                                                            \
+        for (; j < n; j++) g[j] += (c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]); \
+    }
+    #else
+    #define FASTGD_VDOT4(NAME, T, L) FASTGD_DOT4(NAME, T, L)
+    #define FASTGD_AXPY4(NAME, T, L)                                                 \
+    static inline void NAME(T *g, const T *x0, const T *x1, const T *x2,             \
+                            const T *x3, T c0, T c1, T c2, T c3, Py_ssize_t n) {     \
+        Py_ssize_t j;                                                                \
+        for (j = 0; j < n; j++) g[j] += (c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]); \
+    }
+    #endif
+    FASTGD_VDOT4(fastgd_vdot4_d, double, 4)
+    FASTGD_VDOT4(fastgd_vdot4_f, float, 8)
+    FASTGD_AXPY4(fastgd_axpy4_d, double, 4)
+    FASTGD_AXPY4(fastgd_axpy4_f, float, 8)
     #ifdef __AVX2__
     #define FASTGD_AVX2 1
     #else
@@ -241,6 +303,14 @@ cdef extern from *:
                        const double *x3, Py_ssize_t n, double *out) noexcept nogil
     void fastgd_dot4_f(const float *w, const float *x0, const float *x1, const float *x2,
                        const float *x3, Py_ssize_t n, float *out) noexcept nogil
+    void fastgd_vdot4_d(const double *w, const double *x0, const double *x1, const double *x2,
+                        const double *x3, Py_ssize_t n, double *out) noexcept nogil
+    void fastgd_vdot4_f(const float *w, const float *x0, const float *x1, const float *x2,
+                        const float *x3, Py_ssize_t n, float *out) noexcept nogil
+    void fastgd_axpy4_d(double *g, const double *x0, const double *x1, const double *x2, const double *x3,
+                        double c0, double c1, double c2, double c3, Py_ssize_t n) noexcept nogil
+    void fastgd_axpy4_f(float *g, const float *x0, const float *x1, const float *x2, const float *x3,
+                        float c0, float c1, float c2, float c3, Py_ssize_t n) noexcept nogil
     void fastgd_log_losses(const double *z, const double *y, const double *w, double *g,
                            double *v, Py_ssize_t m) noexcept nogil
     void fastgd_vexp_array(const double *x, double *out, Py_ssize_t n) noexcept nogil
@@ -330,6 +400,24 @@ cdef inline void _dot4(const floating *w, const floating *x0, const floating *x1
         fastgd_dot4_d(w, x0, x1, x2, x3, n, out)
     else:
         fastgd_dot4_f(w, x0, x1, x2, x3, n, out)
+
+
+cdef inline void _vdot4(const floating *w, const floating *x0, const floating *x1,
+                        const floating *x2, const floating *x3, Py_ssize_t n,
+                        floating *out) noexcept nogil:
+    if floating is double:
+        fastgd_vdot4_d(w, x0, x1, x2, x3, n, out)
+    else:
+        fastgd_vdot4_f(w, x0, x1, x2, x3, n, out)
+
+
+cdef inline void _axpy4(floating *g, const floating *x0, const floating *x1, const floating *x2,
+                        const floating *x3, floating c0, floating c1, floating c2, floating c3,
+                        Py_ssize_t n) noexcept nogil:
+    if floating is double:
+        fastgd_axpy4_d(g, x0, x1, x2, x3, c0, c1, c2, c3, n)
+    else:
+        fastgd_axpy4_f(g, x0, x1, x2, x3, c0, c1, c2, c3, n)
 
 
 cdef inline void _prefetch_row(const floating *x, Py_ssize_t row_bytes, const floating *y,
@@ -912,8 +1000,8 @@ def gradient(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[
 # row by row). CSR rows (``_path_part_csr``) go one at a time, every model whose
 # fold trains on the row taking it in turn.
 #
-# The folds are shared among ``parts`` (fold f goes to part f % parts), one OpenMP
-# thread each; no model is written by two parts, each part keeps its folds' counters,
+# The models are dealt round-robin to ``parts`` (``fastgd._checks.model_parts``), one
+# OpenMP thread each; no model is written by two parts, each part keeps its folds' counters,
 # segments and scratch in its own rows of the buffers, and whether the rows are read as
 # stored (every fold with a model in one full batch) is decided for all parts
 # together, so the result is bit for bit the same for any number of parts.
@@ -935,9 +1023,9 @@ cdef double _path_segment(const floating[:, ::1] X, const floating[:, ::1] Y, co
     ``rows`` are prefetched (the fold's first model: the others find them in cache).
 
     One output (``single``): blocks of up to LOSS_BLOCK_ROWS rows, the outputs four rows
-    at a time (one pass over W for four dot products, ``_dot4``), the block's losses in
+    at a time (one pass over W for four dot products, ``_vdot4``), the block's losses in
     one loop (the log loss's vectorised exp/log1p, ``_single_losses``; the squared error
-    row by row), the gradients four rows at a time (one pass over G). The rows are in
+    row by row), the gradients four rows at a time (one pass over G, ``_axpy4``). The rows are in
     cache for every model but the fold's first, so four at a time pays at any row width
     (the single-model epoch takes wide rows one at a time: ``FOUR_ROWS_MAX_BYTES``).
     Several outputs: row by row (``_loss_grad``). The loops of ``_add_rows_log`` and
@@ -993,7 +1081,7 @@ cdef double _path_segment(const floating[:, ::1] X, const floating[:, ::1] Y, co
                     a = q + k + DENSE_PREFETCH_AHEAD
                     if a < s:
                         _prefetch_row(&X[rows[a], 0], row_bytes, &Y[rows[a], 0], &sw[rows[a]], unit_sw)
-            _dot4(w, &X[rows[q], 0], &X[rows[q + 1], 0], &X[rows[q + 2], 0], &X[rows[q + 3], 0], d, p)
+            _vdot4(w, &X[rows[q], 0], &X[rows[q + 1], 0], &X[rows[q + 2], 0], &X[rows[q + 3], 0], d, p)
             for k in range(4):
                 i = rows[q + k]
                 acc = w[d] + p[k]
@@ -1034,8 +1122,7 @@ cdef double _path_segment(const floating[:, ::1] X, const floating[:, ::1] Y, co
             c1 = <floating> gb[r + 1]
             c2 = <floating> gb[r + 2]
             c3 = <floating> gb[r + 3]
-            for j in range(d):
-                G[j] += ((c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]))
+            _axpy4(G, x0, x1, x2, x3, c0, c1, c2, c3, d)
             G[d] += ((c0 + c1) + (c2 + c3))
             r += 4
         while r < m:
@@ -1055,13 +1142,14 @@ cdef inline void _path_flush(const floating[:, ::1] X, const floating[:, ::1] Y,
                              floating[:, :, ::1] G, int64_t[::1] t, const int64_t[:, ::1] models,
                              const int64_t[::1] n_models, Py_ssize_t f, const int64_t *seg, Py_ssize_t s,
                              bint step, Py_ssize_t n_rows, floating *p, bint single,
-                             bint unit_sw) noexcept nogil:
+                             bint unit_sw, const int64_t[::1] model_part, Py_ssize_t part) noexcept nogil:
     """Hand fold f's segment, the rows ``seg[:s]``, to each of the fold's models: each
     adds the rows' weighted gradients to its G at its current weights, and their
     weighted loss (weights ``sw``) times ``scale[f]`` to its loss; the fold's first
     model prefetches the rows ahead, the others find them in cache. With ``step`` the
     fold's batch (of ``n_rows`` rows) is complete: each model's G is multiplied by
-    ``scale[f]`` and the model steps."""
+    ``scale[f]`` and the model steps. Only the fold's models of part ``part``
+    (``model_part``) are run."""
     cdef Py_ssize_t K = state.shape[2], size = K * state.shape[3]
     cdef Py_ssize_t q, m, j
     cdef int64_t loss = codes[0, P_LOSS]
@@ -1072,10 +1160,14 @@ cdef inline void _path_flush(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef floating c = scale[f]
     cdef floating *g
     cdef double total
+    cdef bint first = True
     for q in range(n_models[f]):
         m = models[f, q]
+        if model_part[m] != part:
+            continue
         g = &G[m, 0, 0]
-        total = _path_segment(X, Y, sw, &state[m, 0, 0, 0], K, seg, s, loss, single, p, g, unit_sw, q == 0)
+        total = _path_segment(X, Y, sw, &state[m, 0, 0, 0], K, seg, s, loss, single, p, g, unit_sw, first)
+        first = False
         losses[m] += c * total
         if step:
             for j in range(size):
@@ -1094,8 +1186,8 @@ cdef void _path_dense_part(const floating[:, ::1] X, const floating[:, ::1] Y, c
                            const int64_t[:, ::1] models, const int64_t[::1] n_models,
                            int64_t[:, ::1] counts, uint8_t[:, ::1] flags, int64_t[:, ::1] segs,
                            floating[:, ::1] outputs, bint stored, bint unit_sw, Py_ssize_t part,
-                           Py_ssize_t parts) noexcept nogil:
-    """The epoch of the models of part ``part``'s folds (``f % parts == part``) on dense
+                           const int64_t[::1] model_part) noexcept nogil:
+    """The epoch of part ``part``'s models (``model_part[m] == part``) on dense
     rows, read in windows of PATH_WINDOW_ROWS rows of the order (as stored when
     ``stored``): each row is dealt to the segment of each of the part's folds that
     trains on it; a segment is handed to its fold's models (``_path_flush``) when the
@@ -1118,10 +1210,11 @@ cdef void _path_dense_part(const floating[:, ::1] X, const floating[:, ::1] Y, c
         cnt[f] = 0
         seen[f] = 0
         seg_len[f] = 0
-        mine[f] = n_models[f] > 0 and f % parts == part
+        mine[f] = False
     for m in range(M):
         f = model_fold[m]
-        if f >= 0 and mine[f]:
+        if f >= 0 and model_part[m] == part:
+            mine[f] = True
             losses[m] = 0.0
             t[m] = codes[m, P_T_START]
     w0 = 0
@@ -1141,14 +1234,15 @@ cdef void _path_dense_part(const floating[:, ::1] X, const floating[:, ::1] Y, c
                 seen[f] += 1
                 if cnt[f] == batch[f] or seen[f] == n_f[f]:
                     _path_flush(X, Y, sw, scale, state, hp, codes, losses, G, t, models, n_models, f, seg,
-                                seg_len[f], True, cnt[f], p, single, unit_sw)
+                                seg_len[f], True, cnt[f], p, single, unit_sw, model_part, part)
                     seg_len[f] = 0
                     cnt[f] = 0
         # the window's end: every fold hands over what it holds, without a step
         for f in range(F):
             if mine[f] and seg_len[f] > 0:
                 _path_flush(X, Y, sw, scale, state, hp, codes, losses, G, t, models, n_models, f,
-                            seg0 + f * PATH_WINDOW_ROWS, seg_len[f], False, cnt[f], p, single, unit_sw)
+                            seg0 + f * PATH_WINDOW_ROWS, seg_len[f], False, cnt[f], p, single, unit_sw, model_part,
+                            part)
                 seg_len[f] = 0
         w0 = w1
 
@@ -1161,8 +1255,8 @@ cdef void _path_part_csr(Py_ssize_t n, Py_ssize_t d, const floating *data, const
                          double[::1] losses, floating[:, :, ::1] G, int64_t[::1] t,
                          const int64_t[::1] n_f, const int64_t[::1] batch, const uint8_t[::1] has,
                          int64_t[:, ::1] counts, uint8_t[:, ::1] flags, floating[:, ::1] outputs,
-                         bint stored, Py_ssize_t part, Py_ssize_t parts) noexcept nogil:
-    """The epoch of the models of part ``part``'s folds (``f % parts == part``) on CSR
+                         bint stored, Py_ssize_t part, const int64_t[::1] model_part) noexcept nogil:
+    """The epoch of part ``part``'s models (``model_part[m] == part``) on CSR
     rows ``data``/``indices`` from ``indptr[i]`` to ``indptr[i + 1]``, one row at a time
     (in storage order when ``stored``, else in ``order``). ``counts[part]``,
     ``flags[part]`` and ``outputs[part]`` are this part's scratch; ``G`` and ``t`` the
@@ -1191,10 +1285,11 @@ cdef void _path_part_csr(Py_ssize_t n, Py_ssize_t d, const floating *data, const
     for f in range(F):
         cnt[f] = 0
         seen[f] = 0
-        mine[f] = has[f] and f % parts == part
+        mine[f] = False
     for m in range(M):
         f = model_fold[m]
-        if f >= 0 and mine[f]:
+        if f >= 0 and model_part[m] == part:
+            mine[f] = True
             losses[m] = 0.0
             t[m] = codes[m, P_T_START]
     for ii in range(n):
@@ -1218,7 +1313,7 @@ cdef void _path_part_csr(Py_ssize_t n, Py_ssize_t d, const floating *data, const
         nnz = indptr[i + 1] - indptr[i]
         for m in range(M):
             f = model_fold[m]
-            if f < 0 or not live[f]:
+            if f < 0 or not live[f] or model_part[m] != part:
                 continue
             wi = sw[i] * scale[f]
             for k in range(K):
@@ -1253,7 +1348,7 @@ cdef void _path_run(Py_ssize_t n, Py_ssize_t d, const floating[:, ::1] X, const 
                     const uint8_t[:, ::1] train, const floating[::1] scale,
                     floating[:, :, :, ::1] state, const double[:, ::1] hp,
                     const int64_t[:, ::1] codes, const int64_t[::1] model_fold,
-                    double[::1] losses, int parts):
+                    double[::1] losses, const int64_t[::1] model_part, int parts):
     """The scratch of ``parts`` parts, the folds' row counts, batch sizes and models,
     then the parts (OpenMP threads when ``parts > 1``). Dense input when ``indptr`` is
     None."""
@@ -1314,29 +1409,30 @@ cdef void _path_run(Py_ssize_t n, Py_ssize_t d, const floating[:, ::1] X, const 
             for part in prange(parts, num_threads=parts, schedule="static", chunksize=1):
                 if sparse:
                     _path_part_csr(n, d, dp, ip, pp, Y, sw, order, train, scale, state, hp, codes, model_fold,
-                                   losses, G, t, n_f, batch, has, counts, flags, outputs, stored, part, parts)
+                                   losses, G, t, n_f, batch, has, counts, flags, outputs, stored, part, model_part)
                 else:
                     _path_dense_part(X, Y, sw, order, train, scale, state, hp, codes, model_fold, losses, G, t,
                                      n_f, batch, models, n_models, counts, flags, segs, outputs, stored, unit_sw,
-                                     part, parts)
+                                     part, model_part)
         elif sparse:
             _path_part_csr(n, d, dp, ip, pp, Y, sw, order, train, scale, state, hp, codes, model_fold,
-                           losses, G, t, n_f, batch, has, counts, flags, outputs, stored, 0, 1)
+                           losses, G, t, n_f, batch, has, counts, flags, outputs, stored, 0, model_part)
         else:
             _path_dense_part(X, Y, sw, order, train, scale, state, hp, codes, model_fold, losses, G, t,
-                             n_f, batch, models, n_models, counts, flags, segs, outputs, stored, unit_sw, 0, 1)
+                             n_f, batch, models, n_models, counts, flags, segs, outputs, stored, unit_sw, 0, model_part)
 
 
 def _path_parts(codes, model_fold):
-    """How many parts share the folds: ``codes[0, N_THREADS]`` at most, one fold each at
-    least; one where this process may not run OpenMP regions (``_forksafe``)."""
-    folds = np.unique(model_fold[model_fold >= 0]).shape[0]
-    parts = int(max(1, min(codes[0, P.N_THREADS], folds))) if folds else 1
-    if parts > 1 and not (FASTGD_OPENMP and _forksafe.usable):
-        parts = 1
+    """``(model_part, parts)``: the models dealt round-robin to ``codes[0, N_THREADS]``
+    parts at most (``fastgd._checks.model_parts``); one part where this process may
+    not run OpenMP regions (``_forksafe``)."""
+    threads = int(codes[0, P.N_THREADS])
+    if threads > 1 and not (FASTGD_OPENMP and _forksafe.usable):
+        threads = 1
+    model_part, parts = _checks.model_parts(model_fold, threads)
     if parts > 1:
         _forksafe.used = True
-    return parts
+    return model_part, parts
 
 
 def path_epoch_dense(X, Y, sw, order, train, scale, state, hp, codes, model_fold, losses):
@@ -1352,13 +1448,13 @@ def path_epoch_dense(X, Y, sw, order, train, scale, state, hp, codes, model_fold
                                "cython", in_range=_order_in_range)
     if X.dtype != dtype:
         raise ValueError(f"X has dtype {X.dtype} but Y has {dtype}")
-    parts = _path_parts(codes, model_fold)
+    model_part, parts = _path_parts(codes, model_fold)
     if dtype == np.float32:
         _path_run[float](n, d, X, None, None, None, Y, sw, order, train, scale, state, hp, codes,
-                         model_fold, losses, parts)
+                         model_fold, losses, model_part, parts)
     else:
         _path_run[double](n, d, X, None, None, None, Y, sw, order, train, scale, state, hp, codes,
-                          model_fold, losses, parts)
+                          model_fold, losses, model_part, parts)
 
 
 def path_epoch_csr(data, indices, indptr, shape, Y, sw, order, train, scale, state, hp, codes,
@@ -1375,10 +1471,10 @@ def path_epoch_csr(data, indices, indptr, shape, Y, sw, order, train, scale, sta
                                "cython", in_range=_order_in_range)
     if data.dtype != dtype:
         raise ValueError(f"X has dtype {data.dtype} but Y has {dtype}")
-    parts = _path_parts(codes, model_fold)
+    model_part, parts = _path_parts(codes, model_fold)
     if dtype == np.float32:
         _path_run[float](n, d, None, data, indices, indptr, Y, sw, order, train, scale, state, hp, codes,
-                         model_fold, losses, parts)
+                         model_fold, losses, model_part, parts)
     else:
         _path_run[double](n, d, None, data, indices, indptr, Y, sw, order, train, scale, state, hp, codes,
-                          model_fold, losses, parts)
+                          model_fold, losses, model_part, parts)

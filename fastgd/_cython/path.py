@@ -16,14 +16,14 @@ weights do not change within a batch, so its rows' gradients may be summed in pa
 Each row is read from memory once, by the fold's first model (which prefetches
 ahead), and from cache by the fold's other models; each model takes the segment with
 the single-model epoch's row loops (one output: blocks of ``LOSS_BLOCK_ROWS`` rows,
-four rows at a time, the log loss's vectorised ``exp``/``log1p``; several outputs: row
-by row). CSR rows go one at a time, every model whose fold trains on the row taking
+four rows at a time with vector-typed products, the log loss's vectorised
+``exp``/``log1p``; several outputs: row by row). CSR rows go one at a time, every model whose fold trains on the row taking
 it in turn; the step is the dense one (O(K d) per update), as in the NumPy reference.
 
 The loops run without the GIL. With ``codes[0, N_THREADS] > 1`` (and OpenMP, see
-``fastgd._cython._forksafe``) the folds are shared among OpenMP threads, fold ``f`` to
-part ``f % parts``, each part running over every row for its own folds' models with
-its own counters, segments and scratch (no model is written by two threads; whether
+``fastgd._cython._forksafe``) the models are dealt round-robin to OpenMP threads
+(``fastgd._checks.model_parts``: balanced whatever the folds), each running over every
+row for its own models with its own fold counters, segments and scratch (no model is written by two threads; whether
 the rows are read as stored, every fold with a model in one full batch, is decided
 over all folds, so the result does not depend on the thread count).
 
