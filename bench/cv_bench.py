@@ -2,7 +2,7 @@
 model of the grid in one pass (``fastgd.LogisticRegressionCV``) against the ways a user
 would do it otherwise.
 
-On each problem (dense 200,000×100 logistic; sparse text-like CSR), with the grid of 10
+On each problem (dense 200,000×100 logistic; sparse text-like CSR, 50,000×2^18), with the grid of 10
 alphas × 5 folds that ``LogisticRegressionCV(alphas=10, cv=5)`` computes from the
 training rows, whole fits are timed as a user calls them (validation and set-up
 included):
@@ -46,7 +46,7 @@ def problems(quick=False):
     if quick:
         dense_n, dense_d, sparse_n, sparse_d = 2_000, 10, 2_000, 2**9
     else:
-        dense_n, dense_d, sparse_n, sparse_d = 200_000, 100, 100_000, 2**18
+        dense_n, dense_d, sparse_n, sparse_d = 200_000, 100, 50_000, 2**18
     from .data import classification
 
     X, y = classification(dense_n, dense_d, SEED)
