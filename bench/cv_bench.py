@@ -66,10 +66,11 @@ def _timed(fn):
 
 def methods(Xtr, ytr, alphas):
     """``{name: fit()}`` for the methods of the comparison on ``alphas``."""
-    import fastgd
     from sklearn.linear_model import LogisticRegressionCV as SkLogisticRegressionCV
     from sklearn.linear_model import SGDClassifier
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    import fastgd
 
     folds = StratifiedKFold(FOLDS)
     n_train = Xtr.shape[0] * (FOLDS - 1) / FOLDS
@@ -99,14 +100,16 @@ def _chosen_alpha(name, fitted, n_train):
 def run(quick=False, stream=print):
     """One row per problem × method: seconds, chosen alpha, test accuracy."""
     import fastgd
+    from fastgd._path import alpha_grid
 
     rows = []
     for problem, Xtr, ytr, Xte, yte in problems(quick):
         # the grid LogisticRegressionCV(alphas=10) computes (the set-up of every method's grid)
-        grid = fastgd.LogisticRegressionCV(alphas=N_ALPHAS, cv=FOLDS, max_iter=1, refit=False, tol=None)
-        alphas = grid._alpha_values(grid._base_estimator(), Xtr, ytr, None)
+        alphas = alpha_grid(fastgd.LogisticRegression(), Xtr, ytr, N_ALPHAS)
         # warm-up: the kernels' first call in this process (not a user's first fit)
-        _timed(lambda: fastgd.LogisticRegressionCV(alphas=alphas[:2], cv=2, max_iter=2).fit(Xtr[:500], ytr[:500]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fastgd.LogisticRegressionCV(alphas=alphas[:2], cv=2, max_iter=2).fit(Xtr[:500], ytr[:500])
         n_train = Xtr.shape[0] * (FOLDS - 1) / FOLDS
         for name, fit in methods(Xtr, ytr, alphas).items():
             fitted, seconds = _timed(fit)

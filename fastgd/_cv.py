@@ -10,45 +10,17 @@ import numbers
 from typing import ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import check_scoring, r2_score
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import BaseGD
-from ._path import fit_path
+from ._path import ALPHA_EPS, alpha_max, fit_path  # noqa: F401  (ALPHA_EPS, alpha_max: the grid's)
 from ._validation import is_dask
-
-# the automatic grid: alpha_max * logspace(0, log10(ALPHA_EPS), n_alphas)
-ALPHA_EPS = 1e-4
 
 # the base estimator's parameters a CV estimator does not take: the grid replaces alpha
 # and l1_ratio; a CV fit always starts from zero and runs in memory
 _NOT_TAKEN = ("alpha", "l1_ratio", "warm_start", "dask_mode", "sync_every")
-
-
-def alpha_max(X, Y, sw, loss, n_outputs, fit_intercept):
-    """The smallest ``alpha`` at which an L1 penalty keeps every coefficient at 0: the
-    largest absolute gradient of the mean weighted loss with respect to a coefficient,
-    at the model with zero coefficients and the best constant intercept (scikit-learn's
-    ``alpha_max`` rule of its elastic-net path, for each loss). 1.0 where that gradient
-    is 0 (constant targets, or all-zero features)."""
-    sw = np.asarray(sw, dtype=np.float64)
-    total = float(sw.sum())
-    if loss == "multinomial":
-        R = np.zeros((Y.shape[0], n_outputs))
-        R[np.arange(Y.shape[0]), Y[:, 0].astype(np.intp)] = 1.0
-    else:
-        R = np.asarray(Y, dtype=np.float64).copy()
-    if fit_intercept:
-        R -= (sw @ R) / total
-    elif loss != "squared_error":
-        R -= 1.0 / (2 if loss == "log_loss" else n_outputs)  # the zero model's probabilities
-    R *= sw[:, None]
-    G = X.T @ R if sp.issparse(X) else np.asarray(X, dtype=np.float64).T @ R
-    top = float(np.max(np.abs(G))) / total if G.size else 0.0
-    return top if np.isfinite(top) and top > 0 else 1.0
 
 
 def cv_constraints(base_class):
@@ -101,9 +73,8 @@ class BaseCV(BaseEstimator):
             raise TypeError(f"{type(self).__name__} fits in-memory data only; compute the Dask collections first.")
         base = self._base_estimator()
         base._validate_params()
-        alphas = self._alpha_values(base, X, y, sample_weight)
-        l1_ratios = self._l1_ratio_values(base)
-        path = fit_path(base, X, y, alphas=alphas, l1_ratios=l1_ratios, cv=self.cv, sample_weight=sample_weight)
+        path = fit_path(base, X, y, alphas=self.alphas, l1_ratios=self._l1_ratios(base), cv=self.cv,
+                        sample_weight=sample_weight)
         data = path._data
         scores = self._fold_scores(base, path, data, y)
         mean = scores.mean(axis=0)
@@ -139,27 +110,12 @@ class BaseCV(BaseEstimator):
                 setattr(self, name, getattr(fitted, name))
         return self
 
-    def _alpha_values(self, base, X, y, sample_weight):
-        if not isinstance(self.alphas, numbers.Integral):
-            alphas = np.asarray(self.alphas, dtype=np.float64).ravel()
-            if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
-                raise ValueError(f"alphas must be a positive integer or a non-empty list of non-negative "
-                                 f"finite floats, got {self.alphas!r}")
-            return alphas
-        data = clone(base)._prepare(X, y, sample_weight, first=True)
-        top = alpha_max(data.X, data.Y, data.sw, data.loss, data.n_outputs, base.fit_intercept)
-        return top * np.logspace(0, np.log10(ALPHA_EPS), int(self.alphas))
-
-    def _l1_ratio_values(self, base):
-        if self.l1_ratios is None:
-            return np.array([float(base.l1_ratio)])
-        if base.penalty != "elasticnet":
+    def _l1_ratios(self, base):
+        """``l1_ratios``, which only the elastic net takes (their range: ``fit_path``)."""
+        if self.l1_ratios is not None and base.penalty != "elasticnet":
             raise ValueError(f"l1_ratios applies to penalty='elasticnet' only (got penalty={base.penalty!r}); "
                              "leave it None.")
-        r = np.asarray(self.l1_ratios, dtype=np.float64).ravel()
-        if r.size == 0 or np.any(~(r >= 0)) or np.any(r > 1):
-            raise ValueError(f"l1_ratios must be a non-empty list of floats in [0, 1], got {self.l1_ratios!r}")
-        return r
+        return self.l1_ratios
 
     def _fold_scores(self, base, path, data, y):
         """``scores_``: (n_folds, n_alphas, n_l1_ratios), each model on its fold's
@@ -266,4 +222,4 @@ def _outputs(Xt, W):
     return Z.reshape(Xt.shape[0], M, K)
 
 
-__all__ = ["BaseCV", "BaseGD", "accuracy_scores", "alpha_max", "cv_constraints", "r2_scores"]
+__all__ = ["BaseCV", "accuracy_scores", "cv_constraints", "r2_scores"]

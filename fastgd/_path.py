@@ -15,6 +15,7 @@ stop independently; a stopped model costs nothing in later epochs.
 ``LinearRegressionCV`` (``fastgd.linear_model``) are built on it.
 """
 
+import numbers
 import time
 import warnings
 
@@ -54,7 +55,10 @@ from ._smoothness import (
 )
 from ._validation import validation_rows, weight_scale
 
-__all__ = ["Path", "fit_path", "path_backend"]
+__all__ = ["ALPHA_EPS", "Path", "alpha_grid", "alpha_max", "fit_path", "path_backend"]
+
+# the automatic grid: alpha_max * logspace(0, log10(ALPHA_EPS), n_alphas)
+ALPHA_EPS = 1e-4
 
 _PATH_MODULES = {
     "cython": "fastgd._cython.path",
@@ -215,6 +219,42 @@ def _warn_dense_steps(est, X, K, batch):
         )
 
 
+def alpha_max(X, Y, sw, loss, n_outputs, fit_intercept):
+    """The smallest ``alpha`` at which an L1 penalty keeps every coefficient at 0: the
+    largest absolute gradient of the mean weighted loss with respect to a coefficient,
+    at the model with zero coefficients and the best constant intercept (scikit-learn's
+    ``alpha_max`` rule of its elastic-net path, for each loss). 1.0 where that gradient
+    is 0 (constant targets, or all-zero features)."""
+    sw = np.asarray(sw, dtype=np.float64)
+    total = float(sw.sum())
+    if loss == "multinomial":
+        R = np.zeros((Y.shape[0], n_outputs))
+        R[np.arange(Y.shape[0]), Y[:, 0].astype(np.intp)] = 1.0
+    else:
+        R = np.asarray(Y, dtype=np.float64).copy()
+    if fit_intercept:
+        R -= (sw @ R) / total
+    elif loss != "squared_error":
+        R -= 1.0 / (2 if loss == "log_loss" else n_outputs)  # the zero model's probabilities
+    R *= sw[:, None]
+    G = X.T @ R if sp.issparse(X) else np.asarray(X, dtype=np.float64).T @ R
+    top = float(np.max(np.abs(G))) / total if G.size else 0.0
+    return top if np.isfinite(top) and top > 0 else 1.0
+
+
+def alpha_grid(estimator, X, y, n_alphas, sample_weight=None):
+    """The ``n_alphas`` alphas that ``fit_path(estimator, X, y, alphas=n_alphas)`` tries:
+    log-spaced from :func:`alpha_max` of the validated data down to ``ALPHA_EPS``
+    times it."""
+    data = clone(estimator)._prepare(X, y, sample_weight, first=True)
+    return _grid(data, estimator.fit_intercept, n_alphas)
+
+
+def _grid(data, fit_intercept, n_alphas):
+    top = alpha_max(data.X, data.Y, data.sw, data.loss, data.n_outputs, fit_intercept)
+    return top * np.logspace(0, np.log10(ALPHA_EPS), int(n_alphas))
+
+
 def fit_path(estimator, X, y, *, alphas, l1_ratios=None, cv=None, sample_weight=None):
     """Fit ``estimator`` for every ``alpha`` x ``l1_ratio`` on every fold of ``cv`` in
     one pass over the rows per epoch.
@@ -228,7 +268,10 @@ def fit_path(estimator, X, y, *, alphas, l1_ratios=None, cv=None, sample_weight=
         is not changed.
     X : {array-like, sparse matrix} of shape (n_samples, n_features)
     y : array-like of shape (n_samples,) or (n_samples, n_targets)
-    alphas : array-like of non-negative floats
+    alphas : int or array-like of non-negative floats
+        An int ``n``: ``n`` alphas log-spaced from ``alpha_max`` (the smallest alpha at
+        which an L1 penalty keeps every coefficient at zero, from the data) down to
+        1e-4 times it.
     l1_ratios : array-like of floats in [0, 1], default=None
         None: the estimator's ``l1_ratio`` alone (it matters for
         ``penalty="elasticnet"`` only).
@@ -246,12 +289,17 @@ def fit_path(estimator, X, y, *, alphas, l1_ratios=None, cv=None, sample_weight=
         gives (each epoch's permutation of all rows, filtered to the fold's).
     """
     est = estimator
+    probe = clone(est)
+    data = probe._prepare(X, y, sample_weight, first=True)
+    if isinstance(alphas, numbers.Integral) and not isinstance(alphas, bool) and alphas >= 1:
+        alphas = _grid(data, est.fit_intercept, alphas)
     alphas = np.asarray(alphas, dtype=np.float64).ravel()
     if l1_ratios is None:
         l1_ratios = np.array([float(est.l1_ratio)])
     l1_ratios = np.asarray(l1_ratios, dtype=np.float64).ravel()
     if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
-        raise ValueError(f"alphas must be a non-empty list of non-negative finite floats, got {alphas!r}")
+        raise ValueError(f"alphas must be a positive integer or a non-empty list of non-negative finite floats, "
+                         f"got {alphas!r}")
     if l1_ratios.size == 0 or np.any(~(l1_ratios >= 0)) or np.any(l1_ratios > 1):
         raise ValueError(f"l1_ratios must be a non-empty list of floats in [0, 1], got {l1_ratios!r}")
     # every model's estimator, validated as its own fit validates it
@@ -262,8 +310,6 @@ def fit_path(estimator, X, y, *, alphas, l1_ratios=None, cv=None, sample_weight=
             m._validate_params()
             m._check_param_combinations()
             grid.append(m)
-    probe = clone(est)
-    data = probe._prepare(X, y, sample_weight, first=True)
     X, Y, sw = data.X, data.Y, data.sw
     n, d = X.shape
     K = data.n_outputs
