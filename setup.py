@@ -22,6 +22,11 @@ a copy: the switch is not part of setuptools' up-to-date check, so going back to
 build in the same tree needs ``build_ext --force``). Unset (or any other value), nothing
 changes.
 
+The C helpers of the kernels (prefetching, the dot products, the vectorised ``exp``/``log1p``
+and the log loss) are headers next to the Cython sources, ``fastgd/_cython/*.h``: the
+extensions find them through ``include_dirs``, list them among their ``depends`` (a
+change rebuilds them), and MANIFEST.in ships them in the sdist.
+
 The kernels' tuning constants are defined in ``fastgd/_tuning.py`` and the constants of
 their vectorised ``exp``/``log1p`` in ``fastgd/_vmath.py``; the build writes the ones the
 C loops need (``C_TUNING``, ``fastgd._vmath.C_CONSTANTS``) into a header,
@@ -159,15 +164,22 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-DENSE_DEPENDS = ["fastgd/_cython/_kernels.pxi", "fastgd/_cython/_scalars.pxi", "fastgd/_cython/_tuning.pxi", TUNING, VMATH]
+# the C helpers' headers (fastgd/_cython/*.h, used through `cdef extern from "name.h"`)
+# are found through include_dirs; with the .pxi files they are among the depends, so a
+# change to any of them rebuilds the extensions that use it
+CYTHON_DIR = os.path.join("fastgd", "_cython")
+HELPERS = os.path.join(CYTHON_DIR, "fastgd_helpers.h")
+SHARED_DEPENDS = [os.path.join(CYTHON_DIR, "_scalars.pxi"), os.path.join(CYTHON_DIR, "_tuning.pxi"), HELPERS,
+                  TUNING, VMATH]
+DENSE_DEPENDS = [os.path.join(CYTHON_DIR, "_kernels.pxi"), os.path.join(CYTHON_DIR, "fastgd_vmath.h"),
+                 *SHARED_DEPENDS]
 extensions = [
-    Extension("fastgd._cython._kernels", ["fastgd/_cython/_kernels.pyx"], depends=DENSE_DEPENDS),
-    Extension("fastgd._cython._kernels_avx2", ["fastgd/_cython/_kernels_avx2.pyx"], depends=DENSE_DEPENDS),
-    Extension(
-        "fastgd._cython._sparse",
-        ["fastgd/_cython/_sparse.pyx"],
-        depends=["fastgd/_cython/_scalars.pxi", "fastgd/_cython/_tuning.pxi", TUNING, VMATH],
-    ),
+    Extension("fastgd._cython._kernels", ["fastgd/_cython/_kernels.pyx"], include_dirs=[CYTHON_DIR],
+              depends=DENSE_DEPENDS),
+    Extension("fastgd._cython._kernels_avx2", ["fastgd/_cython/_kernels_avx2.pyx"], include_dirs=[CYTHON_DIR],
+              depends=DENSE_DEPENDS),
+    Extension("fastgd._cython._sparse", ["fastgd/_cython/_sparse.pyx"], include_dirs=[CYTHON_DIR],
+              depends=SHARED_DEPENDS),
 ]
 
 setup(

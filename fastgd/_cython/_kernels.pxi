@@ -70,251 +70,28 @@ from .._losses import LOG as _LOG, MULTINOMIAL as _MULTINOMIAL, SQUARED as _SQUA
 from .._schedules import CONSTANT as _CONSTANT, INVSCALING as _INVSCALING, OPTIMAL as _OPTIMAL
 from .._optimizers import ADAGRAD as _ADAGRAD, ADAM as _ADAM, RMSPROP as _RMSPROP, SGD as _SGD
 
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define FASTGD_PREFETCH(p) __builtin_prefetch((const void *)(p))
-    #else
-    #define FASTGD_PREFETCH(p) ((void)0)
-    #endif
-    #ifdef _OPENMP
-    #define FASTGD_OPENMP 1
-    #else
-    #define FASTGD_OPENMP 0
-    #endif
-    /* whether this CPU runs the AVX2 + FMA build (x86-64 with GCC or Clang only) */
-    static int fastgd_cpu_has_avx2_fma(void) {
-    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    #else
-        return 0;
-    #endif
-    }
-    /* Dot products with 16 independent partial sums (combined in a fixed order), so
-       that the multiply-adds do not wait on each other; the compiler maps them onto
-       vector lanes. Deterministic: the same inputs give the same bits on every call. */
-    #define FASTGD_DOT(NAME, T)                                                      \
-    static inline T NAME(const T *a, const T *b, Py_ssize_t n) {                     \
-        T s[16] = {0}, tail = 0;                                                     \
-        Py_ssize_t j = 0, k;                                                         \
-        for (; j + 16 <= n; j += 16)                                                 \
-            for (k = 0; k < 16; k++) s[k] += a[j + k] * b[j + k];                    \
-        for (; j < n; j++) tail += a[j] * b[j];                                      \
-        for (k = 0; k < 8; k++) s[k] += s[k + 8];                                    \
-        for (k = 0; k < 4; k++) s[k] += s[k + 4];                                    \
-        return ((s[0] + s[2]) + (s[1] + s[3])) + tail;                               \
-    }
-    FASTGD_DOT(fastgd_dot_d, double)
-    FASTGD_DOT(fastgd_dot_f, float)
-    /* Four rows' dot products with one vector w in one pass (L partial sums each). */
-    #define FASTGD_DOT4(NAME, T, L)                                                  \
-    static inline void NAME(const T *w, const T *x0, const T *x1, const T *x2,       \
-                            const T *x3, Py_ssize_t n, T *out) {                     \
-        T a0[L] = {0}, a1[L] = {0}, a2[L] = {0}, a3[L] = {0};                        \
-        T t0 = 0, t1 = 0, t2 = 0, t3 = 0, s0, s1, s2, s3;                            \
-        Py_ssize_t j = 0, k;                                                         \
-        for (; j + L <= n; j += L)                                                   \
-            for (k = 0; k < L; k++) {                                                \
-                T wk = w[j + k];                                                     \
-                a0[k] += wk * x0[j + k]; a1[k] += wk * x1[j + k];                    \
-                a2[k] += wk * x2[j + k]; a3[k] += wk * x3[j + k];                    \
-            }                                                                        \
-        for (; j < n; j++) {                                                         \
-            T wj = w[j];                                                             \
-            t0 += wj * x0[j]; t1 += wj * x1[j]; t2 += wj * x2[j]; t3 += wj * x3[j];  \
-        }                                                                            \
-        s0 = t0; s1 = t1; s2 = t2; s3 = t3;                                          \
-        for (k = 0; k < L; k++) {                                                    \
-            s0 += a0[k]; s1 += a1[k]; s2 += a2[k]; s3 += a3[k];                      \
-        }                                                                            \
-        out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;                          \
-    }
-    /* (one vector of partial sums per row: 4 doubles or 8 floats on AVX2) */
-    FASTGD_DOT4(fastgd_dot4_d, double, 4)
-    FASTGD_DOT4(fastgd_dot4_f, float, 8)
-    /* The many-models kernels' four-row products (rows in cache): the same sums as
-       FASTGD_DOT4 written with GCC/Clang vector types, which the compiler keeps in
-       registers (FASTGD_DOT4's arrays of partial sums it compiled with transposes and
-       spills: 4x slower at 100 columns), and the four rows' gradients added to g in one
-       pass. Kept apart from the single-model kernels, whose compiled code (and with it
-       their results' last bits) stays as it is. */
-    #include <string.h>
-    #if defined(__GNUC__) || defined(__clang__)
-    #define FASTGD_VDOT4(NAME, T, L)                                                 \
-    static inline void NAME(const T *w, const T *x0, const T *x1, const T *x2,       \
-                            const T *x3, Py_ssize_t n, T *out) {                     \
-        typedef T V __attribute__((vector_size(L * sizeof(T))));                     \
-        V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, wv, v;                             \
-        T t0 = 0, t1 = 0, t2 = 0, t3 = 0, s0, s1, s2, s3;                            \
-        Py_ssize_t j = 0; int k;                                                     \
-        for (; j + L <= n; j += L) {                                                 \
-            memcpy(&wv, w + j, sizeof wv);                                           \
-            memcpy(&v, x0 + j, sizeof v); a0 += wv * v;                              \
-            memcpy(&v, x1 + j, sizeof v); a1 += wv * v;                              \
-            memcpy(&v, x2 + j, sizeof v); a2 += wv * v;                              \
-            memcpy(&v, x3 + j, sizeof v); a3 += wv * v;                              \
-        }                                                                            \
-        for (; j < n; j++) {                                                         \
-            T wj = w[j];                                                             \
-            t0 += wj * x0[j]; t1 += wj * x1[j]; t2 += wj * x2[j]; t3 += wj * x3[j];  \
-        }                                                                            \
-        s0 = t0; s1 = t1; s2 = t2; s3 = t3;                                          \
-        for (k = 0; k < L; k++) {                                                    \
-            s0 += a0[k]; s1 += a1[k]; s2 += a2[k]; s3 += a3[k];                      \
-        }                                                                            \
-        out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;                          \
-    }
-    #define FASTGD_AXPY4(NAME, T, L)                                                 \
-    static inline void NAME(T *g, const T *x0, const T *x1, const T *x2,             \
-                            const T *x3, T c0, T c1, T c2, T c3, Py_ssize_t n) {     \
-        typedef T V __attribute__((vector_size(L * sizeof(T))));                     \
-        V gv, v, u, e;                                                               \
-        Py_ssize_t j = 0;                                                            \
-        for (; j + L <= n; j += L) {                                                 \
-            memcpy(&gv, g + j, sizeof gv);                                           \
-            memcpy(&v, x0 + j, sizeof v); u = c0 * v;                                \
-            memcpy(&v, x1 + j, sizeof v); u += c1 * v;                               \
-            memcpy(&v, x2 + j, sizeof v); e = c2 * v;                                \
-            memcpy(&v, x3 + j, sizeof v); e += c3 * v;                               \
-            gv += u + e;                                                             \
-            memcpy(g + j, &gv, sizeof gv);                                           \
-        }                                                                            \
-        for (; j < n; j++) g[j] += (c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]); \
-    }
-    #else
-    #define FASTGD_VDOT4(NAME, T, L) FASTGD_DOT4(NAME, T, L)
-    #define FASTGD_AXPY4(NAME, T, L)                                                 \
-    static inline void NAME(T *g, const T *x0, const T *x1, const T *x2,             \
-                            const T *x3, T c0, T c1, T c2, T c3, Py_ssize_t n) {     \
-        Py_ssize_t j;                                                                \
-        for (j = 0; j < n; j++) g[j] += (c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]); \
-    }
-    #endif
-    FASTGD_VDOT4(fastgd_vdot4_d, double, 4)
-    FASTGD_VDOT4(fastgd_vdot4_f, float, 8)
-    FASTGD_AXPY4(fastgd_axpy4_d, double, 4)
-    FASTGD_AXPY4(fastgd_axpy4_f, float, 8)
-    #ifdef __AVX2__
-    #define FASTGD_AVX2 1
-    #else
-    #define FASTGD_AVX2 0
-    #endif
-    /* The log loss of a block of outputs with a vectorisable exp and log1p: the method
-       and the constants (FASTGD_* from fastgd/_vmath.py, through fastgd_tuning.h) are
-       fastgd._vmath's. Straight-line code (selects, integer views by memcpy), so the
-       block's loop runs in vector lanes. The range reduction needs its subtractions in
-       their order: these functions are compiled without reassociation (GCC: the
-       optimize attribute, which also keeps them out of line, in their own function;
-       Clang: its fp pragma), whatever the extension's flags. */
-    #include <math.h>
-    #include <stdint.h>
-    #include <string.h>
-    #include "fastgd_tuning.h"
-    #if defined(__clang__)
-    #define FASTGD_IN_ORDER
-    #define FASTGD_IN_ORDER_BODY _Pragma("clang fp reassociate(off)")
-    #elif defined(__GNUC__)
-    #define FASTGD_IN_ORDER __attribute__((optimize("no-associative-math")))
-    #define FASTGD_IN_ORDER_BODY
-    #else
-    #define FASTGD_IN_ORDER
-    #define FASTGD_IN_ORDER_BODY
-    #endif
-    static const double fastgd_exp_c[] = FASTGD_EXP_COEFFS;
-    static const double fastgd_log1p_c[] = FASTGD_LOG1P_COEFFS;
-    #define FASTGD_N_EXP_C ((int) (sizeof(fastgd_exp_c) / sizeof(double)))
-    #define FASTGD_N_LOG1P_C ((int) (sizeof(fastgd_log1p_c) / sizeof(double)))
-    static inline FASTGD_IN_ORDER double fastgd_vexp(double x) {
-        FASTGD_IN_ORDER_BODY
-        double xs = x > FASTGD_EXP_HI ? FASTGD_EXP_HI : x, kf, r, q, p, y;
-        int32_t k;
-        int tiny, j;
-        uint64_t bits;
-        xs = xs < FASTGD_EXP_LO ? FASTGD_EXP_LO : xs;
-        xs = xs == xs ? xs : 0.0;  /* (a NaN is given back at the end) */
-        k = (int32_t) (xs * FASTGD_LOG2E + (FASTGD_ROUND_BIAS + 0.5)) - FASTGD_ROUND_BIAS;
-        kf = (double) k;
-        r = (xs - kf * FASTGD_LN2_HI) - kf * FASTGD_LN2_LO;
-        q = fastgd_exp_c[FASTGD_N_EXP_C - 1];
-        for (j = FASTGD_N_EXP_C - 2; j >= 0; j--)
-            q = q * r + fastgd_exp_c[j];
-        q = q * r + 1.0;
-        p = q * r + 1.0;
-        tiny = k < FASTGD_TINY_K;
-        k = tiny ? k + FASTGD_TINY_SHIFT : k;
-        memcpy(&bits, &p, sizeof bits);
-        bits += (uint64_t) (int64_t) k << 52;
-        memcpy(&y, &bits, sizeof y);
-        y = tiny ? y * FASTGD_TINY_SCALE : y;
-        y = x > FASTGD_EXP_MAX ? HUGE_VAL : y;
-        return x != x ? x : y;
-    }
-    static inline FASTGD_IN_ORDER double fastgd_vlog1p(double x) {  /* 0 <= x <= 1, or NaN */
-        FASTGD_IN_ORDER_BODY
-        int big = x > FASTGD_SQRT2_M1, j;
-        double f = big ? (x - 1.0) * 0.5 : x, kf = big ? 1.0 : 0.0;
-        double s = f / (2.0 + f), z = s * s, R, hfsq;
-        R = fastgd_log1p_c[FASTGD_N_LOG1P_C - 1];
-        for (j = FASTGD_N_LOG1P_C - 2; j >= 0; j--)
-            R = R * z + fastgd_log1p_c[j];
-        R = R * z;
-        hfsq = 0.5 * f * f;
-        return kf * FASTGD_LN2_HI - ((hfsq - (s * (hfsq + R) + kf * FASTGD_LN2_LO)) - f);
-    }
-    /* The log loss of m rows: g[r] = w[r] dloss/dz, v[r] = w[r] loss of output z[r],
-       target y[r] (the same arithmetic as _loss_grad_single, with the sign cases as
-       selects). */
-    static FASTGD_IN_ORDER void fastgd_log_losses(const double *restrict z, const double *restrict y,
-                                                  const double *restrict w, double *restrict g,
-                                                  double *restrict v, Py_ssize_t m) {
-        FASTGD_IN_ORDER_BODY
-        Py_ssize_t r;
-        for (r = 0; r < m; r++) {
-            double zr = z[r], yr = y[r], e = fastgd_vexp(-fabs(zr));
-            double value = fastgd_vlog1p(e) + (zr > 0 ? zr * (1.0 - yr) : -(yr * zr));
-            double sig = (zr > 0 ? 1.0 : e) / (1.0 + e);
-            g[r] = w[r] * (sig - yr);
-            v[r] = w[r] * value;
-        }
-    }
-    /* for tests: the two functions over arrays, compiled as in the loss loop */
-    static FASTGD_IN_ORDER void fastgd_vexp_array(const double *restrict x, double *restrict out, Py_ssize_t n) {
-        FASTGD_IN_ORDER_BODY
-        Py_ssize_t i;
-        for (i = 0; i < n; i++) out[i] = fastgd_vexp(x[i]);
-    }
-    static FASTGD_IN_ORDER void fastgd_vlog1p_array(const double *restrict x, double *restrict out, Py_ssize_t n) {
-        FASTGD_IN_ORDER_BODY
-        Py_ssize_t i;
-        for (i = 0; i < n; i++) out[i] = fastgd_vlog1p(x[i]);
-    }
-    static const double fastgd_vmath_scalars[] = {
-        FASTGD_EXP_MAX, FASTGD_EXP_HI, FASTGD_EXP_LO, FASTGD_LOG2E, FASTGD_ROUND_BIAS, FASTGD_LN2_HI,
-        FASTGD_LN2_LO, FASTGD_TINY_K, FASTGD_TINY_SHIFT, FASTGD_TINY_SCALE, FASTGD_SQRT2_M1};
-    """
-    void FASTGD_PREFETCH(const void *p) noexcept nogil
+# the C helpers, in headers next to this file (setup.py: include_dirs and depends)
+cdef extern from "fastgd_helpers.h" nogil:
+    void FASTGD_PREFETCH(const void *p) noexcept
     int FASTGD_OPENMP
     int FASTGD_AVX2
-    int fastgd_cpu_has_avx2_fma() noexcept nogil
-    double fastgd_dot_d(const double *a, const double *b, Py_ssize_t n) noexcept nogil
-    float fastgd_dot_f(const float *a, const float *b, Py_ssize_t n) noexcept nogil
+    int fastgd_cpu_has_avx2_fma() noexcept
+    double fastgd_dot_d(const double *a, const double *b, Py_ssize_t n) noexcept
+    float fastgd_dot_f(const float *a, const float *b, Py_ssize_t n) noexcept
     void fastgd_dot4_d(const double *w, const double *x0, const double *x1, const double *x2,
-                       const double *x3, Py_ssize_t n, double *out) noexcept nogil
+                       const double *x3, Py_ssize_t n, double *out) noexcept
     void fastgd_dot4_f(const float *w, const float *x0, const float *x1, const float *x2,
-                       const float *x3, Py_ssize_t n, float *out) noexcept nogil
-    void fastgd_vdot4_d(const double *w, const double *x0, const double *x1, const double *x2,
-                        const double *x3, Py_ssize_t n, double *out) noexcept nogil
-    void fastgd_vdot4_f(const float *w, const float *x0, const float *x1, const float *x2,
-                        const float *x3, Py_ssize_t n, float *out) noexcept nogil
-    void fastgd_axpy4_d(double *g, const double *x0, const double *x1, const double *x2, const double *x3,
-                        double c0, double c1, double c2, double c3, Py_ssize_t n) noexcept nogil
-    void fastgd_axpy4_f(float *g, const float *x0, const float *x1, const float *x2, const float *x3,
-                        float c0, float c1, float c2, float c3, Py_ssize_t n) noexcept nogil
+                       const float *x3, Py_ssize_t n, float *out) noexcept
+    void fastgd_axpy4_d(double *g, const double *x0, const double *x1, const double *x2,
+                        const double *x3, const double *c, Py_ssize_t n) noexcept
+    void fastgd_axpy4_f(float *g, const float *x0, const float *x1, const float *x2,
+                        const float *x3, const float *c, Py_ssize_t n) noexcept
+
+cdef extern from "fastgd_vmath.h" nogil:
     void fastgd_log_losses(const double *z, const double *y, const double *w, double *g,
-                           double *v, Py_ssize_t m) noexcept nogil
-    void fastgd_vexp_array(const double *x, double *out, Py_ssize_t n) noexcept nogil
-    void fastgd_vlog1p_array(const double *x, double *out, Py_ssize_t n) noexcept nogil
+                           double *v, Py_ssize_t m) noexcept
+    void fastgd_vexp_array(const double *x, double *out, Py_ssize_t n) noexcept
+    void fastgd_vlog1p_array(const double *x, double *out, Py_ssize_t n) noexcept
     const double fastgd_exp_c[]
     const double fastgd_log1p_c[]
     const double fastgd_vmath_scalars[]
@@ -402,22 +179,20 @@ cdef inline void _dot4(const floating *w, const floating *x0, const floating *x1
         fastgd_dot4_f(w, x0, x1, x2, x3, n, out)
 
 
-cdef inline void _vdot4(const floating *w, const floating *x0, const floating *x1,
-                        const floating *x2, const floating *x3, Py_ssize_t n,
-                        floating *out) noexcept nogil:
-    if floating is double:
-        fastgd_vdot4_d(w, x0, x1, x2, x3, n, out)
+cdef inline void _add4(acc_t *G, const floating *x0, const floating *x1, const floating *x2,
+                       const floating *x3, const floating *c, Py_ssize_t n) noexcept nogil:
+    """``G[:n] += c[0] x0 + c[1] x1 + c[2] x2 + c[3] x3`` in one pass over G (in the
+    data's dtype; ``gradient`` adds float32 rows to a float64 G in a plain loop)."""
+    cdef Py_ssize_t j
+    if floating is double and acc_t is double:
+        fastgd_axpy4_d(<double *> G, <const double *> x0, <const double *> x1, <const double *> x2,
+                       <const double *> x3, <const double *> c, n)
+    elif floating is float and acc_t is float:
+        fastgd_axpy4_f(<float *> G, <const float *> x0, <const float *> x1, <const float *> x2,
+                       <const float *> x3, <const float *> c, n)
     else:
-        fastgd_vdot4_f(w, x0, x1, x2, x3, n, out)
-
-
-cdef inline void _axpy4(floating *g, const floating *x0, const floating *x1, const floating *x2,
-                        const floating *x3, floating c0, floating c1, floating c2, floating c3,
-                        Py_ssize_t n) noexcept nogil:
-    if floating is double:
-        fastgd_axpy4_d(g, x0, x1, x2, x3, c0, c1, c2, c3, n)
-    else:
-        fastgd_axpy4_f(g, x0, x1, x2, x3, c0, c1, c2, c3, n)
+        for j in range(n):
+            G[j] += ((c[0] * x0[j] + c[1] * x1[j]) + (c[2] * x2[j] + c[3] * x3[j]))
 
 
 cdef inline void _prefetch_row(const floating *x, Py_ssize_t row_bytes, const floating *y,
@@ -435,200 +210,160 @@ cdef inline void _prefetch_row(const floating *x, Py_ssize_t row_bytes, const fl
         FASTGD_PREFETCH(w)
 
 
-cdef inline double _single_losses(int64_t loss, const double *z, const double *y,
-                                  const double *w, double *g, double *v,
-                                  Py_ssize_t m) noexcept nogil:
-    """The weighted log losses of a block of m rows of one output, in double: from outputs z, targets y and weights w, set g to
-    ``w dloss/dz`` and return ``sum w loss`` (v: scratch). One loop each, in vector lanes
-    (the log loss: ``fastgd_log_losses``, with the vectorisable exp and log1p of
-    ``fastgd._vmath``)."""
+# The rows one call of the row loops (``_add_rows``) takes, in their order: X's rows
+# ``rows[0:count]`` (a batch's place in the epoch's order, or a fold's segment), or X's
+# rows ``first:first + count`` as stored when ``rows`` is NULL.
+cdef struct Span:
+    const int64_t *rows
+    Py_ssize_t first, count
+    Py_ssize_t fetch    # rows[r + DENSE_PREFETCH_AHEAD] is prefetched while that place is < fetch
+    Py_ssize_t K        # outputs
+    int64_t loss
+    bint unit_sw        # every sample weight is 1 (they are not read)
+    bint four           # four rows at a time at any width (else rows of at most FOUR_ROWS_MAX_BYTES)
+
+
+cdef inline Span _span_part(const Span *s, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """The places ``lo:hi`` of span ``s``."""
+    cdef Span part = s[0]
+    part.count = hi - lo
+    if part.rows != NULL:
+        part.rows = part.rows + lo
+        part.fetch -= lo
+    else:
+        part.first += lo
+    return part
+
+
+cdef inline Py_ssize_t _at(const Span *s, Py_ssize_t r) noexcept nogil:
+    """The row of X at place r of the span."""
+    return s.rows[r] if s.rows != NULL else s.first + r
+
+
+cdef inline void _fetch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] sw,
+                        const Span *s, Py_ssize_t r) noexcept nogil:
+    """Prefetch the row DENSE_PREFETCH_AHEAD places after place r of the span, if the
+    span asks for it (``fetch``)."""
+    cdef Py_ssize_t a = r + DENSE_PREFETCH_AHEAD, i
+    if a < s.fetch:
+        i = s.rows[a]
+        _prefetch_row(&X[i, 0], X.shape[1] * sizeof(floating), &Y[i, 0], &sw[i], s.unit_sw)
+
+
+cdef inline double _block_losses(int64_t loss, double *z, const double *y, const double *w,
+                                 double *g, double *v, Py_ssize_t m) noexcept nogil:
+    """The weighted losses of a block of m rows of one output, in double: from outputs
+    z, targets y and weights w, set g to ``w dloss/dz`` and return ``sum w loss`` (z and
+    v: scratch). The log loss in one loop in vector lanes (``fastgd_log_losses``, with
+    the vectorisable exp and log1p of ``fastgd._vmath``); the squared error, which has
+    no exp to vectorise, row by row."""
     cdef Py_ssize_t r
-    cdef double total = 0.0
-    fastgd_log_losses(z, y, w, g, v, m)  # (only the log loss reaches the block loops)
+    cdef double total = 0.0, value
+    if loss == LOG:
+        fastgd_log_losses(z, y, w, g, v, m)
+        for r in range(m):
+            total += v[r]
+        return total
     for r in range(m):
-        total += v[r]
+        value = _loss_grad_single(loss, &z[r], y[r])
+        g[r] = w[r] * z[r]
+        total += w[r] * value
     return total
 
 
 cdef double _add_rows_rowwise(const floating[:, ::1] X, const floating[:, ::1] Y,
-                      const floating[::1] sw, const floating[:, ::1] W,
-                      const int64_t[::1] order, Py_ssize_t lo, Py_ssize_t hi,
-                      int64_t loss, floating *p, acc_t *G, bint unit_sw,
-                      bint shuffled) noexcept nogil:
-    """Add the weighted loss gradients of rows lo:hi to G (K x (d+1), C order) and return
-    their weighted loss: rows order[lo:hi] when ``shuffled`` (prefetching the rows a few
-    places ahead in ``order``), else X's rows lo:hi as stored. ``p`` is a scratch of 4 K.
-    Every loss but the one-output log loss (see ``_add_rows``): each row visited once.
-
-    With one output (the squared error) and rows of at most FOUR_ROWS_MAX_BYTES, rows
-    go four at a time: four dot products, then one pass over G adding the four rows'
-    gradients (a quarter of the loads and stores of G)."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = W.shape[0], cols = d + 1
-    cdef Py_ssize_t ii, i, j, k, r, ahead
-    cdef Py_ssize_t row_bytes = d * sizeof(floating)
-    cdef Py_ssize_t rows[4]
+                              const floating[::1] sw, const floating *W, const Span *s,
+                              floating *p, acc_t *G) noexcept nogil:
+    """``_add_rows`` for several outputs (or the multinomial loss): row by row (``p``: a
+    scratch of K)."""
+    cdef Py_ssize_t d = X.shape[1], cols = d + 1, K = s.K
+    cdef Py_ssize_t r, i, j, k
     cdef const floating *x
-    cdef const floating *x0
-    cdef const floating *x1
-    cdef const floating *x2
-    cdef const floating *x3
     cdef const floating *w
-    cdef floating acc, c, wi, c0, c1, c2, c3
+    cdef floating acc, c, wi
     cdef double total = 0.0
-    ii = lo
-    if K == 1 and loss != MULTINOMIAL and row_bytes <= FOUR_ROWS_MAX_BYTES:
-        w = &W[0, 0]
-        while ii + 4 <= hi:
-            for r in range(4):
-                if shuffled:
-                    ahead = ii + r + DENSE_PREFETCH_AHEAD
-                    if ahead < n:
-                        _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
-                                      &sw[order[ahead]], unit_sw)
-                    rows[r] = order[ii + r]
-                else:
-                    rows[r] = ii + r
-            x0 = &X[rows[0], 0]
-            x1 = &X[rows[1], 0]
-            x2 = &X[rows[2], 0]
-            x3 = &X[rows[3], 0]
-            _dot4(w, x0, x1, x2, x3, d, p)
-            for r in range(4):
-                i = rows[r]
-                p[r] = w[d] + p[r]
-                wi = 1 if unit_sw else sw[i]
-                total += wi * _loss_grad_single(loss, &p[r], Y[i, 0])
-                p[r] = wi * p[r]
-            c0 = p[0]
-            c1 = p[1]
-            c2 = p[2]
-            c3 = p[3]
-            for j in range(d):
-                G[j] += ((c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]))
-            G[d] += ((c0 + c1) + (c2 + c3))
-            ii += 4
-    while ii < hi:
-        if shuffled:
-            ahead = ii + DENSE_PREFETCH_AHEAD
-            if ahead < n:
-                _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
-                              &sw[order[ahead]], unit_sw)
-            i = order[ii]
-        else:
-            i = ii
+    for r in range(s.count):
+        _fetch(X, Y, sw, s, r)
+        i = _at(s, r)
         x = &X[i, 0]
         for k in range(K):
-            w = &W[k, 0]
+            w = W + k * cols
             acc = w[d] + _dot(w, x, d)
             p[k] = acc
-        wi = 1 if unit_sw else sw[i]
-        total += wi * _loss_grad(loss, p, &Y[i, 0], K)
+        wi = 1 if s.unit_sw else sw[i]
+        total += wi * _loss_grad(s.loss, p, &Y[i, 0], K)
         for k in range(K):
             c = wi * p[k]
             for j in range(d):
                 G[k * cols + j] += c * x[j]
             G[k * cols + d] += c
-        ii += 1
     return total
 
 
-cdef double _add_rows_log(const floating[:, ::1] X, const floating[:, ::1] Y,
-                      const floating[::1] sw, const floating[:, ::1] W,
-                      const int64_t[::1] order, Py_ssize_t lo, Py_ssize_t hi,
-                      int64_t loss, floating *p, acc_t *G, bint unit_sw,
-                      bint shuffled) noexcept nogil:
-    """Add the weighted loss gradients of rows lo:hi to G (K x (d+1), C order) and return
-    their weighted loss: rows order[lo:hi] when ``shuffled`` (prefetching the rows a few
-    places ahead in ``order``), else X's rows lo:hi as stored. ``p`` is a scratch of 4 K.
-
-    For one output of the log loss only (``_add_rows`` sends every other loss to
-    ``_add_rows_rowwise``). Rows go in blocks of LOSS_BLOCK_ROWS: the
-    block's outputs first (with its targets and weights, in double), then its losses in
-    one vectorised loop (``_single_losses``), then its gradients, the rows read again
-    (from cache). Rows of at most FOUR_ROWS_MAX_BYTES go four at a time there: four dot
-    products, then one pass over G adding the four rows' gradients (a quarter of the
-    loads and stores of G)."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
-    cdef Py_ssize_t ii, i, j, r, q, ahead, start, m
-    cdef Py_ssize_t row_bytes = d * sizeof(floating)
+cdef double _add_rows_single(const floating[:, ::1] X, const floating[:, ::1] Y,
+                             const floating[::1] sw, const floating *W, const Span *s,
+                             floating *p, acc_t *G) noexcept nogil:
+    """``_add_rows`` for one output (squared error or log loss): blocks of up to
+    LOSS_BLOCK_ROWS rows, the block's outputs first (with its targets and weights, in
+    double), then its losses in one loop (``_block_losses``), then its gradients, the
+    rows read again (from cache). Four rows go at a time where the span says so (rows
+    in cache) or the rows are at most FOUR_ROWS_MAX_BYTES: four dot products in one
+    pass over W (``_dot4``), then the four rows' gradients in one pass over G
+    (``_add4``: a quarter of the loads and stores of G). ``p``: a scratch of 4."""
+    cdef Py_ssize_t d = X.shape[1]
+    cdef Py_ssize_t r, q, k, i, j, start, m
     cdef Py_ssize_t rows[4]
     cdef const floating *x
-    cdef const floating *x0
-    cdef const floating *x1
-    cdef const floating *x2
-    cdef const floating *x3
-    cdef const floating *w
-    cdef floating acc, c, c0, c1, c2, c3
+    cdef floating acc, c
+    cdef floating c4[4]
     cdef double total = 0.0
-    cdef bint four = row_bytes <= FOUR_ROWS_MAX_BYTES
+    cdef bint four = s.four or d * <Py_ssize_t> sizeof(floating) <= FOUR_ROWS_MAX_BYTES
     # the block's outputs, targets, weights, gradients and losses
     cdef double zb[LOSS_BLOCK_ROWS]
     cdef double yb[LOSS_BLOCK_ROWS]
     cdef double wb[LOSS_BLOCK_ROWS]
     cdef double gb[LOSS_BLOCK_ROWS]
     cdef double vb[LOSS_BLOCK_ROWS]
-    w = &W[0, 0]
-    start = lo
-    while start < hi:
-        m = hi - start
+    start = 0
+    while start < s.count:
+        m = s.count - start
         if m > LOSS_BLOCK_ROWS:
             m = LOSS_BLOCK_ROWS
         r = 0
         while four and r + 4 <= m:
-            ii = start + r
-            for q in range(4):
-                if shuffled:
-                    ahead = ii + q + DENSE_PREFETCH_AHEAD
-                    if ahead < n:
-                        _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
-                                      &sw[order[ahead]], unit_sw)
-                    rows[q] = order[ii + q]
-                else:
-                    rows[q] = ii + q
-            _dot4(w, &X[rows[0], 0], &X[rows[1], 0], &X[rows[2], 0], &X[rows[3], 0], d, p)
-            for q in range(4):
-                i = rows[q]
-                acc = w[d] + p[q]
-                zb[r + q] = acc
-                yb[r + q] = Y[i, 0]
-                wb[r + q] = 1 if unit_sw else sw[i]
+            q = start + r
+            for k in range(4):
+                _fetch(X, Y, sw, s, q + k)
+                rows[k] = _at(s, q + k)
+            _dot4(W, &X[rows[0], 0], &X[rows[1], 0], &X[rows[2], 0], &X[rows[3], 0], d, p)
+            for k in range(4):
+                i = rows[k]
+                acc = W[d] + p[k]
+                zb[r + k] = acc
+                yb[r + k] = Y[i, 0]
+                wb[r + k] = 1 if s.unit_sw else sw[i]
             r += 4
         while r < m:
-            ii = start + r
-            if shuffled:
-                ahead = ii + DENSE_PREFETCH_AHEAD
-                if ahead < n:
-                    _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
-                                  &sw[order[ahead]], unit_sw)
-                i = order[ii]
-            else:
-                i = ii
-            acc = w[d] + _dot(w, &X[i, 0], d)
+            q = start + r
+            _fetch(X, Y, sw, s, q)
+            i = _at(s, q)
+            acc = W[d] + _dot(W, &X[i, 0], d)
             zb[r] = acc
             yb[r] = Y[i, 0]
-            wb[r] = 1 if unit_sw else sw[i]
+            wb[r] = 1 if s.unit_sw else sw[i]
             r += 1
-        total += _single_losses(loss, zb, yb, wb, gb, vb, m)
+        total += _block_losses(s.loss, zb, yb, wb, gb, vb, m)
         r = 0
         while four and r + 4 <= m:
-            ii = start + r
-            for q in range(4):
-                rows[q] = order[ii + q] if shuffled else ii + q
-            x0 = &X[rows[0], 0]
-            x1 = &X[rows[1], 0]
-            x2 = &X[rows[2], 0]
-            x3 = &X[rows[3], 0]
-            c0 = <floating> gb[r]
-            c1 = <floating> gb[r + 1]
-            c2 = <floating> gb[r + 2]
-            c3 = <floating> gb[r + 3]
-            for j in range(d):
-                G[j] += ((c0 * x0[j] + c1 * x1[j]) + (c2 * x2[j] + c3 * x3[j]))
-            G[d] += ((c0 + c1) + (c2 + c3))
+            q = start + r
+            for k in range(4):
+                c4[k] = <floating> gb[r + k]
+            _add4(G, &X[_at(s, q), 0], &X[_at(s, q + 1), 0], &X[_at(s, q + 2), 0],
+                  &X[_at(s, q + 3), 0], c4, d)
+            G[d] += ((c4[0] + c4[1]) + (c4[2] + c4[3]))
             r += 4
         while r < m:
-            i = order[start + r] if shuffled else start + r
-            x = &X[i, 0]
+            x = &X[_at(s, start + r), 0]
             c = <floating> gb[r]
             for j in range(d):
                 G[j] += c * x[j]
@@ -639,28 +374,25 @@ cdef double _add_rows_log(const floating[:, ::1] X, const floating[:, ::1] Y,
 
 
 cdef inline double _add_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
-                             const floating[::1] sw, const floating[:, ::1] W,
-                             const int64_t[::1] order, Py_ssize_t lo, Py_ssize_t hi,
-                             int64_t loss, floating *p, acc_t *G, bint unit_sw,
-                             bint shuffled) noexcept nogil:
-    """Add the weighted loss gradients of rows lo:hi to G and return their weighted loss
-    (see ``_add_rows_rowwise``): the one-output log loss by blocks of LOSS_BLOCK_ROWS
-    through the vectorised exp/log1p (``_add_rows_log``), every other loss row by row,
-    each row visited once (the squared error has no exp to vectorise)."""
-    if W.shape[0] == 1 and loss == LOG:
-        return _add_rows_log(X, Y, sw, W, order, lo, hi, loss, p, G, unit_sw, shuffled)
-    return _add_rows_rowwise(X, Y, sw, W, order, lo, hi, loss, p, G, unit_sw, shuffled)
+                             const floating[::1] sw, const floating *W, const Span *s,
+                             floating *p, acc_t *G) noexcept nogil:
+    """Add the weighted loss gradients of the span's rows at the weights W (K x (d+1), C
+    order) to G (K x (d+1)) and return their weighted loss (weights ``sw``). ``p`` is a
+    scratch of 4 K. The rows whose place is below ``s.fetch`` are prefetched a few
+    places ahead (rows in random order; rows read before, or as stored, are not). One
+    output: ``_add_rows_single``; several: ``_add_rows_rowwise``."""
+    if s.K == 1 and s.loss != MULTINOMIAL:
+        return _add_rows_single(X, Y, sw, W, s, p, G)
+    return _add_rows_rowwise(X, Y, sw, W, s, p, G)
 
 
 cdef inline double _add_block(const floating[:, ::1] X, const floating[:, ::1] Y,
-                              const floating[::1] sw, const floating[:, ::1] W,
-                              const int64_t[::1] order, Py_ssize_t start, Py_ssize_t rows,
-                              Py_ssize_t b, Py_ssize_t nb, int64_t loss, Py_ssize_t size,
-                              floating[:, ::1] buf, bint unit_sw, bint shuffled) noexcept nogil:
-    """Block b of nb of the batch order[start:start + rows], summed into buf[b, :size]
-    with buf[b, size:] as its scratch outputs; returns its weighted loss."""
-    return _add_rows(X, Y, sw, W, order, start + (b * rows) // nb, start + ((b + 1) * rows) // nb,
-                     loss, &buf[b, size], &buf[b, 0], unit_sw, shuffled)
+                              const floating[::1] sw, const floating *W, const Span *batch,
+                              Py_ssize_t b, Py_ssize_t nb, floating[:, ::1] buf) noexcept nogil:
+    """Block b of nb of the batch, summed into buf[b, :K (d+1)] with the rest of
+    buf[b] as its scratch outputs; returns its weighted loss."""
+    cdef Span part = _span_part(batch, (b * batch.count) // nb, ((b + 1) * batch.count) // nb)
+    return _add_rows(X, Y, sw, W, &part, &buf[b, batch.K * (X.shape[1] + 1)], &buf[b, 0])
 
 
 cdef inline void _update(floating *w, floating *v, const floating *G, floating scale,
@@ -700,118 +432,85 @@ cdef inline void _update_intercept(floating *w, floating *v, floating g, floatin
         w[0] = w[0] - eta * vj
 
 
-cdef inline void _adaptive_update(floating[:, :, ::1] state, Py_ssize_t k, const floating *G,
-                                  floating scale, Py_ssize_t d, floating l2,
-                                  const Rule *r) noexcept nogil:
-    """The adaptive rules' step of output k's d penalised coordinates from their data
-    gradient ``G * scale``: ``g = G scale + l2 w``."""
+# The shape of one model's state: slots (weights, the rule's slots, the average) x
+# outputs x columns (d + 1), C order.
+cdef struct Shape:
+    Py_ssize_t slots, K, cols
+
+
+cdef inline void _step_output(floating *state, const Shape *sh, Py_ssize_t k, const floating *G,
+                              floating scale, floating gi, const double *hp, const Rule *r,
+                              const Codes *c) noexcept nogil:
+    """Output k's step from the data gradient ``G * scale`` of its d weights and ``gi``
+    of its intercept, and the running average of its iterates."""
+    cdef Py_ssize_t slot = sh.K * sh.cols, d = sh.cols - 1
+    cdef floating *w = state + k * sh.cols
+    cdef floating *s1 = w + slot
+    cdef floating *s2 = w + 2 * slot if r.code == ADAM else s1
+    cdef floating mu = <floating> hp[P_MOMENTUM], l2 = <floating> hp[P_L2]
+    cdef floating eta = <floating> r.eta
     cdef Py_ssize_t j
-    cdef floating *w = &state[0, k, 0]
-    cdef floating *s1 = &state[1, k, 0]
-    cdef floating *s2 = &state[2, k, 0] if r.code == ADAM else s1
     cdef bint shrink = r.shrink > 0
-    for j in range(d):
-        _adaptive_coord(&w[j], &s1[j], &s2[j], G[j] * scale + l2 * w[j], r, shrink)
+    if r.code == SGD:
+        _update(w, s1, G, scale, d, mu, l2, eta, <floating> (eta * hp[P_L1]), c.nesterov)
+        if c.fit_intercept:  # without one, the intercept's gradient is dropped
+            _update_intercept(&w[d], &s1[d], gi, mu, eta, c.nesterov)
+    else:
+        for j in range(d):
+            _adaptive_coord(&w[j], &s1[j], &s2[j], G[j] * scale + l2 * w[j], r, shrink)
+        if c.fit_intercept:
+            _adaptive_coord(&w[d], &s1[d], &s2[d], gi, r, False)
+    _average(w, w + (sh.slots - 1) * slot, sh.cols, r.avg)
 
 
-cdef inline void _adaptive_intercept(floating[:, :, ::1] state, Py_ssize_t k, Py_ssize_t d,
-                                     floating g, const Rule *r) noexcept nogil:
-    cdef floating *s1 = &state[1, k, d]
-    cdef floating *s2 = &state[2, k, d] if r.code == ADAM else s1
-    _adaptive_coord(&state[0, k, d], s1, s2, g, r, False)
-
-
-cdef void _step(floating[:, :, ::1] state, floating *G, Py_ssize_t n_rows, int64_t t,
-                const double[::1] hp, bint nesterov, bint fit_intercept,
-                int64_t schedule, int64_t optimizer, int64_t t_a) noexcept nogil:
-    """One update from the summed batch gradient G of ``n_rows`` rows; zeroes G."""
-    cdef Py_ssize_t K = state.shape[1], cols = state.shape[2], d = cols - 1
+cdef void _step(floating *state, const Shape *sh, floating *G, Py_ssize_t n_rows, int64_t t,
+                const double *hp, const Codes *c) noexcept nogil:
+    """Update ``t`` from the summed batch gradient G (K x (d+1)) of ``n_rows`` rows;
+    zeroes G."""
     cdef Py_ssize_t k, j
-    cdef Py_ssize_t last = state.shape[0] - 1
-    cdef double eta_d = _step_size(schedule, t, hp[P_ETA0], hp[P_POWER_T], hp[P_OPTIMAL_T0], hp[P_ALPHA])
-    cdef floating mu = <floating> hp[P_MOMENTUM]
-    cdef floating l2 = <floating> hp[P_L2]
-    cdef floating eta = <floating> eta_d
     cdef floating inv_b = <floating> (1.0 / n_rows)
-    cdef floating shrink = <floating> (eta * hp[P_L1])
     cdef Rule r
-    _set_rule(&r, optimizer, t, t_a, eta_d, hp)
-    for k in range(K):
-        if optimizer == SGD:
-            _update(&state[0, k, 0], &state[1, k, 0], &G[k * cols], inv_b, d, mu, l2, eta,
-                    shrink, nesterov)
-            if fit_intercept:  # without one, the intercept's gradient is dropped
-                _update_intercept(&state[0, k, d], &state[1, k, d], G[k * cols + d] * inv_b,
-                                  mu, eta, nesterov)
-        else:
-            _adaptive_update(state, k, &G[k * cols], inv_b, d, l2, &r)
-            if fit_intercept:
-                _adaptive_intercept(state, k, d, G[k * cols + d] * inv_b, &r)
-        _average(&state[0, k, 0], &state[last, k, 0], cols, r.avg)
-        for j in range(cols):
-            G[k * cols + j] = 0
+    _set_rule(&r, c, t, hp)
+    for k in range(sh.K):
+        _step_output(state, sh, k, &G[k * sh.cols], inv_b, G[k * sh.cols + sh.cols - 1] * inv_b, hp, &r, c)
+        for j in range(sh.cols):
+            G[k * sh.cols + j] = 0
 
 
 cdef double _sgd_rows(const floating[:, ::1] X, const floating[:, ::1] Y,
-                      const floating[::1] sw, const int64_t[::1] order, Py_ssize_t lo,
-                      Py_ssize_t hi, floating[:, :, ::1] state, int64_t t,
-                      const double[::1] hp, int64_t loss, int64_t schedule, bint nesterov,
-                      bint fit_intercept, floating *p, bint unit_sw, int64_t optimizer,
-                      int64_t t_a) noexcept nogil:
-    """SGD over rows order[lo:hi], one step per row starting after update ``t``; returns
+                      const floating[::1] sw, const Span *s, floating *state, const Shape *sh,
+                      const double *hp, const Codes *c, floating *p) noexcept nogil:
+    """SGD over the span's rows, one step per row starting after update ``c.t``; returns
     their weighted loss (each taken before its row's step). The same arithmetic as a
     one-row batch through ``_add_rows`` and ``_step`` (``G = sw_i dloss_i/dp x_i``,
     scaled by ``1 / 1``), fused into one pass over the row's features."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], K = state.shape[1]
-    cdef Py_ssize_t ii, i, j, k, off, ahead
-    cdef Py_ssize_t last = state.shape[0] - 1
-    cdef Py_ssize_t row_bytes = d * sizeof(floating)
+    cdef Py_ssize_t d = X.shape[1], K = sh.K
+    cdef Py_ssize_t r, i, k
     cdef const floating *x
-    cdef floating *w
-    cdef floating acc, c, wi
-    cdef floating mu = <floating> hp[P_MOMENTUM]
-    cdef floating l2 = <floating> hp[P_L2]
-    cdef floating eta, shrink
-    cdef double eta_d
+    cdef const floating *w
+    cdef floating acc, wi
     cdef double total = 0.0
-    cdef bint single = K == 1 and loss != MULTINOMIAL
-    cdef Rule r
-    _set_rule(&r, optimizer, t + 1, t_a, hp[P_ETA0], hp)  # (set again at each row below)
-    for ii in range(lo, hi):
-        ahead = ii + DENSE_PREFETCH_AHEAD
-        if ahead < n:
-            _prefetch_row(&X[order[ahead], 0], row_bytes, &Y[order[ahead], 0],
-                          &sw[order[ahead]], unit_sw)
-        i = order[ii]
+    cdef int64_t t = c.t
+    cdef bint single = K == 1 and c.loss != MULTINOMIAL
+    cdef Rule rule
+    for r in range(s.count):
+        _fetch(X, Y, sw, s, r)
+        i = _at(s, r)
         x = &X[i, 0]
         for k in range(K):
-            w = &state[0, k, 0]
+            w = state + k * sh.cols
             acc = w[d] + _dot(w, x, d)
             p[k] = acc
-        wi = 1 if unit_sw else sw[i]
+        wi = 1 if s.unit_sw else sw[i]
         if single:
-            total += wi * _loss_grad_single(loss, p, Y[i, 0])
+            total += wi * _loss_grad_single(c.loss, p, Y[i, 0])
         else:
-            total += wi * _loss_grad(loss, p, &Y[i, 0], K)
+            total += wi * _loss_grad(c.loss, p, &Y[i, 0], K)
         t += 1
-        eta_d = _step_size(schedule, t, hp[P_ETA0], hp[P_POWER_T], hp[P_OPTIMAL_T0], hp[P_ALPHA])
-        eta = <floating> eta_d
-        shrink = <floating> (eta * hp[P_L1])
-        if optimizer != SGD or t_a > 0:
-            _set_rule(&r, optimizer, t, t_a, eta_d, hp)
-        else:
-            r.avg = 0
+        _set_rule(&rule, c, t, hp)
         for k in range(K):
-            c = wi * p[k]
-            if optimizer == SGD:
-                _update(&state[0, k, 0], &state[1, k, 0], x, c, d, mu, l2, eta, shrink, nesterov)
-                if fit_intercept:
-                    _update_intercept(&state[0, k, d], &state[1, k, d], c, mu, eta, nesterov)
-            else:
-                _adaptive_update(state, k, x, c, d, l2, &r)
-                if fit_intercept:
-                    _adaptive_intercept(state, k, d, c, &r)
-            _average(&state[0, k, 0], &state[last, k, 0], d + 1, r.avg)
+            # the row's gradient: x times wi dloss/dp, and that factor for the intercept
+            _step_output(state, sh, k, x, wi * p[k], wi * p[k], hp, &rule, c)
     return total
 
 
@@ -885,14 +584,10 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
     """One epoch in place; returns the sum of ``sw_i * loss_i``. See the NumPy reference."""
     _check_epoch(X, Y, sw, order, state, hp, codes)
     cdef Py_ssize_t n = X.shape[0], K = state.shape[1], cols = state.shape[2]
-    cdef int64_t loss = codes[P.LOSS]
-    cdef int64_t schedule = codes[P.SCHEDULE]
-    cdef bint nesterov = codes[P.NESTEROV] != 0
-    cdef bint fit_intercept = codes[P.FIT_INTERCEPT] != 0
-    cdef int64_t optimizer = codes[P.OPTIMIZER]
-    cdef int64_t t_a = codes[P.AVERAGE_START]
-    cdef Py_ssize_t batch = min(codes[P.BATCH_SIZE], max(n, 1))
-    cdef int64_t t = codes[P.T_START]
+    cdef Codes c = _read_codes(&codes[0])
+    cdef Shape sh = Shape(state.shape[0], K, cols)
+    cdef Py_ssize_t batch = min(c.batch, max(n, 1))
+    cdef int64_t t = c.t
     cdef int n_threads = <int> max(1, min(codes[P.N_THREADS], MAX_BLOCKS))
     dtype = np.float32 if floating is float else np.float64
     # blocks of the largest batch (a shorter last batch has as many blocks or fewer)
@@ -904,7 +599,8 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
     cdef Py_ssize_t pad = ((K * cols + 4 * K + line - 1) // line + 1) * line
     cdef floating[:, ::1] buf = np.zeros((max_blocks, pad), dtype=dtype)
     cdef double[::1] block_loss = np.zeros(max_blocks)
-    cdef const floating[:, ::1] W = state[0]
+    cdef floating *S = &state[0, 0, 0]
+    cdef const floating *W = S
     if not (FASTGD_OPENMP and _forksafe.usable):
         n_threads = 1
     elif n_threads > 1 and max_blocks > 1:
@@ -915,38 +611,37 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
     cdef floating *G = &buf[0, 0]
     cdef floating *Gb
     cdef int nt
-    cdef bint unit_sw
+    cdef Span whole, part
     cdef Py_ssize_t parallel_min = _tuning.PARALLEL_MIN_VALUES  # (read at each call)
-    # a full batch is summed over X as stored (any order gives the same sum), streaming
-    cdef bint shuffled = batch < n
     with nogil:
-        unit_sw = _all_ones(sw)
+        # the epoch's rows in its order, prefetched ahead
+        whole = Span(&order[0], 0, n, n, K, c.loss, _all_ones(sw), False)
         start = 0
         if batch == 1:
-            total = _sgd_rows(X, Y, sw, order, 0, n, state, t, hp, loss, schedule, nesterov,
-                              fit_intercept, &buf[0, size], unit_sw, optimizer, t_a)
+            total = _sgd_rows(X, Y, sw, &whole, S, &sh, &hp[0], &c, &buf[0, size])
             start = n
+        elif batch >= n:  # a full batch is summed over X as stored (any order gives the same sum)
+            whole.rows = NULL
+            whole.fetch = 0
         while start < n:
             stop = start + batch
             if stop > n:
                 stop = n
             rows = stop - start
+            part = _span_part(&whole, start, stop)
             nb = _n_blocks(rows, K, cols)
             if nb == 1:
-                total += _add_rows(X, Y, sw, W, order, start, stop, loss, &buf[0, size], G, unit_sw,
-                                   shuffled)
+                total += _add_rows(X, Y, sw, W, &part, &buf[0, size], G)
             else:
                 nt = n_threads if n_threads < nb else <int> nb
                 if rows * cols < parallel_min:
                     nt = 1  # too little work to be worth waking other threads
                 if nt > 1:  # (a region with one thread would still enter OpenMP)
                     for b in prange(nb, num_threads=nt, schedule="dynamic", chunksize=1):
-                        block_loss[b] = _add_block(X, Y, sw, W, order, start, rows, b, nb, loss,
-                                                   size, buf, unit_sw, shuffled)
+                        block_loss[b] = _add_block(X, Y, sw, W, &part, b, nb, buf)
                 else:
                     for b in range(nb):
-                        block_loss[b] = _add_block(X, Y, sw, W, order, start, rows, b, nb, loss,
-                                                   size, buf, unit_sw, shuffled)
+                        block_loss[b] = _add_block(X, Y, sw, W, &part, b, nb, buf)
                 total += block_loss[0]
                 for b in range(1, nb):
                     total += block_loss[b]
@@ -955,7 +650,7 @@ def epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1
                         G[j] += Gb[j]
                         Gb[j] = 0
             t += 1
-            _step(state, G, rows, t, hp, nesterov, fit_intercept, schedule, optimizer, t_a)
+            _step(S, &sh, G, rows, t, &hp[0], &c)
             start = stop
     return total
 
@@ -968,16 +663,15 @@ def gradient(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[
     per block, in parallel over its workers)."""
     _check_gradient(X, Y, sw, W, codes, G)
     cdef Py_ssize_t n = X.shape[0], K = W.shape[0]
-    order_np = np.arange(n, dtype=np.int64)
-    cdef const int64_t[::1] order = order_np
-    cdef int64_t loss = codes[P.LOSS]
     dtype = np.float32 if floating is float else np.float64
     cdef floating[::1] p = np.empty(4 * K, dtype=dtype)
     cdef double total = 0.0
+    # X's rows as stored, every weight read
+    cdef Span rows = Span(NULL, 0, n, 0, K, codes[P.LOSS], False, False)
     if n == 0:
         return 0.0
     with nogil:
-        total = _add_rows(X, Y, sw, W, order, 0, n, loss, &p[0], &G[0, 0], False, False)
+        total = _add_rows(X, Y, sw, &W[0, 0], &rows, &p[0], &G[0, 0])
     return total
 
 
@@ -995,7 +689,7 @@ def gradient(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[
 # do not change within a batch, so the batch's gradient may be summed in parts). A row
 # is read from memory once, by the fold's first model (which prefetches ahead), and
 # from cache by the fold's other models and the other folds' models; each model takes
-# the segment's rows in the single-model epoch's patterns (``_path_segment``: one output
+# the segment's rows with the single-model epoch's row loops (``_add_rows``: one output
 # by blocks, four rows at a time at any width, the rows being in cache; several outputs
 # row by row). CSR rows (``_path_part_csr``) go one at a time, every model whose
 # fold trains on the row taking it in turn.
@@ -1007,274 +701,158 @@ def gradient(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[
 # together, so the result is bit for bit the same for any number of parts.
 
 
-# positions in codes as C constants (the many-models loop reads each model's row of codes)
-cdef Py_ssize_t P_LOSS = P.LOSS, P_SCHEDULE = P.SCHEDULE, P_OPTIMIZER = P.OPTIMIZER
-cdef Py_ssize_t P_NESTEROV = P.NESTEROV, P_FIT_INTERCEPT = P.FIT_INTERCEPT, P_T_START = P.T_START
-cdef Py_ssize_t P_BATCH_SIZE = P.BATCH_SIZE, P_AVERAGE_START = P.AVERAGE_START
+# One many-models call: its arrays (void where in the data's dtype: each loop casts to
+# its ``floating``) and sizes, shared by its parts (which write only their models' rows).
+cdef struct Path:
+    void *state                # (M, S, K, cols)
+    void *G                    # (M, K, cols): the models' batch gradients
+    const void *scale          # (F,): each fold's loss scale
+    const double *hp           # (M, N_HP)
+    const int64_t *codes       # (M, N_CODES)
+    double *losses             # (M,)
+    int64_t *t                 # (M,): each model's update count
+    const int64_t *order       # (n,)
+    const uint8_t *train       # (n, F): which folds train on each row
+    const int64_t *model_fold  # (M,)
+    const int64_t *model_part  # (M,)
+    const int64_t *n_f         # (F,): each fold's rows
+    const int64_t *batch       # (F,): each fold's batch size
+    const int64_t *models      # (F, M): each fold's models, in model order
+    const int64_t *n_models    # (F,)
+    Py_ssize_t n, M, F, n_hp, n_codes
+    Shape shape                # one model's state
+    bint stored                # the rows are read as stored (every fold in one full batch)
+    bint unit_sw               # every sample weight is 1 (dense rows)
 
 
-cdef double _path_segment(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] sw,
-                          const floating *W, Py_ssize_t K, const int64_t *rows, Py_ssize_t s,
-                          int64_t loss, bint single, floating *p, floating *G, bint unit_sw,
-                          bint fetch) noexcept nogil:
-    """Add the weighted loss gradients of the rows ``rows[:s]`` at the weights W
-    (K x (d+1), C order) to G (K x (d+1)); return their weighted loss (weights ``sw``,
-    unscaled). ``p`` is a scratch of 4 K; with ``fetch`` the rows a few places ahead in
-    ``rows`` are prefetched (the fold's first model: the others find them in cache).
+# One part's scratch: its own rows of the call's buffers.
+cdef struct Part:
+    Py_ssize_t part
+    int64_t *cnt       # (F,) rows in the fold's current batch
+    int64_t *seen      # (F,) rows of the fold seen in this epoch
+    int64_t *seg_len   # (F,) rows in the fold's segment (dense)
+    uint8_t *mine      # (F,) the fold has a model in this part
+    uint8_t *live      # (F,) the fold trains on the current row (CSR)
+    uint8_t *done      # (F,) the current row completes the fold's batch (CSR)
+    int64_t *segs      # (F, PATH_WINDOW_ROWS) the folds' segments (dense)
+    void *p            # (4 K) scratch outputs, in the data's dtype
 
-    One output (``single``): blocks of up to LOSS_BLOCK_ROWS rows, the outputs four rows
-    at a time (one pass over W for four dot products, ``_vdot4``), the block's losses in
-    one loop (the log loss's vectorised exp/log1p, ``_single_losses``; the squared error
-    row by row), the gradients four rows at a time (one pass over G, ``_axpy4``). The rows are in
-    cache for every model but the fold's first, so four at a time pays at any row width
-    (the single-model epoch takes wide rows one at a time: ``FOUR_ROWS_MAX_BYTES``).
-    Several outputs: row by row (``_loss_grad``). The loops of ``_add_rows_log`` and
-    ``_add_rows_rowwise`` on a row list, kept apart from them so that the single-model
-    epoch's compiled code, and with it its results' last bits, stay as they were."""
-    cdef Py_ssize_t d = X.shape[1], cols = d + 1
-    cdef Py_ssize_t row_bytes = d * sizeof(floating)
-    cdef Py_ssize_t r, q, a, i, i0, i1, i2, i3, j, k, start, m
-    cdef const floating *x
-    cdef const floating *x0
-    cdef const floating *x1
-    cdef const floating *x2
-    cdef const floating *x3
-    cdef const floating *w
-    cdef floating acc, c, wi, c0, c1, c2, c3
-    cdef double total = 0.0, value
-    # the block's outputs, targets, weights, gradients and losses
-    cdef double zb[LOSS_BLOCK_ROWS]
-    cdef double yb[LOSS_BLOCK_ROWS]
-    cdef double wb[LOSS_BLOCK_ROWS]
-    cdef double gb[LOSS_BLOCK_ROWS]
-    cdef double vb[LOSS_BLOCK_ROWS]
-    if not single:
-        for r in range(s):
-            if fetch and r + DENSE_PREFETCH_AHEAD < s:
-                a = rows[r + DENSE_PREFETCH_AHEAD]
-                _prefetch_row(&X[a, 0], row_bytes, &Y[a, 0], &sw[a], unit_sw)
-            i = rows[r]
-            x = &X[i, 0]
-            for k in range(K):
-                w = W + k * cols
-                acc = w[d] + _dot(w, x, d)
-                p[k] = acc
-            wi = 1 if unit_sw else sw[i]
-            total += wi * _loss_grad(loss, p, &Y[i, 0], K)
-            for k in range(K):
-                c = wi * p[k]
-                for j in range(d):
-                    G[k * cols + j] += c * x[j]
-                G[k * cols + d] += c
-        return total
-    w = W
-    start = 0
-    while start < s:
-        m = s - start
-        if m > LOSS_BLOCK_ROWS:
-            m = LOSS_BLOCK_ROWS
-        r = 0
-        while r + 4 <= m:
-            q = start + r
-            for k in range(4):
-                if fetch:
-                    a = q + k + DENSE_PREFETCH_AHEAD
-                    if a < s:
-                        _prefetch_row(&X[rows[a], 0], row_bytes, &Y[rows[a], 0], &sw[rows[a]], unit_sw)
-            _vdot4(w, &X[rows[q], 0], &X[rows[q + 1], 0], &X[rows[q + 2], 0], &X[rows[q + 3], 0], d, p)
-            for k in range(4):
-                i = rows[q + k]
-                acc = w[d] + p[k]
-                zb[r + k] = acc
-                yb[r + k] = Y[i, 0]
-                wb[r + k] = 1 if unit_sw else sw[i]
-            r += 4
-        while r < m:
-            q = start + r
-            if fetch and q + DENSE_PREFETCH_AHEAD < s:
-                a = rows[q + DENSE_PREFETCH_AHEAD]
-                _prefetch_row(&X[a, 0], row_bytes, &Y[a, 0], &sw[a], unit_sw)
-            i = rows[q]
-            acc = w[d] + _dot(w, &X[i, 0], d)
-            zb[r] = acc
-            yb[r] = Y[i, 0]
-            wb[r] = 1 if unit_sw else sw[i]
-            r += 1
-        if loss == LOG:
-            total += _single_losses(loss, zb, yb, wb, gb, vb, m)
-        else:  # the squared error: cheap, row by row
-            for r in range(m):
-                value = _loss_grad_single(loss, &zb[r], yb[r])
-                gb[r] = wb[r] * zb[r]
-                total += wb[r] * value
-        r = 0
-        while r + 4 <= m:
-            q = start + r
-            i0 = rows[q]
-            i1 = rows[q + 1]
-            i2 = rows[q + 2]
-            i3 = rows[q + 3]
-            x0 = &X[i0, 0]
-            x1 = &X[i1, 0]
-            x2 = &X[i2, 0]
-            x3 = &X[i3, 0]
-            c0 = <floating> gb[r]
-            c1 = <floating> gb[r + 1]
-            c2 = <floating> gb[r + 2]
-            c3 = <floating> gb[r + 3]
-            _axpy4(G, x0, x1, x2, x3, c0, c1, c2, c3, d)
-            G[d] += ((c0 + c1) + (c2 + c3))
-            r += 4
-        while r < m:
-            x = &X[rows[start + r], 0]
-            c = <floating> gb[r]
-            for j in range(d):
-                G[j] += c * x[j]
-            G[d] += c
-            r += 1
-        start += m
-    return total
+
+cdef inline void _path_start(const Path *P, Part *q) noexcept nogil:
+    """Zero the part's counters; mark its folds and reset its models' losses and update
+    counts."""
+    cdef Py_ssize_t f, m
+    for f in range(P.F):
+        q.cnt[f] = 0
+        q.seen[f] = 0
+        q.seg_len[f] = 0
+        q.mine[f] = False
+    for m in range(P.M):
+        f = P.model_fold[m]
+        if f >= 0 and P.model_part[m] == q.part:
+            q.mine[f] = True
+            P.losses[m] = 0.0
+            P.t[m] = P.codes[m * P.n_codes + P_T_START]
+
+
+cdef inline void _path_step(floating *state, floating *G, const Path *P, Py_ssize_t m,
+                            Py_ssize_t n_rows) noexcept nogil:
+    """Model m's step from its batch gradient of ``n_rows`` rows (already scaled)."""
+    cdef Codes c = _read_codes(P.codes + m * P.n_codes)
+    cdef Py_ssize_t size = P.shape.K * P.shape.cols
+    P.t[m] += 1
+    _step(state + m * P.shape.slots * size, &P.shape, G + m * size, n_rows, P.t[m], P.hp + m * P.n_hp, &c)
 
 
 cdef inline void _path_flush(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] sw,
-                             const floating[::1] scale, floating[:, :, :, ::1] state,
-                             const double[:, ::1] hp, const int64_t[:, ::1] codes, double[::1] losses,
-                             floating[:, :, ::1] G, int64_t[::1] t, const int64_t[:, ::1] models,
-                             const int64_t[::1] n_models, Py_ssize_t f, const int64_t *seg, Py_ssize_t s,
-                             bint step, Py_ssize_t n_rows, floating *p, bint single,
-                             bint unit_sw, const int64_t[::1] model_part, Py_ssize_t part) noexcept nogil:
-    """Hand fold f's segment, the rows ``seg[:s]``, to each of the fold's models: each
-    adds the rows' weighted gradients to its G at its current weights, and their
-    weighted loss (weights ``sw``) times ``scale[f]`` to its loss; the fold's first
-    model prefetches the rows ahead, the others find them in cache. With ``step`` the
-    fold's batch (of ``n_rows`` rows) is complete: each model's G is multiplied by
-    ``scale[f]`` and the model steps. Only the fold's models of part ``part``
-    (``model_part``) are run."""
-    cdef Py_ssize_t K = state.shape[2], size = K * state.shape[3]
-    cdef Py_ssize_t q, m, j
-    cdef int64_t loss = codes[0, P_LOSS]
-    cdef int64_t schedule = codes[0, P_SCHEDULE]
-    cdef int64_t optimizer = codes[0, P_OPTIMIZER]
-    cdef bint nesterov = codes[0, P_NESTEROV] != 0
-    cdef bint fit_intercept = codes[0, P_FIT_INTERCEPT] != 0
-    cdef floating c = scale[f]
+                             const Path *P, Part *q, Py_ssize_t f, bint step) noexcept nogil:
+    """Hand fold f's segment (``q.seg_len[f]`` rows) to each of the part's models of the
+    fold: each adds the rows' weighted gradients to its G at its current weights, and
+    their weighted loss (weights ``sw``) times ``scale[f]`` to its loss; the fold's
+    first model prefetches the rows ahead, the others find them in cache. With ``step``
+    the fold's batch (``q.cnt[f]`` rows) is complete: each model's G is multiplied by
+    ``scale[f]`` and the model steps."""
+    cdef Py_ssize_t size = P.shape.K * P.shape.cols, s = q.seg_len[f]
+    cdef Py_ssize_t k, m, j
+    cdef floating *state = <floating *> P.state
+    cdef floating *G = <floating *> P.G
+    cdef floating c = (<const floating *> P.scale)[f]
     cdef floating *g
     cdef double total
-    cdef bint first = True
-    for q in range(n_models[f]):
-        m = models[f, q]
-        if model_part[m] != part:
+    cdef Span seg = Span(q.segs + f * PATH_WINDOW_ROWS, 0, s, s, P.shape.K,
+                         P.codes[P_LOSS], P.unit_sw, True)
+    for k in range(P.n_models[f]):
+        m = P.models[f * P.M + k]
+        if P.model_part[m] != q.part:
             continue
-        g = &G[m, 0, 0]
-        total = _path_segment(X, Y, sw, &state[m, 0, 0, 0], K, seg, s, loss, single, p, g, unit_sw, first)
-        first = False
-        losses[m] += c * total
+        g = G + m * size
+        total = _add_rows(X, Y, sw, state + m * P.shape.slots * size, &seg, <floating *> q.p, g)
+        seg.fetch = 0  # (the first model prefetched the rows)
+        P.losses[m] += c * total
         if step:
             for j in range(size):
                 g[j] = g[j] * c
-            t[m] += 1
-            _step(state[m], g, n_rows, t[m], hp[m], nesterov, fit_intercept, schedule, optimizer,
-                  codes[m, P_AVERAGE_START])
+            _path_step(state, G, P, m, q.cnt[f])
 
 
 cdef void _path_dense_part(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] sw,
-                           const int64_t[::1] order, const uint8_t[:, ::1] train,
-                           const floating[::1] scale, floating[:, :, :, ::1] state,
-                           const double[:, ::1] hp, const int64_t[:, ::1] codes,
-                           const int64_t[::1] model_fold, double[::1] losses, floating[:, :, ::1] G,
-                           int64_t[::1] t, const int64_t[::1] n_f, const int64_t[::1] batch,
-                           const int64_t[:, ::1] models, const int64_t[::1] n_models,
-                           int64_t[:, ::1] counts, uint8_t[:, ::1] flags, int64_t[:, ::1] segs,
-                           floating[:, ::1] outputs, bint stored, bint unit_sw, Py_ssize_t part,
-                           const int64_t[::1] model_part) noexcept nogil:
-    """The epoch of part ``part``'s models (``model_part[m] == part``) on dense
-    rows, read in windows of PATH_WINDOW_ROWS rows of the order (as stored when
-    ``stored``): each row is dealt to the segment of each of the part's folds that
-    trains on it; a segment is handed to its fold's models (``_path_flush``) when the
-    fold's batch is complete (cnt == batch, or the fold's last row: seen == n_f), with a
-    step, and at the window's end without one. ``counts[part]`` (cnt, seen and the
-    segments' lengths), ``flags[part]``, ``segs[part]`` (a window of rows per fold) and
-    ``outputs[part]`` are this part's; ``G`` and ``t`` the models' (each model belongs
-    to one part)."""
-    cdef Py_ssize_t n = X.shape[0], M = state.shape[0], K = state.shape[2], F = train.shape[1]
-    cdef int64_t *cnt = &counts[part, 0]
-    cdef int64_t *seen = &counts[part, F]
-    cdef int64_t *seg_len = &counts[part, 2 * F]
-    cdef uint8_t *mine = &flags[part, 0]
-    cdef int64_t *seg0 = &segs[part, 0]
-    cdef int64_t *seg
-    cdef floating *p = &outputs[part, 0]
-    cdef bint single = K == 1 and codes[0, P_LOSS] != MULTINOMIAL
-    cdef Py_ssize_t w0, w1, ii, i, f, m
-    for f in range(F):
-        cnt[f] = 0
-        seen[f] = 0
-        seg_len[f] = 0
-        mine[f] = False
-    for m in range(M):
-        f = model_fold[m]
-        if f >= 0 and model_part[m] == part:
-            mine[f] = True
-            losses[m] = 0.0
-            t[m] = codes[m, P_T_START]
+                           const Path *P, Part *q) noexcept nogil:
+    """The epoch of the part's models on dense rows, read in windows of
+    PATH_WINDOW_ROWS rows of the order (as stored when ``P.stored``): each row is dealt
+    to the segment of each of the part's folds that trains on it; a segment is handed
+    to its fold's models (``_path_flush``) when the fold's batch is complete (cnt ==
+    batch, or the fold's last row: seen == n_f), with a step, and at the window's end
+    without one."""
+    cdef Py_ssize_t F = P.F
+    cdef Py_ssize_t w0, w1, ii, i, f
+    _path_start(P, q)
     w0 = 0
-    while w0 < n:
+    while w0 < P.n:
         w1 = w0 + PATH_WINDOW_ROWS
-        if w1 > n:
-            w1 = n
+        if w1 > P.n:
+            w1 = P.n
         for ii in range(w0, w1):
-            i = ii if stored else order[ii]
+            i = ii if P.stored else P.order[ii]
             for f in range(F):
-                if not mine[f] or train[i, f] == 0:
+                if not q.mine[f] or P.train[i * F + f] == 0:
                     continue
-                seg = seg0 + f * PATH_WINDOW_ROWS
-                seg[seg_len[f]] = i
-                seg_len[f] += 1
-                cnt[f] += 1
-                seen[f] += 1
-                if cnt[f] == batch[f] or seen[f] == n_f[f]:
-                    _path_flush(X, Y, sw, scale, state, hp, codes, losses, G, t, models, n_models, f, seg,
-                                seg_len[f], True, cnt[f], p, single, unit_sw, model_part, part)
-                    seg_len[f] = 0
-                    cnt[f] = 0
+                q.segs[f * PATH_WINDOW_ROWS + q.seg_len[f]] = i
+                q.seg_len[f] += 1
+                q.cnt[f] += 1
+                q.seen[f] += 1
+                if q.cnt[f] == P.batch[f] or q.seen[f] == P.n_f[f]:
+                    _path_flush(X, Y, sw, P, q, f, True)
+                    q.seg_len[f] = 0
+                    q.cnt[f] = 0
         # the window's end: every fold hands over what it holds, without a step
         for f in range(F):
-            if mine[f] and seg_len[f] > 0:
-                _path_flush(X, Y, sw, scale, state, hp, codes, losses, G, t, models, n_models, f,
-                            seg0 + f * PATH_WINDOW_ROWS, seg_len[f], False, cnt[f], p, single, unit_sw, model_part,
-                            part)
-                seg_len[f] = 0
+            if q.mine[f] and q.seg_len[f] > 0:
+                _path_flush(X, Y, sw, P, q, f, False)
+                q.seg_len[f] = 0
         w0 = w1
 
 
-cdef void _path_part_csr(Py_ssize_t n, Py_ssize_t d, const floating *data, const int64_t *indices,
-                         const int64_t *indptr, const floating[:, ::1] Y, const floating[::1] sw,
-                         const int64_t[::1] order, const uint8_t[:, ::1] train, const floating[::1] scale,
-                         floating[:, :, :, ::1] state, const double[:, ::1] hp,
-                         const int64_t[:, ::1] codes, const int64_t[::1] model_fold,
-                         double[::1] losses, floating[:, :, ::1] G, int64_t[::1] t,
-                         const int64_t[::1] n_f, const int64_t[::1] batch, const uint8_t[::1] has,
-                         int64_t[:, ::1] counts, uint8_t[:, ::1] flags, floating[:, ::1] outputs,
-                         bint stored, Py_ssize_t part, const int64_t[::1] model_part) noexcept nogil:
-    """The epoch of part ``part``'s models (``model_part[m] == part``) on CSR
-    rows ``data``/``indices`` from ``indptr[i]`` to ``indptr[i + 1]``, one row at a time
-    (in storage order when ``stored``, else in ``order``). ``counts[part]``,
-    ``flags[part]`` and ``outputs[part]`` are this part's scratch; ``G`` and ``t`` the
-    models' (each model belongs to one part)."""
-    cdef Py_ssize_t M = state.shape[0], K = state.shape[2], F = train.shape[1]
-    cdef int64_t *cnt = &counts[part, 0]
-    cdef int64_t *seen = &counts[part, F]
-    cdef uint8_t *mine = &flags[part, 0]
-    cdef uint8_t *live = &flags[part, F]
-    cdef uint8_t *done = &flags[part, 2 * F]
-    cdef floating *p = &outputs[part, 0]
-    cdef int64_t loss = codes[0, P_LOSS]
-    cdef int64_t schedule = codes[0, P_SCHEDULE]
-    cdef int64_t optimizer = codes[0, P_OPTIMIZER]
-    cdef bint nesterov = codes[0, P_NESTEROV] != 0
-    cdef bint fit_intercept = codes[0, P_FIT_INTERCEPT] != 0
+# CSR rows: the arrays of a matrix with int64 indices (data in the data's dtype)
+cdef struct Csr:
+    const void *data
+    const int64_t *indices
+    const int64_t *indptr
+
+
+cdef void _path_part_csr(const Csr *x, const floating[:, ::1] Y, const floating[::1] sw,
+                         const Path *P, Part *q) noexcept nogil:
+    """The epoch of the part's models on CSR rows, one row at a time (in storage order
+    when ``P.stored``, else in the order)."""
+    cdef Py_ssize_t M = P.M, K = P.shape.K, F = P.F, d = P.shape.cols - 1
+    cdef Py_ssize_t size = K * P.shape.cols
+    cdef floating *state = <floating *> P.state
+    cdef floating *G = <floating *> P.G
+    cdef const floating *scale = <const floating *> P.scale
+    cdef const floating *data = <const floating *> x.data
+    cdef floating *p = <floating *> q.p
+    cdef int64_t loss = P.codes[P_LOSS]
     cdef bint single = K == 1 and loss != MULTINOMIAL
-    cdef Py_ssize_t ii, i, f, m, k, q, nnz = 0
+    cdef Py_ssize_t ii, i, f, m, k, j, nnz = 0
     cdef const floating *xv = NULL
     cdef const int64_t *xi = NULL
     cdef floating *w
@@ -1282,82 +860,84 @@ cdef void _path_part_csr(Py_ssize_t n, Py_ssize_t d, const floating *data, const
     cdef floating acc, c, wi
     cdef double value
     cdef bint hit, anyf
-    for f in range(F):
-        cnt[f] = 0
-        seen[f] = 0
-        mine[f] = False
-    for m in range(M):
-        f = model_fold[m]
-        if f >= 0 and model_part[m] == part:
-            mine[f] = True
-            losses[m] = 0.0
-            t[m] = codes[m, P_T_START]
-    for ii in range(n):
-        if stored:
-            i = ii
-        else:
-            i = order[ii]
+    _path_start(P, q)
+    for ii in range(P.n):
+        i = ii if P.stored else P.order[ii]
         anyf = False
         for f in range(F):
-            hit = mine[f] and train[i, f] != 0
-            live[f] = hit
+            hit = q.mine[f] and P.train[i * F + f] != 0
+            q.live[f] = hit
             if hit:
-                cnt[f] += 1
-                seen[f] += 1
-                done[f] = cnt[f] == batch[f] or seen[f] == n_f[f]
+                q.cnt[f] += 1
+                q.seen[f] += 1
+                q.done[f] = q.cnt[f] == P.batch[f] or q.seen[f] == P.n_f[f]
                 anyf = True
         if not anyf:
             continue
-        xv = data + indptr[i]
-        xi = indices + indptr[i]
-        nnz = indptr[i + 1] - indptr[i]
+        xv = data + x.indptr[i]
+        xi = x.indices + x.indptr[i]
+        nnz = x.indptr[i + 1] - x.indptr[i]
         for m in range(M):
-            f = model_fold[m]
-            if f < 0 or not live[f] or model_part[m] != part:
+            f = P.model_fold[m]
+            if f < 0 or not q.live[f] or P.model_part[m] != q.part:
                 continue
             wi = sw[i] * scale[f]
             for k in range(K):
-                w = &state[m, 0, k, 0]
+                w = state + m * P.shape.slots * size + k * P.shape.cols
                 acc = w[d]
-                for q in range(nnz):
-                    acc += w[xi[q]] * xv[q]
+                for j in range(nnz):
+                    acc += w[xi[j]] * xv[j]
                 p[k] = acc
             if single:
                 value = _loss_grad_single(loss, p, Y[i, 0])
             else:
                 value = _loss_grad(loss, p, &Y[i, 0], K)
-            losses[m] += wi * value
+            P.losses[m] += wi * value
             for k in range(K):
                 c = wi * p[k]
-                g = &G[m, k, 0]
-                for q in range(nnz):
-                    g[xi[q]] += c * xv[q]
+                g = G + m * size + k * P.shape.cols
+                for j in range(nnz):
+                    g[xi[j]] += c * xv[j]
                 g[d] += c
-            if done[f]:
-                t[m] += 1
-                _step(state[m], &G[m, 0, 0], cnt[f], t[m], hp[m], nesterov, fit_intercept, schedule,
-                      optimizer, codes[m, P_AVERAGE_START])
+            if q.done[f]:
+                _path_step(state, G, P, m, q.cnt[f])
         for f in range(F):
-            if live[f] and done[f]:
-                cnt[f] = 0
+            if q.live[f] and q.done[f]:
+                q.cnt[f] = 0
 
 
-cdef void _path_run(Py_ssize_t n, Py_ssize_t d, const floating[:, ::1] X, const floating[::1] data,
-                    const int64_t[::1] indices, const int64_t[::1] indptr,
-                    const floating[:, ::1] Y, const floating[::1] sw, const int64_t[::1] order,
-                    const uint8_t[:, ::1] train, const floating[::1] scale,
-                    floating[:, :, :, ::1] state, const double[:, ::1] hp,
-                    const int64_t[:, ::1] codes, const int64_t[::1] model_fold,
-                    double[::1] losses, const int64_t[::1] model_part, int parts):
-    """The scratch of ``parts`` parts, the folds' row counts, batch sizes and models,
-    then the parts (OpenMP threads when ``parts > 1``). Dense input when ``indptr`` is
-    None."""
-    cdef Py_ssize_t M = state.shape[0], K = state.shape[2], F = train.shape[1]
+cdef void _path_run(floating[:, :, :, ::1] state, tuple arrays, X, tuple csr, int parts):
+    """The epoch of ``path_epoch`` on checked arguments: ``arrays`` is (Y, sw, order,
+    train, scale, hp, codes, model_fold, losses, model_part), ``csr`` (data, indices,
+    indptr) for CSR rows or None for dense rows X. Sets up the scratch of ``parts``
+    parts, the folds' row counts, batch sizes and models, then runs the parts (OpenMP
+    threads when ``parts > 1``)."""
+    Y_, sw_, order_, train_, scale_, hp_, codes_, model_fold_, losses_, model_part_ = arrays
+    cdef const floating[:, ::1] Xd = X
+    cdef const floating[:, ::1] Y = Y_
+    cdef const floating[::1] sw = sw_
+    cdef const int64_t[::1] order = order_
+    cdef const uint8_t[:, ::1] train = train_
+    cdef const floating[::1] scale = scale_
+    cdef const double[:, ::1] hp = hp_
+    cdef const int64_t[:, ::1] codes = codes_
+    cdef const int64_t[::1] model_fold = model_fold_
+    cdef double[::1] losses = losses_
+    cdef const int64_t[::1] model_part = model_part_
+    cdef const floating[::1] data
+    cdef const int64_t[::1] indices
+    cdef const int64_t[::1] indptr
+    cdef Py_ssize_t n = order.shape[0], M = state.shape[0], K = state.shape[2], F = train.shape[1]
     cdef Py_ssize_t i, f, m, part
-    cdef bint sparse = indptr is not None
-    cdef bint stored = True
-    cdef bint unit_sw = False
+    cdef bint sparse = csr is not None
+    cdef Csr x = Csr(NULL, NULL, NULL)
     dtype = np.float32 if floating is float else np.float64
+    if sparse:
+        data, indices, indptr = csr
+        x.indptr = &indptr[0]
+        if data.shape[0]:
+            x.data = &data[0]
+            x.indices = &indices[0]
     # each part's scratch rows padded to whole cache lines plus one, so that two parts
     # never write to the same line: counters (cnt, seen, the segments' lengths), flags,
     # the dense segments (a window of rows per fold) and the outputs (4 K)
@@ -1369,24 +949,41 @@ cdef void _path_run(Py_ssize_t n, Py_ssize_t d, const floating[:, ::1] X, const 
                                          dtype=np.int64)
     cdef Py_ssize_t per = line // sizeof(floating)
     cdef floating[:, ::1] outputs = np.zeros((parts, ((4 * K + per - 1) // per + 1) * per), dtype=dtype)
-    cdef floating[:, :, ::1] G = np.zeros((M, K, d + 1), dtype=dtype)
+    cdef floating[:, :, ::1] G = np.zeros((M, K, state.shape[3]), dtype=dtype)
     cdef int64_t[::1] t = np.zeros(M, dtype=np.int64)
     cdef int64_t[::1] n_f = np.zeros(F, dtype=np.int64)
     cdef int64_t[::1] batch = np.ones(F, dtype=np.int64)
     cdef uint8_t[::1] has = np.zeros(F, dtype=np.uint8)
     # each fold's models, in model order (the dense loop hands a fold's segment to them)
-    cdef int64_t[:, ::1] models = np.zeros((F, max(M, 1)), dtype=np.int64)
+    cdef int64_t[:, ::1] models = np.zeros((F, M), dtype=np.int64)
     cdef int64_t[::1] n_models = np.zeros(F, dtype=np.int64)
-    cdef const floating *dp = NULL
-    cdef const int64_t *ip = NULL
-    cdef const int64_t *pp = NULL
-    if M == 0:
-        return
-    if sparse:
-        pp = &indptr[0]
-        if data.shape[0]:
-            dp = &data[0]
-            ip = &indices[0]
+    parts_np = np.zeros(parts * sizeof(Part), dtype=np.uint8)
+    cdef Part *q = <Part *> <size_t> parts_np.ctypes.data
+    cdef Path P
+    P.state = &state[0, 0, 0, 0]
+    P.G = &G[0, 0, 0]
+    P.scale = &scale[0] if F else NULL
+    P.hp = &hp[0, 0]
+    P.codes = &codes[0, 0]
+    P.losses = &losses[0]
+    P.t = &t[0]
+    P.order = &order[0] if n else NULL
+    P.train = &train[0, 0] if n and F else NULL
+    P.model_fold = &model_fold[0]
+    P.model_part = &model_part[0]
+    P.n_f = &n_f[0] if F else NULL
+    P.batch = &batch[0] if F else NULL
+    P.models = &models[0, 0] if F else NULL
+    P.n_models = &n_models[0] if F else NULL
+    P.n = n
+    P.M = M
+    P.F = F
+    P.n_hp = hp.shape[1]
+    P.n_codes = codes.shape[1]
+    P.shape = Shape(state.shape[1], K, state.shape[3])
+    for part in range(parts):
+        q[part] = Part(part, &counts[part, 0], &counts[part, F], &counts[part, 2 * F], &flags[part, 0],
+                       &flags[part, F], &flags[part, 2 * F], &segs[part, 0], &outputs[part, 0])
     with nogil:
         for i in range(n):
             for f in range(F):
@@ -1400,26 +997,21 @@ cdef void _path_run(Py_ssize_t n, Py_ssize_t d, const floating[:, ::1] X, const 
                 n_models[f] += 1
         # every fold with a model in one full batch: the rows are read as stored (decided
         # for all parts together, so that the sums do not depend on the thread count)
+        P.stored = True
         for f in range(F):
             if has[f] and batch[f] < n_f[f]:
-                stored = False
-        if not sparse:
-            unit_sw = _all_ones(sw)
+                P.stored = False
+        P.unit_sw = False if sparse else _all_ones(sw)
         if parts > 1:
             for part in prange(parts, num_threads=parts, schedule="static", chunksize=1):
                 if sparse:
-                    _path_part_csr(n, d, dp, ip, pp, Y, sw, order, train, scale, state, hp, codes, model_fold,
-                                   losses, G, t, n_f, batch, has, counts, flags, outputs, stored, part, model_part)
+                    _path_part_csr(&x, Y, sw, &P, &q[part])
                 else:
-                    _path_dense_part(X, Y, sw, order, train, scale, state, hp, codes, model_fold, losses, G, t,
-                                     n_f, batch, models, n_models, counts, flags, segs, outputs, stored, unit_sw,
-                                     part, model_part)
+                    _path_dense_part(Xd, Y, sw, &P, &q[part])
         elif sparse:
-            _path_part_csr(n, d, dp, ip, pp, Y, sw, order, train, scale, state, hp, codes, model_fold,
-                           losses, G, t, n_f, batch, has, counts, flags, outputs, stored, 0, model_part)
+            _path_part_csr(&x, Y, sw, &P, &q[0])
         else:
-            _path_dense_part(X, Y, sw, order, train, scale, state, hp, codes, model_fold, losses, G, t,
-                             n_f, batch, models, n_models, counts, flags, segs, outputs, stored, unit_sw, 0, model_part)
+            _path_dense_part(Xd, Y, sw, &P, &q[0])
 
 
 def _path_parts(codes, model_fold):
@@ -1435,6 +1027,26 @@ def _path_parts(codes, model_fold):
     return model_part, parts
 
 
+def _path_epoch(X, csr, x_dtype, shape, args):
+    """Check the arguments ``args`` (Y, sw, order, train, scale, state, hp, codes,
+    model_fold, losses) of an epoch on rows of ``shape`` (n, d) (``fastgd._checks.check_path``;
+    the rows' own checks are the caller's), then run it (``_path_run``): CSR rows when
+    ``csr`` is (data, indices, indptr), else dense rows X."""
+    n, d = shape
+    Y, sw, order, train, scale, state, hp, codes, model_fold, losses = args
+    dtype = _checks.check_path(n, d, *args, "cython", in_range=_order_in_range)
+    if x_dtype != dtype:
+        raise ValueError(f"X has dtype {x_dtype} but Y has {dtype}")
+    if state.shape[0] == 0:
+        return
+    model_part, parts = _path_parts(codes, model_fold)
+    arrays = (Y, sw, order, train, scale, hp, codes, model_fold, losses, model_part)
+    if dtype == np.float32:
+        _path_run[float](state, arrays, X, csr, parts)
+    else:
+        _path_run[double](state, arrays, X, csr, parts)
+
+
 def path_epoch_dense(X, Y, sw, order, train, scale, state, hp, codes, model_fold, losses):
     """One epoch of M models in place on dense C-contiguous rows X; ``losses[m]`` is set
     to model m's sum of ``w_i * loss_i``. See ``fastgd._numpy.path.path_epoch``.
@@ -1443,38 +1055,16 @@ def path_epoch_dense(X, Y, sw, order, train, scale, state, hp, codes, model_fold
     _checks.check_floats((("X", X),))
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D, got {X.ndim} dimensions")
-    n, d = X.shape
-    dtype = _checks.check_path(n, d, Y, sw, order, train, scale, state, hp, codes, model_fold, losses,
-                               "cython", in_range=_order_in_range)
-    if X.dtype != dtype:
-        raise ValueError(f"X has dtype {X.dtype} but Y has {dtype}")
-    model_part, parts = _path_parts(codes, model_fold)
-    if dtype == np.float32:
-        _path_run[float](n, d, X, None, None, None, Y, sw, order, train, scale, state, hp, codes,
-                         model_fold, losses, model_part, parts)
-    else:
-        _path_run[double](n, d, X, None, None, None, Y, sw, order, train, scale, state, hp, codes,
-                          model_fold, losses, model_part, parts)
+    _path_epoch(X, None, X.dtype, X.shape, (Y, sw, order, train, scale, state, hp, codes, model_fold, losses))
 
 
-def path_epoch_csr(data, indices, indptr, shape, Y, sw, order, train, scale, state, hp, codes,
-                   model_fold, losses):
-    """``path_epoch_dense`` for CSR rows: ``data``, ``indices`` and ``indptr`` (int64) of
-    a matrix of ``shape`` (n, d). The step is the dense one (O(K d) per update), as in
-    the NumPy reference.
+def path_epoch_csr(X, Y, sw, order, train, scale, state, hp, codes, model_fold, losses):
+    """``path_epoch_dense`` for CSR rows: X is a ``scipy.sparse`` CSR matrix with int64
+    indices. The step is the dense one (O(K d) per update), as in the NumPy reference.
 
     The arguments are checked (``fastgd._checks.check_csr_arrays`` and ``check_path``)
     before any loop runs."""
-    n, d = (int(s) for s in shape)
-    _checks.check_csr_arrays(data, indices, indptr, n, d)
-    dtype = _checks.check_path(n, d, Y, sw, order, train, scale, state, hp, codes, model_fold, losses,
-                               "cython", in_range=_order_in_range)
-    if data.dtype != dtype:
-        raise ValueError(f"X has dtype {data.dtype} but Y has {dtype}")
-    model_part, parts = _path_parts(codes, model_fold)
-    if dtype == np.float32:
-        _path_run[float](n, d, None, data, indices, indptr, Y, sw, order, train, scale, state, hp, codes,
-                         model_fold, losses, model_part, parts)
-    else:
-        _path_run[double](n, d, None, data, indices, indptr, Y, sw, order, train, scale, state, hp, codes,
-                          model_fold, losses, model_part, parts)
+    n, d = (int(s) for s in X.shape)
+    _checks.check_csr_arrays(X.data, X.indices, X.indptr, n, d)
+    _path_epoch(None, (X.data, X.indices, X.indptr), X.data.dtype, (n, d),
+                (Y, sw, order, train, scale, state, hp, codes, model_fold, losses))

@@ -19,6 +19,33 @@ cdef Py_ssize_t P_ETA0 = P.ETA0, P_POWER_T = P.POWER_T, P_OPTIMAL_T0 = P.OPTIMAL
 cdef Py_ssize_t P_L2 = P.L2, P_L1 = P.L1, P_MOMENTUM = P.MOMENTUM, P_ALPHA = P.ALPHA
 cdef Py_ssize_t P_BETA_1 = P.BETA_1, P_BETA_2 = P.BETA_2, P_EPSILON = P.EPSILON
 
+# positions in codes as C constants
+cdef Py_ssize_t P_LOSS = P.LOSS, P_SCHEDULE = P.SCHEDULE, P_OPTIMIZER = P.OPTIMIZER
+cdef Py_ssize_t P_NESTEROV = P.NESTEROV, P_FIT_INTERCEPT = P.FIT_INTERCEPT, P_T_START = P.T_START
+cdef Py_ssize_t P_BATCH_SIZE = P.BATCH_SIZE, P_AVERAGE_START = P.AVERAGE_START
+
+
+# One model's codes (a row of ``codes``, ``fastgd._params``), read once.
+cdef struct Codes:
+    int64_t loss, schedule, optimizer
+    int64_t t          # the updates taken before this call
+    int64_t t_a        # averaging from this update on (0: none)
+    int64_t batch      # rows per update
+    bint nesterov, fit_intercept
+
+
+cdef inline Codes _read_codes(const int64_t *codes) noexcept nogil:
+    cdef Codes c
+    c.loss = codes[P_LOSS]
+    c.schedule = codes[P_SCHEDULE]
+    c.optimizer = codes[P_OPTIMIZER]
+    c.t = codes[P_T_START]
+    c.t_a = codes[P_AVERAGE_START]
+    c.batch = codes[P_BATCH_SIZE]
+    c.nesterov = codes[P_NESTEROV] != 0
+    c.fit_intercept = codes[P_FIT_INTERCEPT] != 0
+    return c
+
 
 # The adaptive update rules' scalars for one step (``fastgd._optimizers``), in double;
 # each use casts to the data's dtype, so float32 data is updated in float32.
@@ -32,21 +59,32 @@ cdef struct Rule:
     double avg         # averaging: 1 / (t - t_a + 1) once t >= t_a > 0, else 0
 
 
-cdef inline void _set_rule(Rule *r, int64_t code, int64_t t, int64_t t_a, double eta,
-                           const double[::1] hp) noexcept nogil:
-    r.code = code
+cdef inline double _step_size(int64_t code, int64_t t, double eta0, double power_t,
+                              double t0, double alpha) noexcept nogil:
+    if code == INVSCALING:
+        return eta0 / pow(<double> t, power_t)
+    if code == OPTIMAL:
+        return 1.0 / (alpha * (t0 + <double> (t - 1)))  # t - 1 in integers: t0 is not lost next to t
+    return eta0  # CONSTANT (other codes are rejected before the loops start)
+
+
+cdef inline void _set_rule(Rule *r, const Codes *c, int64_t t, const double *hp) noexcept nogil:
+    """The scalars of update ``t`` (its step from the schedule) of a model with these
+    codes and hyper-parameters ``hp``."""
+    cdef double eta = _step_size(c.schedule, t, hp[P_ETA0], hp[P_POWER_T], hp[P_OPTIMAL_T0], hp[P_ALPHA])
+    r.code = c.optimizer
     r.b1 = hp[P_BETA_1]
     r.b2 = hp[P_BETA_2]
     r.eps = hp[P_EPSILON]
     r.eta = eta
     r.shrink = eta * hp[P_L1]
-    if code == ADAM:
+    if r.code == ADAM:
         r.adam_step = eta / (1.0 - pow(r.b1, <double> t))
         r.sqrt_bc2 = sqrt(1.0 - pow(r.b2, <double> t))
     else:
         r.adam_step = eta
         r.sqrt_bc2 = 1.0
-    r.avg = 1.0 / <double> (t - t_a + 1) if t_a > 0 and t >= t_a else 0.0
+    r.avg = 1.0 / <double> (t - c.t_a + 1) if c.t_a > 0 and t >= c.t_a else 0.0
 
 
 cdef inline floating _soft(floating w, floating shrink) noexcept nogil:
@@ -92,15 +130,6 @@ cdef inline void _average(const floating *w, floating *a, Py_ssize_t cols,
     if weight > 0:
         for j in range(cols):
             a[j] = a[j] + (w[j] - a[j]) * c
-
-
-cdef inline double _step_size(int64_t code, int64_t t, double eta0, double power_t,
-                              double t0, double alpha) noexcept nogil:
-    if code == INVSCALING:
-        return eta0 / pow(<double> t, power_t)
-    if code == OPTIMAL:
-        return 1.0 / (alpha * (t0 + <double> (t - 1)))  # t - 1 in integers: t0 is not lost next to t
-    return eta0  # CONSTANT (other codes are rejected before the loops start)
 
 
 cdef inline double _loss_grad_single(int64_t code, floating *p, floating y) noexcept nogil:

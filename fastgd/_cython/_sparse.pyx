@@ -37,15 +37,9 @@ from .._checks import check_sparse_epoch
 from .._optimizers import uses_lazy_update
 from .._sparse import record_size, work_buffer
 
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define FASTGD_SPARSE_PREFETCH(p) __builtin_prefetch((const void *)(p))
-    #else
-    #define FASTGD_SPARSE_PREFETCH(p) ((void)0)
-    #endif
-    """
-    void FASTGD_SPARSE_PREFETCH(const void *p) noexcept nogil
+# FASTGD_PREFETCH, in a header next to this file (setup.py: include_dirs and depends)
+cdef extern from "fastgd_helpers.h" nogil:
+    void FASTGD_PREFETCH(const void *p) noexcept
 
 include "_tuning.pxi"
 
@@ -65,34 +59,27 @@ from .._losses import LOG as _LOG, MULTINOMIAL as _MULTINOMIAL, SQUARED as _SQUA
 include "_scalars.pxi"
 
 
-def _matrix_powers(double a1, double b1, double c1, double e1, Py_ssize_t m):
-    """``tab[k] = (a, b, c, e)`` with ``M^k = [[a, b], [c, e]]``, k = 0 .. m, for
-    ``M = [[a1, b1], [c1, e1]]`` (float64)."""
-    tab_np = np.empty((m + 1, 4))
+cdef inline void _mul2(const double *a, const double *b, double *out) noexcept:
+    """``out = a b`` for 2x2 matrices stored as rows ``(a, b, c, e)`` of ``[[a, b], [c, e]]``."""
+    out[0] = a[0] * b[0] + a[1] * b[2]
+    out[1] = a[0] * b[1] + a[1] * b[3]
+    out[2] = a[2] * b[0] + a[3] * b[2]
+    out[3] = a[2] * b[1] + a[3] * b[3]
+
+
+def _matrix_powers(m, Py_ssize_t count):
+    """``tab[k] = M^k``, k = 0 .. count, for the 2x2 matrix ``M`` given as its row
+    ``m = (a, b, c, e)`` (each row of the table likewise; float64)."""
+    tab_np = np.empty((count + 1, 4))
     cdef double[:, ::1] tab = tab_np
-    cdef double a, b, c, e
+    cdef double M[4]
     cdef Py_ssize_t k
-    tab[0, 0] = 1.0
-    tab[0, 1] = 0.0
-    tab[0, 2] = 0.0
-    tab[0, 3] = 1.0
-    for k in range(1, m + 1):
-        a = tab[k - 1, 0]
-        b = tab[k - 1, 1]
-        c = tab[k - 1, 2]
-        e = tab[k - 1, 3]
-        tab[k, 0] = a1 * a + b1 * c
-        tab[k, 1] = a1 * b + b1 * e
-        tab[k, 2] = c1 * a + e1 * c
-        tab[k, 3] = c1 * b + e1 * e
+    for k in range(4):
+        M[k] = m[k]
+    tab_np[0] = (1.0, 0.0, 0.0, 1.0)
+    for k in range(1, count + 1):
+        _mul2(M, &tab[k - 1, 0], &tab[k, 0])
     return tab_np
-
-
-def _powers(Py_ssize_t T, double eta, double mu, double l2, bint nesterov):
-    """``tab[k] = (a, b, c, e)`` with ``A^k = [[a, b], [c, e]]``, k = 0 .. T (float64)."""
-    if nesterov:
-        return _matrix_powers(1.0 - eta * l2 * (1.0 + mu), -eta * mu * mu, l2, mu, T)
-    return _matrix_powers(1.0 - eta * l2, -eta * mu, l2, mu, T)
 
 
 # The lazy update keeps each feature coordinate's state in one record of the work buffer
@@ -112,10 +99,15 @@ cdef enum:
 
 def _power_tables(Py_ssize_t T, double eta, double mu, double l2, bint nesterov):
     """``(lo, hi)``: ``lo[k] = A^k`` for k < 2^LO_BITS and ``hi[m] = A^(m 2^LO_BITS)`` for
-    ``m 2^LO_BITS <= T``, each row ``(a, b, c, e)`` with ``A^k = [[a, b], [c, e]]``."""
+    ``m 2^LO_BITS <= T``, each row ``(a, b, c, e)`` with ``A^k = [[a, b], [c, e]]``, for
+    A the gradient-free step of (weight, velocity)."""
     cdef Py_ssize_t B = 1 << LO_BITS
-    lo = _powers(B, eta, mu, l2, nesterov)
-    hi = _matrix_powers(lo[B, 0], lo[B, 1], lo[B, 2], lo[B, 3], T >> LO_BITS)
+    if nesterov:
+        A = (1.0 - eta * l2 * (1.0 + mu), -eta * mu * mu, l2, mu)
+    else:
+        A = (1.0 - eta * l2, -eta * mu, l2, mu)
+    lo = _matrix_powers(A, B)
+    hi = _matrix_powers(lo[B], T >> LO_BITS)
     return np.ascontiguousarray(lo[:B]), hi
 
 
@@ -150,18 +142,87 @@ cdef inline void _catch_up(floating *rec, Py_ssize_t K, int64_t k, const double 
         rec[K + kk] = <floating> (c2 * w1 + e2 * v1)
 
 
-cdef void _sync(floating *R, Py_ssize_t S, Py_ssize_t K, Py_ssize_t d, int64_t t,
-                const double *lo, const double *hi) noexcept nogil:
-    """Bring every feature coordinate up to step t."""
+# The epoch's rows: the CSR arrays, targets, weights and order (void where in the data's
+# dtype: each loop casts to its ``floating``).
+cdef struct Rows:
+    const void *data
+    const int64_t *indices
+    const int64_t *indptr
+    const void *Y          # (n, ycols)
+    const void *sw
+    const int64_t *order   # (n,)
+    Py_ssize_t n, ycols
+    Py_ssize_t K, d        # outputs, features
+
+
+# The lazy update's work: the coordinate records, the batch's touched coordinates and
+# their gradients, and how a record is brought up to date.
+cdef struct Lazy:
+    void *R                # d records of S entries of the data's dtype
+    Py_ssize_t S
+    int64_t *touched       # (d,) the batch's touched coordinates
+    void *Gs               # (d, K) their gradients
+    Py_ssize_t T           # momentum SGD: every coordinate is brought up to date every T steps
+    const double *lo       # momentum SGD: the power tables (``_power_tables``); NULL otherwise
+    const double *hi
+    double b2              # the adaptive rules: each missed step scales the accumulators by b2
+
+
+cdef inline void _bring_up(floating *rec, const Lazy *lz, Py_ssize_t K, int64_t k) noexcept nogil:
+    """Apply the ``k >= 0`` steps a coordinate's record missed: momentum SGD's
+    gradient-free steps (``_catch_up``), or the adaptive rules' decay of the
+    accumulators (RMSprop's ``beta_2**k``; AdaGrad's b2 is 1: nothing)."""
+    cdef Py_ssize_t kk
+    cdef floating decay
+    if lz.lo != NULL:
+        _catch_up(rec, K, k, lz.lo, lz.hi)
+    elif lz.b2 != 1.0 and k > 0:
+        decay = <floating> pow(lz.b2, <double> k)
+        for kk in range(K):
+            rec[K + kk] *= decay
+
+
+cdef void _sync(floating *R, const Lazy *lz, Py_ssize_t K, Py_ssize_t d, int64_t t) noexcept nogil:
+    """Bring every feature coordinate's record R up to step t."""
     cdef Py_ssize_t j
     cdef floating *rec
     cdef int64_t lj
     for j in range(d):
-        rec = R + j * S
+        rec = R + j * lz.S
         lj = _last(rec, K)
         if t > lj:
-            _catch_up(rec, K, t - lj, lo, hi)
+            _bring_up(rec, lz, K, t - lj)
             _set_last(rec, K, t)
+
+
+cdef void _records_in(const Lazy *lz, const floating *W, const floating *V, Py_ssize_t K,
+                      Py_ssize_t d, int64_t t) noexcept nogil:
+    """Copy the state's weights W and second slot V (K x (d+1), C order) into the
+    records, up to date at step t."""
+    cdef floating *rec
+    cdef Py_ssize_t j, kk
+    for j in range(d):
+        rec = <floating *> lz.R + j * lz.S
+        for kk in range(K):
+            rec[kk] = W[kk * (d + 1) + j]
+            rec[K + kk] = V[kk * (d + 1) + j]
+        _set_last(rec, K, t)
+
+
+cdef void _records_out(const Lazy *lz, floating *W, floating *V, Py_ssize_t K, Py_ssize_t d,
+                       int64_t t) noexcept nogil:
+    """Bring every record up to step t and copy it back into W and V."""
+    cdef floating *rec
+    cdef Py_ssize_t j, kk
+    cdef int64_t lj
+    for j in range(d):
+        rec = <floating *> lz.R + j * lz.S
+        lj = _last(rec, K)
+        if t > lj:
+            _bring_up(rec, lz, K, t - lj)
+        for kk in range(K):
+            W[kk * (d + 1) + j] = rec[kk]
+            V[kk * (d + 1) + j] = rec[K + kk]
 
 
 cdef inline void _update(floating *W, floating *V, floating g, floating mu,
@@ -193,54 +254,61 @@ cdef inline void _prefetch_row(const floating *data, const int64_t *indices,
     cdef const char *c = <const char *> (indices + lo)
     cdef Py_ssize_t off = 0, nx = (hi - lo) * sizeof(floating), nc = (hi - lo) * sizeof(int64_t)
     while off < nc:
-        FASTGD_SPARSE_PREFETCH(c + off)
+        FASTGD_PREFETCH(c + off)
         if off < nx:
-            FASTGD_SPARSE_PREFETCH(x + off)
+            FASTGD_PREFETCH(x + off)
         off += CACHE_LINE
     if hi > lo:  # the last line, when the row does not start on a line
-        FASTGD_SPARSE_PREFETCH(c + nc - 1)
-        FASTGD_SPARSE_PREFETCH(x + nx - 1)
+        FASTGD_PREFETCH(c + nc - 1)
+        FASTGD_PREFETCH(x + nx - 1)
 
 
-cdef inline void _prefetch_ahead(const floating *data, const int64_t *indices,
-                                 const int64_t *indptr, const int64_t *order, Py_ssize_t n,
-                                 Py_ssize_t ii, const floating *R, Py_ssize_t S,
-                                 const floating *Y, Py_ssize_t ycols,
-                                 const floating *sw) noexcept nogil:
+cdef inline void _prefetch_ahead(const Rows *x, Py_ssize_t ii, const floating *R,
+                                 Py_ssize_t S) noexcept nogil:
     """Prefetch for the row at position ii of the order: later rows' entries, target and
-    weight, and nearer rows' coordinate records (shuffled SGD waits on memory for each
-    otherwise)."""
+    weight, and (unless R is NULL) nearer rows' coordinate records R (shuffled SGD waits
+    on memory for each otherwise)."""
     cdef Py_ssize_t i, q
-    if ii + 2 * PREFETCH_AHEAD < n:
-        FASTGD_SPARSE_PREFETCH(&indptr[order[ii + 2 * PREFETCH_AHEAD]])
-    if ii + PREFETCH_AHEAD < n:
+    cdef const int64_t *order = x.order
+    if ii + 2 * PREFETCH_AHEAD < x.n:
+        FASTGD_PREFETCH(&x.indptr[order[ii + 2 * PREFETCH_AHEAD]])
+    if ii + PREFETCH_AHEAD < x.n:
         i = order[ii + PREFETCH_AHEAD]
-        _prefetch_row(data, indices, indptr, i)
-        FASTGD_SPARSE_PREFETCH(Y + i * ycols)
-        FASTGD_SPARSE_PREFETCH(sw + i)
-    if R != NULL and ii + PREFETCH_NEAR < n:
+        _prefetch_row(<const floating *> x.data, x.indices, x.indptr, i)
+        FASTGD_PREFETCH(<const floating *> x.Y + i * x.ycols)
+        FASTGD_PREFETCH(<const floating *> x.sw + i)
+    if R != NULL and ii + PREFETCH_NEAR < x.n:
         i = order[ii + PREFETCH_NEAR]
-        for q in range(indptr[i], indptr[i + 1]):
-            FASTGD_SPARSE_PREFETCH(R + indices[q] * S)
+        for q in range(x.indptr[i], x.indptr[i + 1]):
+            FASTGD_PREFETCH(R + x.indices[q] * S)
 
 
-cdef double _lazy_sgd1(const floating *data, const int64_t *indices, const int64_t *indptr,
-                       const floating *Y, Py_ssize_t ycols, const floating *sw,
-                       const int64_t *order, Py_ssize_t n, floating *W, floating *V, Py_ssize_t d, floating *R, Py_ssize_t S,
-                       int64_t *touched, floating *Gs, Py_ssize_t T, const double *lo,
-                       const double *hi, int64_t t, int64_t loss, bint nesterov,
-                       bint fit_intercept, floating eta, floating mu, floating l2,
-                       int64_t *t_end) noexcept nogil:
+cdef double _lazy_sgd1(const Rows *x, floating *W, floating *V, const Lazy *lz, const Codes *c,
+                       const double *hp, int64_t *t_end) noexcept nogil:
     """The lazy epoch for batches of one row and one output (K = 1): two passes over the
     row, the catch-up fused with the product and the gradient with the step. A row with
     a repeated column (non-canonical CSR) sums each coordinate's gradient in Gs first.
     Returns the loss sum and sets *t_end to the final step (records are caught up to it
     as they are copied back)."""
+    cdef const floating *data = <const floating *> x.data
+    cdef const int64_t *indices = x.indices
+    cdef const int64_t *indptr = x.indptr
+    cdef const int64_t *order = x.order
+    cdef const floating *Y = <const floating *> x.Y
+    cdef const floating *sw = <const floating *> x.sw
+    cdef floating *R = <floating *> lz.R
+    cdef floating *Gs = <floating *> lz.Gs
+    cdef const double *lo = lz.lo
+    cdef const double *hi = lz.hi
+    cdef Py_ssize_t n = x.n, d = x.d, S = lz.S
+    cdef floating eta = <floating> hp[P_ETA0], mu = <floating> hp[P_MOMENTUM], l2 = <floating> hp[P_L2]
+    cdef int64_t t = c.t
+    cdef bint nesterov = c.nesterov
     cdef double total = 0.0
     cdef Py_ssize_t ii, i, q, s, lo_q, hi_q, nt, steps = 0
     cdef int64_t lj, j
     cdef floating *rec
-    cdef floating acc, c, g, v, wi, wb = W[d], vb = V[d]
+    cdef floating acc, cg, g, v, wi, wb = W[d], vb = V[d]
     cdef bint dup
     cdef Py_ssize_t pa = 0, pb = 0, ca = 0, cb = 0
     for ii in range(n):
@@ -249,17 +317,17 @@ cdef double _lazy_sgd1(const floating *data, const int64_t *indices, const int64
         # likewise the entries of the row PREFETCH_AHEAD ahead, a line of each array per
         # non-zero of the second pass
         if ii + 2 * PREFETCH_AHEAD < n:
-            FASTGD_SPARSE_PREFETCH(&indptr[order[ii + 2 * PREFETCH_AHEAD]])
+            FASTGD_PREFETCH(&indptr[order[ii + 2 * PREFETCH_AHEAD]])
         ca = cb = 0
         if ii + PREFETCH_AHEAD < n:
             i = order[ii + PREFETCH_AHEAD]
             ca = indptr[i]
             cb = indptr[i + 1]
-            FASTGD_SPARSE_PREFETCH(Y + i * ycols)
-            FASTGD_SPARSE_PREFETCH(sw + i)
+            FASTGD_PREFETCH(Y + i * x.ycols)
+            FASTGD_PREFETCH(sw + i)
             if cb > ca:
-                FASTGD_SPARSE_PREFETCH(indices + cb - 1)
-                FASTGD_SPARSE_PREFETCH(data + cb - 1)
+                FASTGD_PREFETCH(indices + cb - 1)
+                FASTGD_PREFETCH(data + cb - 1)
         if ii + PREFETCH_NEAR < n:
             pa = indptr[order[ii + PREFETCH_NEAR]]
             pb = indptr[order[ii + PREFETCH_NEAR] + 1]
@@ -270,7 +338,7 @@ cdef double _lazy_sgd1(const floating *data, const int64_t *indices, const int64
         acc = wb
         for q in range(lo_q, hi_q):
             if pa < pb:
-                FASTGD_SPARSE_PREFETCH(R + indices[pa] * S)
+                FASTGD_PREFETCH(R + indices[pa] * S)
                 pa += 1
             rec = R + indices[q] * S
             lj = _last(rec, 1)
@@ -281,20 +349,20 @@ cdef double _lazy_sgd1(const floating *data, const int64_t *indices, const int64
                 dup = True
             acc = acc + rec[0] * data[q]
         while pa < pb:
-            FASTGD_SPARSE_PREFETCH(R + indices[pa] * S)
+            FASTGD_PREFETCH(R + indices[pa] * S)
             pa += 1
         wi = sw[i]
-        total += wi * _loss_grad(loss, &acc, Y + i * ycols, 1)
-        c = wi * acc
+        total += wi * _loss_grad(c.loss, &acc, Y + i * x.ycols, 1)
+        cg = wi * acc
         t += 1
         if not dup:
             for q in range(lo_q, hi_q):
                 if ca < cb:
-                    FASTGD_SPARSE_PREFETCH(indices + ca)
-                    FASTGD_SPARSE_PREFETCH(data + ca)
+                    FASTGD_PREFETCH(indices + ca)
+                    FASTGD_PREFETCH(data + ca)
                     ca += CACHE_LINE // sizeof(int64_t)
                 rec = R + indices[q] * S
-                g = c * data[q] + l2 * rec[0]
+                g = cg * data[q] + l2 * rec[0]
                 v = mu * rec[1] + g
                 rec[1] = v
                 if nesterov:
@@ -309,408 +377,316 @@ cdef double _lazy_sgd1(const floating *data, const int64_t *indices, const int64
                 rec = R + j * S
                 lj = _last(rec, 1)
                 if lj == MARK:
-                    touched[nt] = j
-                    Gs[nt] = c * data[q]
+                    lz.touched[nt] = j
+                    Gs[nt] = cg * data[q]
                     nt += 1
                     _set_last(rec, 1, -1 - nt)
                 else:
-                    Gs[-2 - lj] += c * data[q]
+                    Gs[-2 - lj] += cg * data[q]
             for s in range(nt):
-                rec = R + touched[s] * S
+                rec = R + lz.touched[s] * S
                 _update(&rec[0], &rec[1], Gs[s] + l2 * rec[0], mu, eta, nesterov, 0)
                 _set_last(rec, 1, t)
         while ca < cb:
-            FASTGD_SPARSE_PREFETCH(indices + ca)
-            FASTGD_SPARSE_PREFETCH(data + ca)
+            FASTGD_PREFETCH(indices + ca)
+            FASTGD_PREFETCH(data + ca)
             ca += CACHE_LINE // sizeof(int64_t)
-        if fit_intercept:
-            v = mu * vb + c
+        if c.fit_intercept:
+            v = mu * vb + cg
             vb = v
             if nesterov:
-                wb = wb - eta * (c + mu * v)
+                wb = wb - eta * (cg + mu * v)
             else:
                 wb = wb - eta * v
         steps += 1
-        if steps % T == 0:
-            _sync(R, S, 1, d, t, lo, hi)
+        if steps % lz.T == 0:
+            _sync(R, lz, 1, d, t)
     W[d] = wb
     V[d] = vb
     t_end[0] = t  # the records are brought up to t as they are copied back
     return total
 
 
-cdef double _lazy_batches(const floating *data, const int64_t *indices, const int64_t *indptr,
-                          const floating *Y, Py_ssize_t ycols, const floating *sw,
-                          const int64_t *order, Py_ssize_t n, Py_ssize_t batch, floating *W,
-                          floating *V, Py_ssize_t K, Py_ssize_t d, floating *R, Py_ssize_t S,
-                          int64_t *touched, floating *Gs, floating *p, floating *Gi,
-                          Py_ssize_t T, const double *lo, const double *hi, int64_t t,
-                          int64_t loss, bint nesterov, bint fit_intercept, floating eta,
-                          floating mu, floating l2, int64_t *t_end) noexcept nogil:
-    """The lazy epoch for any batch size and K: ``last`` of a coordinate the batch touches
-    holds -(its slot + 1), touched[slot] = j and Gs[slot * K : (slot + 1) * K] is its
-    gradient. Returns the loss sum and sets *t_end to the final step (records are caught
-    up to it as they are copied back)."""
-    cdef double total = 0.0
-    cdef Py_ssize_t start, stop, ii, i, q, kk, lo_q, hi_q, n_touched, cols = d + 1, steps = 0
-    cdef Py_ssize_t pa, pb
+cdef inline double _batch_rows(const Rows *x, Py_ssize_t start, Py_ssize_t stop, const floating *W,
+                               const Lazy *lz, const Codes *c, floating *p, floating *Gi,
+                               Py_ssize_t *n_touched) noexcept nogil:
+    """The rows order[start:stop] of a batch of the lazy epochs: each coordinate the
+    batch touches is brought up to date when first touched (``_bring_up``) and given a
+    place in the compact gradient ``Gs`` (its record's ``last`` holds -(place + 1)
+    meanwhile, ``touched[place]`` the coordinate); the rows' gradients are added there
+    and the intercepts' to Gi. Returns the rows' weighted loss; counts the places in
+    *n_touched."""
+    cdef const floating *data = <const floating *> x.data
+    cdef const int64_t *indices = x.indices
+    cdef const int64_t *indptr = x.indptr
+    cdef floating *R = <floating *> lz.R
+    cdef floating *Gs = <floating *> lz.Gs
+    cdef Py_ssize_t K = x.K, S = lz.S, cols = x.d + 1
+    cdef Py_ssize_t ii, i, q, kk, lo_q, hi_q, pa, pb
     cdef int64_t lj, j
     cdef floating *rec
-    cdef floating acc, c, wi, inv_b
-    start = 0
-    while start < n:
-        stop = start + batch
-        if stop > n:
-            stop = n
-        n_touched = 0
-        for ii in range(start, stop):
-            # the records of the row PREFETCH_NEAR ahead: one per non-zero of this row
-            _prefetch_ahead(data, indices, indptr, order, n, ii, NULL, S, Y, ycols, sw)
-            pa = pb = 0
-            if ii + PREFETCH_NEAR < n:
-                pa = indptr[order[ii + PREFETCH_NEAR]]
-                pb = indptr[order[ii + PREFETCH_NEAR] + 1]
-            i = order[ii]
-            lo_q = indptr[i]
-            hi_q = indptr[i + 1]
-            for q in range(lo_q, hi_q):
-                if pa < pb:
-                    FASTGD_SPARSE_PREFETCH(R + indices[pa] * S)
-                    pa += 1
-                j = indices[q]
-                rec = R + j * S
-                lj = _last(rec, K)
-                if lj >= 0:
-                    if t > lj:
-                        _catch_up(rec, K, t - lj, lo, hi)
-                    touched[n_touched] = j
-                    for kk in range(K):
-                        Gs[n_touched * K + kk] = 0
-                    n_touched += 1
-                    _set_last(rec, K, -n_touched)
-            while pa < pb:
-                FASTGD_SPARSE_PREFETCH(R + indices[pa] * S)
+    cdef floating acc, cg, wi
+    cdef double total = 0.0
+    for ii in range(start, stop):
+        # the records of the row PREFETCH_NEAR ahead: one per non-zero of this row
+        _prefetch_ahead(x, ii, <floating *> NULL, S)
+        pa = pb = 0
+        if ii + PREFETCH_NEAR < x.n:
+            pa = indptr[x.order[ii + PREFETCH_NEAR]]
+            pb = indptr[x.order[ii + PREFETCH_NEAR] + 1]
+        i = x.order[ii]
+        lo_q = indptr[i]
+        hi_q = indptr[i + 1]
+        for q in range(lo_q, hi_q):
+            if pa < pb:
+                FASTGD_PREFETCH(R + indices[pa] * S)
                 pa += 1
-            for kk in range(K):
-                acc = W[kk * cols + d]
-                for q in range(lo_q, hi_q):
-                    acc = acc + R[indices[q] * S + kk] * data[q]
-                p[kk] = acc
-            wi = sw[i]
-            total += wi * _loss_grad(loss, p, Y + i * ycols, K)
-            for kk in range(K):
-                c = wi * p[kk]
-                for q in range(lo_q, hi_q):
-                    Gs[(-_last(R + indices[q] * S, K) - 1) * K + kk] += c * data[q]
-                Gi[kk] += c
-        t += 1
-        steps += 1
-        inv_b = <floating> (1.0 / (stop - start))
-        for q in range(n_touched):
-            rec = R + touched[q] * S
-            for kk in range(K):
-                _update(&rec[kk], &rec[K + kk], Gs[q * K + kk] * inv_b + l2 * rec[kk], mu, eta,
-                        nesterov, 0)
-            _set_last(rec, K, t)
+            j = indices[q]
+            rec = R + j * S
+            lj = _last(rec, K)
+            if lj >= 0:  # first touched in this batch: the steps it missed, a place
+                if c.t > lj:
+                    _bring_up(rec, lz, K, c.t - lj)
+                lz.touched[n_touched[0]] = j
+                for kk in range(K):
+                    Gs[n_touched[0] * K + kk] = 0
+                n_touched[0] += 1
+                _set_last(rec, K, -n_touched[0])
+        while pa < pb:
+            FASTGD_PREFETCH(R + indices[pa] * S)
+            pa += 1
         for kk in range(K):
-            if fit_intercept:
-                _update(&W[kk * cols + d], &V[kk * cols + d], Gi[kk] * inv_b, mu, eta, nesterov, 0)
-            Gi[kk] = 0
-        if steps % T == 0:
-            _sync(R, S, K, d, t, lo, hi)
-        start = stop
-    t_end[0] = t  # the records are brought up to t as they are copied back
+            acc = W[kk * cols + x.d]
+            for q in range(lo_q, hi_q):
+                acc = acc + R[indices[q] * S + kk] * data[q]
+            p[kk] = acc
+        wi = (<const floating *> x.sw)[i]
+        total += wi * _loss_grad(c.loss, p, <const floating *> x.Y + i * x.ycols, K)
+        for kk in range(K):
+            cg = wi * p[kk]
+            for q in range(lo_q, hi_q):
+                Gs[(-_last(R + indices[q] * S, K) - 1) * K + kk] += cg * data[q]
+            Gi[kk] += cg
     return total
 
 
-# (the check is a function of its own, called with the memoryviews: the entry point
+cdef double _lazy_batches(const Rows *x, floating *W, floating *V, const Lazy *lz, const Codes *c,
+                          const double *hp, floating *p, floating *Gi, int64_t *t_end) noexcept nogil:
+    """The lazy epoch of momentum SGD for any batch size and K (``_batch_rows``, then
+    the touched coordinates' steps). Returns the loss sum and sets *t_end to the final
+    step (records are caught up to it as they are copied back)."""
+    cdef floating *R = <floating *> lz.R
+    cdef floating *Gs = <floating *> lz.Gs
+    cdef floating eta = <floating> hp[P_ETA0], mu = <floating> hp[P_MOMENTUM], l2 = <floating> hp[P_L2]
+    cdef Py_ssize_t K = x.K, cols = x.d + 1, S = lz.S
+    cdef double total = 0.0
+    cdef Py_ssize_t start, stop, q, kk, n_touched, steps = 0
+    cdef floating *rec
+    cdef floating inv_b
+    cdef Codes now = c[0]  # (now.t: the updates taken)
+    start = 0
+    while start < x.n:
+        stop = start + c.batch
+        if stop > x.n:
+            stop = x.n
+        n_touched = 0
+        total += _batch_rows(x, start, stop, W, lz, &now, p, Gi, &n_touched)
+        now.t += 1
+        steps += 1
+        inv_b = <floating> (1.0 / (stop - start))
+        for q in range(n_touched):
+            rec = R + lz.touched[q] * S
+            for kk in range(K):
+                _update(&rec[kk], &rec[K + kk], Gs[q * K + kk] * inv_b + l2 * rec[kk], mu, eta,
+                        c.nesterov, 0)
+            _set_last(rec, K, now.t)
+        for kk in range(K):
+            if c.fit_intercept:
+                _update(&W[kk * cols + x.d], &V[kk * cols + x.d], Gi[kk] * inv_b, mu, eta, c.nesterov, 0)
+            Gi[kk] = 0
+        if steps % lz.T == 0:
+            _sync(R, lz, K, x.d, now.t)
+        start = stop
+    t_end[0] = now.t  # the records are brought up to t as they are copied back
+    return total
+
+
+cdef double _lazy_adaptive_batches(const Rows *x, floating *W, floating *S1, const Lazy *lz,
+                                   const Codes *c, const double *hp, floating *p, floating *Gi,
+                                   int64_t *t_end) noexcept nogil:
+    """AdaGrad and RMSprop without a penalty on the weights and without averaging: only
+    the coordinates a batch touches move (O(nnz) per step); RMSprop's ``s_j`` takes the
+    ``beta_2**k`` of the ``k`` steps it missed when next touched (``_bring_up``), and at
+    the end of the epoch. The records hold K weights and K accumulators; see
+    ``_lazy_adaptive_epoch`` in ``fastgd._numba.sparse``."""
+    cdef floating *R = <floating *> lz.R
+    cdef floating *Gs = <floating *> lz.Gs
+    cdef Py_ssize_t K = x.K, cols = x.d + 1, S = lz.S
+    cdef double total = 0.0
+    cdef Py_ssize_t start, stop, q, kk, n_touched
+    cdef floating *rec
+    cdef floating inv_b
+    cdef Codes now = c[0]  # (now.t: the updates taken)
+    cdef Rule r
+    start = 0
+    while start < x.n:
+        stop = start + c.batch
+        if stop > x.n:
+            stop = x.n
+        n_touched = 0
+        total += _batch_rows(x, start, stop, W, lz, &now, p, Gi, &n_touched)
+        now.t += 1
+        inv_b = <floating> (1.0 / (stop - start))
+        _set_rule(&r, &now, now.t, hp)
+        for q in range(n_touched):
+            rec = R + lz.touched[q] * S
+            for kk in range(K):
+                _adaptive_coord(&rec[kk], &rec[K + kk], &rec[K + kk], Gs[q * K + kk] * inv_b, &r, False)
+            _set_last(rec, K, now.t)
+        for kk in range(K):
+            if c.fit_intercept:
+                _adaptive_coord(&W[kk * cols + x.d], &S1[kk * cols + x.d], &S1[kk * cols + x.d],
+                                Gi[kk] * inv_b, &r, False)
+            Gi[kk] = 0
+        start = stop
+    t_end[0] = now.t
+    return total
+
+
+# (the check is a function of its own, called with the arrays: the entry point
 # keeps its size, and with it the C compiler's inlining of the loops into it)
 def _check_epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
-    """``fastgd._checks.check_sparse_epoch`` on the typed memoryviews, as arrays."""
+    """``fastgd._checks.check_sparse_epoch`` on the arguments, as arrays."""
     check_sparse_epoch(np.asarray(data), np.asarray(indices), np.asarray(indptr), np.asarray(Y),
                        np.asarray(sw), np.asarray(order), np.asarray(state), np.asarray(hp),
                        np.asarray(codes), "cython")
 
 
-def epoch(const floating[::1] data, const int64_t[::1] indices, const int64_t[::1] indptr,
-          const floating[:, ::1] Y, const floating[::1] sw, const int64_t[::1] order,
-          floating[:, :, ::1] state, const double[::1] hp, const int64_t[::1] codes,
-          bint lazy=True, Py_ssize_t sync_steps=0):
+def epoch(const floating[::1] data, indices, indptr, Y, sw, order, state, hp, codes, bint lazy=True,
+          Py_ssize_t sync_steps=0):
     """One epoch in place; returns the sum of ``sw_i * loss_i``. See
     ``fastgd._numpy.sparse.epoch`` for the contract and ``fastgd._numba.sparse`` for the
     lazy update; ``lazy=False`` takes the dense O(K d) step at every step, and
-    ``sync_steps > 0`` sets the interval ``T`` of the full catch-ups (for tests)."""
+    ``sync_steps > 0`` sets the interval ``T`` of the full catch-ups (for tests).
+    The arrays are checked before any of them is read (``_check_epoch``); their
+    dtypes are then the data's."""
     _check_epoch(data, indices, indptr, Y, sw, order, state, hp, codes)
-    cdef Py_ssize_t n = order.shape[0], K = state.shape[1], cols = state.shape[2], d = cols - 1
-    cdef int64_t loss = codes[P.LOSS]
-    cdef int64_t schedule = codes[P.SCHEDULE]
-    cdef bint nesterov = codes[P.NESTEROV] != 0
-    cdef bint fit_intercept = codes[P.FIT_INTERCEPT] != 0
-    cdef Py_ssize_t batch = min(codes[P.BATCH_SIZE], max(n, 1))
-    cdef int64_t t = codes[P.T_START]
-    cdef floating mu = <floating> hp[P_MOMENTUM]
-    cdef floating l2 = <floating> hp[P_L2]
-    cdef double l1 = hp[P_L1]
+    cdef const int64_t[::1] ind = indices
+    cdef const int64_t[::1] ptr = indptr
+    cdef const floating[:, ::1] y = Y
+    cdef const floating[::1] w = sw
+    cdef const int64_t[::1] o = order
+    cdef floating[:, :, ::1] st = state
+    cdef const double[::1] h = hp
+    cdef const int64_t[::1] cd = codes
+    cdef Py_ssize_t n = o.shape[0], K = st.shape[1], d = st.shape[2] - 1, m = max(d, 1)
+    cdef Codes c = _read_codes(&cd[0])
+    cdef Rows x = Rows(&data[0], &ind[0], &ptr[0], &y[0, 0], &w[0], &o[0], n, y.shape[1], K, d)
+    cdef Lazy lz
+    cdef int64_t t_end = c.t
+    cdef double total
+    c.batch = min(c.batch, max(n, 1))
     if not uses_lazy_update(np.asarray(hp), np.asarray(codes)):
         lazy = False
     dtype = np.float32 if floating is float else np.float64
     cdef floating[::1] Gi = np.zeros(K, dtype=dtype)  # the intercept's gradient
     cdef floating[::1] p = np.empty(K, dtype=dtype)
-    cdef Py_ssize_t n_steps = (n + batch - 1) // batch
-    cdef Py_ssize_t T, S
-    cdef floating *R
-    cdef int64_t[::1] touched
-    cdef floating[::1] Gs
-    cdef const double[:, ::1] lo_t
-    cdef const double[:, ::1] hi_t
-    if lazy and codes[P.OPTIMIZER] != SGD:  # AdaGrad, RMSprop (see uses_lazy_update)
-        if n == 0:
-            return 0.0
-        return _lazy_adaptive_run(data, indices, indptr, Y, sw, order, state, hp, n, batch, K, d,
-                                  t, loss, schedule, fit_intercept, codes[P.OPTIMIZER], p, Gi, dtype)
-    if lazy:
-        if n == 0:
-            return 0.0
-        T = min(n_steps, sync_steps if sync_steps > 0 else max(SYNC_MIN_STEPS, d))
-        lo_t, hi_t = _power_tables(T, hp[P_ETA0], hp[P_MOMENTUM], hp[P_L2], nesterov)
-        S = record_size(K, sizeof(floating))
-        # the records, 64-byte aligned; touched and Gs hold at most one slot per coordinate
-        buf = work_buffer("records", max(d, 1) * S * sizeof(floating))
-        R = <floating *> <size_t> buf.ctypes.data
-        touched = work_buffer("touched", max(d, 1) * 8).view(np.int64)
-        Gs = work_buffer("slots", max(d, 1) * K * sizeof(floating)).view(dtype)
-        return _lazy_run(data, indices, indptr, Y, sw, order, state, n, batch, K, d, R, S,
-                         touched, Gs, p, Gi, T, lo_t, hi_t, t, loss, nesterov,
-                         fit_intercept, <floating> hp[P_ETA0], mu, l2)
-    return _dense_run(data, indices, indptr, Y, sw, order, state, hp, n, batch, K, d, t, loss,
-                      schedule, nesterov, fit_intercept, mu, l2, l1, codes[P.OPTIMIZER],
-                      codes[P.AVERAGE_START])
-
-
-cdef double _lazy_adaptive_run(const floating[::1] data, const int64_t[::1] indices,
-                               const int64_t[::1] indptr, const floating[:, ::1] Y,
-                               const floating[::1] sw, const int64_t[::1] order,
-                               floating[:, :, ::1] state, const double[::1] hp, Py_ssize_t n,
-                               Py_ssize_t batch, Py_ssize_t K, Py_ssize_t d, int64_t t,
-                               int64_t loss, int64_t schedule, bint fit_intercept,
-                               int64_t optimizer, floating[::1] p, floating[::1] Gi, dtype):
-    """AdaGrad and RMSprop without a penalty on the weights and without averaging: only
-    the coordinates a batch touches move (O(nnz) per step); RMSprop's ``s_j`` takes the
-    ``beta_2**k`` of the ``k`` steps it missed when next touched, and at the end of the
-    epoch. The records are ``_lazy_batches``' (K weights, K accumulators, the step, which
-    holds -(place + 1) in the batch's compact gradient ``Gs`` while a batch touches the
-    coordinate); see ``_lazy_adaptive_epoch`` in ``fastgd._numba.sparse``."""
-    cdef Py_ssize_t m = max(d, 1), cols = d + 1
-    cdef Py_ssize_t S = record_size(K, sizeof(floating))
-    buf = work_buffer("records", m * S * sizeof(floating))
-    cdef floating *R = <floating *> <size_t> buf.ctypes.data
-    cdef int64_t[::1] touched = work_buffer("touched", m * 8).view(np.int64)
-    cdef floating[::1] Gs = work_buffer("slots", m * K * sizeof(floating)).view(dtype)
-    cdef floating *W = &state[0, 0, 0]
-    cdef floating *S1 = &state[1, 0, 0]
-    cdef floating *rec
-    cdef bint rms = optimizer != ADAGRAD
-    cdef double b2 = hp[P_BETA_2], eta_d
-    cdef double total = 0.0
-    cdef Py_ssize_t start, stop, ii, i, q, kk, j, lo_q, hi_q, n_touched
-    cdef int64_t lj, place
-    cdef floating acc, c, wi, inv_b, decay
-    cdef Rule r
+    cdef floating *W = &st[0, 0, 0]
+    cdef floating *V = &st[1, 0, 0]  # (the velocity, or AdaGrad's/RMSprop's accumulator)
+    if not lazy:
+        return _dense_run(&x, st, &h[0], &c)
+    if n == 0:
+        return 0.0
+    # the records, 64-byte aligned; touched and Gs hold at most one slot per coordinate
+    lz.S = record_size(K, sizeof(floating))
+    lz.R = <void *> <size_t> work_buffer("records", m * lz.S * sizeof(floating)).ctypes.data
+    lz.touched = <int64_t *> <size_t> work_buffer("touched", m * 8).ctypes.data
+    lz.Gs = <void *> <size_t> work_buffer("slots", m * K * sizeof(floating)).ctypes.data
+    lz.lo = lz.hi = NULL
+    lz.b2 = h[P_BETA_2] if c.optimizer == RMSPROP else 1.0
+    lz.T = 0
+    if c.optimizer == SGD:
+        lz.T = min((n + c.batch - 1) // c.batch, sync_steps if sync_steps > 0 else max(SYNC_MIN_STEPS, d))
+        lo_np, hi_np = _power_tables(lz.T, h[P_ETA0], h[P_MOMENTUM], h[P_L2], c.nesterov)
+        lz.lo = <const double *> <size_t> lo_np.ctypes.data
+        lz.hi = <const double *> <size_t> hi_np.ctypes.data
     with nogil:
-        for j in range(d):  # state -> records
-            rec = R + j * S
-            for kk in range(K):
-                rec[kk] = W[kk * cols + j]
-                rec[K + kk] = S1[kk * cols + j]
-            _set_last(rec, K, t)
-        start = 0
-        while start < n:
-            stop = start + batch
-            if stop > n:
-                stop = n
-            n_touched = 0
-            for ii in range(start, stop):
-                _prefetch_ahead(&data[0], &indices[0], &indptr[0], &order[0], n, ii, R, S,
-                                &Y[0, 0], Y.shape[1], &sw[0])
-                i = order[ii]
-                lo_q = indptr[i]
-                hi_q = indptr[i + 1]
-                for q in range(lo_q, hi_q):
-                    rec = R + indices[q] * S
-                    lj = _last(rec, K)
-                    if lj >= 0:  # first touched in this batch: the decay it missed, a place
-                        if rms and t > lj:
-                            decay = <floating> pow(b2, <double> (t - lj))
-                            for kk in range(K):
-                                rec[K + kk] *= decay
-                        touched[n_touched] = indices[q]
-                        for kk in range(K):
-                            Gs[n_touched * K + kk] = 0
-                        n_touched += 1
-                        _set_last(rec, K, -n_touched)
-                for kk in range(K):
-                    acc = W[kk * cols + d]
-                    for q in range(lo_q, hi_q):
-                        acc = acc + R[indices[q] * S + kk] * data[q]
-                    p[kk] = acc
-                wi = sw[i]
-                total += wi * _loss_grad(loss, &p[0], &Y[i, 0], K)
-                for kk in range(K):
-                    c = wi * p[kk]
-                    for q in range(lo_q, hi_q):
-                        Gs[(-_last(R + indices[q] * S, K) - 1) * K + kk] += c * data[q]
-                    Gi[kk] += c
-            t += 1
-            inv_b = <floating> (1.0 / (stop - start))
-            eta_d = _step_size(schedule, t, hp[P_ETA0], hp[P_POWER_T], hp[P_OPTIMAL_T0], hp[P_ALPHA])
-            _set_rule(&r, optimizer, t, 0, eta_d, hp)
-            for q in range(n_touched):
-                rec = R + touched[q] * S
-                for kk in range(K):
-                    _adaptive_coord(&rec[kk], &rec[K + kk], &rec[K + kk], Gs[q * K + kk] * inv_b, &r,
-                                    False)
-                _set_last(rec, K, t)
-            for kk in range(K):
-                if fit_intercept:
-                    _adaptive_coord(&W[kk * cols + d], &S1[kk * cols + d], &S1[kk * cols + d],
-                                    Gi[kk] * inv_b, &r, False)
-                Gi[kk] = 0
-            start = stop
-        for j in range(d):  # the final decay, and records -> state
-            rec = R + j * S
-            lj = _last(rec, K)
-            if rms and lj < t:
-                decay = <floating> pow(b2, <double> (t - lj))
-                for kk in range(K):
-                    rec[K + kk] *= decay
-            for kk in range(K):
-                W[kk * cols + j] = rec[kk]
-                S1[kk * cols + j] = rec[K + kk]
-    return total
-
-
-cdef double _lazy_run(const floating[::1] data, const int64_t[::1] indices,
-                      const int64_t[::1] indptr, const floating[:, ::1] Y,
-                      const floating[::1] sw, const int64_t[::1] order,
-                      floating[:, :, ::1] state, Py_ssize_t n, Py_ssize_t batch, Py_ssize_t K,
-                      Py_ssize_t d, floating *R, Py_ssize_t S, int64_t[::1] touched,
-                      floating[::1] Gs, floating[::1] p, floating[::1] Gi, Py_ssize_t T,
-                      const double[:, ::1] lo, const double[:, ::1] hi, int64_t t,
-                      int64_t loss, bint nesterov, bint fit_intercept, floating eta,
-                      floating mu, floating l2):
-    cdef floating *W = &state[0, 0, 0]
-    cdef floating *V = &state[1, 0, 0]
-    cdef floating *rec
-    cdef Py_ssize_t j, kk, cols = d + 1
-    cdef int64_t t_end = t, lj
-    cdef double total
-    with nogil:
-        for j in range(d):  # state -> records
-            rec = R + j * S
-            for kk in range(K):
-                rec[kk] = W[kk * cols + j]
-                rec[K + kk] = V[kk * cols + j]
-            _set_last(rec, K, t)
-        if batch == 1 and K == 1:
-            total = _lazy_sgd1(&data[0], &indices[0], &indptr[0], &Y[0, 0], Y.shape[1], &sw[0],
-                               &order[0],
-                               n, W, V, d, R, S, &touched[0], &Gs[0], T, &lo[0, 0], &hi[0, 0],
-                               t, loss, nesterov, fit_intercept, eta, mu, l2, &t_end)
+        _records_in(&lz, W, V, K, d, c.t)
+        if c.optimizer != SGD:  # AdaGrad, RMSprop (see uses_lazy_update)
+            total = _lazy_adaptive_batches(&x, W, V, &lz, &c, &h[0], &p[0], &Gi[0], &t_end)
+        elif c.batch == 1 and K == 1:
+            total = _lazy_sgd1(&x, W, V, &lz, &c, &h[0], &t_end)
         else:
-            total = _lazy_batches(&data[0], &indices[0], &indptr[0], &Y[0, 0], Y.shape[1],
-                                  &sw[0], &order[0], n, batch, W, V, K, d, R, S, &touched[0],
-                                  &Gs[0], &p[0], &Gi[0], T, &lo[0, 0], &hi[0, 0], t, loss,
-                                  nesterov, fit_intercept, eta, mu, l2, &t_end)
-        for j in range(d):  # the final catch-up, and records -> state
-            rec = R + j * S
-            lj = _last(rec, K)
-            if t_end > lj:
-                _catch_up(rec, K, t_end - lj, &lo[0, 0], &hi[0, 0])
-            for kk in range(K):
-                W[kk * cols + j] = rec[kk]
-                V[kk * cols + j] = rec[K + kk]
+            total = _lazy_batches(&x, W, V, &lz, &c, &h[0], &p[0], &Gi[0], &t_end)
+        _records_out(&lz, W, V, K, d, t_end)  # (the final catch-up)
     return total
 
 
-cdef double _dense_run(const floating[::1] data, const int64_t[::1] indices,
-                       const int64_t[::1] indptr, const floating[:, ::1] Y,
-                       const floating[::1] sw, const int64_t[::1] order,
-                       floating[:, :, ::1] state, const double[::1] hp, Py_ssize_t n,
-                       Py_ssize_t batch, Py_ssize_t K, Py_ssize_t d, int64_t t, int64_t loss,
-                       int64_t schedule, bint nesterov, bint fit_intercept, floating mu,
-                       floating l2, double l1, int64_t optimizer, int64_t t_a):
+cdef double _dense_run(const Rows *x, floating[:, :, ::1] state, const double *hp, const Codes *c):
     """The dense step (O(K d) per step): where ``uses_lazy_update`` is False, or
     lazy=False."""
     dtype = np.float32 if floating is float else np.float64
-    cdef Py_ssize_t cols = d + 1
+    cdef Py_ssize_t K = x.K, d = x.d, cols = d + 1, n = x.n
     cdef floating[:, ::1] G = np.zeros((K, cols), dtype=dtype)
     cdef floating[::1] Gi = np.zeros(K, dtype=dtype)
     cdef floating[::1] p = np.empty(K, dtype=dtype)
+    cdef const floating *data = <const floating *> x.data
+    cdef const int64_t *indices = x.indices
     cdef floating *W = &state[0, 0, 0]
     cdef floating *V = &state[1, 0, 0]  # (the velocity, or an adaptive rule's first slot)
-    cdef floating *S2 = &state[2, 0, 0] if optimizer == ADAM else V  # (Adam's second)
+    cdef floating *S2 = &state[2, 0, 0] if c.optimizer == ADAM else V  # (Adam's second)
     cdef floating *A = &state[state.shape[0] - 1, 0, 0]  # (the average, when t_a > 0)
-    cdef double total = 0.0, eta_d
+    cdef floating mu = <floating> hp[P_MOMENTUM], l2 = <floating> hp[P_L2]
+    cdef double l1 = hp[P_L1]
+    cdef int64_t t = c.t
+    cdef double total = 0.0
     cdef Py_ssize_t start, stop, ii, i, q, kk, j, lo, hi
-    cdef floating acc, c, wi, g, inv_b, eta, shrink
+    cdef floating acc, cg, wi, g, inv_b, eta, shrink
     cdef Rule r
     with nogil:
         start = 0
         while start < n:
-            stop = start + batch
+            stop = start + c.batch
             if stop > n:
                 stop = n
             for ii in range(start, stop):
-                _prefetch_ahead(&data[0], &indices[0], &indptr[0], &order[0], n, ii, NULL, 0,
-                                &Y[0, 0], Y.shape[1], &sw[0])
-                i = order[ii]
-                lo = indptr[i]
-                hi = indptr[i + 1]
+                _prefetch_ahead(x, ii, <floating *> NULL, 0)
+                i = x.order[ii]
+                lo = x.indptr[i]
+                hi = x.indptr[i + 1]
                 for kk in range(K):
                     acc = W[kk * cols + d]
                     for q in range(lo, hi):
                         acc = acc + W[kk * cols + indices[q]] * data[q]
                     p[kk] = acc
-                wi = sw[i]
-                total += wi * _loss_grad(loss, &p[0], &Y[i, 0], K)
+                wi = (<const floating *> x.sw)[i]
+                total += wi * _loss_grad(c.loss, &p[0], <const floating *> x.Y + i * x.ycols, K)
                 for kk in range(K):
-                    c = wi * p[kk]
+                    cg = wi * p[kk]
                     for q in range(lo, hi):
-                        G[kk, indices[q]] += c * data[q]
-                    Gi[kk] += c
+                        G[kk, indices[q]] += cg * data[q]
+                    Gi[kk] += cg
             t += 1
             inv_b = <floating> (1.0 / (stop - start))
-            eta_d = _step_size(schedule, t, hp[P_ETA0], hp[P_POWER_T], hp[P_OPTIMAL_T0], hp[P_ALPHA])
-            eta = <floating> eta_d
-            shrink = <floating> (eta_d * l1)
-            if optimizer == SGD:
-                for kk in range(K):
-                    for j in range(d):
-                        g = G[kk, j] * inv_b + l2 * W[kk * cols + j]
-                        G[kk, j] = 0
-                        _update(&W[kk * cols + j], &V[kk * cols + j], g, mu, eta, nesterov, shrink)
-                for kk in range(K):
-                    if fit_intercept:
-                        _update(&W[kk * cols + d], &V[kk * cols + d], Gi[kk] * inv_b, mu, eta,
-                                nesterov, 0)
-                    Gi[kk] = 0
-            else:
-                _set_rule(&r, optimizer, t, t_a, eta_d, hp)
-                for kk in range(K):
-                    for j in range(d):
-                        g = G[kk, j] * inv_b + l2 * W[kk * cols + j]
-                        G[kk, j] = 0
+            _set_rule(&r, c, t, hp)
+            eta = <floating> r.eta
+            shrink = <floating> (r.eta * l1)
+            for kk in range(K):
+                for j in range(d):
+                    g = G[kk, j] * inv_b + l2 * W[kk * cols + j]
+                    G[kk, j] = 0
+                    if c.optimizer == SGD:
+                        _update(&W[kk * cols + j], &V[kk * cols + j], g, mu, eta, c.nesterov, shrink)
+                    else:
                         _adaptive_coord(&W[kk * cols + j], &V[kk * cols + j], &S2[kk * cols + j], g,
                                         &r, l1 != 0.0)
-                for kk in range(K):
-                    if fit_intercept:
+                if c.fit_intercept:
+                    if c.optimizer == SGD:
+                        _update(&W[kk * cols + d], &V[kk * cols + d], Gi[kk] * inv_b, mu, eta, c.nesterov, 0)
+                    else:
                         _adaptive_coord(&W[kk * cols + d], &V[kk * cols + d], &S2[kk * cols + d],
                                         Gi[kk] * inv_b, &r, False)
-                    Gi[kk] = 0
-            if t_a > 0:
-                _set_rule(&r, optimizer, t, t_a, eta_d, hp)
-                for kk in range(K):
-                    _average(&W[kk * cols], &A[kk * cols], cols, r.avg)
+                Gi[kk] = 0
+                _average(&W[kk * cols], &A[kk * cols], cols, r.avg)
             start = stop
     return total
-

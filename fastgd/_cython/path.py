@@ -42,7 +42,6 @@ def path_epoch(X, Y, sw, order, train, scale, state, hp, codes, model_fold, loss
     if sp.issparse(X):
         if X.format != "csr":
             raise ValueError(f"X must be a CSR matrix, got {X.format}")
-        path_epoch_csr(X.data, X.indices, X.indptr, X.shape, Y, sw, order, train, scale, state, hp, codes,
-                       model_fold, losses)
+        path_epoch_csr(X, Y, sw, order, train, scale, state, hp, codes, model_fold, losses)
     else:
         path_epoch_dense(X, Y, sw, order, train, scale, state, hp, codes, model_fold, losses)
