@@ -6,16 +6,18 @@ The same algorithm and lazy update as ``fastgd._numba.sparse`` (see its docstrin
 the math): coordinates a batch does not touch are brought up to date when next read,
 by tabulated powers of the 2x2 gradient-free step; every coordinate is brought up to
 date every ``T`` steps and at the end of the epoch. AdaGrad and RMSprop without a
-penalty step lazily too (``_lazy_adaptive_run``). The dense step (O(K d) per step) is
+penalty step lazily too (``_lazy_batches``). The dense step (O(K d) per step) is
 taken wherever ``fastgd._optimizers.uses_lazy_update`` says no exact lazy form exists
 (an L1 part, momentum SGD with a time-varying step, Adam, the adaptive rules with L2,
 averaging), and with ``lazy=False``.
 One thread.
 
-Every array's dtype and contiguity is checked by Cython when the call starts, and
-``epoch`` checks shapes, codes, the CSR structure (indices in ``[0, d)``, ``indptr``
-from 0, non-decreasing, ending at nnz) and the row order before it enters the loops
-(``fastgd._checks.check_sparse_epoch``, the checks every backend runs).
+``epoch`` checks dtypes, contiguity, shapes, codes, the CSR structure (indices in
+``[0, d)``, ``indptr`` from 0, non-decreasing, ending at nnz) and the row order before
+it enters the loops (``fastgd._checks.check_sparse_epoch``, the checks every backend
+runs); Cython checks each array's dtype and contiguity again as it takes a typed view
+of it. The loops take the epoch's arrays and scratch in structs (``Rows``, ``Lazy``,
+``Codes``).
 
 The tuning constants (SYNC_MIN_STEPS, the prefetch distances, LO_BITS, the cache line)
 are defined in ``fastgd._tuning``, shared with the Numba kernels: LO_BITS is compiled in
@@ -472,60 +474,24 @@ cdef inline double _batch_rows(const Rows *x, Py_ssize_t start, Py_ssize_t stop,
 
 cdef double _lazy_batches(const Rows *x, floating *W, floating *V, const Lazy *lz, const Codes *c,
                           const double *hp, floating *p, floating *Gi, int64_t *t_end) noexcept nogil:
-    """The lazy epoch of momentum SGD for any batch size and K (``_batch_rows``, then
-    the touched coordinates' steps). Returns the loss sum and sets *t_end to the final
-    step (records are caught up to it as they are copied back)."""
+    """The lazy epoch for any batch size and K: each batch's rows (``_batch_rows``),
+    then the step of the coordinates it touched and of the intercepts. Momentum SGD
+    (records: K weights and K velocities; every record is brought up to date every
+    ``lz.T`` steps), or AdaGrad and RMSprop without a penalty on the weights and
+    without averaging (records: K weights and K accumulators V; RMSprop's ``s_j``
+    takes the ``beta_2**k`` of the ``k`` steps it missed when next touched, and at the
+    end of the epoch; see ``_lazy_adaptive_epoch`` in ``fastgd._numba.sparse``).
+    Returns the loss sum and sets *t_end to the final step (records are brought up to
+    it as they are copied back)."""
     cdef floating *R = <floating *> lz.R
     cdef floating *Gs = <floating *> lz.Gs
     cdef floating eta = <floating> hp[P_ETA0], mu = <floating> hp[P_MOMENTUM], l2 = <floating> hp[P_L2]
-    cdef Py_ssize_t K = x.K, cols = x.d + 1, S = lz.S
+    cdef Py_ssize_t K = x.K, d = x.d, cols = d + 1, S = lz.S
+    cdef bint sgd = c.optimizer == SGD
     cdef double total = 0.0
     cdef Py_ssize_t start, stop, q, kk, n_touched, steps = 0
     cdef floating *rec
-    cdef floating inv_b
-    cdef Codes now = c[0]  # (now.t: the updates taken)
-    start = 0
-    while start < x.n:
-        stop = start + c.batch
-        if stop > x.n:
-            stop = x.n
-        n_touched = 0
-        total += _batch_rows(x, start, stop, W, lz, &now, p, Gi, &n_touched)
-        now.t += 1
-        steps += 1
-        inv_b = <floating> (1.0 / (stop - start))
-        for q in range(n_touched):
-            rec = R + lz.touched[q] * S
-            for kk in range(K):
-                _update(&rec[kk], &rec[K + kk], Gs[q * K + kk] * inv_b + l2 * rec[kk], mu, eta,
-                        c.nesterov, 0)
-            _set_last(rec, K, now.t)
-        for kk in range(K):
-            if c.fit_intercept:
-                _update(&W[kk * cols + x.d], &V[kk * cols + x.d], Gi[kk] * inv_b, mu, eta, c.nesterov, 0)
-            Gi[kk] = 0
-        if steps % lz.T == 0:
-            _sync(R, lz, K, x.d, now.t)
-        start = stop
-    t_end[0] = now.t  # the records are brought up to t as they are copied back
-    return total
-
-
-cdef double _lazy_adaptive_batches(const Rows *x, floating *W, floating *S1, const Lazy *lz,
-                                   const Codes *c, const double *hp, floating *p, floating *Gi,
-                                   int64_t *t_end) noexcept nogil:
-    """AdaGrad and RMSprop without a penalty on the weights and without averaging: only
-    the coordinates a batch touches move (O(nnz) per step); RMSprop's ``s_j`` takes the
-    ``beta_2**k`` of the ``k`` steps it missed when next touched (``_bring_up``), and at
-    the end of the epoch. The records hold K weights and K accumulators; see
-    ``_lazy_adaptive_epoch`` in ``fastgd._numba.sparse``."""
-    cdef floating *R = <floating *> lz.R
-    cdef floating *Gs = <floating *> lz.Gs
-    cdef Py_ssize_t K = x.K, cols = x.d + 1, S = lz.S
-    cdef double total = 0.0
-    cdef Py_ssize_t start, stop, q, kk, n_touched
-    cdef floating *rec
-    cdef floating inv_b
+    cdef floating inv_b, g
     cdef Codes now = c[0]  # (now.t: the updates taken)
     cdef Rule r
     start = 0
@@ -536,18 +502,29 @@ cdef double _lazy_adaptive_batches(const Rows *x, floating *W, floating *S1, con
         n_touched = 0
         total += _batch_rows(x, start, stop, W, lz, &now, p, Gi, &n_touched)
         now.t += 1
+        steps += 1
         inv_b = <floating> (1.0 / (stop - start))
-        _set_rule(&r, &now, now.t, hp)
+        if not sgd:
+            _set_rule(&r, &now, now.t, hp)
         for q in range(n_touched):
             rec = R + lz.touched[q] * S
             for kk in range(K):
-                _adaptive_coord(&rec[kk], &rec[K + kk], &rec[K + kk], Gs[q * K + kk] * inv_b, &r, False)
+                g = Gs[q * K + kk] * inv_b
+                if sgd:
+                    _update(&rec[kk], &rec[K + kk], g + l2 * rec[kk], mu, eta, c.nesterov, 0)
+                else:
+                    _adaptive_coord(&rec[kk], &rec[K + kk], &rec[K + kk], g, &r, False)
             _set_last(rec, K, now.t)
         for kk in range(K):
             if c.fit_intercept:
-                _adaptive_coord(&W[kk * cols + x.d], &S1[kk * cols + x.d], &S1[kk * cols + x.d],
-                                Gi[kk] * inv_b, &r, False)
+                g = Gi[kk] * inv_b
+                if sgd:
+                    _update(&W[kk * cols + d], &V[kk * cols + d], g, mu, eta, c.nesterov, 0)
+                else:
+                    _adaptive_coord(&W[kk * cols + d], &V[kk * cols + d], &V[kk * cols + d], g, &r, False)
             Gi[kk] = 0
+        if sgd and steps % lz.T == 0:
+            _sync(R, lz, K, d, now.t)
         start = stop
     t_end[0] = now.t
     return total
@@ -612,9 +589,7 @@ def epoch(const floating[::1] data, indices, indptr, Y, sw, order, state, hp, co
         lz.hi = <const double *> <size_t> hi_np.ctypes.data
     with nogil:
         _records_in(&lz, W, V, K, d, c.t)
-        if c.optimizer != SGD:  # AdaGrad, RMSprop (see uses_lazy_update)
-            total = _lazy_adaptive_batches(&x, W, V, &lz, &c, &h[0], &p[0], &Gi[0], &t_end)
-        elif c.batch == 1 and K == 1:
+        if c.optimizer == SGD and c.batch == 1 and K == 1:
             total = _lazy_sgd1(&x, W, V, &lz, &c, &h[0], &t_end)
         else:
             total = _lazy_batches(&x, W, V, &lz, &c, &h[0], &p[0], &Gi[0], &t_end)

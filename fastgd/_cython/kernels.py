@@ -15,14 +15,9 @@ the algorithm they implement and ``fastgd._tuning`` for their tuning constants
 import importlib
 import os
 
-try:
-    _kernels = importlib.import_module("._kernels", __package__)
-except ImportError as exc:  # the package was used from a source tree without building
-    raise ImportError(
-        "the compiled extension fastgd._cython._kernels is missing; build it by "
-        "installing fastgd from its source tree with `pip install -e .` (or `pip install .`), "
-        "which needs a C compiler such as gcc"
-    ) from exc
+from . import load_extension
+
+_kernels = load_extension("_kernels")
 
 
 def _select():

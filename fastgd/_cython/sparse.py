@@ -4,13 +4,10 @@ See ``fastgd._numba.sparse`` for the lazy update, ``fastgd._numpy.sparse`` for t
 algorithm they implement and ``fastgd._tuning`` for their tuning constants.
 """
 
-try:
-    from ._sparse import epoch, uses_lazy_update
-except ImportError as exc:  # the package was used from a source tree without building
-    raise ImportError(
-        "the compiled extension fastgd._cython._sparse is missing; build it by "
-        "installing fastgd from its source tree with `pip install -e .` (or `pip install .`), "
-        "which needs a C compiler such as gcc"
-    ) from exc
+from . import load_extension
+
+_sparse = load_extension("_sparse")
+epoch = _sparse.epoch
+uses_lazy_update = _sparse.uses_lazy_update
 
 __all__ = ["epoch", "uses_lazy_update"]
