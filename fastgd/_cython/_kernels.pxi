@@ -29,12 +29,21 @@ a process forked from a parent that has used one (the child hangs), so a child f
 after a parallel region sums its blocks on one thread: same result, no hang
 (``fastgd._cython._forksafe``).
 
-Single-output rows (squared error with one target, log loss) go in blocks of
-``LOSS_BLOCK_ROWS``: the block's outputs first, then its losses in one loop that runs in
-vector lanes (the log loss's ``exp``/``log1p`` are the branch-free ones of
-``fastgd._vmath``, in C in ``fastgd_log_losses``, compiled without reassociation), then
-its gradients. ``vexp_values``/``vlog1p_values`` run those two functions over arrays,
-for tests.
+The rows of a batch, a block or a fold's segment go through one row loop,
+``_add_rows``, for the single-model and the many-models kernels alike (a ``Span``
+says which rows, in which order, and whether to prefetch). Single-output rows (squared
+error with one target, log loss) go in blocks: the block's outputs first, four rows at
+a time where the rows are narrow or in cache, then its losses, then its gradients. The
+log loss's blocks are ``LOSS_BLOCK_ROWS`` rows, so that its losses run in one loop in
+vector lanes (its ``exp``/``log1p`` are the branch-free ones of ``fastgd._vmath``, in C
+in ``fastgd_log_losses``, compiled without reassociation); the squared error's are four
+rows. ``vexp_values``/``vlog1p_values`` run those two functions over arrays, for tests.
+
+The C helpers (prefetching, the dot products, the four-row products with vector types,
+the vectorised ``exp``/``log1p`` and the log loss) are in headers next to this file,
+``fastgd_helpers.h`` and ``fastgd_vmath.h``. The loops take their scratch and settings
+in structs (``Span``, ``Shape``, ``Codes``, ``Rule``; ``Path`` and ``Part`` for many
+models), so that no function takes more than a few arguments.
 
 SGD (``batch_size=1``) fuses the gradient and the step in one pass over the row's
 features: the same arithmetic as a one-row batch through ``_step``, without the gradient
@@ -303,13 +312,16 @@ cdef double _add_rows_rowwise(const floating[:, ::1] X, const floating[:, ::1] Y
 cdef double _add_rows_single(const floating[:, ::1] X, const floating[:, ::1] Y,
                              const floating[::1] sw, const floating *W, const Span *s,
                              floating *p, acc_t *G) noexcept nogil:
-    """``_add_rows`` for one output (squared error or log loss): blocks of up to
-    LOSS_BLOCK_ROWS rows, the block's outputs first (with its targets and weights, in
-    double), then its losses in one loop (``_block_losses``), then its gradients, the
-    rows read again (from cache). Four rows go at a time where the span says so (rows
-    in cache) or the rows are at most FOUR_ROWS_MAX_BYTES: four dot products in one
-    pass over W (``_dot4``), then the four rows' gradients in one pass over G
-    (``_add4``: a quarter of the loads and stores of G). ``p``: a scratch of 4."""
+    """``_add_rows`` for one output (squared error or log loss), by blocks of rows: the
+    block's outputs first (with its targets and weights, in double), then its losses
+    in one loop (``_block_losses``), then its gradients, the rows read again (from
+    cache). The log loss takes blocks of LOSS_BLOCK_ROWS rows (its exp and log1p run in
+    vector lanes over the block); the squared error, with no exp to vectorise, blocks
+    of four rows (or one), read again from the nearest cache. Four rows go at a time
+    where the span says so (rows in cache) or the rows are at most
+    FOUR_ROWS_MAX_BYTES: four dot products in one pass over W (``_dot4``), then the
+    four rows' gradients in one pass over G (``_add4``: a quarter of the loads and
+    stores of G). ``p``: a scratch of 4."""
     cdef Py_ssize_t d = X.shape[1]
     cdef Py_ssize_t r, q, k, i, j, start, m
     cdef Py_ssize_t rows[4]
@@ -318,6 +330,7 @@ cdef double _add_rows_single(const floating[:, ::1] X, const floating[:, ::1] Y,
     cdef floating c4[4]
     cdef double total = 0.0
     cdef bint four = s.four or d * <Py_ssize_t> sizeof(floating) <= FOUR_ROWS_MAX_BYTES
+    cdef Py_ssize_t block = LOSS_BLOCK_ROWS if s.loss == LOG else (4 if four else 1)
     # the block's outputs, targets, weights, gradients and losses
     cdef double zb[LOSS_BLOCK_ROWS]
     cdef double yb[LOSS_BLOCK_ROWS]
@@ -327,8 +340,8 @@ cdef double _add_rows_single(const floating[:, ::1] X, const floating[:, ::1] Y,
     start = 0
     while start < s.count:
         m = s.count - start
-        if m > LOSS_BLOCK_ROWS:
-            m = LOSS_BLOCK_ROWS
+        if m > block:
+            m = block
         r = 0
         while four and r + 4 <= m:
             q = start + r
