@@ -1,6 +1,7 @@
 /* The Cython kernels' C helpers (fastgd/_cython/_kernels.pxi and _sparse.pyx use them
    through `cdef extern from "fastgd_helpers.h"`): prefetching, the build's flags, the
-   CPU check of the AVX2 build, and the dense kernels' dot products. */
+   CPU check of the AVX2 build, and the dense kernels' dot products. Included by the
+   C that Cython generates, after Python.h (Py_ssize_t). */
 #ifndef FASTGD_HELPERS_H
 #define FASTGD_HELPERS_H
 

@@ -1,5 +1,6 @@
 /* The kernels' vectorisable exp and log1p, and the log loss of a block of rows (used by
-   fastgd/_cython/_kernels.pxi through `cdef extern from "fastgd_vmath.h"`). */
+   fastgd/_cython/_kernels.pxi through `cdef extern from "fastgd_vmath.h"`; included by
+   the C that Cython generates, after Python.h: Py_ssize_t). */
 #ifndef FASTGD_VMATH_H
 #define FASTGD_VMATH_H
 

@@ -15,9 +15,9 @@ models when the fold's batch is complete (then they step) or at the window's end
 weights do not change within a batch, so its rows' gradients may be summed in parts).
 Each row is read from memory once, by the fold's first model (which prefetches
 ahead), and from cache by the fold's other models; each model takes the segment with
-the single-model epoch's row loops (one output: blocks of ``LOSS_BLOCK_ROWS`` rows,
-four rows at a time with vector-typed products, the log loss's vectorised
-``exp``/``log1p``; several outputs: row by row). CSR rows go one at a time, every model whose fold trains on the row taking
+the single-model epoch's row loop (one output: blocks of rows, ``LOSS_BLOCK_ROWS`` for the
+log loss with its vectorised ``exp``/``log1p``, four for the squared error, four rows
+at a time with vector-typed products; several outputs: row by row). CSR rows go one at a time, every model whose fold trains on the row taking
 it in turn; the step is the dense one (O(K d) per update), as in the NumPy reference.
 
 The loops run without the GIL. With ``codes[0, N_THREADS] > 1`` (and OpenMP, see
