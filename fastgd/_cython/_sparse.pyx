@@ -265,24 +265,19 @@ cdef inline void _prefetch_row(const floating *data, const int64_t *indices,
         FASTGD_PREFETCH(x + nx - 1)
 
 
-cdef inline void _prefetch_ahead(const Rows *x, Py_ssize_t ii, const floating *R,
-                                 Py_ssize_t S) noexcept nogil:
-    """Prefetch for the row at position ii of the order: later rows' entries, target and
-    weight, and (unless R is NULL) nearer rows' coordinate records R (shuffled SGD waits
-    on memory for each otherwise)."""
-    cdef Py_ssize_t i, q
+cdef inline void _prefetch_ahead(const floating *data, const Rows *x, Py_ssize_t ii) noexcept nogil:
+    """Prefetch for the row at position ii of the order: later rows' entries (``data``
+    is ``x.data``), target and weight (shuffled SGD waits on memory for each
+    otherwise)."""
+    cdef Py_ssize_t i
     cdef const int64_t *order = x.order
     if ii + 2 * PREFETCH_AHEAD < x.n:
         FASTGD_PREFETCH(&x.indptr[order[ii + 2 * PREFETCH_AHEAD]])
     if ii + PREFETCH_AHEAD < x.n:
         i = order[ii + PREFETCH_AHEAD]
-        _prefetch_row(<const floating *> x.data, x.indices, x.indptr, i)
+        _prefetch_row(data, x.indices, x.indptr, i)
         FASTGD_PREFETCH(<const floating *> x.Y + i * x.ycols)
         FASTGD_PREFETCH(<const floating *> x.sw + i)
-    if R != NULL and ii + PREFETCH_NEAR < x.n:
-        i = order[ii + PREFETCH_NEAR]
-        for q in range(x.indptr[i], x.indptr[i + 1]):
-            FASTGD_PREFETCH(R + x.indices[q] * S)
 
 
 cdef double _lazy_sgd1(const Rows *x, floating *W, floating *V, const Lazy *lz, const Codes *c,
@@ -431,7 +426,7 @@ cdef inline double _batch_rows(const Rows *x, Py_ssize_t start, Py_ssize_t stop,
     cdef double total = 0.0
     for ii in range(start, stop):
         # the records of the row PREFETCH_NEAR ahead: one per non-zero of this row
-        _prefetch_ahead(x, ii, <floating *> NULL, S)
+        _prefetch_ahead(data, x, ii)
         pa = pb = 0
         if ii + PREFETCH_NEAR < x.n:
             pa = indptr[x.order[ii + PREFETCH_NEAR]]
@@ -625,7 +620,7 @@ cdef double _dense_run(const Rows *x, floating[:, :, ::1] state, const double *h
             if stop > n:
                 stop = n
             for ii in range(start, stop):
-                _prefetch_ahead(x, ii, <floating *> NULL, 0)
+                _prefetch_ahead(data, x, ii)
                 i = x.order[ii]
                 lo = x.indptr[i]
                 hi = x.indptr[i + 1]
