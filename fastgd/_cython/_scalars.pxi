@@ -1,6 +1,7 @@
 # Included by the dense kernels (_kernels.pxi) and the sparse ones (_sparse.pyx): the
-# registry codes and hp positions as C constants, the step size and the scalar losses,
-# written once for both.
+# registry codes and the hp and codes positions as C constants, a model's codes
+# (``Codes``) and an update's scalars (``Rule``), the step size, the adaptive rules'
+# coordinate step and the scalar losses, written once for both.
 
 # registry codes as C constants (read once from the registries at import)
 cdef int64_t SQUARED = _SQUARED
