@@ -1,4 +1,12 @@
-"""Shared fixtures: the backends, dtypes and small data sets the tests run over."""
+"""Shared fixtures: the backends, dtypes and small data sets the tests run over; and the
+two tiers of the suite.
+
+The default run (plain ``pytest``, the README's command) is the lean tier: every backend
+meets every registry entry at least once (pairwise grids, see ``tests/_grids.py``).
+Tests and grid cases marked ``full`` (the rest of the exhaustive grids, soak runs, tests
+that compile into empty caches in subprocesses) are deselected unless ``pytest --full``
+is given; CI runs them. ``pytest --full -m full`` runs the full tier alone.
+"""
 
 import numpy as np
 import pytest
@@ -52,3 +60,36 @@ def threads_always(monkeypatch):
     import fastgd._tuning
 
     monkeypatch.setattr(fastgd._tuning, "PARALLEL_MIN_VALUES", 0)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--full",
+        action="store_true",
+        default=False,
+        help="also run the tests marked 'full' (exhaustive grids, soak, subprocess cache "
+        "tests): CI's long tier",
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "full: exhaustive-grid case, soak or subprocess test; runs only with --full",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--full"):
+        return
+    keep = [item for item in items if item.get_closest_marker("full") is None]
+    if len(keep) < len(items):
+        dropped = [item for item in items if item.get_closest_marker("full") is not None]
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def pytest_report_header(config):
+    if config.getoption("--full"):
+        return "fastgd tiers: lean + full (--full)"
+    return "fastgd tiers: lean only (pytest --full adds the exhaustive grids, soak and subprocess tests)"

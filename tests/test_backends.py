@@ -1,7 +1,9 @@
 """Every backend matches the NumPy reference: same iterates to 1e-10 in float64.
 
 The grid covers every loss x penalty x schedule x batch size {1, 7, 32, full} x
-momentum {0, 0.9} x Nesterov, with shuffling, through the public estimators.
+momentum {0, 0.9} x Nesterov, with shuffling, through the public estimators: the whole
+product with ``pytest --full``, a pairwise covering set (every two of those values
+together at least once, on every backend) in the default run.
 """
 
 import numpy as np
@@ -15,6 +17,7 @@ from fastgd._losses import LOSSES
 from fastgd._penalties import PENALTIES
 from fastgd._schedules import SCHEDULE_CODES, SCHEDULES
 
+from ._grids import grid
 from .conftest import FAST_BACKENDS, make_data
 
 # registry name -> (estimator class, data kind)
@@ -46,12 +49,10 @@ def assert_same_fit(ref, fast, rtol=1e-10, atol=1e-12):
     assert fast.n_iter_ == ref.n_iter_
 
 
-@pytest.mark.parametrize("backend", FAST_BACKENDS)
-@pytest.mark.parametrize("loss", sorted(LOSSES))
-@pytest.mark.parametrize("penalty", list(PENALTIES), ids=str)
-@pytest.mark.parametrize("learning_rate", sorted(SCHEDULES))
-@pytest.mark.parametrize("batch_size", BATCHES)
-@pytest.mark.parametrize("momentum,nesterov", MOMENTA)
+@pytest.mark.parametrize(
+    "backend,loss,penalty,learning_rate,batch_size,momentum,nesterov",
+    grid(FAST_BACKENDS, sorted(LOSSES), list(PENALTIES), sorted(SCHEDULES), BATCHES, MOMENTA, cross=1),
+)
 def test_matches_reference(backend, loss, penalty, learning_rate, batch_size, momentum, nesterov):
     cls, kind = LOSS_CASES[loss]
     X, y = make_data(kind, n=50)

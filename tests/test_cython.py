@@ -15,6 +15,7 @@ from fastgd import LinearRegression, LogisticRegression, _tuning
 from fastgd import _params as P
 from fastgd._backends import get_backend
 
+from ._grids import grid
 from .conftest import make_data
 
 kernels = pytest.importorskip("fastgd._cython._kernels", reason="the cython extension is not built")
@@ -120,10 +121,11 @@ def test_kernel_rejects_class_indices_outside_the_outputs(build):
         build.epoch(**args)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("loss,K", [(0, 2), (1, 1), (2, 3)])
-@pytest.mark.parametrize("batch", [1, 7, 5000])
-@pytest.mark.parametrize("nesterov,l1", [(0, 0.0), (1, 0.0), (0, 0.01)])
+@pytest.mark.parametrize(
+    "dtype,loss,K,batch,nesterov,l1",
+    grid([np.float64, np.float32], [(0, 2), (1, 1), (2, 3)], [1, 7, 5000], [(0, 0.0), (1, 0.0), (0, 0.01)],
+         ids=lambda v: v.__name__ if isinstance(v, type) else None),
+)
 def test_every_build_matches_the_reference(build, dtype, loss, K, batch, nesterov, l1, threads_always):
     """Each compiled build (baseline and AVX2) against the NumPy reference, over the
     kernel's paths: fused SGD, mini-batch, blocked full batch (5000 rows, 2 blocks,

@@ -40,7 +40,9 @@ import pytest
 
 numba = pytest.importorskip("numba")
 
-pytestmark = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="about the JIT's cache")
+# compiling into empty caches in child processes takes minutes on 2 cores: the full tier
+# (pytest --full), which CI runs
+pytestmark = [pytest.mark.skipif(numba.config.DISABLE_JIT, reason="about the JIT's cache"), pytest.mark.full]
 
 CHILD = r"""
 import hashlib, json, os, sys, time, warnings

@@ -18,6 +18,8 @@ from fastgd._numba import kernels as K
 from fastgd._numba._intrinsics import next_index, prefetch, prefetch1
 
 jit_only = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="inspects compiled code")
+# every test compiles fresh copies of kernels (no cache) to inspect them: the full tier
+pytestmark = pytest.mark.full
 
 
 def _fresh(fn):

@@ -24,6 +24,7 @@ from fastgd._optimizers import OPTIMIZER_CODES, OPTIMIZERS, n_state
 from fastgd._penalties import PENALTIES
 from fastgd._schedules import SCHEDULES
 
+from ._grids import pairwise
 from .conftest import FAST_BACKENDS, make_data
 
 LOSS_CASES = {
@@ -31,7 +32,7 @@ LOSS_CASES = {
     "log_loss": (LogisticRegression, "binary"),
     "multinomial": (LogisticRegression, "multiclass"),
 }
-FACTORS = {
+FACTORS = {  # the must-have combination first: optimizer x backend x sparse
     "optimizer": sorted(OPTIMIZERS),
     "backend": FAST_BACKENDS,
     "sparse": [False, True],
@@ -45,29 +46,10 @@ FACTORS = {
 
 def pairwise_cases(factors, must=("optimizer", "backend", "sparse")):
     """A small set of cases in which every pair of values of any two factors appears,
-    and every combination of the ``must`` factors: greedy, deterministic."""
+    and every combination of the ``must`` factors (listed first in ``factors``)."""
     names = list(factors)
-    pairs = set()
-    for (i, a), (j, b) in itertools.combinations(enumerate(names), 2):
-        for va, vb in itertools.product(range(len(factors[a])), range(len(factors[b]))):
-            pairs.add((i, va, j, vb))
-    musts = set(itertools.product(*(range(len(factors[m])) for m in must)))
-    must_idx = [names.index(m) for m in must]
-    rng = np.random.default_rng(0)
-    candidates = list(itertools.product(*(range(len(factors[n])) for n in names)))
-    rng.shuffle(candidates)
-    chosen = []
-    while pairs or musts:
-        best, best_gain = None, 0
-        for c in candidates:
-            gain = sum((i, c[i], j, c[j]) in pairs for i, j in itertools.combinations(range(len(names)), 2))
-            gain += 100 * (tuple(c[k] for k in must_idx) in musts)
-            if gain > best_gain:
-                best, best_gain = c, gain
-        chosen.append(best)
-        for i, j in itertools.combinations(range(len(names)), 2):
-            pairs.discard((i, best[i], j, best[j]))
-        musts.discard(tuple(best[k] for k in must_idx))
+    assert names[: len(must)] == list(must)
+    chosen = pairwise(*factors.values(), must=len(must))
     return [{n: factors[n][c[k]] for k, n in enumerate(names)} for c in chosen]
 
 

@@ -59,6 +59,7 @@ def _data(n=90, d=4, kind="binary", seed=0, dtype=np.float64):
 CASES = [
     ("logistic-minibatch-elasticnet", LogisticRegression, "binary",
      {"batch_size": 7, "penalty": "elasticnet"}, {}),
+    ("multinomial-sgd", LogisticRegression, "multi", {"batch_size": 1}, {}),
     ("multinomial-sgd-float32", LogisticRegression, "multi", {"batch_size": 1}, {"dtype": np.float32}),
     ("regression-full-csr", LinearRegression, "targets", {"batch_size": "full", "max_iter": 40}, {"sparse": True}),
     ("adam-average-weights", LogisticRegression, "binary",
@@ -106,8 +107,16 @@ def _weights(est):
     return np.column_stack([coef, np.atleast_1d(est.intercept_)])
 
 
-@pytest.mark.parametrize("backend", ALL_BACKENDS)
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def _case_params():
+    """Every case on every backend; Numba's float32 case (a compile of the float32
+    many-models kernel, about 100 s on 2 cores) only with --full."""
+    for case in CASES:
+        for backend in ALL_BACKENDS:
+            full = backend == "numba" and case[4].get("dtype") == np.float32
+            yield pytest.param(case, backend, id=f"{case[0]}-{backend}", marks=(pytest.mark.full,) if full else ())
+
+
+@pytest.mark.parametrize("case,backend", list(_case_params()))
 def test_every_model_equals_its_independent_fit(case, backend, monkeypatch):
     _, cls, kind, params, extra = case
     X, y = _data(kind=kind, dtype=extra.get("dtype", np.float64))

@@ -400,17 +400,25 @@ sys.stdout.buffer.write(pickle.dumps(out))
 """
 
 
+_MISSING = [
+    ("numba", ["fastgd._cython"], "numpy", "numba-fit-no-cython"),
+    ("cython", ["fastgd._cython"], "numba", "cython-fit-no-cython"),
+    ("cython", ["numba", "fastgd._cython"], "numpy", "cython-fit-neither"),
+    ("numba", ["numba"], "cython", "numba-fit-no-numba"),
+]
+
+
+# a child process each: every scenario once in the default run (the kinds alternating),
+# both kinds for every scenario with --full
 @pytest.mark.parametrize(
-    "fitted_with,blocked,fallback",
+    "kind,fitted_with,blocked,fallback",
     [
-        ("numba", ["fastgd._cython"], "numpy"),
-        ("cython", ["fastgd._cython"], "numba"),
-        ("cython", ["numba", "fastgd._cython"], "numpy"),
-        ("numba", ["numba"], "cython"),
+        pytest.param(kind, fitted, blocked, fallback, id=f"{kind}-{name}",
+                     marks=() if (i + k) % 2 == 0 else (pytest.mark.full,))
+        for k, kind in enumerate(["regression", "multiclass"])
+        for i, (fitted, blocked, fallback, name) in enumerate(_MISSING)
     ],
-    ids=["numba-fit-no-cython", "cython-fit-no-cython", "cython-fit-neither", "numba-fit-no-numba"],
 )
-@pytest.mark.parametrize("kind", ["regression", "multiclass"])
 def test_unpickled_where_a_backend_is_missing(fitted_with, blocked, fallback, kind):
     """Fit with one backend, unpickle in a process where it cannot be imported: the
     model predicts as before (prediction needs no kernel), training with the missing
@@ -522,6 +530,7 @@ print(" ".join(hashlib.sha256(f.coef_.tobytes() + f._state.tobytes()).hexdigest(
 """
 
 
+@pytest.mark.full  # two child processes, the first compiling into an empty cache
 @pytest.mark.skipif(__import__("numba").config.DISABLE_JIT, reason="about the JIT's cache")
 def test_numba_gives_the_same_bits_compiled_or_loaded_from_its_cache(tmp_path):
     """The first process on a machine compiles the Numba kernels, later ones load them

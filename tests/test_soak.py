@@ -25,6 +25,9 @@ from fastgd import LinearRegression, LogisticRegression
 
 from .conftest import ALL_BACKENDS
 
+# thousands of calls per stream: the full tier (pytest --full)
+pytestmark = pytest.mark.full
+
 SOAK = os.environ.get("FASTGD_SOAK") == "1"
 # calls per stream: the NumPy reference's CSR kernel takes 3 ms a call, so fewer for it
 N_CALLS = {"numpy": 10_000 if SOAK else 2_000, "numba": 10_000 if SOAK else 3_000,

@@ -16,6 +16,7 @@ from fastgd import _params as P
 from fastgd._backends import get_backend
 from fastgd._sparse import kernel_arrays
 
+from ._grids import grid
 from .conftest import ALL_BACKENDS, FAST_BACKENDS, make_data
 
 LOSS_CASES = {
@@ -55,11 +56,10 @@ def fit_dense_and_sparse(cls, X, y, Xs=None, dense_backend="numpy", sample_weigh
 
 
 # ------------------------------------------------------------------ sparse == dense
-@pytest.mark.parametrize("backend", ALL_BACKENDS)
-@pytest.mark.parametrize("loss", sorted(LOSS_CASES))
-@pytest.mark.parametrize("batch_size", [1, 7, "full"])
-@pytest.mark.parametrize("momentum,nesterov", MOMENTA)
-@pytest.mark.parametrize("penalty", ["l2", None, "l1", "elasticnet"], ids=str)
+@pytest.mark.parametrize(
+    "backend,loss,batch_size,momentum,nesterov,penalty",
+    grid(ALL_BACKENDS, sorted(LOSS_CASES), [1, 7, "full"], MOMENTA, ["l2", None, "l1", "elasticnet"], cross=1),
+)
 def test_sparse_fit_equals_dense_fit(backend, loss, batch_size, momentum, nesterov, penalty):
     cls, kind = LOSS_CASES[loss]
     X, y = sparse_data(kind)
@@ -71,9 +71,10 @@ def test_sparse_fit_equals_dense_fit(backend, loss, batch_size, momentum, nester
     assert np.abs(dense.coef_).max() > 1e-3  # the fit moved
 
 
-@pytest.mark.parametrize("backend", ALL_BACKENDS)
-@pytest.mark.parametrize("learning_rate", ["auto", "adaptive", "invscaling", "optimal"])
-@pytest.mark.parametrize("batch_size", [1, 5])
+@pytest.mark.parametrize(
+    "backend,learning_rate,batch_size",
+    grid(ALL_BACKENDS, ["auto", "adaptive", "invscaling", "optimal"], [1, 5], cross=1),
+)
 def test_every_schedule(backend, learning_rate, batch_size):
     X, y = sparse_data("multiclass", seed=1)
     dense, sparse = fit_dense_and_sparse(
