@@ -13,7 +13,6 @@ beside the tables).
 """
 
 import argparse
-import itertools
 import logging
 import time
 
@@ -245,27 +244,15 @@ def simulate_workers(rows=400_000, features=20, n_blocks=16, epochs=5, batch=256
                      sync_every=(None,), test_rows=100_000):
     """The averaged mode's convergence with 1 to 16 workers, simulated in this process:
     ``n_blocks`` blocks, block ``b`` on worker ``b % k``, each epoch the averaged mode's
-    rounds (``fastgd._dask.average_rounds``) run with its tasks (no cluster, no timing).
+    rounds run with its tasks (``fastgd.benchmarking.simulate_average``: no cluster, no timing).
     Returns ``{(k, sync_every): [test accuracy after each epoch]}``, with the sequential
     fit (in memory, the same data) as ``{("in memory", None): [...]}``."""
-    from sklearn.utils import check_random_state
-
     from fastgd import LogisticRegression
-    from fastgd import _dask as fdask
-    from fastgd import _params as P
-    from fastgd._run import prepared
+    from fastgd.benchmarking import simulate_average
 
     X, y = _logistic_data(np.random, rows, features, None, SEED)
     X_test, y_test = _logistic_data(np.random, test_rows, features, None, SEED + 1)
     est = LogisticRegression(batch_size=batch, max_iter=epochs, tol=None, random_state=SEED)
-    run = prepared(est, X, y)
-    hp = run.hp.copy()
-    hp[P.ETA0] = run.eta
-    codes = run.codes.copy()
-    codes[P.N_THREADS] = 1  # one thread per worker
-    edges = np.linspace(0, rows, n_blocks + 1).astype(int)
-    blocks = [(X[a:b], run.Y[a:b], run.sw[a:b]) for a, b in itertools.pairwise(edges)]
-    sizes = [b[0].shape[0] for b in blocks]
 
     def accuracy(W):
         return float(np.mean(((X_test @ W[0, :-1] + W[0, -1]) > 0) == y_test))
@@ -273,18 +260,12 @@ def simulate_workers(rows=400_000, features=20, n_blocks=16, epochs=5, batch=256
     curves = {}
     for k in workers:
         for s in sync_every:
-            rng = check_random_state(SEED)
-            state, t, curve = np.zeros_like(run.state), 0, []
-            for _ in range(epochs):
-                plan = fdask.epoch_plan(rng, n_blocks, shuffle=True)
-                rounds = fdask.average_rounds(plan, [b % k for b in range(n_blocks)], sizes, batch, s)
-                state, _, steps = fdask._Local.rounds(blocks, rounds, (state, 0.0), ("numba", hp, codes), t)
-                t += steps
-                curve.append(accuracy(state[0]))
-            curves[k, s] = curve
+            states = simulate_average(est, X, y, n_blocks, k, epochs, sync_every=s)
+            curves[k, s] = [accuracy(W) for W in states]
     reference = []
     for e in range(1, epochs + 1):
-        reference.append(accuracy(est.set_params(max_iter=e).fit(X, y)._state[0]))
+        fitted = est.set_params(max_iter=e).fit(X, y)
+        reference.append(accuracy(np.column_stack([fitted.coef_.reshape(1, -1), fitted.intercept_.reshape(1, -1)])))
     curves["in memory", None] = reference
     return curves
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from fastgd._run import n_threads
+from fastgd.benchmarking import n_threads
 
 from .data import classification
 from .methods import SEED, timed_fit
