@@ -42,16 +42,19 @@ def main(argv=None):
         "--out", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent / "results",
         help="where the report goes (default: bench/results)",
     )
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start subprocesses")
-    parser.add_argument(
-        "--dask", action="store_true",
-        help="add the Dask section: a 2-worker LocalCluster against in memory (needs fastgd[dask])",
-    )
-    parser.add_argument(
-        "--no-race", action="store_true",
-        help="skip the time-to-accuracy race (the report's headline table)",
-    )
+    switches = {  # the on/off options: flag -> help
+        "--no-plots": "skip the PNG plots",
+        "--no-cold-start": "skip the cold-start subprocesses",
+        "--dask": "add the Dask section: a 2-worker LocalCluster against in memory (needs fastgd[dask])",
+        "--no-race": "skip the time-to-accuracy race (the report's headline table)",
+        "--no-sparse": "skip the sparse (CSR) section",
+        "--optimizers": "add the update-rule section: time to accuracy against scikit-learn, sparse epoch time against d",
+        "--no-reliability": "skip the concurrency and peak-memory section",
+        "--no-cv": "skip the cross-validation section (10 alphas x 5 folds against GridSearchCV and scikit-learn)",
+        "--no-fit": "skip the section on fit as a user calls it (set-up against an epoch, SGD through fit, shuffles)",
+    }
+    for flag, text in switches.items():
+        parser.add_argument(flag, action="store_true", help=text)
     parser.add_argument(
         "--race-scale", type=float, default=None, metavar="F",
         help="run the race on this fraction of its problems' rows (default 0.15; 1 with --full: the full sizes)",
@@ -59,22 +62,6 @@ def main(argv=None):
     parser.add_argument(
         "--race-threads", type=int, default=None, metavar="N",
         help="threads of every raced method's BLAS, OpenMP and PyTorch (default 1; 0: the libraries' defaults)",
-    )
-    parser.add_argument("--no-sparse", action="store_true", help="skip the sparse (CSR) section")
-    parser.add_argument(
-        "--optimizers", action="store_true",
-        help="add the update-rule section: time to accuracy against scikit-learn, sparse epoch time against d",
-    )
-    parser.add_argument(
-        "--no-reliability", action="store_true", help="skip the concurrency and peak-memory section"
-    )
-    parser.add_argument(
-        "--no-cv", action="store_true",
-        help="skip the cross-validation section (10 alphas x 5 folds against GridSearchCV and scikit-learn)",
-    )
-    parser.add_argument(
-        "--no-fit", action="store_true",
-        help="skip the section on fit as a user calls it (set-up against an epoch, SGD through fit, shuffles)",
     )
     parser.add_argument(
         "--dask-rows", type=int, default=10_000_000,

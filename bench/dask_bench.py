@@ -13,6 +13,7 @@ beside the tables).
 """
 
 import argparse
+import contextlib
 import logging
 import time
 
@@ -47,6 +48,19 @@ compare the ratios, not the seconds.
 """
 
 
+@contextlib.contextmanager
+def _client(n_workers):
+    """A ``Client`` of a new ``LocalCluster``: ``n_workers`` processes of one thread each."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                     silence_logs=logging.ERROR) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
 def _epoch_seconds(model):
     steps = np.diff([0.0] + list(model.time_curve_))
     return float(np.median(steps))
@@ -62,7 +76,7 @@ def _fit(model, X, y):
 def run(rows=10_000_000, features=20, chunk_rows=1_000_000, epochs=5, batch=256, stream=print):
     """Measure and return the table rows (dicts). ``stream`` gets progress lines."""
     import dask.array as da
-    from distributed import Client, LocalCluster, wait
+    from distributed import wait
 
     from fastgd import LinearRegression
 
@@ -73,16 +87,7 @@ def run(rows=10_000_000, features=20, chunk_rows=1_000_000, epochs=5, batch=256,
         },
     }
     out = []
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with _client(2) as client:
         def data(n, chunk):
             rng = da.random.default_rng(SEED)
             X = rng.standard_normal((n, features), chunks=(chunk, features))
@@ -150,7 +155,7 @@ def run_average(rows=10_000_000, features=20, chunk_rows=1_000_000, epochs=5, ba
     """Logistic mini-batch: in memory, a 1-worker cluster, and a 2-worker cluster in both
     modes (the averaged one for each ``sync_every``); returns the table rows (dicts)."""
     import dask.array as da
-    from distributed import Client, LocalCluster, wait
+    from distributed import wait
 
     from fastgd import LogisticRegression
 
@@ -178,16 +183,7 @@ def run_average(rows=10_000_000, features=20, chunk_rows=1_000_000, epochs=5, ba
 
     X = y = None
     for n_workers in (1, 2):
-        with (
-            LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        with _client(n_workers) as client:
             stream(f"generating {rows} x {features} float64 on {n_workers} worker(s)")
             # block i on worker i % n_workers: an even split (the averaged epoch waits
             # for the worker with the most rows), the same numbers on either cluster

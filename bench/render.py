@@ -157,7 +157,7 @@ def sizes_lines(results):
     if cfg.get("tta"):
         lines.append("- time to accuracy against lbfgs: {} training + {} test rows × {}".format(*cfg["tta"]))
     for sec in results.sections.values():
-        lines.append(f"- {sec['title']}: {sec['size']} sizes (in its section below)")
+        lines.append(f"- {sec['title']} ({sec['size']} sizes): {sec.get('sizes', '')}")
     if cfg["name"] != "full":
         lines += ["", "`python -m bench --full` runs the complete report: the race at its full sizes (scale 1), "
                   "200000×100 and 1000000×20 epoch timings, the scaling sweep to 1e7 rows and every section at "

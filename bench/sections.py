@@ -29,7 +29,7 @@ def _range(values):
 def sparse(size, stream):
     from . import sparse_bench
 
-    params = {"rows": 100_000, "nnz": 50, "d": 2**18, **sparse_bench.SIZES[size]}
+    params = {"rows": 100_000, "nnz": 50, "d": 2**18, "scaling_d": (2**14, 2**18, 2**20), **sparse_bench.SIZES[size]}
     epoch_rows, lazy_rows = sparse_bench.run(**params, stream=stream)
     fast = [r for r in epoch_rows if r["method"].startswith("fastgd") and r["method"] != "fastgd numpy"]
     widest = max(r["d"] for r in lazy_rows) if lazy_rows else None
@@ -41,7 +41,10 @@ def sparse(size, stream):
            f"dense-velocity step at d = 2^{widest.bit_length() - 1}" if widest else "")
     ]
     markdown = sparse_bench.section(epoch_rows, lazy_rows, params["rows"], params["nnz"], params["d"])
-    return {"markdown": markdown, "summary": summary, "rows": {"epochs": epoch_rows, "lazy": lazy_rows}}
+    sizes = (f"{params['rows']:,} rows, ~{params['nnz']} non-zeros per row, d = 2^{params['d'].bit_length() - 1}; "
+             f"the lazy update at d = {', '.join(f'2^{d.bit_length() - 1}' for d in params['scaling_d'])}")
+    return {"markdown": markdown, "summary": summary, "sizes": sizes,
+            "rows": {"epochs": epoch_rows, "lazy": lazy_rows}}
 
 
 def fit(size, stream):
@@ -56,7 +59,8 @@ def fit(size, stream):
         f"faster than scikit-learn (uniform shuffle), {_range(r['sklearn_s'] / r['blocks']['seconds'] for r in sgd)} "
         "with the block shuffle"
     ]
-    return {"markdown": fit_bench.section(setup, sgd, shuffles), "summary": summary,
+    sizes = "; ".join(dict.fromkeys([f"{r['n']}×{r['d']}" for r in setup + sgd] + [r["problem"] for r in shuffles]))
+    return {"markdown": fit_bench.section(setup, sgd, shuffles), "summary": summary, "sizes": sizes,
             "rows": {"setup": setup, "sgd": sgd, "shuffles": shuffles}}
 
 
@@ -71,7 +75,8 @@ def cv(size, stream):
         f"{v['accuracy_gap']:.2f} points from scikit-learn's"
         for v in cv_bench.verdicts(rows)
     ]
-    return {"markdown": cv_bench.section(rows), "summary": summary, "rows": rows}
+    sizes = "; ".join(dict.fromkeys(r["problem"] for r in rows))
+    return {"markdown": cv_bench.section(rows), "summary": summary, "sizes": sizes, "rows": rows}
 
 
 def reliability(size, stream):
@@ -86,7 +91,9 @@ def reliability(size, stream):
         f"; peak memory of a fit beside X: {shares} of X"
         + (f" ({len(mem) - len(fine)} failed)" if len(fine) < len(mem) else "")
     ]
-    return {"markdown": reliability_bench.section(conc, mem), "summary": summary,
+    sizes = "; ".join(dict.fromkeys([f"fits of {r['n']}×{r['d']}" for r in conc]
+                                    + [f"X of {r['n']}×{r['d']} {r['dtype']}" for r in mem]))
+    return {"markdown": reliability_bench.section(conc, mem), "summary": summary, "sizes": sizes,
             "rows": {"concurrency": conc, "memory": mem}}
 
 
@@ -94,7 +101,7 @@ def optimizers(size, stream):
     from . import optimizers_bench
 
     markdown = optimizers_bench.run(stream=stream)
-    return {"markdown": markdown, "summary": ["Update rules: see the section"], "rows": {}}
+    return {"markdown": markdown, "summary": ["Update rules: see the section"], "sizes": "200000 rows", "rows": {}}
 
 
 SECTIONS = {
