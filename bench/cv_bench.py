@@ -41,7 +41,7 @@ ACCURACY_POINTS = 0.2  # |accuracy - scikit-learn's| in points
 
 # (dense n, dense d, sparse n, sparse d) of each size: "full" (the complete report),
 # "quick" (python -m bench's default), "tiny" (seconds: --quick here, and the tests)
-SIZES = {"full": (200_000, 100, 50_000, 2**18), "quick": (20_000, 20, 2_000, 2**12), "tiny": (2_000, 10, 2_000, 2**9)}
+SIZES = {"full": (200_000, 100, 50_000, 2**18), "quick": (10_000, 20, 1_000, 2**12), "tiny": (2_000, 10, 2_000, 2**9)}
 
 
 def problems(quick=False, size=None):

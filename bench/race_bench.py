@@ -691,12 +691,16 @@ def headline_lines(race):
     header = ["problem", "target (best peer − 0.2 points)", "fastgd time to target", "fastest peer",
               "its time to target", "fastgd ÷ fastest peer", "verdict"]
     rows = []
+    judged = race.get("scale") == 1.0 and race.get("d_scale", 1.0) == 1.0
     for res in race["problems"]:
         v = res["verdict"]
+        verdict = "met" if v["met"] else "**missed**"
+        if not judged:  # target 10 is judged at the full sizes only
+            verdict = f"{'met' if v['met'] else 'missed'} here; judged at scale 1 only"
         rows.append([
             res["label"], f"{v['target']:.4f} ({v['best_peer']} {v['best_peer_accuracy']:.4f})",
             fmt_time(v["fastgd_s"]) if v["fastgd_s"] is not None else "not reached", v["fastest_peer"],
-            fmt_time(v["fastest_peer_s"]), fmt_ratio(v["ratio"]), "met" if v["met"] else "**missed**",
+            fmt_time(v["fastest_peer_s"]), fmt_ratio(v["ratio"]), verdict,
         ])
     return md_table(header, rows)
 

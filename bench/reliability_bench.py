@@ -138,8 +138,7 @@ CONCURRENCY = [("numba", 1), ("cython", 1), ("numba", "full"), ("cython", "full"
 # "tiny" (seconds: --quick here)
 SIZES = {
     "full": {},
-    "quick": {"n": 50_000, "memory_cases": [(250_000, 100, "float64", "numba", 1),
-                                            (250_000, 100, "float64", "cython", "full")]},
+    "quick": {"n": 30_000, "memory_cases": [(200_000, 100, "float64", "cython", "full")]},
     "tiny": {"n": 20_000, "memory_cases": [(100_000, 20, "float64", "numba", 1)]},
 }
 
