@@ -1,15 +1,15 @@
 """``python -m bench``: the benchmark report; ``python -m bench compare RUN_A RUN_B``: the
 ratios of two saved pytest-benchmark runs (:mod:`bench.compare`).
 
-The default run (``QUICK`` in :mod:`bench.config`, about 4 minutes on 2 cores) leads
+The default run (``QUICK`` in :mod:`bench.config`, about 3 minutes on 2 cores) leads
 with the time-to-accuracy race (``bench.race_bench``: fastgd's default
 ``LogisticRegression()`` against scikit-learn's solvers, ``SGDClassifier``, Vowpal
 Wabbit and PyTorch, whole fits) at a fraction of its rows, then a one-screen summary,
 then every section at reduced sizes: seconds per epoch of every backend and peer, the
 performance targets, time to accuracy against lbfgs, cold start, scaling, and the
 sections of :mod:`bench.sections` (sparse input, ``fit`` as a user calls it,
-cross-validation, concurrency and memory). ``--full`` runs the complete report (about
-half an hour). ``--no-race``, ``--no-sparse``, ``--no-fit``, ``--no-cv`` and
+cross-validation, concurrency and memory). ``--full`` runs the complete report (tens of
+minutes). ``--no-race``, ``--no-sparse``, ``--no-fit``, ``--no-cv`` and
 ``--no-reliability`` skip a part; ``--optimizers`` and ``--dask`` add theirs. The report
 goes to ``bench/results/report.md`` with PNG plots and ``results.json``.
 """
@@ -37,7 +37,7 @@ def main(argv=None):
     )
     parser.add_argument("--full", action="store_true",
                         help="the complete report: the race at full size, 200000x100 and 1000000x20, every section "
-                        "at full size (about half an hour on 2 cores; the default takes about 4 minutes)")
+                        "at full size (tens of minutes on 2 cores; the default takes about 3 minutes)")
     parser.add_argument(
         "--out", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent / "results",
         help="where the report goes (default: bench/results)",

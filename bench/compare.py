@@ -89,6 +89,11 @@ def _short(name):
     return name.split("::", 1)[-1]
 
 
+def _cell(text):
+    """``text`` in a Markdown table cell (the groups' ``|`` escaped)."""
+    return str(text).replace("|", "\\|")
+
+
 def report_lines(path_a, path_b, stat="median"):
     """The compare output: the per-benchmark table, the summary table, and the
     benchmarks found in one run only."""
@@ -98,12 +103,12 @@ def report_lines(path_a, path_b, stat="median"):
              f"{stat} seconds per round; ratio = B ÷ A (below 1: B is faster)", ""]
     lines += md_table(
         ["benchmark", "group", f"A {stat}", f"B {stat}", "B ÷ A", "A final loss", "B final loss"],
-        [[_short(r["name"]), r["group"], fmt_time(r["a_s"]), fmt_time(r["b_s"]), f"{r['ratio']:.3f}",
+        [[_short(r["name"]), _cell(r["group"]), fmt_time(r["a_s"]), fmt_time(r["b_s"]), f"{r['ratio']:.3f}",
           fmt_num(r["a_loss"], 8) if r["a_loss"] is not None else "—",
           fmt_num(r["b_loss"], 8) if r["b_loss"] is not None else "—"] for r in rows],
     )
     lines += [""] + md_table(["benchmarks", "count", "median B ÷ A", "geometric mean B ÷ A"],
-                             [[scope, n, f"{med:.3f}", f"{gm:.3f}"] for scope, n, med, gm in summary(rows)])
+                             [[_cell(scope), n, f"{med:.3f}", f"{gm:.3f}"] for scope, n, med, gm in summary(rows)])
     for label, mine, other in (("A", a, b), ("B", b, a)):
         only = [_short(name) for name in mine if name not in other]
         if only:

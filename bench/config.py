@@ -1,5 +1,5 @@
 """What a benchmark run measures: :class:`Config`, the two configurations of
-``python -m bench`` (:data:`QUICK`, the default: every section at reduced sizes, about 4
+``python -m bench`` (:data:`QUICK`, the default: every section at reduced sizes, about 3
 minutes on 2 cores; :data:`FULL`, ``--full``: the complete report), a tiny one for tests
 (:func:`tiny_config`), the batch sizes, models and peers, and :func:`batch_label`, the
 name of a batch size and dtype in the report, the plots and the pytest-benchmark groups.
@@ -53,7 +53,7 @@ class Config:
 
 QUICK = Config(
     name="quick",
-    sizes=((100_000, 50, 3),),
+    sizes=((50_000, 50, 3),),
     cap_s=3.0,
     min_s=0.2,
     scaling_n=(25_000, 100_000, 400_000),

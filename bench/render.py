@@ -161,7 +161,7 @@ def sizes_lines(results):
     if cfg["name"] != "full":
         lines += ["", "`python -m bench --full` runs the complete report: the race at its full sizes (scale 1), "
                   "200000×100 and 1000000×20 epoch timings, the scaling sweep to 1e7 rows and every section at "
-                  "its full size (about half an hour on 2 cores)."]
+                  "its full size (tens of minutes on 2 cores)."]
     return lines + [""]
 
 
