@@ -178,13 +178,14 @@ class Runner:
 
             cap = race_bench.cap_for(cfg.race_scale) if cfg.race_cap_s is None else cfg.race_cap_s
             for problem in race_bench.problems(cfg.race_scale, cfg.race_d_scale):
-                self._add(f"race: {problem.label}", lambda p=problem: self._race(p), 4 * cap)
-        self._add("warm up the kernels (a tiny fit per backend, batch size, dtype and model)", self._warm_up, 30)
+                self._add(f"race: {problem.label}", lambda p=problem: self._race(p), 5 * cap)
+        self._add("warm up the kernels (a tiny fit per backend, batch size, dtype and model)", self._warm_up, 60)
         for n, d, epochs in cfg.sizes:
             self._add(f"data {n}x{d}", lambda n=n, d=d: self._make_data(n, d), n * d / 2e6)
             dtypes = ("float64", "float32") if cfg.float32_full else ("float64",)
+            case_s = max(0.2, n * d / 1e7)  # the rough seconds of one epoch case
             for dtype in dtypes:
-                self._add(f"memory floor {n}x{d} {dtype}", lambda n=n, d=d, t=dtype: self._floor(n, d, t))
+                self._add(f"memory floor {n}x{d} {dtype}", lambda n=n, d=d, t=dtype: self._floor(n, d, t), case_s)
             for model in cfg.models:
                 for batch in cfg.batches:
                     cases = [(b, "float64") for b in self.backends]
@@ -194,23 +195,24 @@ class Runner:
                         if not methods.runs_batch(method, batch):
                             continue
                         label = f"{model} {n}x{d} batch {batch_label(batch, dtype)} {method}"
-                        self._add(label, lambda a=(model, n, d, epochs, batch, method, dtype): self._epochs(*a))
+                        self._add(label, lambda a=(model, n, d, epochs, batch, method, dtype): self._epochs(*a), case_s)
                     if batch == "full" and cfg.threads and measure.n_cores() > 1:
                         # right after the all-cores rows, on the same data
                         for backend in self.backends:
                             if backend == "numpy":
                                 continue
                             label = f"{model} {n}x{d} batch full n_jobs=1 {backend}"
-                            self._add(label, lambda a=(model, n, d, epochs, backend): self._threads(*a))
+                            self._add(label, lambda a=(model, n, d, epochs, backend): self._threads(*a), case_s)
         for n in cfg.scaling_n:
             d = cfg.scaling_d
-            self._add(f"scaling data and memory floor {n}x{d}", lambda n=n, d=d: self._scaling_data(n, d))
+            case_s = max(0.2, n * d / 1e7)
+            self._add(f"scaling data and memory floor {n}x{d}", lambda n=n, d=d: self._scaling_data(n, d), case_s)
             for backend in self.backends:
                 if backend == "numpy" and n > cfg.scaling_numpy_max_n:
                     continue
                 for batch in (32, "full"):
                     label = f"scaling linear {n}x{d} batch {batch} {backend}"
-                    self._add(label, lambda a=(n, d, batch, backend): self._scaling(*a))
+                    self._add(label, lambda a=(n, d, batch, backend): self._scaling(*a), case_s)
         if cfg.tta:
             n_train, n_test, d = cfg.tta
             seconds = n_train * d / 2e6
