@@ -1,79 +1,67 @@
-"""``python -m bench [--full] [--dask] [--no-race] [--no-sparse] [--out DIR] [--no-plots]``:
-run the benchmarks, write the report (``bench/results/report.md`` with PNG plots and
-``results.json``) and print the summary table. The time-to-accuracy race
-(``bench.race_bench``: fastgd's default ``LogisticRegression()`` against scikit-learn's
-solvers, ``SGDClassifier``, Vowpal Wabbit and PyTorch on four problems, whole fits; about
-5 minutes) runs first and is the report's headline, unless ``--no-race``
-(``--race-scale F`` runs it on a fraction of the rows). The sparse section (``bench.sparse_bench``:
-SGD on 100000 CSR rows against scikit-learn, lazy against dense-velocity momentum as d
-grows) is appended unless ``--no-sparse``, and the concurrency and memory section
-(``bench.reliability_bench``: two fits in two threads against one after the other, and
-the peak memory of fits on a 1 GB X and on 1e7×20 float32) unless ``--no-reliability``,
-and the section on ``fit`` as a user calls it (``bench.fit_bench``: its set-up against one
-epoch, SGD through the whole ``fit`` against scikit-learn's, the block shuffle against
-the uniform one) unless ``--no-fit``, and the cross-validation section
-(``bench.cv_bench``: ``LogisticRegressionCV``'s 50 models in one pass against one fit,
-``GridSearchCV`` of fastgd and of ``SGDClassifier`` and scikit-learn's
-``LogisticRegressionCV``, dense and sparse) unless ``--no-cv``.
-``--optimizers`` adds the update-rule section (``bench.optimizers_bench``: time to
-accuracy of every update rule against scikit-learn's solvers on text-like sparse and on
-dense data, and the sparse epoch time at d = 2^14 against 2^20; about 15 minutes).
-``--dask`` adds the Dask sections
-(``bench.dask_bench``): seconds per epoch on a 2-worker ``LocalCluster`` against the same
-fit in memory, and the averaged mode (logistic mini-batch on 1 and 2 workers, epoch time
-and test accuracy, with a simulated 1-16 worker convergence plot)."""
+"""``python -m bench``: the benchmark report; ``python -m bench compare RUN_A RUN_B``: the
+ratios of two saved pytest-benchmark runs (:mod:`bench.compare`).
+
+The default run (``QUICK`` in :mod:`bench.config`, about 3 minutes on 2 cores) leads
+with the time-to-accuracy race (``bench.race_bench``: fastgd's default
+``LogisticRegression()`` against scikit-learn's solvers, ``SGDClassifier``, Vowpal
+Wabbit and PyTorch, whole fits) at a fraction of its rows, then a one-screen summary,
+then every section at reduced sizes: seconds per epoch of every backend and peer, the
+performance targets, time to accuracy against lbfgs, cold start, scaling, and the
+sections of :mod:`bench.sections` (sparse input, ``fit`` as a user calls it,
+cross-validation, concurrency and memory). ``--full`` runs the complete report (tens of
+minutes). ``--no-race``, ``--no-sparse``, ``--no-fit``, ``--no-cv`` and
+``--no-reliability`` skip a part; ``--optimizers`` and ``--dask`` add theirs. The report
+goes to ``bench/results/report.md`` with PNG plots and ``results.json``.
+"""
 
 import argparse
 import pathlib
+import sys
+from dataclasses import replace
 
 from .config import FULL, QUICK
 from .report import run
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["compare"]:
+        from .compare import main as compare
+
+        return compare(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Run fastgd's benchmarks, write bench/results/report.md (with PNG plots and "
-        "results.json) and print the summary table. Run from the repository root.",
+        "results.json) and print a one-screen summary. Run from the repository root. "
+        "'python -m bench compare RUN_A RUN_B' prints the ratios of two saved pytest-benchmark runs.",
     )
-    parser.add_argument("--full", action="store_true", help="the larger sizes (1000000×20 too); tens of minutes")
+    parser.add_argument("--full", action="store_true",
+                        help="the complete report: the race at full size, 200000x100 and 1000000x20, every section "
+                        "at full size (tens of minutes on 2 cores; the default takes about 3 minutes)")
     parser.add_argument(
         "--out", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parent / "results",
         help="where the report goes (default: bench/results)",
     )
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start subprocesses")
-    parser.add_argument(
-        "--dask", action="store_true",
-        help="add the Dask section: a 2-worker LocalCluster against in memory (needs fastgd[dask])",
-    )
-    parser.add_argument(
-        "--no-race", action="store_true",
-        help="skip the time-to-accuracy race (the report's headline table; about 5 minutes)",
-    )
+    switches = {  # the on/off options: flag -> help
+        "--no-plots": "skip the PNG plots",
+        "--no-cold-start": "skip the cold-start subprocesses",
+        "--dask": "add the Dask section: a 2-worker LocalCluster against in memory (needs fastgd[dask])",
+        "--no-race": "skip the time-to-accuracy race (the report's headline table)",
+        "--no-sparse": "skip the sparse (CSR) section",
+        "--optimizers": "add the update-rule section: time to accuracy against scikit-learn, sparse epoch time against d",
+        "--no-reliability": "skip the concurrency and peak-memory section",
+        "--no-cv": "skip the cross-validation section (10 alphas x 5 folds against GridSearchCV and scikit-learn)",
+        "--no-fit": "skip the section on fit as a user calls it (set-up against an epoch, SGD through fit, shuffles)",
+    }
+    for flag, text in switches.items():
+        parser.add_argument(flag, action="store_true", help=text)
     parser.add_argument(
         "--race-scale", type=float, default=None, metavar="F",
-        help="run the race on this fraction of its problems' rows (default 1: the full sizes)",
+        help="run the race on this fraction of its problems' rows (default 0.15; 1 with --full: the full sizes)",
     )
     parser.add_argument(
         "--race-threads", type=int, default=None, metavar="N",
         help="threads of every raced method's BLAS, OpenMP and PyTorch (default 1; 0: the libraries' defaults)",
-    )
-    parser.add_argument("--no-sparse", action="store_true", help="skip the sparse (CSR) section")
-    parser.add_argument(
-        "--optimizers", action="store_true",
-        help="add the update-rule section: time to accuracy against scikit-learn, sparse epoch time against d",
-    )
-    parser.add_argument(
-        "--no-reliability", action="store_true", help="skip the concurrency and peak-memory section"
-    )
-    parser.add_argument(
-        "--no-cv", action="store_true",
-        help="skip the cross-validation section (10 alphas x 5 folds against GridSearchCV and scikit-learn)",
-    )
-    parser.add_argument(
-        "--no-fit", action="store_true",
-        help="skip the section on fit as a user calls it (set-up against an epoch, SGD through fit, shuffles)",
     )
     parser.add_argument(
         "--dask-rows", type=int, default=10_000_000,
@@ -86,7 +74,9 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     config = FULL if args.full else QUICK
-    changes = {}
+    skip = {name for name in ("sparse", "fit", "cv", "reliability") if getattr(args, f"no_{name}")}
+    changes = {"sections": tuple(s for s in config.sections if s not in skip)
+               + (("optimizers",) if args.optimizers else ())}
     if args.no_plots:
         changes["plots"] = False
     if args.no_cold_start:
@@ -97,53 +87,8 @@ def main(argv=None):
         changes["race_scale"] = args.race_scale
     if args.race_threads is not None:
         changes["race_threads"] = args.race_threads
-    if changes:
-        from dataclasses import replace
-
-        config = replace(config, **changes)
+    config = replace(config, **changes)
     _, report = run(config, args.out)
-    if not args.no_sparse:
-        from . import sparse_bench
-
-        print("\nSparse input (CSR)", flush=True)
-        epoch_rows, lazy_rows = sparse_bench.run(stream=lambda line: print("  " + line, flush=True))
-        section = sparse_bench.section(epoch_rows, lazy_rows, 100_000, 50, 2**18)
-        with open(report, "a", encoding="utf-8") as f:
-            f.write(section)
-        print(section)
-    if not args.no_fit:
-        from . import fit_bench
-
-        print("\nfit as a user calls it", flush=True)
-        section = fit_bench.section(*fit_bench.run(stream=lambda line: print("  " + line, flush=True)))
-        with open(report, "a", encoding="utf-8") as f:
-            f.write(section)
-        print(section)
-    if not args.no_cv:
-        from . import cv_bench
-
-        print("\nChoosing alpha by cross-validation", flush=True)
-        section = cv_bench.section(cv_bench.run(stream=lambda line: print("  " + line, flush=True)))
-        with open(report, "a", encoding="utf-8") as f:
-            f.write(section)
-        print(section)
-    if not args.no_reliability:
-        from . import reliability_bench
-
-        print("\nConcurrency and memory", flush=True)
-        conc, mem = reliability_bench.run(stream=lambda line: print("  " + line, flush=True))
-        section = reliability_bench.section(conc, mem)
-        with open(report, "a", encoding="utf-8") as f:
-            f.write(section)
-        print(section)
-    if args.optimizers:
-        from . import optimizers_bench
-
-        print("\nUpdate rules", flush=True)
-        section = optimizers_bench.run(stream=lambda line: print("  " + line, flush=True))
-        with open(report, "a", encoding="utf-8") as f:
-            f.write(section)
-        print(section)
     if args.dask:
         from . import dask_bench
 

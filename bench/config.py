@@ -1,5 +1,6 @@
 """What a benchmark run measures: :class:`Config`, the two configurations of
-``python -m bench`` (:data:`QUICK` and :data:`FULL`), a tiny one for tests
+``python -m bench`` (:data:`QUICK`, the default: every section at reduced sizes, about 3
+minutes on 2 cores; :data:`FULL`, ``--full``: the complete report), a tiny one for tests
 (:func:`tiny_config`), the batch sizes, models and peers, and :func:`batch_label`, the
 name of a batch size and dtype in the report, the plots and the pytest-benchmark groups.
 """
@@ -42,15 +43,27 @@ class Config:
     race_d_scale: float = 1.0
     race_cap_s: float = None
     race_threads: int = 1  # threads of every method's BLAS/OpenMP/PyTorch (0: library defaults)
+    # cold start: every backend, or only the estimators' default one ("default")
+    cold_start_backends: str = "all"
+    # the sections after the epoch timings (bench.sections.SECTIONS), each at this size
+    # ("quick": reduced, "full": the complete one, "tiny": seconds, for tests)
+    sections: tuple = ("sparse", "fit", "cv", "reliability")
+    section_size: str = "full"
 
 
 QUICK = Config(
     name="quick",
-    sizes=((10_000, 10, 20), (200_000, 100, 5)),
-    scaling_n=(25_000, 50_000, 100_000, 200_000, 400_000),
-    tta=(200_000, 50_000, 100),
-    tta_k_max=30,
-    tta_cap_s=90.0,
+    sizes=((50_000, 50, 3),),
+    cap_s=3.0,
+    min_s=0.2,
+    scaling_n=(25_000, 100_000, 400_000),
+    scaling_epochs=2,
+    tta=(30_000, 7_500, 100),
+    tta_k_max=10,
+    tta_cap_s=15.0,
+    race_scale=0.15,
+    cold_start_backends="default",
+    section_size="quick",
 )
 
 FULL = Config(
@@ -83,6 +96,8 @@ def tiny_config(**changes):
         race_scale=0.01,
         race_d_scale=0.05,
         race_cap_s=2.0,
+        sections=(),
+        section_size="tiny",
     )
     return replace(base, **changes)
 

@@ -7,7 +7,7 @@ quick smoke run of every case; ``pytest bench --benchmark-only`` times them all.
 import pytest
 
 from bench.config import batch_label
-from fastgd._backends import BACKENDS, get_backend
+from fastgd.benchmarking import backend_error, backend_names
 
 # name -> (n, d); "small" is what the smoke run uses
 SIZES = {"small": (10_000, 10), "medium": (200_000, 100), "large": (1_000_000, 20)}
@@ -31,10 +31,9 @@ def group(model, batch, size, dtype="float64"):
 
 def require_backend(name):
     """Skip (with the reason) when backend ``name`` does not import here."""
-    try:
-        get_backend(name)
-    except ImportError as exc:
-        pytest.skip(str(exc))
+    reason = backend_error(name)
+    if reason is not None:
+        pytest.skip(reason)
 
 
-ALL_BACKENDS = list(BACKENDS)
+ALL_BACKENDS = list(backend_names())

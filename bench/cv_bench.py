@@ -28,6 +28,7 @@ import warnings
 
 import numpy as np
 
+from .data import Problem, make_problem
 from .formatting import fmt_ratio, fmt_time, md_table
 
 SEED = 0
@@ -38,22 +39,17 @@ FASTER_MIN = 10.0  # the fastgd grid search ÷ the CV fit, and scikit-learn's CV
 ACCURACY_POINTS = 0.2  # |accuracy - scikit-learn's| in points
 
 
-def problems(quick=False):
-    """``[(name, X_train, y_train, X_test, y_test)]``."""
-    from .optimizers_bench import _split
-    from .sparse_bench import make_sparse
+# (dense n, dense d, sparse n, sparse d) of each size: "full" (the complete report),
+# "quick" (python -m bench's default), "tiny" (seconds: --quick here, and the tests)
+SIZES = {"full": (200_000, 100, 50_000, 2**18), "quick": (10_000, 20, 1_000, 2**12), "tiny": (2_000, 10, 2_000, 2**9)}
 
-    if quick:
-        dense_n, dense_d, sparse_n, sparse_d = 2_000, 10, 2_000, 2**9
-    else:
-        dense_n, dense_d, sparse_n, sparse_d = 200_000, 100, 50_000, 2**18
-    from .data import classification
 
-    X, y = classification(dense_n, dense_d, SEED)
-    out = [(f"dense {dense_n}×{dense_d}", *_split(np.ascontiguousarray(X), np.asarray(y, dtype=np.int64)))]
-    X, y = make_sparse(sparse_n, sparse_d, seed=SEED)
-    out.append((f"sparse {sparse_n}×2^{int(np.log2(sparse_d))}, 50 nnz/row", *_split(X.tocsr(), y)))
-    return out
+def problems(quick=False, size=None):
+    """``[(name, X_train, y_train, X_test, y_test)]`` at ``size`` (``quick``: "tiny")."""
+    dense_n, dense_d, sparse_n, sparse_d = SIZES[size or ("tiny" if quick else "full")]
+    return [(f"dense {dense_n}×{dense_d}", *make_problem(Problem("dense", "dense", dense_n, dense_d))),
+            (f"sparse {sparse_n}×2^{int(np.log2(sparse_d))}, 50 nnz/row",
+             *make_problem(Problem("sparse", "sparse", sparse_n, sparse_d, nnz=50)))]
 
 
 def _timed(fn):
@@ -97,13 +93,13 @@ def _chosen_alpha(name, fitted, n_train):
     return fitted.alpha
 
 
-def run(quick=False, stream=print):
-    """One row per problem × method: seconds, chosen alpha, test accuracy."""
+def run(quick=False, stream=print, size=None):
+    """One row per problem × method: seconds, chosen alpha, test accuracy (:data:`SIZES`)."""
     import fastgd
-    from fastgd._path import alpha_grid
+    from fastgd.benchmarking import alpha_grid
 
     rows = []
-    for problem, Xtr, ytr, Xte, yte in problems(quick):
+    for problem, Xtr, ytr, Xte, yte in problems(quick, size):
         # the grid LogisticRegressionCV(alphas=10) computes (the set-up of every method's grid)
         alphas = alpha_grid(fastgd.LogisticRegression(), Xtr, ytr, N_ALPHAS)
         # warm-up: the kernels' first call in this process (not a user's first fit)

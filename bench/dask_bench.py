@@ -13,7 +13,7 @@ beside the tables).
 """
 
 import argparse
-import itertools
+import contextlib
 import logging
 import time
 
@@ -48,6 +48,19 @@ compare the ratios, not the seconds.
 """
 
 
+@contextlib.contextmanager
+def _client(n_workers):
+    """A ``Client`` of a new ``LocalCluster``: ``n_workers`` processes of one thread each."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                     silence_logs=logging.ERROR) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
 def _epoch_seconds(model):
     steps = np.diff([0.0] + list(model.time_curve_))
     return float(np.median(steps))
@@ -63,7 +76,7 @@ def _fit(model, X, y):
 def run(rows=10_000_000, features=20, chunk_rows=1_000_000, epochs=5, batch=256, stream=print):
     """Measure and return the table rows (dicts). ``stream`` gets progress lines."""
     import dask.array as da
-    from distributed import Client, LocalCluster, wait
+    from distributed import wait
 
     from fastgd import LinearRegression
 
@@ -74,16 +87,7 @@ def run(rows=10_000_000, features=20, chunk_rows=1_000_000, epochs=5, batch=256,
         },
     }
     out = []
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with _client(2) as client:
         def data(n, chunk):
             rng = da.random.default_rng(SEED)
             X = rng.standard_normal((n, features), chunks=(chunk, features))
@@ -151,7 +155,7 @@ def run_average(rows=10_000_000, features=20, chunk_rows=1_000_000, epochs=5, ba
     """Logistic mini-batch: in memory, a 1-worker cluster, and a 2-worker cluster in both
     modes (the averaged one for each ``sync_every``); returns the table rows (dicts)."""
     import dask.array as da
-    from distributed import Client, LocalCluster, wait
+    from distributed import wait
 
     from fastgd import LogisticRegression
 
@@ -179,16 +183,7 @@ def run_average(rows=10_000_000, features=20, chunk_rows=1_000_000, epochs=5, ba
 
     X = y = None
     for n_workers in (1, 2):
-        with (
-            LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        with _client(n_workers) as client:
             stream(f"generating {rows} x {features} float64 on {n_workers} worker(s)")
             # block i on worker i % n_workers: an even split (the averaged epoch waits
             # for the worker with the most rows), the same numbers on either cluster
@@ -245,27 +240,15 @@ def simulate_workers(rows=400_000, features=20, n_blocks=16, epochs=5, batch=256
                      sync_every=(None,), test_rows=100_000):
     """The averaged mode's convergence with 1 to 16 workers, simulated in this process:
     ``n_blocks`` blocks, block ``b`` on worker ``b % k``, each epoch the averaged mode's
-    rounds (``fastgd._dask.average_rounds``) run with its tasks (no cluster, no timing).
+    rounds run with its tasks (``fastgd.benchmarking.simulate_average``: no cluster, no timing).
     Returns ``{(k, sync_every): [test accuracy after each epoch]}``, with the sequential
     fit (in memory, the same data) as ``{("in memory", None): [...]}``."""
-    from sklearn.utils import check_random_state
-
     from fastgd import LogisticRegression
-    from fastgd import _dask as fdask
-    from fastgd import _params as P
-    from fastgd._run import prepared
+    from fastgd.benchmarking import simulate_average
 
     X, y = _logistic_data(np.random, rows, features, None, SEED)
     X_test, y_test = _logistic_data(np.random, test_rows, features, None, SEED + 1)
     est = LogisticRegression(batch_size=batch, max_iter=epochs, tol=None, random_state=SEED)
-    run = prepared(est, X, y)
-    hp = run.hp.copy()
-    hp[P.ETA0] = run.eta
-    codes = run.codes.copy()
-    codes[P.N_THREADS] = 1  # one thread per worker
-    edges = np.linspace(0, rows, n_blocks + 1).astype(int)
-    blocks = [(X[a:b], run.Y[a:b], run.sw[a:b]) for a, b in itertools.pairwise(edges)]
-    sizes = [b[0].shape[0] for b in blocks]
 
     def accuracy(W):
         return float(np.mean(((X_test @ W[0, :-1] + W[0, -1]) > 0) == y_test))
@@ -273,18 +256,12 @@ def simulate_workers(rows=400_000, features=20, n_blocks=16, epochs=5, batch=256
     curves = {}
     for k in workers:
         for s in sync_every:
-            rng = check_random_state(SEED)
-            state, t, curve = np.zeros_like(run.state), 0, []
-            for _ in range(epochs):
-                plan = fdask.epoch_plan(rng, n_blocks, shuffle=True)
-                rounds = fdask.average_rounds(plan, [b % k for b in range(n_blocks)], sizes, batch, s)
-                state, _, steps = fdask._Local.rounds(blocks, rounds, (state, 0.0), ("numba", hp, codes), t)
-                t += steps
-                curve.append(accuracy(state[0]))
-            curves[k, s] = curve
+            states = simulate_average(est, X, y, n_blocks, k, epochs, sync_every=s)
+            curves[k, s] = [accuracy(W) for W in states]
     reference = []
     for e in range(1, epochs + 1):
-        reference.append(accuracy(est.set_params(max_iter=e).fit(X, y)._state[0]))
+        fitted = est.set_params(max_iter=e).fit(X, y)
+        reference.append(accuracy(np.column_stack([fitted.coef_.reshape(1, -1), fitted.intercept_.reshape(1, -1)])))
     curves["in memory", None] = reference
     return curves
 

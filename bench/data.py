@@ -1,15 +1,28 @@
-"""The benchmark data sets: dense, deterministic, generated in memory.
+"""The benchmark problems: every data generator of ``bench/``, deterministic, in memory.
 
-* ``"linear"``: Gaussian features, ``y = X w + 0.3 + 0.5 * noise`` with
-  ``w ~ N(0, 1/d)`` (so ``y`` has unit-order scale and the optimal objective is about
-  0.125).
-* ``"logistic"``: scikit-learn's ``make_classification`` (two classes, ``d // 5``
-  informative and ``d // 10`` redundant features, 1 % flipped labels).
+* ``"linear"`` / ``"logistic"`` (:func:`make_data`, the epoch timings): Gaussian
+  features, ``y = X w + 0.3 + 0.5 * noise`` with ``w ~ N(0, 1/d)`` (so ``y`` has
+  unit-order scale and the optimal objective is about 0.125); scikit-learn's
+  ``make_classification`` (:func:`classification`: two classes, ``d // 5`` informative
+  and ``d // 10`` redundant features, 1 % flipped labels).
+* :func:`dense_problem`: standard normal features, a random linear score plus noise
+  (the fit and update-rule sections).
+* :func:`multinomial_data`: a multinomial logit model, K classes.
+* :func:`make_sparse`: text-like CSR rows (hashed features, Zipf-like column
+  frequencies, unit-norm rows).
+* :class:`Problem` and :func:`make_problem`: a named logistic problem of any of these
+  kinds, split 80/20 (:func:`split`) into training and test rows (the race and the
+  cross-validation section).
 """
 
 import functools
+import math
+from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
+
+SEED = 0
 
 
 def classification(n, d, seed):
@@ -61,3 +74,98 @@ def clear_cache():
     """Drop the cached arrays (the large sizes take hundreds of MB)."""
     _float32.cache_clear()
     _float64.cache_clear()
+
+
+def dense_problem(n, d, seed=SEED):
+    """``(X, y_regression, y_binary)``: standard normal features, a random linear score
+    ``X w + 0.5 noise`` (``w ~ N(0, 4/d)``) and its sign as 0/1 labels."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    score = X @ (rng.standard_normal(d) / np.sqrt(d) * 2.0) + 0.5 * rng.standard_normal(n)
+    return X, score, (score > 0).astype(np.int64)
+
+
+def multinomial_data(n, d, classes, seed=SEED):
+    """``(X, y)``: standard normal features, labels the argmax of a random linear score
+    per class plus Gumbel noise (a multinomial logit model), so the classes are learnable
+    but overlap."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    W = rng.standard_normal((classes, d)) * (3.0 / math.sqrt(d))
+    scores = X @ W.T + rng.gumbel(size=(n, classes))
+    return X, np.argmax(scores, axis=1).astype(np.int64)
+
+
+def make_sparse(n, d, nnz=50, seed=SEED):
+    """``(X, y)``: CSR (n, d) float64 with about ``nnz`` entries per row (duplicates summed,
+    so a little fewer), unit-norm rows, labels 0/1; deterministic."""
+    rng = np.random.default_rng(seed)
+    # rank r with probability ~ 1 / (r + 10): the inverse of the continuous CDF
+    # log((r + 10) / 10) / log((d + 10) / 10) at uniform draws
+    u = rng.random(n * nnz)
+    ranks = np.minimum((10.0 * np.exp(u * np.log((d + 10.0) / 10.0)) - 10.0).astype(np.int64), d - 1)
+    cols = rng.permutation(d)[ranks]
+    vals = rng.exponential(1.0, n * nnz)
+    X = sp.csr_matrix((vals, cols, np.arange(0, n * nnz + 1, nnz)), shape=(n, d))
+    X.sum_duplicates()
+    norms = np.sqrt(np.bincount(np.repeat(np.arange(n), np.diff(X.indptr)), weights=X.data**2, minlength=n))
+    X.data /= np.repeat(np.maximum(norms, 1e-300), np.diff(X.indptr))
+    X.indices = X.indices.astype(np.int32)
+    X.indptr = X.indptr.astype(np.int32)
+    w = rng.standard_normal(d) * 3.0
+    z = X @ w
+    y = (z + 0.3 * rng.standard_normal(n) > np.median(z)).astype(np.int64)
+    return X, y
+
+
+def row_norms(X):
+    """Euclidean norm of each row of a CSR matrix."""
+    return np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+
+
+def split(X, y, seed=SEED):
+    """``(X_train, y_train, X_test, y_test)``: a random 80 % / 20 % split of the rows."""
+    order = np.random.default_rng(seed + 1).permutation(X.shape[0])
+    cut = int(0.8 * X.shape[0])
+    return X[order[:cut]], y[order[:cut]], X[order[cut:]], y[order[cut:]]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A logistic problem: ``n`` rows (before the 80/20 split) × ``d`` features;
+    ``classes`` > 2 is multinomial, ``nnz`` > 0 sparse with about that many non-zeros
+    per row, else ``make_classification``."""
+
+    key: str
+    title: str
+    n: int
+    d: int
+    classes: int = 2
+    nnz: int = 0
+
+    @property
+    def sparse(self):
+        return self.nnz > 0
+
+    @property
+    def label(self):
+        d = f"2^{round(math.log2(self.d))}" if self.sparse else f"{self.d:,}"
+        extra = f", ~{self.nnz} non-zeros per row" if self.sparse else ""
+        classes = f", {self.classes} classes" if self.classes > 2 else ""
+        return f"{self.title}: {self.n:,} × {d}{extra}{classes}"
+
+
+def make_problem(problem, seed=SEED):
+    """``(X_train, y_train, X_test, y_test)`` of ``problem``, deterministic (labels int64;
+    dense X C-contiguous, sparse X CSR)."""
+    if problem.sparse:
+        X, y = make_sparse(problem.n, problem.d, problem.nnz, seed=seed)
+    elif problem.classes > 2:
+        X, y = multinomial_data(problem.n, problem.d, problem.classes, seed=seed)
+    else:
+        X, y = classification(problem.n, problem.d, seed)
+        X = np.ascontiguousarray(X)
+    Xtr, ytr, Xte, yte = split(X, np.asarray(y, dtype=np.int64), seed=seed)
+    if not problem.sparse:
+        Xtr, Xte = np.ascontiguousarray(Xtr), np.ascontiguousarray(Xte)
+    return Xtr, ytr, Xte, yte

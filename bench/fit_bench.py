@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from .data import dense_problem, make_sparse, split
 from .formatting import fmt_ratio, fmt_time, md_table
 
 SEED = 0
@@ -52,21 +53,10 @@ def _median_time(fn, repeats):
     return float(np.median(times))
 
 
-def dense_problem(n, d, seed=SEED):
-    """``(X, y_regression, y_binary)``: standard normal features, a random linear score
-    plus noise."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    score = X @ (rng.standard_normal(d) / np.sqrt(d) * 2.0) + 0.5 * rng.standard_normal(n)
-    return X, score, (score > 0).astype(np.int64)
-
-
 # ------------------------------------------------------------------ set-up
 def setup_rows(n=200_000, d=100, batches=(1, 32, "full"), stream=print):
     from fastgd import LinearRegression, LogisticRegression
-    from fastgd._run import initial_eta
-    from fastgd._shuffle import block_rows, draw_order
-    from fastgd._validation import normalise_weights, validate_inputs
+    from fastgd.benchmarking import setup_steps
 
     X, y_lin, y_bin = dense_problem(n, d)
     rows = []
@@ -74,21 +64,10 @@ def setup_rows(n=200_000, d=100, batches=(1, 32, "full"), stream=print):
         for batch in batches:
             params = {"batch_size": batch, "max_iter": 2, "tol": None, "random_state": 0}
             cls(**params).fit(X[:2000], y[:2000])  # kernels loaded
-            est = cls(**params)
-
-            def validate(est=est, y=y):
-                est._validate_params()
-                est._check_param_combinations()
-                return validate_inputs(est, X, y, None, first=True, defer_finite=True)
-
-            data = validate()
-            data = data._replace(sw=normalise_weights(data.sw))
-            steps = {
-                "validation": _median_time(validate, 5),
-                "step size": _median_time(lambda est=est, data=data: initial_eta(est, data), 5),
-                "first row order": 0.0 if batch == "full" else _median_time(
-                    lambda: draw_order(np.random.RandomState(0), n, True, block_rows(X)), 5),
-            }
+            steps = setup_steps(cls(**params), X, y)
+            if batch == "full":  # full batch reads X in storage order: no row order to draw
+                steps["first row order"] = None
+            steps = {name: _median_time(step, 5) if step else 0.0 for name, step in steps.items()}
             whole, epochs = [], []
             for _ in range(5):
                 tic = time.perf_counter()
@@ -134,25 +113,17 @@ def sgd_rows(sizes=((200_000, 100), (1_000_000, 20)), epochs=3, stream=print):
 
 
 # ------------------------------------------------------------------ shuffles
-def _split(X, y, seed=SEED):
-    order = np.random.default_rng(seed + 1).permutation(X.shape[0])
-    cut = int(0.8 * X.shape[0])
-    return X[order[:cut]], y[order[:cut]], X[order[cut:]], y[order[cut:]]
-
-
 def shuffle_rows(n=200_000, d=100, sparse_d=2**18, ladder=(1, 2, 3, 5), stream=print):
     from fastgd import LogisticRegression
 
-    from .sparse_bench import make_sparse
-
     X, _, y = dense_problem(n, d)
-    Xtr, ytr, Xte, yte = _split(X, y)
+    Xtr, ytr, Xte, yte = split(X, y)
     by_label = np.argsort(ytr, kind="stable")
     Xs, ys = make_sparse(n, sparse_d, seed=SEED)
     problems = [
         (f"dense {n}×{d}", Xtr, ytr, Xte, yte),
         (f"dense {n}×{d}, stored sorted by label", np.ascontiguousarray(Xtr[by_label]), ytr[by_label], Xte, yte),
-        (f"sparse {n}×2^{int(np.log2(sparse_d))}", *_split(Xs, ys)),
+        (f"sparse {n}×2^{int(np.log2(sparse_d))}", *split(Xs, ys)),
     ]
     rows = []
     for name, Xa, ya, Xb, yb in problems:
@@ -217,11 +188,22 @@ def section(setup, sgd, shuffles):
     return "\n".join(lines) + "\n"
 
 
-def run(quick=False, stream=print):
-    if quick:
-        return (setup_rows(n=20_000, d=20, stream=stream), sgd_rows(sizes=((20_000, 20),), stream=stream),
-                shuffle_rows(n=10_000, d=20, sparse_d=2**12, ladder=(1, 2), stream=stream))
-    return setup_rows(stream=stream), sgd_rows(stream=stream), shuffle_rows(stream=stream)
+# the section's sizes: "full" (the complete report), "quick" (python -m bench's default),
+# "tiny" (seconds: --quick here, and the tests)
+SIZES = {
+    "full": ({}, {}, {}),
+    "quick": ({"n": 50_000, "d": 50}, {"sizes": ((50_000, 50),)},
+              {"n": 20_000, "d": 50, "sparse_d": 2**14, "ladder": (1, 2, 3)}),
+    "tiny": ({"n": 20_000, "d": 20}, {"sizes": ((20_000, 20),)},
+             {"n": 10_000, "d": 20, "sparse_d": 2**12, "ladder": (1, 2)}),
+}
+
+
+def run(quick=False, stream=print, size=None):
+    """The three tables' rows at ``size`` (:data:`SIZES`; ``quick``: "tiny")."""
+    setup, sgd, shuffles = SIZES[size or ("tiny" if quick else "full")]
+    return (setup_rows(**setup, stream=stream), sgd_rows(**sgd, stream=stream),
+            shuffle_rows(**shuffles, stream=stream))
 
 
 def main(argv=None):

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from fastgd._run import n_threads
+from fastgd.benchmarking import n_threads
 
 from .data import classification
 from .methods import SEED, timed_fit
@@ -130,15 +130,8 @@ def cold_start(backend, cache_dir, timeout=600):
     ``process_s``, the subprocess's whole wall-clock (interpreter start included)."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
     tic = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "bench._coldstart", backend],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    command = [sys.executable, "-m", "bench._coldstart", backend]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     process = time.perf_counter() - tic
     if done.returncode != 0:
         raise RuntimeError(f"cold-start run for {backend!r} failed:\n{done.stderr[-2000:]}")

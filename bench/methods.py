@@ -16,6 +16,7 @@ How set-up is kept out of the epoch time:
 """
 
 import contextlib
+import importlib
 import io
 import math
 import re
@@ -58,17 +59,33 @@ def _weights_and_output(X, coef, intercept):
     return w, np.asarray(X, dtype=np.float64) @ w + b
 
 
+def log_objective(X, y, coef, intercept, l2=ALPHA, l1=0.0):
+    """fastgd's training objective of a logistic model (``LogisticRegression.objective``)
+    in float64, for dense or CSR ``X``: mean log loss (one output, labels 0/1) or softmax
+    cross-entropy (one row of ``coef`` per class, labels 0..K-1) +
+    ``0.5 l2 ||W||^2 + l1 ||W||_1``."""
+    W = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+    b = np.asarray(intercept, dtype=np.float64).reshape(-1)
+    Z = np.asarray(X @ W.T, dtype=np.float64) + b
+    y = np.asarray(y)
+    if W.shape[0] == 1:
+        z = Z[:, 0]
+        loss = np.mean(np.logaddexp(0.0, -np.where(y > 0.5, z, -z)))  # the margin of the true class
+    else:
+        top = Z.max(axis=1)
+        lse = top + np.log(np.exp(Z - top[:, None]).sum(axis=1))
+        loss = np.mean(lse - Z[np.arange(Z.shape[0]), y])
+    return float(loss + 0.5 * l2 * float(np.vdot(W, W)) + l1 * float(np.abs(W).sum()))
+
+
 def objective(model, X, y, coef, intercept, alpha=ALPHA):
     """The training objective of fastgd's estimators (default penalty), in float64:
     ``mean loss + alpha / 2 * ||w||^2`` with the squared error ``(y - p)^2 / 2`` for
-    "linear" and the logistic loss (labels 0/1) for "logistic"."""
+    "linear" and the logistic loss (labels 0/1; :func:`log_objective`) for "logistic"."""
+    if model != "linear":
+        return log_objective(X, y, coef, intercept, alpha)
     w, p = _weights_and_output(X, coef, intercept)
-    if model == "linear":
-        loss = 0.5 * np.mean((y - p) ** 2)
-    else:
-        z = np.where(y > 0.5, p, -p)  # the margin of the true class
-        loss = np.mean(np.logaddexp(0.0, -z))
-    return float(loss + 0.5 * alpha * (w @ w))
+    return float(0.5 * np.mean((y - p) ** 2) + 0.5 * alpha * (w @ w))
 
 
 def score(model, X, y, coef, intercept):
@@ -135,21 +152,13 @@ def epoch_stepper(model, backend, X, y, batch):
     with the input validation and the automatic step size done once, here;
     ``weights()`` returns ``(coef, intercept)`` of the current state.
 
-    It uses fastgd's supported hook for this (``fastgd._run.prepared``); the
+    It uses the benchmarks' hook (``fastgd.benchmarking.epoch_runner``); the
     pytest-benchmark files use it so that each round is one epoch and nothing else.
     """
-    from fastgd._run import prepared
+    from fastgd.benchmarking import epoch_runner
 
-    run = prepared(fastgd_estimator(model, backend=backend, batch_size=batch, max_iter=1), X, y)
-
-    def step():
-        run.epoch()
-
-    def weights():
-        W = run.state[0]
-        return W[0, :-1].copy(), W[0, -1:].copy()
-
-    return step, weights
+    run = epoch_runner(fastgd_estimator(model, backend=backend, batch_size=batch, max_iter=1), X, y)
+    return run.epoch, run.weights
 
 
 # ---------------------------------------------------------------------- scikit-learn
@@ -284,13 +293,29 @@ def time_sklearn(name, model, X, y, batch, epochs, cap_s=10.0, min_s=0.3, repeat
 
 
 # ----------------------------------------------------------------------------- torch
+def missing(module):
+    """None if the optional peer ``module`` (``"torch"``, ``"vowpalwabbit"``) imports,
+    else why it does not: every section skips that peer with this reason."""
+    try:
+        importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 (ImportError, or a broken installation)
+        return f"{module} is not installed or does not import ({type(exc).__name__}: {exc})"
+    return None
+
+
 def torch_available():
     """None if torch imports, else the reason it does not."""
-    try:
-        import torch  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 (ImportError, or a broken installation)
-        return f"torch is not importable ({type(exc).__name__}: {exc})"
-    return None
+    return missing("torch")
+
+
+def vw_lines(X, y):
+    """Vowpal Wabbit's text format of the CSR rows ``X`` (labels -1/+1, features named by
+    their column): what its peers learn from, made before any fit is timed."""
+    X = X.tocsr()
+    tokens = [f"{j}:{v:.6g}" for j, v in zip(X.indices.tolist(), X.data.tolist(), strict=True)]
+    ptr = X.indptr.tolist()
+    return [("1 | " if label else "-1 | ") + " ".join(tokens[ptr[i]:ptr[i + 1]])
+            for i, label in enumerate(np.asarray(y).tolist())]
 
 
 def time_torch(model, X, y, batch, epochs, learning_rate, cap_s=10.0):

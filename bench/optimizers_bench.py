@@ -12,7 +12,9 @@ import warnings
 
 import numpy as np
 
-from .sparse_bench import make_sparse
+from .data import dense_problem, make_sparse
+from .data import split as _split
+from .methods import missing, vw_lines
 
 SEED = 0
 METHOD = """\
@@ -40,18 +42,9 @@ their epoch time extrapolated to all rows ("extrapolated").
 
 
 def dense_data(n, d, seed=SEED):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    w = rng.standard_normal(d) / np.sqrt(d) * 2.0
-    y = (X @ w + 0.5 * rng.standard_normal(n) > 0).astype(np.int64)
+    """``(X, y)``: :func:`bench.data.dense_problem`'s features and 0/1 labels."""
+    X, _, y = dense_problem(n, d, seed)
     return X, y
-
-
-def _split(X, y, seed=SEED):
-    n = X.shape[0]
-    order = np.random.default_rng(seed + 1).permutation(n)
-    cut = int(0.8 * n)
-    return X[order[:cut]], y[order[:cut]], X[order[cut:]], y[order[cut:]]
 
 
 def _timed(make, X, y, Xte, yte):
@@ -65,21 +58,12 @@ def _timed(make, X, y, Xte, yte):
 
 
 def _vw(X, y, Xte, yte):
-    try:
-        import vowpalwabbit  # noqa: F401
-    except ImportError as exc:
-        return None, f"skipped: vowpalwabbit is not installed ({exc})"
+    reason = missing("vowpalwabbit")
+    if reason:
+        return None, f"skipped: {reason}"
     from vowpalwabbit import Workspace
 
-    def lines(A, labels):
-        A = A.tocsr()
-        for i in range(A.shape[0]):
-            lo, hi = A.indptr[i], A.indptr[i + 1]
-            feats = " ".join(f"{j}:{v:.6g}" for j, v in zip(A.indices[lo:hi], A.data[lo:hi], strict=True))
-            yield f"{1 if labels[i] else -1} | {feats}"
-
-    train = list(lines(X, y))
-    test = list(lines(Xte, yte))
+    train, test = vw_lines(X, y), vw_lines(Xte, yte)
     tic = time.perf_counter()
     vw = Workspace("--loss_function logistic --quiet -b 20")
     for line in train:
@@ -172,7 +156,7 @@ SCALING = [
 def scaling(rows=100_000, nnz=50, ds=(2**14, 2**20), dense_rows=2000, stream=print):
     """Rows of the sparse epoch-time table: seconds per epoch at each d."""
     from fastgd import LogisticRegression
-    from fastgd._run import DenseStepWarning
+    from fastgd import DenseStepWarning
 
     out = []
     data = {d: make_sparse(rows, d, nnz) for d in ds}

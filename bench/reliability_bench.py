@@ -134,6 +134,15 @@ QUICK_MEMORY = [
 CONCURRENCY = [("numba", 1), ("cython", 1), ("numba", "full"), ("cython", "full")]
 
 
+# the section's sizes: "full" (the complete report), "quick" (python -m bench's default),
+# "tiny" (seconds: --quick here)
+SIZES = {
+    "full": {},
+    "quick": {"n": 30_000, "memory_cases": [(200_000, 100, "float64", "cython", "full")]},
+    "tiny": {"n": 20_000, "memory_cases": [(100_000, 20, "float64", "numba", 1)]},
+}
+
+
 def run(stream=print, memory_cases=QUICK_MEMORY, concurrency_cases=CONCURRENCY, n=200_000):
     conc = []
     for backend, batch in concurrency_cases:
@@ -168,10 +177,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.reliability_bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds; for trying it out)")
     args = parser.parse_args(argv)
-    if args.quick:
-        conc, mem = run(memory_cases=[(100_000, 20, "float64", "numba", 1)], n=20_000)
-    else:
-        conc, mem = run()
+    conc, mem = run(**SIZES["tiny" if args.quick else "full"])
     print(section(conc, mem))
 
 

@@ -143,6 +143,82 @@ def threads_lines(results):
     return md_table(header, rows)
 
 
+def sizes_lines(results):
+    """What this run measured at which sizes, and how to get the complete report."""
+    cfg = results.config
+    race = results.race or {}
+    lines = [f"Mode **{cfg['name']}**. Sizes of this run:", ""]
+    if race.get("problems"):
+        lines.append(f"- time-to-accuracy race: scale {race['scale']:g} of its rows ("
+                     + "; ".join(res["label"].split(": ", 1)[1] for res in race["problems"])
+                     + f"), cap {race['cap_s']:g} s per method and problem")
+    lines.append("- seconds per epoch: " + ", ".join(f"{n}×{d} ({k} epochs)" for n, d, k in cfg["sizes"])
+                 + f"; scaling sweep n = {', '.join(str(n) for n in cfg['scaling_n'])} at d = {cfg['scaling_d']}")
+    if cfg.get("tta"):
+        lines.append("- time to accuracy against lbfgs: {} training + {} test rows × {}".format(*cfg["tta"]))
+    for sec in results.sections.values():
+        lines.append(f"- {sec['title']} ({sec['size']} sizes): {sec.get('sizes', '')}")
+    if cfg["name"] != "full":
+        lines += ["", "`python -m bench --full` runs the complete report: the race at its full sizes (scale 1), "
+                  "200000×100 and 1000000×20 epoch timings, the scaling sweep to 1e7 rows and every section at "
+                  "its full size (tens of minutes on 2 cores)."]
+    return lines + [""]
+
+
+def glance_lines(results):
+    """The one-screen summary of everything after the race: a line or two per section."""
+    lines = []
+    compiled = [b for b in results.meta.get("backends", []) if b != "numpy"]
+    default = compiled[0] if compiled else None
+    if default and results.epochs:
+        n, d = max((r["n"], r["d"]) for r in results.epochs)
+        rows = [r for r in results.epochs if (r["n"], r["d"], r["method"], r["dtype"]) == (n, d, default, "float64")]
+        speed = []
+        for r in rows:
+            ref = find_row(results.epochs, model=r["model"], n=n, d=d, batch=r["batch"], dtype="float64", method="numpy")
+            if ref:
+                speed.append(ref["seconds_per_epoch"] / r["seconds_per_epoch"])
+        sk = [find_row(results.epochs, model=r["model"], n=n, d=d, batch=1, dtype="float64", method=SGD) for r in rows
+              if r["batch"] == 1]
+        mine = {r["model"]: r for r in rows if r["batch"] == 1}
+        vs_sk = [s["seconds_per_epoch"] / mine[s["model"]]["seconds_per_epoch"] for s in sk if s]
+        full = [r["seconds_per_epoch"] / r["floor_s"] for r in rows if r["batch"] == "full"]
+        lines.append(f"- Seconds per epoch, {n}×{d}, {default} (the default backend): {_spread(speed)} faster than "
+                     f"the NumPy backend, batch 1 {_spread(vs_sk)} faster than scikit-learn's SGD, full batch "
+                     f"{_spread(full)} the memory floor; every backend and batch size in the summary table below")
+    if results.targets:
+        counts = {}
+        for t in results.targets:
+            counts[t["verdict"]] = counts.get(t["verdict"], 0) + 1
+        missed = sorted({t["target"] for t in results.targets if t["verdict"] == "missed"})
+        lines.append("- Performance targets: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+                     + (f" (missed: {', '.join(str(m) for m in missed)})" if missed else ""))
+    tta = results.tta
+    if tta and "lbfgs" in tta:
+        search = tta["methods"].get("fastgd", {}).get("search") or {}
+        if search.get("reached_epochs"):
+            lines.append(f"- Time to lbfgs's accuracy − 0.2 points: fastgd {fmt_time(search['wall_s'])} "
+                         f"({search['reached_epochs']} epochs), lbfgs {fmt_time(tta['lbfgs']['wall_s'])}: "
+                         f"{fmt_ratio(tta['lbfgs']['wall_s'] / search['wall_s'])} sooner")
+        else:
+            lines.append(f"- Time to lbfgs's accuracy − 0.2 points: fastgd does not reach it "
+                         f"(lbfgs {fmt_time(tta['lbfgs']['wall_s'])})")
+    for r in results.cold_start:
+        if r["cache"] == "warm":
+            lines.append(f"- Cold start, {r['backend']}, warm JIT cache: import fastgd {fmt_time(r.get('import_fastgd_s'))}, "
+                         f"import with the estimators and first fit {fmt_time(r['import_s'] + r['first_fit_s'])}")
+    for sec in results.sections.values():
+        lines += [f"- {line}" for line in sec["summary"]]
+    return lines
+
+
+def _spread(ratios):
+    ratios = sorted(r for r in ratios if np.isfinite(r))
+    if not ratios:
+        return "—"
+    return fmt_ratio(ratios[0]) if len(ratios) == 1 else f"{fmt_ratio(ratios[0])}–{fmt_ratio(ratios[-1])}"
+
+
 def report_lines(results, plots=()):
     meta = results.meta
     cfg = results.config
@@ -162,7 +238,10 @@ def report_lines(results, plots=()):
         lines += ["**Failed cases:**", ""] + [f"- {e['task']}: {e['error']}" for e in results.errors] + [""]
     if results.race.get("problems"):
         png = next((p.name for p in plots if p.name == race_bench.PNG), None)
-        lines += race_bench.section_lines(results.race, png) + [""]
+        lines += race_bench.head_lines(results.race, png)
+    lines += ["## At a glance", ""] + sizes_lines(results) + glance_lines(results) + [""]
+    if results.race.get("problems"):
+        lines += ["## The race in detail", ""] + race_bench.detail_lines_all(results.race)[2:] + [""]
     lines += [
         "## Summary",
         "",
@@ -242,6 +321,8 @@ def report_lines(results, plots=()):
     if plots:
         lines += ["", "## Plots", ""]
         lines += [f"![{p.stem}]({p.name})" for p in plots]
+    for sec in results.sections.values():
+        lines += sec["markdown"].rstrip("\n").split("\n")
     return lines
 
 

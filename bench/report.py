@@ -23,6 +23,8 @@ from .config import (
 )
 from .render import (
     cold_lines,
+    glance_lines,
+    sizes_lines,
     report_lines,
     scaling_exponents,
     summary_table,
@@ -60,8 +62,9 @@ __all__ = [
 
 
 def run(config, out_dir, stream=None):
-    """Run ``config``, write the report into ``out_dir``, print the summary; return
-    ``(results, report_path)``."""
+    """Run ``config``, write the report into ``out_dir``, print the one-screen summary (the
+    race's headline, the sizes, a line or two per section, the epoch summary table);
+    return ``(results, report_path)``."""
     stream = stream or sys.stdout
     runner = Runner(config, stream=stream)
     results = runner.run()
@@ -70,18 +73,12 @@ def run(config, out_dir, stream=None):
         from .race_bench import headline_lines
 
         print(file=stream)
-        print(f"Time-to-accuracy race ({results.race['wall_s']:.0f} s):", file=stream)
+        print(f"Time-to-accuracy race ({results.race['wall_s']:.0f} s, scale {results.race['scale']:g}):", file=stream)
         print("\n".join(headline_lines(results.race)), file=stream)
     print(file=stream)
-    print("\n".join(summary_table(results)), file=stream)
+    print("\n".join(sizes_lines(results) + glance_lines(results)), file=stream)
     print(file=stream)
-    print("\n".join(targets_lines(results, results.targets)), file=stream)
-    if results.tta:
-        print(file=stream)
-        print("\n".join(tta_lines(results)), file=stream)
-    if results.cold_start:
-        print(file=stream)
-        print("\n".join(cold_lines(results)), file=stream)
+    print("\n".join(summary_table(results)), file=stream)
     if results.errors:
         print(f"\n{len(results.errors)} case(s) failed; see the report.", file=stream)
     print(f"\nReport: {path} ({results.meta['wall_s']:.0f} s)", file=stream, flush=True)

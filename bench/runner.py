@@ -24,27 +24,22 @@ from .methods import MLP, SGD, TORCH
 
 def default_backend():
     """The backend the estimators' default ``backend`` runs (``"auto"`` resolved)."""
-    from fastgd import LinearRegression
-    from fastgd._backends import resolve
+    from fastgd.benchmarking import default_backend as default
 
-    return resolve(LinearRegression().get_params()["backend"])
+    return default()
 
 
 def backend_status():
     """``(available, skipped)``: the fastgd backends that import (the estimators' default
     first, the NumPy reference last) and ``{name: reason}`` for those that do not."""
-    from fastgd._backends import BACKENDS, get_backend
+    from fastgd.benchmarking import backend_error, backend_names
 
-    available, skipped = [], {}
-    for name in BACKENDS:
-        try:
-            get_backend(name)
-        except ImportError as exc:
-            skipped[name] = str(exc)
-        else:
-            available.append(name)
+    names = backend_names()
+    errors = {name: backend_error(name) for name in names}
+    available = [name for name in names if errors[name] is None]
+    skipped = {name: error for name, error in errors.items() if error is not None}
     default = default_backend()
-    available.sort(key=lambda name: (name != default, name == "numpy", list(BACKENDS).index(name)))
+    available.sort(key=lambda name: (name != default, name == "numpy", names.index(name)))
     return available, skipped
 
 
@@ -101,6 +96,12 @@ def machine():
     return info
 
 
+def _duration(seconds):
+    """``seconds`` as "1 min 05 s" or "42 s"."""
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
 # ------------------------------------------------------------------------------ results
 @dataclass
 class Results:
@@ -116,6 +117,8 @@ class Results:
     errors: list = field(default_factory=list)
     targets: list = field(default_factory=list)  # targets.evaluate_targets(), filled by render.write()
     race: dict = field(default_factory=dict)  # bench.race_bench.run_race()'s fields, the report's headline
+    # bench.sections: {name: {"title", "size", "markdown", "summary", "rows"}}, in run order
+    sections: dict = field(default_factory=dict)
 
     def floor_of(self, n, d, dtype):
         for row in self.floor:
@@ -163,22 +166,26 @@ class Runner:
         print(text, file=self.stream, flush=True)
 
     # ------------------------------------------------------------------------ plan
-    def _add(self, label, fn):
-        self.tasks.append((label, fn))
+    def _add(self, label, fn, seconds=1.0):
+        """A case: its progress label, the function that runs it, and a rough estimate of
+        its seconds on 2 cores (only the estimate of the time left uses it)."""
+        self.tasks.append((label, fn, seconds))
 
     def _plan(self):
         cfg = self.config
         if cfg.race_scale:
             from . import race_bench
 
+            cap = race_bench.cap_for(cfg.race_scale) if cfg.race_cap_s is None else cfg.race_cap_s
             for problem in race_bench.problems(cfg.race_scale, cfg.race_d_scale):
-                self._add(f"race: {problem.label}", lambda p=problem: self._race(p))
-        self._add("warm up the kernels (a tiny fit per backend, batch size, dtype and model)", self._warm_up)
+                self._add(f"race: {problem.label}", lambda p=problem: self._race(p), 5 * cap)
+        self._add("warm up the kernels (a tiny fit per backend, batch size, dtype and model)", self._warm_up, 60)
         for n, d, epochs in cfg.sizes:
-            self._add(f"data {n}x{d}", lambda n=n, d=d: self._make_data(n, d))
+            self._add(f"data {n}x{d}", lambda n=n, d=d: self._make_data(n, d), n * d / 2e6)
             dtypes = ("float64", "float32") if cfg.float32_full else ("float64",)
+            case_s = max(0.2, n * d / 1e7)  # the rough seconds of one epoch case
             for dtype in dtypes:
-                self._add(f"memory floor {n}x{d} {dtype}", lambda n=n, d=d, t=dtype: self._floor(n, d, t))
+                self._add(f"memory floor {n}x{d} {dtype}", lambda n=n, d=d, t=dtype: self._floor(n, d, t), case_s)
             for model in cfg.models:
                 for batch in cfg.batches:
                     cases = [(b, "float64") for b in self.backends]
@@ -188,33 +195,44 @@ class Runner:
                         if not methods.runs_batch(method, batch):
                             continue
                         label = f"{model} {n}x{d} batch {batch_label(batch, dtype)} {method}"
-                        self._add(label, lambda a=(model, n, d, epochs, batch, method, dtype): self._epochs(*a))
+                        self._add(label, lambda a=(model, n, d, epochs, batch, method, dtype): self._epochs(*a), case_s)
                     if batch == "full" and cfg.threads and measure.n_cores() > 1:
                         # right after the all-cores rows, on the same data
                         for backend in self.backends:
                             if backend == "numpy":
                                 continue
                             label = f"{model} {n}x{d} batch full n_jobs=1 {backend}"
-                            self._add(label, lambda a=(model, n, d, epochs, backend): self._threads(*a))
+                            self._add(label, lambda a=(model, n, d, epochs, backend): self._threads(*a), case_s)
         for n in cfg.scaling_n:
             d = cfg.scaling_d
-            self._add(f"scaling data and memory floor {n}x{d}", lambda n=n, d=d: self._scaling_data(n, d))
+            case_s = max(0.2, n * d / 1e7)
+            self._add(f"scaling data and memory floor {n}x{d}", lambda n=n, d=d: self._scaling_data(n, d), case_s)
             for backend in self.backends:
                 if backend == "numpy" and n > cfg.scaling_numpy_max_n:
                     continue
                 for batch in (32, "full"):
                     label = f"scaling linear {n}x{d} batch {batch} {backend}"
-                    self._add(label, lambda a=(n, d, batch, backend): self._scaling(*a))
+                    self._add(label, lambda a=(n, d, batch, backend): self._scaling(*a), case_s)
         if cfg.tta:
             n_train, n_test, d = cfg.tta
-            self._add(f"time to accuracy: data {n_train}+{n_test}x{d}", self._tta_data)
-            self._add("time to accuracy: sklearn LogisticRegression(lbfgs)", self._tta_lbfgs)
+            seconds = n_train * d / 2e6
+            self._add(f"time to accuracy: data {n_train}+{n_test}x{d}", self._tta_data, seconds)
+            self._add("time to accuracy: sklearn LogisticRegression(lbfgs)", self._tta_lbfgs, seconds)
             for method in measure.TTA_METHODS:
-                self._add(f"time to accuracy: {method}, all defaults", lambda m=method: self._tta_default(m))
-                self._add(f"time to accuracy: {method}, max_iter=1,2,... until the target", lambda m=method: self._tta_search(m))
+                self._add(f"time to accuracy: {method}, all defaults", lambda m=method: self._tta_default(m), seconds)
+                self._add(f"time to accuracy: {method}, max_iter=1,2,... until the target",
+                          lambda m=method: self._tta_search(m), 3 * seconds)
         if cfg.cold_start:
-            for backend in self.backends:
-                self._add(f"cold start {backend}: fresh processes, empty then filled JIT cache", lambda b=backend: self._cold(b))
+            cold = self.backends if cfg.cold_start_backends == "all" else self.backends[:1]  # the default first
+            for backend in cold:
+                self._add(f"cold start {backend}: fresh processes, empty then filled JIT cache",
+                          lambda b=backend: self._cold(b), 5 if backend == "cython" else 40)
+        from .sections import SECTIONS
+
+        for name in cfg.sections:
+            section = SECTIONS[name]
+            self._add(f"{section.title} ({cfg.section_size} sizes)", lambda s=name: self._section(s),
+                      section.seconds[cfg.section_size])
 
     # ------------------------------------------------------------------------- tasks
     def _race(self, problem):
@@ -235,13 +253,14 @@ class Runner:
 
     def _warm_up(self):
         """Compile (or load from the cache) every kernel the timed fits use: each batch size
-        of the configuration and dtype, and full batch with one thread."""
+        of the configuration in float64, full batch in float32 (the only float32 case),
+        and full batch with one thread."""
         batches = list(dict.fromkeys((*self.config.batches, 32, "full")))
         for backend in self.backends:
             for dtype in ("float64", "float32"):
                 for model in self.config.models:
                     X, y = bench_data.make_data(model, 300, 5, dtype=dtype)
-                    for batch in batches:
+                    for batch in batches if dtype == "float64" else ["full"]:
                         methods.fastgd_estimator(model, backend=backend, batch_size=batch, max_iter=2).fit(X, y)
                     methods.fastgd_estimator(model, backend=backend, batch_size="full", max_iter=2, n_jobs=1).fit(X, y)
         return ", ".join(self.backends)
@@ -364,6 +383,15 @@ class Runner:
         self.results.tta["methods"].setdefault(method, {})["default"] = result
         return f"{fmt_time(result['wall_s'])} ({result['epochs']} epochs), accuracy {result['accuracy']:.4f}"
 
+    def _section(self, name):
+        """One of :data:`bench.sections.SECTIONS` at the configuration's section size."""
+        from .sections import SECTIONS
+
+        size = self.config.section_size
+        done = SECTIONS[name].run(size, lambda line: self.say("    " + line))
+        self.results.sections[name] = {"title": SECTIONS[name].title, "size": size, **done}
+        return "; ".join(done["summary"])[:160]
+
     def _cold(self, backend):
         cold, warm = measure.cold_and_warm(backend)
         for cache, values in (("cold", cold), ("warm", warm)):
@@ -391,7 +419,9 @@ class Runner:
         for name, reason in self.results.skipped.items():
             self.say(f"skipped {name}: {reason}")
         width = len(str(total))
-        for i, (label, fn) in enumerate(self.tasks, 1):
+        planned = sum(seconds for _, _, seconds in self.tasks)
+        done = 0.0  # the estimates of the cases done
+        for i, (label, fn, seconds) in enumerate(self.tasks, 1):
             tic = time.perf_counter()
             self.say(f"[{i:>{width}}/{total}] {label} ...")
             try:
@@ -400,8 +430,14 @@ class Runner:
                 self.results.errors.append({"task": label, "error": f"{type(exc).__name__}: {exc}"})
                 self.say(f"    FAILED: {type(exc).__name__}: {exc}")
                 traceback.print_exc(file=self.stream)
-                continue
-            self.say(f"    {outcome}  [{time.perf_counter() - tic:.1f} s, {total - i} left]")
+                outcome = None
+            done += seconds
+            spent = time.perf_counter() - start
+            # the rest of the estimates, scaled by how this run compares with them so far
+            left = (planned - done) * spent / max(done, 1e-9)
+            if outcome is not None:
+                self.say(f"    {outcome}  [{time.perf_counter() - tic:.1f} s]")
+            self.say(f"    [{i:>{width}}/{total} done, {spent:.0f} s so far, about {_duration(left)} left]")
         bench_data.clear_cache()
         self._tta_arrays = None
         self.results.meta["wall_s"] = time.perf_counter() - start

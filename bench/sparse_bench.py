@@ -11,10 +11,8 @@ import math
 import time
 import warnings
 
-import numpy as np
-import scipy.sparse as sp
-
-from .methods import ALPHA, MOMENTUM, SEED
+from .data import make_sparse, row_norms  # noqa: F401 (the section's data, also used from here)
+from .methods import ALPHA, MOMENTUM, SEED, log_objective
 
 METHOD = """\
 Data: ``rows`` rows of ``d`` hashed features with about ``nnz`` non-zeros per row; the
@@ -43,40 +41,9 @@ step, and the epoch time at ``rows`` rows implied by it.
 """
 
 
-def make_sparse(n, d, nnz=50, seed=SEED):
-    """``(X, y)``: CSR (n, d) float64 with about ``nnz`` entries per row (duplicates summed,
-    so a little fewer), unit-norm rows, labels 0/1; deterministic."""
-    rng = np.random.default_rng(seed)
-    # rank r with probability ~ 1 / (r + 10): the inverse of the continuous CDF
-    # log((r + 10) / 10) / log((d + 10) / 10) at uniform draws
-    u = rng.random(n * nnz)
-    ranks = np.minimum((10.0 * np.exp(u * np.log((d + 10.0) / 10.0)) - 10.0).astype(np.int64), d - 1)
-    cols = rng.permutation(d)[ranks]
-    vals = rng.exponential(1.0, n * nnz)
-    X = sp.csr_matrix((vals, cols, np.arange(0, n * nnz + 1, nnz)), shape=(n, d))
-    X.sum_duplicates()
-    norms = np.sqrt(np.bincount(np.repeat(np.arange(n), np.diff(X.indptr)), weights=X.data**2, minlength=n))
-    X.data /= np.repeat(np.maximum(norms, 1e-300), np.diff(X.indptr))
-    X.indices = X.indices.astype(np.int32)
-    X.indptr = X.indptr.astype(np.int32)
-    w = rng.standard_normal(d) * 3.0
-    z = X @ w
-    y = (z + 0.3 * rng.standard_normal(n) > np.median(z)).astype(np.int64)
-    return X, y
-
-
-def row_norms(X):
-    """Euclidean norm of each row of a CSR matrix."""
-    return np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
-
-
 def objective(X, y, coef, intercept, alpha=ALPHA):
-    """Mean logistic loss + alpha / 2 ||w||^2, in float64."""
-    w = np.asarray(coef, dtype=np.float64).reshape(-1)
-    b = float(np.asarray(intercept, dtype=np.float64).reshape(-1)[0])
-    z = np.asarray(X @ w) + b
-    m = np.where(y > 0, z, -z)
-    return float(np.mean(np.logaddexp(0.0, -m)) + 0.5 * alpha * (w @ w))
+    """Mean logistic loss + alpha / 2 ||w||^2, in float64 (:func:`bench.methods.log_objective`)."""
+    return log_objective(X, y, coef, intercept, alpha)
 
 
 def _fastgd(backend, X, y, epochs):
@@ -118,27 +85,37 @@ def _kernel_epoch(backend, X, y, lazy):
     """Seconds of one sparse-kernel epoch over all rows of X (batch 1, momentum 0.9,
     constant step, L2): the estimator's set-up, then the kernel call alone is timed."""
     from fastgd import LogisticRegression
-    from fastgd._run import prepared
+    from fastgd.benchmarking import epoch_runner
 
     est = LogisticRegression(backend=backend, batch_size=1, momentum=MOMENTUM, alpha=ALPHA,
                              learning_rate="constant", eta0=0.1, random_state=SEED)
-    run = prepared(est, X, y)
-    args = run.kernel_args(run.rng.permutation(X.shape[0]).astype(np.int64))
+    run = epoch_runner(est, X, y)
+    order = run.permutation()
     tic = time.perf_counter()
-    run.backend.epoch(**args, lazy=lazy)
+    run.kernel_epoch(order, lazy=lazy)
     return time.perf_counter() - tic
 
 
-def run(rows=100_000, nnz=50, d=2**18, scaling_d=(2**14, 2**18, 2**20), epochs=3, numpy_rows=1000,
-        dense_rows=300, stream=print):
-    """Both tables' rows: ``(epoch_rows, lazy_rows)``."""
-    from fastgd._backends import get_backend
+# the section's sizes: "full" (the complete report), "quick" (python -m bench's default:
+# fewer rows, and the estimators' default backend only, so no kernel is compiled for it),
+# "tiny" (seconds, the tests)
+SIZES = {
+    "full": {},
+    "quick": {"rows": 20_000, "scaling_d": (2**14, 2**20), "backends": "default"},
+    "tiny": {"rows": 600, "nnz": 8, "d": 512, "scaling_d": (64, 512), "epochs": 2, "numpy_rows": 100,
+             "dense_rows": 50},
+}
 
-    backends = ["numba", "cython"]
-    try:
-        get_backend("cython", sparse=True)
-    except ImportError:
-        backends = ["numba"]
+
+def run(rows=100_000, nnz=50, d=2**18, scaling_d=(2**14, 2**18, 2**20), epochs=3, numpy_rows=1000,
+        dense_rows=300, stream=print, backends=("numba", "cython")):
+    """Both tables' rows: ``(epoch_rows, lazy_rows)``; ``backends``: the compiled backends
+    timed ("default": the estimators' default one), those that import."""
+    from fastgd.benchmarking import backend_error, default_backend
+
+    if backends == "default":
+        backends = (default_backend(),)
+    backends = [b for b in backends if b != "numpy" and backend_error(b, sparse=True) is None]
     # warm the kernels on tiny data (numba loads or compiles; nothing here is timed)
     Xw, yw = make_sparse(200, 64, 5)
     for b in backends:

@@ -194,7 +194,7 @@ def test_targets_section_and_threads_rows(tiny_run):
     raw = json.loads((path.parent / "results.json").read_text())
     assert [t["target"] for t in raw["targets"]] == [t["target"] for t in results.targets]
     assert len(raw["targets"]) == len(rows)
-    assert "The performance targets, each evaluated" in log  # printed at the end of the run too
+    assert "- Performance targets: " in log  # their verdicts counted in the one-screen summary
     # threads: n_jobs=1 rows for every model and compiled backend (2+ cores)
     compiled = [b for b in results.meta["backends"] if b != "numpy"]
     if results.meta["machine"]["cores"] > 1:
@@ -499,12 +499,12 @@ def test_race_objective_is_fastgds():
     """The race's objective is fastgd's own ``objective`` (default penalty) for binary,
     multinomial and sparse fits."""
     from bench import race_bench
-    from bench.sparse_bench import make_sparse
+    from bench.data import make_sparse, multinomial_data
     from fastgd import LogisticRegression
 
     _, l2, l1 = race_bench.fastgd_penalty()
     rng = np.random.default_rng(0)
-    Xm, ym = race_bench.multinomial_data(600, 6, 4)
+    Xm, ym = multinomial_data(600, 6, 4)
     Xs, ys = make_sparse(400, 256, 8)
     for X, y in ((rng.standard_normal((500, 5)), rng.integers(0, 2, 500)), (Xm, ym), (Xs, ys)):
         est = LogisticRegression(max_iter=3, random_state=0).fit(X, y)
@@ -588,3 +588,95 @@ def test_cv_section_runs_on_small_data():
     for v in cv_bench.verdicts(rows):
         line = next(x for x in text.splitlines() if x.startswith(f"| {v['problem']} | CV fit ÷ one fit |"))
         assert line.endswith("| met |" if v["vs_one_fit"] <= cv_bench.ONE_FIT_MAX else "| **missed** |")
+
+
+# ------------------------------------------------------------- the main job and its summary
+def test_report_says_its_sizes_and_summarises_on_one_screen(tiny_run):
+    """The report and the terminal name the mode and the sizes run, say how to get the
+    complete report, and summarise every part in a few lines (the one-screen summary)."""
+    results, path, log = tiny_run
+    text = path.read_text()
+    glance = text.split("## At a glance", 1)[1].split("\n## ", 1)[0]
+    assert "Mode **tiny**" in glance and "python -m bench --full" in glance
+    assert "400×5 (2 epochs)" in glance and "scale 0.01 of its rows" in glance
+    bullets = [line for line in glance.splitlines() if line.startswith("- ")]
+    assert any(line.startswith("- Performance targets: ") for line in bullets)
+    assert len(glance.splitlines()) < 40
+    # the glance comes right after the race's headline and plot, before the race's details
+    assert text.index("## Time-to-accuracy race") < text.index("## At a glance") < text.index("## The race in detail")
+    assert "Mode **tiny**" in log
+    # progress: after every case, how many are done and about how long is left
+    left = re.findall(r"\[\s*(\d+)/(\d+) done, \d+ s so far, about (?:\d+ min )?\d+ s left\]", log)
+    assert len(left) == int(left[-1][1]) and left[-1][0] == left[-1][1]
+
+
+def test_sections_summarise_themselves():
+    """A section run through :mod:`bench.sections` at tiny size gives its Markdown, its
+    summary line (with the numbers of its rows) and its rows."""
+    from bench import sections
+
+    done = sections.SECTIONS["sparse"].run("tiny", lambda line: None)
+    epochs = done["rows"]["epochs"]
+    assert "## Sparse input" in done["markdown"]
+    (line,) = done["summary"]
+    for r in epochs:
+        if r["method"].startswith("fastgd") and r["method"] != "fastgd numpy":
+            assert f"{r['method']} " in line and f"{r['vs_sklearn']:.3g}× faster" in line
+
+
+def test_bench_uses_only_the_public_api_and_the_hook():
+    """bench/ reaches below fastgd's public names only through ``fastgd.benchmarking``."""
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "bench"
+    private = re.compile(r"(?:from|import)\s+fastgd\._|from\s+fastgd\s+import\s+_|\b(?:est|estimator|fitted)\._[a-z]")
+    hits = [f"{p.name}: {m.group()}" for p in root.glob("*.py") for m in private.finditer(p.read_text())]
+    assert hits == []
+    import fastgd.benchmarking as hook
+
+    assert set(hook.backend_names()) == {"cython", "numba", "numpy"} and hook.backend_error("numpy") is None
+
+
+def _saved_run(path, number, benchmarks):
+    """A pytest-benchmark saved run with ``benchmarks``: ``(name, group, median, final_loss)``."""
+    data = {"machine_info": {}, "commit_info": {}, "datetime": "2026-12-07T00:00:00", "version": "5.1.0",
+            "benchmarks": [{"group": group, "name": name, "fullname": f"bench/bench_epochs.py::{name}",
+                            "extra_info": {"final_loss": loss},
+                            "stats": {"median": median, "min": median / 2, "mean": median, "max": median * 2}}
+                           for name, group, median, loss in benchmarks]}
+    path.mkdir(parents=True, exist_ok=True)
+    out = path / f"{number:04d}_abc{number}_20261207_000000.json"
+    out.write_text(json.dumps(data))
+    return out
+
+
+def test_compare_prints_the_ratios_of_two_saved_runs(tmp_path, capsys):
+    from bench import compare
+    from bench.__main__ import main
+
+    store = tmp_path / ".benchmarks" / "Linux-CPython-3.11-64bit"
+    a = _saved_run(store, 1, [("test_a", "g1", 2.0, 0.5), ("test_b", "g1", 4.0, 0.25), ("test_c", "g2", 1.0, 0.1),
+                              ("test_gone", "g2", 1.0, None)])
+    b = _saved_run(store, 2, [("test_a", "g1", 1.0, 0.5), ("test_b", "g1", 8.0, 0.25), ("test_c", "g2", 3.0, 0.1),
+                              ("test_new", "g2", 1.0, None)])
+    rows = compare.ratios(compare.load(a), compare.load(b))
+    assert [(r["group"], r["ratio"]) for r in rows] == [("g1", 0.5), ("g1", 2.0), ("g2", 3.0)]
+    assert rows[0]["a_loss"] == rows[0]["b_loss"] == 0.5
+    summary = compare.summary(rows)
+    assert [s[:2] for s in summary] == [("all", 3), ("g1", 2), ("g2", 1)]
+    assert summary[0][2] == pytest.approx(2.0) and summary[0][3] == pytest.approx(3.0 ** (1 / 3))
+    assert summary[1][2] == pytest.approx(1.25) and summary[1][3] == pytest.approx(1.0)
+    assert compare.ratios(compare.load(a), compare.load(b), "min")[0]["a_s"] == 1.0
+    # runs named by number (as pytest-benchmark numbers them), by a part of the name, or by path
+    assert compare.resolve("1", tmp_path / ".benchmarks") == a
+    assert compare.resolve("0002", tmp_path / ".benchmarks") == b
+    assert compare.resolve("abc2", tmp_path / ".benchmarks") == b
+    with pytest.raises(ValueError, match="several"):
+        compare.resolve("abc", tmp_path / ".benchmarks")
+    with pytest.raises(FileNotFoundError):
+        compare.resolve("7", tmp_path / ".benchmarks")
+    assert main(["compare", "1", str(b), "--storage", str(tmp_path / ".benchmarks")]) == 0
+    out = capsys.readouterr().out
+    assert "| test_a | g1 | 2 s | 1 s | 0.500 | 0.5 | 0.5 |" in out
+    assert "| all | 3 | 2.000 | 1.442 |" in out and "| g1 | 2 | 1.250 | 1.000 |" in out
+    assert "only in A (1): test_gone" in out and "only in B (1): test_new" in out
