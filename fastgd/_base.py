@@ -25,7 +25,9 @@ from ._backends import AUTO, BACKENDS
 from ._callbacks import LIVE_KEYS, CallbackSupport, FitCallbacks, managed
 from ._optimizers import OPTIMIZERS
 from ._penalties import PENALTIES, penalty_strengths, penalty_value
-from ._run import DivergenceError, Run, initial_state, reported_weights, weighted_loss
+from ._judge import DivergenceError, reported_weights
+from ._run import Run, weighted_loss
+from ._spec import initial_state
 from ._schedules import SCHEDULES
 from ._validation import (
     is_dask,
@@ -158,7 +160,7 @@ default=None
         with self._finite_or_raise(data):
             rng = check_random_state(self.random_state)
             val = ()
-            if validation_given(self, X_val, y_val, sample_weight_val):
+            if validation_given(self.early_stopping, X_val, y_val, sample_weight_val):
                 val = validate_validation(self, data, X_val, y_val, sample_weight_val)
             elif self.early_stopping:
                 data, X_val, Y_val = split_validation(data, rng, self.validation_fraction, self._is_classifier)
@@ -186,8 +188,10 @@ default=None
 
     def _fit_epochs(self, run_cls, data, rng, X_val=None, Y_val=None, sw_val=None):
         """``fit`` from validated data with normalised weights; ``run_cls`` runs the
-        epochs (``fastgd._run.Run`` in memory, ``fastgd._dask.DaskRun`` on Dask blocks)."""
-        state = initial_state(self, data)
+        epochs (``fastgd._run.Run`` in memory, ``fastgd._dask.DaskRun`` on Dask blocks)
+        and resolves the fit (``run_cls.resolve``, its own step statistics)."""
+        spec = run_cls.resolve(self, data)
+        state = np.zeros(spec.state_shape, dtype=data.X.dtype)
         seen, avg_start = 0, None
         if self.warm_start and hasattr(self, "_state") and self._state.shape == state.shape:
             state[...] = self._state
@@ -195,15 +199,19 @@ default=None
             seen, avg_start = getattr(self, "_seen", 0), getattr(self, "_avg_start", None)
         else:
             t = 0
-        run = run_cls(self, data, state, t, run_cls.initial_eta(self, data), rng, X_val, Y_val, sw_val,
-                      seen=seen, avg_start=avg_start)
-        run.set_reference(continuing=t > 0)
+        run = run_cls(spec, data, state, t, spec.eta, rng, X_val, Y_val, sw_val, seen=seen, avg_start=avg_start)
+        run.set_reference(fitted_first=self._first_objective() if t > 0 else None)
         run.callbacks = FitCallbacks.start(self, data, self.max_iter, "fit")
         run.epochs(self.max_iter, stop_early=True)
         self._commit(run, data, reset_curves=True, partial_rng=None)
         if run.callbacks is not None:
             run.callbacks.finish()
         return self
+
+    def _first_objective(self):
+        """The fitted model's first epoch's objective (None if there is none)."""
+        curve = getattr(self, "loss_curve_", None)
+        return curve[0] if curve else None
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Run one epoch over the given rows, continuing from the current state.
@@ -229,11 +237,12 @@ default=None
     def _partial_fit_epoch(self, run_cls, data, first):
         """``partial_fit`` from validated data with normalised weights; ``run_cls`` as
         for :meth:`_fit_epochs`."""
-        state = initial_state(self, data)
+        spec = run_cls.resolve(self, data)
+        state = np.zeros(spec.state_shape, dtype=data.X.dtype)
         seen, avg_start = 0, None
         if first:
             t = 0
-            eta = run_cls.initial_eta(self, data)
+            eta = spec.eta
         else:
             if self._state.shape != state.shape:
                 raise ValueError(
@@ -245,14 +254,14 @@ default=None
             t = self.t_
             seen, avg_start = getattr(self, "_seen", 0), getattr(self, "_avg_start", None)
             eta = self._eta
-            if SCHEDULES[self.learning_rate].from_data:
+            if spec.schedule.from_data:
                 # never take a larger step than new rows allow
-                eta = min(eta, run_cls.initial_eta(self, data))
+                eta = min(eta, spec.eta)
         rng = None if first else getattr(self, "_partial_rng", None)
         # the stream of permutations continues across calls; a failed call draws nothing
         rng = check_random_state(self.random_state) if rng is None else copy.deepcopy(rng)
-        run = run_cls(self, data, state, t, eta, rng, seen=seen, avg_start=avg_start)
-        run.set_reference(continuing=not first)
+        run = run_cls(spec, data, state, t, eta, rng, seen=seen, avg_start=avg_start)
+        run.set_reference(fitted_first=None if first else self._first_objective())
         run.callbacks = FitCallbacks.start(self, data, 1, "partial_fit")
         run.epochs(1, stop_early=False)
         self._commit(run, data, reset_curves=first, partial_rng=rng)

@@ -162,7 +162,7 @@ class BaseCV(BaseEstimator):
 def _with_weights(est, W, data):
     """``est`` as a fitted model of weights ``W`` (K, d + 1) on ``data``'s targets:
     state zero but for the weights, no epochs run."""
-    from ._run import initial_state
+    from ._spec import initial_state
 
     for name, value in data.fitted.items():
         setattr(est, name, value)

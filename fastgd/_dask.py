@@ -73,9 +73,11 @@ Mini-batch and SGD, ``dask_mode="average"`` (the default)
     average of the workers' averages is the average of their iterates.
 
 Step size "auto"
-    Computed exactly as in memory: ``max_i s_i ||x_i||^2`` is a blockwise maximum, and the
-    power iteration runs on the client over the same evenly spaced rows the in-memory
-    estimate uses (every ``n // 10000``-th row, at most 20000 rows, gathered once).
+    The blocks' step statistics (:func:`block_stats`) are those of the same rows in
+    memory: ``max_i s_i ||x_i||^2`` is a blockwise maximum, and the eigenvalue and the
+    mean row L1 norm are computed on the client over the same evenly spaced rows the
+    in-memory estimate uses (every ``n // 10000``-th row, at most 20000 rows, gathered
+    once); ``fastgd._spec.initial_step`` turns them into the step.
 
 Early stopping
     ``early_stopping=True`` needs a validation set passed to ``fit`` (``X_val``,
@@ -114,20 +116,11 @@ from sklearn.utils.validation import (
 from . import _params as P
 from . import _run
 from ._backends import get_backend
-from ._losses import LOSSES
 from ._numpy.kernels import apply_step
-from ._optimizers import OPTIMIZERS
-from ._penalties import penalty_strengths, penalty_value
-from ._run import Run, batch_rows
-from ._schedules import SCHEDULES
-from ._smoothness import (
-    EIGEN_MAX_ROWS,
-    adaptive_step,
-    auto_step,
-    max_row_smoothness,
-    mean_row_l1,
-    top_eigenvalue,
-)
+from ._penalties import penalty_value
+from ._run import Run
+from ._smoothness import EIGEN_MAX_ROWS, StepStats, max_row_smoothness, mean_row_l1, top_eigenvalue
+from ._spec import build, settings
 from ._validation import (
     FLOAT_DTYPES,
     Data,
@@ -144,11 +137,12 @@ POLL_S = 2.0
 # --------------------------------------------------------------------------- entry points
 def fit(est, X, y, sample_weight, X_val=None, y_val=None, sample_weight_val=None):
     """``BaseGD.fit`` on Dask input (see the module docstring)."""
-    validation = validation_given(est, X_val, y_val, sample_weight_val)
+    s = settings(est)
+    validation = validation_given(s.early_stopping, X_val, y_val, sample_weight_val)
     data = _prepare(est, X, y, sample_weight, first=True, fitting=True, validation=validation)
     try:
         val = validate_validation(est, data, X_val, y_val, sample_weight_val) if validation else ()
-        return est._fit_epochs(DaskRun, data, check_random_state(est.random_state), *val)
+        return est._fit_epochs(DaskRun, data, check_random_state(s.random_state), *val)
     finally:
         data.X.release()
 
@@ -201,31 +195,33 @@ def map_method(est, name, X):
 
 # --------------------------------------------------------------------------- the epochs
 class DaskRun(Run):
-    """``fastgd._run.Run`` whose epochs run blockwise; the stopping, divergence and curve
-    logic of ``Run.epochs`` is shared unchanged."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.codes[P.N_THREADS] = 1  # one thread per task: the workers are the parallelism
+    """``fastgd._run.Run`` whose epochs run blockwise (only :meth:`epoch` differs); its
+    model and judge are those of the in-memory driver."""
 
     @staticmethod
-    def initial_eta(est, data):
-        return _initial_eta(est, data)
+    def resolve(est, data):
+        """The resolved fit on Dask blocks: the step statistics gathered blockwise
+        (:func:`block_stats`), one thread per task (the workers are the parallelism)."""
+        blocks = data.X
+        return build(est, loss=data.loss, n_rows=blocks.shape[0], n_outputs=data.n_outputs,
+                     n_features=blocks.shape[1], dtype=blocks.dtype,
+                     stats=lambda needs, s: block_stats(blocks, s.fit_intercept, needs), threads=1)
 
     def zero_objective(self):
         """The all-zero model's objective where it needs no pass over the blocks (the
         classification losses); None where it reads the targets, which stay on the
         workers (squared error)."""
-        return None if LOSSES[self.loss].zero_needs_targets else super().zero_objective()
+        return None if self.spec.loss.zero_needs_targets else super().zero_objective()
 
     def epoch(self):
         blocks = self.X  # a _Blocks
         n = blocks.shape[0]
-        pen = penalty_value(self.state[0][:, :-1], self.l2, self.l1)
-        batch = int(self.codes[P.BATCH_SIZE])
+        spec, model = self.spec, self.model
+        pen = penalty_value(self.state[0][:, :-1], spec.l2, spec.l1)
+        batch = spec.batch
         backend = self.backend_name
         if batch >= n:
-            self.begin_epoch([n], n)
+            model.begin_epoch([n], n)
             results = blocks.gather_each(_gradient_task, backend, self.state[0].copy(), self.codes.copy())
             G = np.zeros(self.state.shape[1:], dtype=np.float64)
             total = 0.0
@@ -234,21 +230,21 @@ class DaskRun(Run):
                 total += value
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 apply_step(self.state, G, n, self.t + 1, self.hp, self.codes)
-            self.end_epoch(n, 1)
-        elif self.est.dask_mode == "average":
-            plan = epoch_plan(self.rng, len(blocks.sizes), self.est.shuffle)
+            model.end_epoch(n, 1)
+        elif spec.dask_mode == "average":
+            plan = epoch_plan(self.rng, len(blocks.sizes), spec.shuffle)
             owners = blocks.owners()
-            rounds = average_rounds(plan, owners, blocks.sizes, batch, self.est.sync_every)
+            rounds = average_rounds(plan, owners, blocks.sizes, batch, spec.sync_every)
             # averaging (the ``average`` parameter) counts the samples of all workers'
             # batches towards each update of the combined model
-            self.begin_epoch([n], batch * max(1, len(set(owners))))
+            model.begin_epoch([n], batch * max(1, len(set(owners))))
             state, total, steps = blocks.rounds(rounds, (self.state.copy(), 0.0), backend, self.hp.copy(),
                                                 self.codes, self.t)
             self.state[...] = state
-            self.end_epoch(n, steps)
+            model.end_epoch(n, steps)
         else:
-            plan = epoch_plan(self.rng, len(blocks.sizes), self.est.shuffle)
-            self.begin_epoch([blocks.sizes[b] for b, _ in plan], batch)
+            plan = epoch_plan(self.rng, len(blocks.sizes), spec.shuffle)
+            model.begin_epoch([blocks.sizes[b] for b, _ in plan], batch)
             visits = []
             t = self.t
             for b, seed in plan:
@@ -258,7 +254,7 @@ class DaskRun(Run):
                 t += -(-blocks.sizes[b] // batch)  # the kernels cap the batch at the block's rows
             state, total = blocks.chain(_epoch_task, visits, (self.state.copy(), 0.0), backend, self.hp.copy())
             self.state[...] = state
-            self.end_epoch(n, t - self.t)
+            model.end_epoch(n, t - self.t)
         return float(total) / n + pen
 
 
@@ -343,28 +339,22 @@ def block_order(seed, n_rows):
     return np.random.RandomState(seed).permutation(n_rows).astype(np.int64)
 
 
-def _initial_eta(est, data):
-    """``fastgd._run.initial_eta`` from blockwise statistics (the same value as in memory)."""
-    if not SCHEDULES[est.learning_rate].from_data:
-        return float(est.eta0)
-    blocks = data.X
+def block_stats(blocks, fit_intercept, needs):
+    """The step statistics (``fastgd._smoothness.StepStats``) of Dask blocks, as an
+    in-memory fit gathers them on the same rows: ``max_i s_i ||xt_i||^2`` is a blockwise
+    maximum, and the eigenvalue and the mean row L1 norm are computed on the client over
+    the same evenly spaced rows the in-memory estimate uses (every ``n // 10000``-th
+    row, gathered once)."""
     n = blocks.shape[0]
     step = max(1, n // EIGEN_MAX_ROWS)
-    stats = blocks.gather_each(_auto_stats_task, step, bool(est.fit_intercept), per_block=blocks.offsets)
+    stats = blocks.gather_each(_auto_stats_task, step, fit_intercept, needs.max_row, per_block=blocks.offsets)
     Xs = np.concatenate([s[1] for s in stats])
     ws = np.concatenate([s[2] for s in stats])
-    if OPTIMIZERS[est.optimizer].adaptive:
-        return adaptive_step(mean_row_l1(Xs, bool(est.fit_intercept), max_rows=Xs.shape[0]),
-                             optimizer=est.optimizer, beta_2=float(est.beta_2))
-    l2, _ = penalty_strengths(est.penalty, est.alpha, est.l1_ratio)
-    return auto_step(
+    return StepStats(
         n=n,
-        batch_size=batch_rows(est.batch_size, n),
-        max_row_smoothness=max(s[0] for s in stats),
-        top_eigenvalue=top_eigenvalue(Xs, ws, bool(est.fit_intercept), max_rows=Xs.shape[0]),
-        curvature=LOSSES[data.loss].curvature,
-        l2=l2,
-        momentum=float(est.momentum),
+        max_row=max(s[0] for s in stats) if needs.max_row else 0.0,
+        eigen=top_eigenvalue(Xs, ws, fit_intercept, max_rows=Xs.shape[0]) if needs.eigen else 0.0,
+        mean_l1=mean_row_l1(Xs, fit_intercept, max_rows=Xs.shape[0]) if needs.mean_l1 else 1.0,
     )
 
 
@@ -476,11 +466,13 @@ def _average_task(start, *results):
     return average_states(list(states), list(rows)), start[1] + float(sum(totals))
 
 
-def _auto_stats_task(block, offset, step, fit_intercept):
-    """max_i sw_i ||xt_i||^2, and the rows whose global index is a multiple of ``step``."""
+def _auto_stats_task(block, offset, step, fit_intercept, max_row):
+    """max_i sw_i ||xt_i||^2 (where ``max_row``, else 0), and the rows whose global index
+    is a multiple of ``step``."""
     X, _, sw = block
     rows = slice((-offset) % step, None, step)
-    return max_row_smoothness(X, sw, fit_intercept), X[rows].copy(), sw[rows].copy()
+    top = max_row_smoothness(X, sw, fit_intercept) if max_row else 0.0
+    return top, X[rows].copy(), sw[rows].copy()
 
 
 def _objective_task(block, W, loss):
@@ -585,21 +577,22 @@ def _prepare(est, X, y, sample_weight, *, first, classes=None, partial=False, fi
     if check_params:
         est._validate_params()
         est._check_param_combinations()
-    if fitting and est.early_stopping and not validation:
+    cfg = settings(est)
+    if fitting and cfg.early_stopping and not validation:
         raise NotImplementedError(
             "early_stopping=True on Dask input needs a validation set passed to fit as "
             "X_val and y_val (in memory or Dask): holding out validation_fraction is not "
             "supported on Dask input (there is no blockwise validation split)."
         )
-    backend = get_backend(est.backend)
+    backend = get_backend(cfg.backend)
     for kernel in ("epoch", "gradient"):
         if not hasattr(backend, kernel):
-            raise ValueError(f"backend={est.backend!r} has no {kernel!r} kernel, which Dask input needs.")
+            raise ValueError(f"backend={cfg.backend!r} has no {kernel!r} kernel, which Dask input needs.")
     X = _as_matrix(est, X, reset=first)
     if y is None:
         raise ValueError(f"{type(est).__name__} requires y to be passed, but the target y is None.")
     y = _rows_like(y, X, "y")
-    if est._is_classifier:
+    if cfg.is_classifier:
         if y.ndim == 2 and y.shape[1] == 1:
             warnings.warn(
                 "A column-vector y was passed when a 1d array was expected. Please change "
@@ -624,12 +617,12 @@ def _prepare(est, X, y, sample_weight, *, first, classes=None, partial=False, fi
                 raise ValueError("Sample weights must be 1D array or scalar")
     dtype = X.dtype if X.dtype in FLOAT_DTYPES else np.dtype(np.float64)
     ex = _executor(X)
-    loaded = ex.load(X, y, sw, dtype, est._is_classifier)
+    loaded = ex.load(X, y, sw, dtype, cfg.is_classifier)
     try:
-        summaries = loaded.gather_each(_summary, est._is_classifier)
-        _check_summaries(summaries, est._is_classifier, dtype)
+        summaries = loaded.gather_each(_summary, cfg.is_classifier)
+        _check_summaries(summaries, cfg.is_classifier, dtype)
         n = loaded.shape[0]
-        if est._is_classifier:
+        if cfg.is_classifier:
             labels = np.unique(np.concatenate([s["labels"] for s in summaries]))
             counts = np.zeros(len(labels), dtype=np.int64)
             weights = np.zeros(len(labels))
@@ -640,7 +633,7 @@ def _prepare(est, X, y, sample_weight, *, first, classes=None, partial=False, fi
             # the hook decides everything from the distinct labels: classes, errors
             _, n_outputs, loss, fitted = est._targets(labels, first=first, classes=classes, partial=partial)
             all_classes = fitted["classes_"]
-            per_class = _per_class_weights(est, all_classes, labels, counts, n, fitted)
+            per_class = _per_class_weights(cfg, all_classes, labels, counts, n, fitted)
             pos = np.searchsorted(all_classes, labels)
             total = float(np.sum(weights * (per_class[pos] if per_class is not None else 1.0)))
         else:
@@ -656,17 +649,18 @@ def _prepare(est, X, y, sample_weight, *, first, classes=None, partial=False, fi
     return Data(blocks, None, None, loss, n_outputs, fitted)
 
 
-def _per_class_weights(est, classes, labels, counts, n, fitted):
-    """Per-class multipliers for ``classes`` (None without class weights)."""
-    if est.class_weight is None:
+def _per_class_weights(s, classes, labels, counts, n, fitted):
+    """Per-class multipliers for ``classes`` (None without class weights); ``s``: the
+    estimator's settings."""
+    if s.class_weight is None:
         return None
-    if est.class_weight == "balanced":
+    if s.class_weight == "balanced":
         # sklearn's compute_class_weight("balanced"): n / (n_classes * bincount(y))
         full = np.zeros(len(classes), dtype=np.int64)
         full[np.searchsorted(classes, labels)] = counts
         return n / (len(classes) * full.astype(np.float64))
     # a dict: the hook validates it and gives one weight per class
-    return est._class_weights(np.arange(len(classes), dtype=np.float64).reshape(-1, 1), fitted)
+    return s.class_weights(np.arange(len(classes), dtype=np.float64).reshape(-1, 1), fitted)
 
 
 # --------------------------------------------------------------------------- execution

@@ -122,16 +122,19 @@ class Schedule:
 
 SCHEDULES = {
     "auto": Schedule(
-        CONSTANT, True, restart_on_stall, updates_patience,
-        "The automatic step was estimated on other rows (partial_fit) or the data are "
+        code=CONSTANT, from_data=True, on_stall=restart_on_stall, patience=updates_patience,
+        hint="The automatic step was estimated on other rows (partial_fit) or the data are "
         "extreme: use learning_rate='constant' with a smaller eta0, or rescale X.",
     ),
-    "constant": Schedule(CONSTANT, False, stop_on_stall, epochs_patience, _SMALLER_ETA0),
-    "adaptive": Schedule(CONSTANT, False, divide_on_stall, epochs_patience, _SMALLER_ETA0),
-    "invscaling": Schedule(INVSCALING, False, stop_on_stall, epochs_patience, _SMALLER_ETA0),
+    "constant": Schedule(code=CONSTANT, from_data=False, on_stall=stop_on_stall, patience=epochs_patience,
+                         hint=_SMALLER_ETA0),
+    "adaptive": Schedule(code=CONSTANT, from_data=False, on_stall=divide_on_stall, patience=epochs_patience,
+                         hint=_SMALLER_ETA0),
+    "invscaling": Schedule(code=INVSCALING, from_data=False, on_stall=stop_on_stall, patience=epochs_patience,
+                           hint=_SMALLER_ETA0),
     "optimal": Schedule(
-        OPTIMAL, False, stop_on_stall, epochs_patience,
-        "learning_rate='optimal' sets the step from alpha alone, 1 / (alpha (t0 + t - 1)), "
+        code=OPTIMAL, from_data=False, on_stall=stop_on_stall, patience=epochs_patience,
+        hint="learning_rate='optimal' sets the step from alpha alone, 1 / (alpha (t0 + t - 1)), "
         "which does not suit these data with alpha={alpha!r}: use "
         "learning_rate='auto' (the default), which picks a stable step from the data.",
         needs_alpha=True, t0=optimal_t0,
