@@ -315,6 +315,19 @@ default=None
         return validate_inputs(self, X, y, sample_weight, first=first, classes=classes, partial=partial,
                                defer_finite=defer_finite)
 
+    def _set_progress(self, *, state, eta, loss, t, seen, avg_start, backend, partial_rng):
+        """Set what a later call continues from: the state, the step, the loss, the
+        update and sample counts, the averaging start, the backend that ran and the
+        random stream of ``partial_fit``."""
+        self._state = state
+        self._eta = eta
+        self._loss = loss
+        self.t_ = t
+        self._seen = seen
+        self._avg_start = avg_start
+        self.backend_ = backend
+        self._partial_rng = partial_rng
+
     def _commit(self, run, data, *, reset_curves, partial_rng):
         """Set the fitted attributes; only called once a fit has succeeded.
 
@@ -326,14 +339,8 @@ default=None
         new.__dict__ = dict(self.__dict__)
         for name, value in data.fitted.items():
             setattr(new, name, value)
-        new._state = run.state
-        new._eta = run.eta
-        new._loss = data.loss
-        new._partial_rng = partial_rng
-        new.t_ = run.t
-        new.backend_ = run.backend_name
-        new._seen = run.seen
-        new._avg_start = run.avg_start
+        new._set_progress(state=run.state, eta=run.eta, loss=data.loss, t=run.t, seen=run.seen,
+                          avg_start=run.avg_start, backend=run.backend_name, partial_rng=partial_rng)
         if reset_curves or not hasattr(new, "loss_curve_"):
             new.loss_curve_ = list(run.curve)
             new.time_curve_ = list(run.times)
