@@ -1,9 +1,11 @@
 """The estimator base: parameters, the ``fit``/``partial_fit`` skeleton, failure
 atomicity and the commit of fitted attributes, prediction and the objective.
 
-Validation lives in ``fastgd._validation``, the epochs in ``fastgd._run`` (the driver,
-the only place that calls a backend), Dask input in ``fastgd._dask`` (imported on the
-first Dask collection). All randomness (the per-epoch permutations, the validation
+Validation lives in ``fastgd._validation``; a fit is resolved once by
+``fastgd._spec`` (every decision about it, the initial step included), and its epochs
+run in a driver that reads only that resolved fit: ``fastgd._run`` in memory,
+``fastgd._dask`` on Dask input (imported on the first Dask collection), each judged by
+``fastgd._judge``. All randomness (the per-epoch permutations, the validation
 split) is drawn from ``random_state`` in Python, so every backend visits the rows in
 the same order.
 """

@@ -10,11 +10,11 @@ from 1:
   ``t0 = 1 / (alpha * sqrt(1 / sqrt(alpha)))`` so that the first step is ``alpha**-0.25``)
 
 An entry names its kernel code, where its first step comes from (``eta0``, or the data:
-``fastgd._smoothness.auto_learning_rate``), what a stall of the stopping criterion
+``fastgd._spec.initial_step``), what a stall of the stopping criterion
 does (:func:`stop_on_stall`, :func:`divide_on_stall`, :func:`restart_on_stall`), how
 many epochs without improvement make a stall, and the advice a divergence message
-gives. The epoch drivers (``fastgd._run``, ``fastgd._dask``) read these facts and keep
-no list of names of their own.
+gives. The resolved fit (``fastgd._spec``) and the judge (``fastgd._judge``) read these
+facts; no driver keeps a list of names of its own.
 
 Adding a rule: one entry here; a new kernel code also needs one branch in each compiled
 backend's step size (``_step_size`` in ``fastgd/_numba/kernels.py`` and in
