@@ -29,7 +29,6 @@ from ._optimizers import OPTIMIZERS
 from ._penalties import PENALTIES, penalty_strengths, penalty_value
 from ._judge import DivergenceError, reported_weights
 from ._run import Run, weighted_loss
-from ._spec import initial_state
 from ._schedules import SCHEDULES
 from ._validation import (
     is_dask,

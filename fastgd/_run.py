@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from sklearn.utils import check_random_state
 
-from . import _params as P
 from . import _shuffle, _sparse
 from ._backends import get_backend
 from ._judge import DivergenceError, Judge, Model, reported_weights
