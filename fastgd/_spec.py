@@ -60,7 +60,6 @@ class Settings:
     are known: the Dask input preparation needs some of them)."""
 
     name: str  # the estimator's class name, for messages
-    loss_param: Any  # the estimator's own ``loss`` parameter where it has one
     penalty: Any
     alpha: float
     l1_ratio: float
@@ -109,7 +108,7 @@ class Settings:
 def settings(est):
     """The :class:`Settings` of estimator ``est``."""
     return Settings(
-        name=type(est).__name__, loss_param=getattr(est, "loss", None), penalty=est.penalty,
+        name=type(est).__name__, penalty=est.penalty,
         alpha=est.alpha, l1_ratio=est.l1_ratio, fit_intercept=bool(est.fit_intercept), max_iter=est.max_iter,
         tol=est.tol, n_iter_no_change=est.n_iter_no_change, early_stopping=est.early_stopping,
         validation_fraction=est.validation_fraction, shuffle=est.shuffle, random_state=est.random_state,
@@ -208,13 +207,16 @@ def initial_step(s, loss, stats, dtype):
     if not s.schedule.from_data:
         return checked_step(float(s.eta0), f"eta0={s.eta0!r}", dtype), f"eta0={s.eta0!r}"
     source = "learning_rate='auto' computed it from X"
-    if s.rule.adaptive:
-        eta = adaptive_step(stats.mean_l1, optimizer=s.optimizer, beta_2=float(s.beta_2))
-    else:
-        l2, _ = penalty_strengths(s.penalty, s.alpha, s.l1_ratio)
-        eta = auto_step(n=stats.n, batch_size=batch_rows(s.batch_size, stats.n), max_row_smoothness=stats.max_row,
-                        top_eigenvalue=stats.eigen, curvature=LOSSES[loss].curvature, l2=l2,
-                        momentum=float(s.momentum))
+    # (invalid: statistics of X that are not finite, X's finiteness not checked yet, make
+    # a step that is not finite either; the estimator then reports the NaN in X)
+    with np.errstate(invalid="ignore"):
+        if s.rule.adaptive:
+            eta = adaptive_step(stats.mean_l1, optimizer=s.optimizer, beta_2=float(s.beta_2))
+        else:
+            l2, _ = penalty_strengths(s.penalty, s.alpha, s.l1_ratio)
+            eta = auto_step(n=stats.n, batch_size=batch_rows(s.batch_size, stats.n),
+                            max_row_smoothness=stats.max_row, top_eigenvalue=stats.eigen,
+                            curvature=LOSSES[loss].curvature, l2=l2, momentum=float(s.momentum))
     return checked_step(eta, source, dtype), source
 
 

@@ -347,3 +347,18 @@ def test_in_memory_fold_and_block_statistics_give_the_same_step(params):
     assert spec_of(est, data).eta == steps["memory"]
     path = fit_path(est.set_params(max_iter=1, tol=None), X, y, alphas=[est.alpha], sample_weight=sw)
     np.testing.assert_allclose(path.etas[0, 0, 0], steps["memory"], rtol=1e-12)
+
+
+def test_the_judge_is_used_never_inherited():
+    """Every driver owns its judges (``fastgd._judge``); no class derives from the judge or
+    the model, and the many-models driver builds on neither the in-memory driver's class
+    nor its private methods."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = {ast.unparse(b).split(".")[-1] for b in node.bases}
+                assert not bases & {"Judge", "Model"}, f"{path.name}: {node.name}"
+    graph = import_graph()
+    assert "fastgd._judge" in graph["fastgd._run"] and "fastgd._judge" in graph["fastgd._path"]
+    path_source = (PACKAGE / "_path.py").read_text()
+    assert "Run" not in re.findall(r"\b\w+\b", path_source.split('"""', 2)[2])
