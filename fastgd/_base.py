@@ -200,7 +200,8 @@ default=None
             seen, avg_start = getattr(self, "_seen", 0), getattr(self, "_avg_start", None)
         else:
             t = 0
-        run = run_cls(spec, data, state, t, spec.eta, rng, X_val, Y_val, sw_val, seen=seen, avg_start=avg_start)
+        validation = (X_val, Y_val, sw_val) if X_val is not None else None
+        run = run_cls(spec, data, state, rng, t=t, seen=seen, avg_start=avg_start, validation=validation)
         run.set_reference(fitted_first=self._first_objective() if t > 0 else None)
         run.callbacks = FitCallbacks.start(self, data, self.max_iter, "fit")
         run.epochs(self.max_iter, stop_early=True)
@@ -261,7 +262,7 @@ default=None
         rng = None if first else getattr(self, "_partial_rng", None)
         # the stream of permutations continues across calls; a failed call draws nothing
         rng = check_random_state(self.random_state) if rng is None else copy.deepcopy(rng)
-        run = run_cls(spec, data, state, t, eta, rng, seen=seen, avg_start=avg_start)
+        run = run_cls(spec, data, state, rng, t=t, eta=eta, seen=seen, avg_start=avg_start)
         run.set_reference(fitted_first=None if first else self._first_objective())
         run.callbacks = FitCallbacks.start(self, data, 1, "partial_fit")
         run.epochs(1, stop_early=False)

@@ -103,8 +103,7 @@ def prepared(est, X, y, sample_weight=None):
     data = est._prepare(X, y, sample_weight, first=True)
     data = data._replace(sw=normalise_weights(data.sw))
     spec = spec_of(est, data)
-    return Run(spec, data, np.zeros(spec.state_shape, dtype=data.X.dtype), 0, spec.eta,
-               check_random_state(spec.random_state))
+    return Run(spec, data, np.zeros(spec.state_shape, dtype=data.X.dtype), check_random_state(spec.random_state))
 
 
 _pools = {}  # name -> (pid, one-thread pool)
@@ -148,12 +147,13 @@ def call_kernel(kernel, kwargs, work):
 
 class Run:
     """One call's worth of epochs on in-memory data: owns the working state until the
-    fit succeeds. ``spec`` is the resolved fit (``fastgd._spec.FitSpec``); the state,
-    update count ``t``, step ``eta``, samples ``seen`` and averaging start
-    ``avg_start`` are where the call starts (a continued fit carries them over)."""
+    fit succeeds. ``spec`` is the resolved fit (``fastgd._spec.FitSpec``), ``rng`` the
+    random stream of the row orders; the ``state``, the update count ``t``, the step
+    ``eta`` (None: the spec's), the samples ``seen`` and the averaging start
+    ``avg_start`` are where the call starts (a continued fit carries them over);
+    ``validation`` is early stopping's ``(X_val, Y_val, sw_val)``, or None."""
 
-    def __init__(self, spec, data, state, t, eta, rng, X_val=None, Y_val=None, sw_val=None, seen=0,
-                 avg_start=None):
+    def __init__(self, spec, data, state, rng, *, t=0, eta=None, seen=0, avg_start=None, validation=None):
         self.spec = spec
         self.X, self.Y, self.sw = data.X, data.Y, data.sw
         # sparse input: the CSR arrays (int64 indices, converted once per call) and the
@@ -164,7 +164,6 @@ class Run:
                         else get_backend(self.backend_name))
         self.rng = rng
         self.model = Model(spec, state, t=t, eta=eta, seen=seen, avg_start=avg_start)
-        validation = (X_val, Y_val, sw_val) if X_val is not None else None
         self.judge = Judge(spec, self.model, validation=validation, owner=self)
         if self.csr is not None:
             self._warn_dense_step()
