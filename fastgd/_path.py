@@ -348,7 +348,7 @@ class _Grid:
                 f"criterion (tol={s.tol}, n_iter_no_change={s.n_iter_no_change}) was met; increase "
                 f"max_iter if their fits are not good enough.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,  # (the caller of fit_path's caller: a CV estimator's fit)
             )
         if diverged.any():
             bad = sorted({float(models[m].spec.alpha) for m in np.flatnonzero(diverged)})
@@ -356,7 +356,7 @@ class _Grid:
                 f"{int(diverged.sum())} of {M} models diverged (alpha in {bad}); they are scored NaN and never "
                 f"chosen. A smaller step (eta0) or learning_rate='auto' avoids it.",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,  # (the caller of fit_path's caller: a CV estimator's fit)
             )
         return Path(
             alphas=self.alphas,
