@@ -7,7 +7,10 @@ the Dask driver's full batch), with the contracts documented in ``fastgd._numpy.
 
 Sparse (CSR) input has its own kernel modules, ``get_backend(name, sparse=True)``: each
 provides ``epoch(data, indices, indptr, Y, sw, order, state, hp, codes)`` with the
-contract of the dense ``epoch`` (see ``fastgd._numpy.sparse``).
+contract of the dense ``epoch`` (see ``fastgd._numpy.sparse``). The many-models
+kernels, ``path_epoch`` (see ``fastgd._numpy.path``), are ``path_backend(name)``. The
+three tables (:data:`BACKENDS`, :data:`SPARSE_BACKENDS`, :data:`PATH_BACKENDS`) are
+the one list of kernel modules.
 
 ``"auto"`` (the estimators' default) is not a backend of its own: :func:`resolve` turns
 it into the first of :data:`AUTO_ORDER` whose dense and sparse kernels import. That is
@@ -28,6 +31,13 @@ SPARSE_BACKENDS = {
     "cython": "fastgd._cython.sparse",
     "numba": "fastgd._numba.sparse",
     "numpy": "fastgd._numpy.sparse",
+}
+
+# the many-models kernels, ``path_epoch`` (dense and CSR input; see fastgd._numpy.path)
+PATH_BACKENDS = {
+    "cython": "fastgd._cython.path",
+    "numba": "fastgd._numba.path",
+    "numpy": "fastgd._numpy.path",
 }
 
 # "auto" takes the first of these that imports (dense and sparse kernels both)
@@ -62,6 +72,11 @@ def resolve(name):
                 _resolved = candidate
                 break
         return _resolved
+
+
+def path_backend(name):
+    """The module holding backend ``name``'s ``path_epoch`` (dense and CSR input)."""
+    return importlib.import_module(PATH_BACKENDS[resolve(name)])
 
 
 def get_backend(name, sparse=False):

@@ -1,9 +1,11 @@
 """The estimator base: parameters, the ``fit``/``partial_fit`` skeleton, failure
 atomicity and the commit of fitted attributes, prediction and the objective.
 
-Validation lives in ``fastgd._validation``, the epochs in ``fastgd._run`` (the driver,
-the only place that calls a backend), Dask input in ``fastgd._dask`` (imported on the
-first Dask collection). All randomness (the per-epoch permutations, the validation
+Validation lives in ``fastgd._validation``; a fit is resolved once by
+``fastgd._spec`` (every decision about it, the initial step included), and its epochs
+run in a driver that reads only that resolved fit: ``fastgd._run`` in memory,
+``fastgd._dask`` on Dask input (imported on the first Dask collection), each judged by
+``fastgd._judge``. All randomness (the per-epoch permutations, the validation
 split) is drawn from ``random_state`` in Python, so every backend visits the rows in
 the same order.
 """
@@ -25,7 +27,8 @@ from ._backends import AUTO, BACKENDS
 from ._callbacks import LIVE_KEYS, CallbackSupport, FitCallbacks, managed
 from ._optimizers import OPTIMIZERS
 from ._penalties import PENALTIES, penalty_strengths, penalty_value
-from ._run import DivergenceError, Run, initial_state, reported_weights, weighted_loss
+from ._judge import DivergenceError, reported_weights
+from ._run import Run, weighted_loss
 from ._schedules import SCHEDULES
 from ._validation import (
     is_dask,
@@ -158,7 +161,7 @@ default=None
         with self._finite_or_raise(data):
             rng = check_random_state(self.random_state)
             val = ()
-            if validation_given(self, X_val, y_val, sample_weight_val):
+            if validation_given(self.early_stopping, X_val, y_val, sample_weight_val):
                 val = validate_validation(self, data, X_val, y_val, sample_weight_val)
             elif self.early_stopping:
                 data, X_val, Y_val = split_validation(data, rng, self.validation_fraction, self._is_classifier)
@@ -186,8 +189,10 @@ default=None
 
     def _fit_epochs(self, run_cls, data, rng, X_val=None, Y_val=None, sw_val=None):
         """``fit`` from validated data with normalised weights; ``run_cls`` runs the
-        epochs (``fastgd._run.Run`` in memory, ``fastgd._dask.DaskRun`` on Dask blocks)."""
-        state = initial_state(self, data)
+        epochs (``fastgd._run.Run`` in memory, ``fastgd._dask.DaskRun`` on Dask blocks)
+        and resolves the fit (``run_cls.resolve``, its own step statistics)."""
+        spec = run_cls.resolve(self, data)
+        state = np.zeros(spec.state_shape, dtype=data.X.dtype)
         seen, avg_start = 0, None
         if self.warm_start and hasattr(self, "_state") and self._state.shape == state.shape:
             state[...] = self._state
@@ -195,15 +200,20 @@ default=None
             seen, avg_start = getattr(self, "_seen", 0), getattr(self, "_avg_start", None)
         else:
             t = 0
-        run = run_cls(self, data, state, t, run_cls.initial_eta(self, data), rng, X_val, Y_val, sw_val,
-                      seen=seen, avg_start=avg_start)
-        run.set_reference(continuing=t > 0)
+        validation = (X_val, Y_val, sw_val) if X_val is not None else None
+        run = run_cls(spec, data, state, rng, t=t, seen=seen, avg_start=avg_start, validation=validation)
+        run.set_reference(fitted_first=self._first_objective() if t > 0 else None)
         run.callbacks = FitCallbacks.start(self, data, self.max_iter, "fit")
         run.epochs(self.max_iter, stop_early=True)
         self._commit(run, data, reset_curves=True, partial_rng=None)
         if run.callbacks is not None:
             run.callbacks.finish()
         return self
+
+    def _first_objective(self):
+        """The fitted model's first epoch's objective (None if there is none)."""
+        curve = getattr(self, "loss_curve_", None)
+        return curve[0] if curve else None
 
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Run one epoch over the given rows, continuing from the current state.
@@ -229,11 +239,12 @@ default=None
     def _partial_fit_epoch(self, run_cls, data, first):
         """``partial_fit`` from validated data with normalised weights; ``run_cls`` as
         for :meth:`_fit_epochs`."""
-        state = initial_state(self, data)
+        spec = run_cls.resolve(self, data)
+        state = np.zeros(spec.state_shape, dtype=data.X.dtype)
         seen, avg_start = 0, None
         if first:
             t = 0
-            eta = run_cls.initial_eta(self, data)
+            eta = spec.eta
         else:
             if self._state.shape != state.shape:
                 raise ValueError(
@@ -245,14 +256,14 @@ default=None
             t = self.t_
             seen, avg_start = getattr(self, "_seen", 0), getattr(self, "_avg_start", None)
             eta = self._eta
-            if SCHEDULES[self.learning_rate].from_data:
+            if spec.schedule.from_data:
                 # never take a larger step than new rows allow
-                eta = min(eta, run_cls.initial_eta(self, data))
+                eta = min(eta, spec.eta)
         rng = None if first else getattr(self, "_partial_rng", None)
         # the stream of permutations continues across calls; a failed call draws nothing
         rng = check_random_state(self.random_state) if rng is None else copy.deepcopy(rng)
-        run = run_cls(self, data, state, t, eta, rng, seen=seen, avg_start=avg_start)
-        run.set_reference(continuing=not first)
+        run = run_cls(spec, data, state, rng, t=t, eta=eta, seen=seen, avg_start=avg_start)
+        run.set_reference(fitted_first=None if first else self._first_objective())
         run.callbacks = FitCallbacks.start(self, data, 1, "partial_fit")
         run.epochs(1, stop_early=False)
         self._commit(run, data, reset_curves=first, partial_rng=rng)
@@ -306,6 +317,19 @@ default=None
         return validate_inputs(self, X, y, sample_weight, first=first, classes=classes, partial=partial,
                                defer_finite=defer_finite)
 
+    def _set_progress(self, *, state, eta, loss, t, seen, avg_start, backend, partial_rng):
+        """Set what a later call continues from: the state, the step, the loss, the
+        update and sample counts, the averaging start, the backend that ran and the
+        random stream of ``partial_fit``."""
+        self._state = state
+        self._eta = eta
+        self._loss = loss
+        self.t_ = t
+        self._seen = seen
+        self._avg_start = avg_start
+        self.backend_ = backend
+        self._partial_rng = partial_rng
+
     def _commit(self, run, data, *, reset_curves, partial_rng):
         """Set the fitted attributes; only called once a fit has succeeded.
 
@@ -317,14 +341,8 @@ default=None
         new.__dict__ = dict(self.__dict__)
         for name, value in data.fitted.items():
             setattr(new, name, value)
-        new._state = run.state
-        new._eta = run.eta
-        new._loss = data.loss
-        new._partial_rng = partial_rng
-        new.t_ = run.t
-        new.backend_ = run.backend_name
-        new._seen = run.seen
-        new._avg_start = run.avg_start
+        new._set_progress(state=run.state, eta=run.eta, loss=data.loss, t=run.t, seen=run.seen,
+                          avg_start=run.avg_start, backend=run.backend_name, partial_rng=partial_rng)
         if reset_curves or not hasattr(new, "loss_curve_"):
             new.loss_curve_ = list(run.curve)
             new.time_curve_ = list(run.times)

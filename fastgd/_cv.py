@@ -23,6 +23,14 @@ from ._validation import is_dask
 _NOT_TAKEN = ("alpha", "l1_ratio", "warm_start", "dask_mode", "sync_every")
 
 
+def store_parameters(est, arguments):
+    """Set each of ``__init__``'s ``arguments`` (its ``locals()``) as the attribute of its
+    name, unchanged (scikit-learn's rule for ``__init__``)."""
+    for name, value in arguments.items():
+        if name != "self":
+            setattr(est, name, value)
+
+
 def cv_constraints(base_class):
     """The parameter constraints of the CV estimator over ``base_class``."""
     base = {k: v for k, v in base_class._parameter_constraints.items() if k not in _NOT_TAKEN}
@@ -162,21 +170,15 @@ class BaseCV(BaseEstimator):
 def _with_weights(est, W, data):
     """``est`` as a fitted model of weights ``W`` (K, d + 1) on ``data``'s targets:
     state zero but for the weights, no epochs run."""
-    from ._run import initial_state
+    from ._spec import initial_state
 
     for name, value in data.fitted.items():
         setattr(est, name, value)
     est.n_features_in_ = data.X.shape[1]
     state = initial_state(est, data)
     state[0] = W
-    est._state = state
-    est._eta = float(est.eta0)
-    est._loss = data.loss
-    est._partial_rng = None
-    est.t_ = 0
-    est._seen = 0
-    est._avg_start = None
-    est.backend_ = None
+    est._set_progress(state=state, eta=float(est.eta0), loss=data.loss, t=0, seen=0, avg_start=None, backend=None,
+                      partial_rng=None)
     est.loss_curve_, est.time_curve_, est.n_iter_ = [], [], 0
     est.learning_rate_ = float(est.eta0)
     est._set_coef(state[0][:, :-1].copy(), state[0][:, -1].copy())

@@ -19,7 +19,8 @@ still finite. The gradients are in the dtype of ``P``.
 Each entry also says how many outputs the loss takes (``min_outputs``, ``max_outputs``),
 what its targets are (one column per output, or one column of class indices), and the
 objective of the all-zero model on given targets (the driver's reference for
-divergence). The kernel checks (``fastgd._checks``) and the epoch drivers read these
+divergence), and its ``alpha_max`` rule (:meth:`Loss.alpha_max`, the top of the
+automatic ``alpha`` grid). The kernel checks (``fastgd._checks``) and the epoch drivers read these
 facts; nothing else keeps a list of losses.
 
 Adding a loss: one entry here, one scalar function in every compiled backend
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 SQUARED = 0
 LOG = 1
@@ -93,6 +95,8 @@ class Loss:
     zero_objective: Callable  # (Y, sw, K) -> the all-zero model's mean weighted loss
     #                           (sw normalised to mean 1, as the driver has it)
     zero_needs_targets: bool  # whether zero_objective reads Y and sw
+    zero_output: Callable | None  # K -> the all-zero model's predicted mean of each
+    #                               target column (None: 0, its raw output)
 
     @property
     def single_output(self):
@@ -103,11 +107,48 @@ class Loss:
         """The columns of Y the loss reads for K outputs."""
         return 1 if self.class_targets or self.single_output else K
 
+    def alpha_max(self, X, Y, sw, K, fit_intercept):
+        """The smallest ``alpha`` at which an L1 penalty keeps every coefficient at 0:
+        the largest absolute gradient of the mean weighted loss with respect to a
+        coefficient, at the model with zero coefficients and the best constant
+        intercept (scikit-learn's ``alpha_max`` rule of its elastic-net path). 1.0 where
+        that gradient is 0 (constant targets, or all-zero features).
+
+        The gradient of each of these losses in the raw output is ``prediction -
+        target`` (one-hot targets for class indices), so the rule needs only the
+        targets and what the zero model predicts (``zero_output``)."""
+        sw = np.asarray(sw, dtype=np.float64)
+        total = float(sw.sum())
+        if self.class_targets:
+            R = np.zeros((Y.shape[0], K))
+            R[np.arange(Y.shape[0]), Y[:, 0].astype(np.intp)] = 1.0
+        else:
+            R = np.asarray(Y, dtype=np.float64).copy()
+        if fit_intercept:
+            R -= (sw @ R) / total
+        elif self.zero_output is not None:
+            R -= self.zero_output(K)
+        R *= sw[:, None]
+        G = X.T @ R if sp.issparse(X) else np.asarray(X, dtype=np.float64).T @ R
+        top = float(np.max(np.abs(G))) / total if G.size else 0.0
+        return top if np.isfinite(top) and top > 0 else 1.0
+
 
 LOSSES = {
-    "squared_error": Loss(SQUARED, _squared, 1.0, 1, None, False, _zero_squared, True),
-    "log_loss": Loss(LOG, _log, 0.25, 1, 1, False, _zero_log, False),
-    "multinomial": Loss(MULTINOMIAL, _multinomial, 0.5, 2, None, True, _zero_multinomial, False),
+    "squared_error": Loss(
+        code=SQUARED, value_grad=_squared, curvature=1.0, min_outputs=1, max_outputs=None,
+        class_targets=False, zero_objective=_zero_squared, zero_needs_targets=True, zero_output=None,
+    ),
+    "log_loss": Loss(
+        code=LOG, value_grad=_log, curvature=0.25, min_outputs=1, max_outputs=1,
+        class_targets=False, zero_objective=_zero_log, zero_needs_targets=False,
+        zero_output=lambda K: 0.5,  # the sigmoid of 0
+    ),
+    "multinomial": Loss(
+        code=MULTINOMIAL, value_grad=_multinomial, curvature=0.5, min_outputs=2, max_outputs=None,
+        class_targets=True, zero_objective=_zero_multinomial, zero_needs_targets=False,
+        zero_output=lambda K: 1.0 / K,  # the softmax of K zeros
+    ),
 }
 
 LOSS_BY_CODE = {loss.code: loss for loss in LOSSES.values()}

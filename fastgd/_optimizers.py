@@ -52,6 +52,17 @@ ADAGRAD = 1
 RMSPROP = 2
 ADAM = 3
 
+# the names of the state slots every rule has: the weights first, and with averaging
+# the running mean after the rule's own slots (see Optimizer.index)
+WEIGHTS = "weights"
+AVERAGE = "average"
+
+
+def average_slot(state):
+    """The running mean of the iterates in ``state`` (kept with averaging): the slot
+    after the rule's own, which is the state's last."""
+    return state[state.shape[0] - 1]
+
 
 # ---------------------------------------------------------------- NumPy reference updates
 # Each takes the state, the full gradient G (K, d + 1) of the step (penalty included;
@@ -112,9 +123,28 @@ class Optimizer:
     slots: tuple  # names of its state arrays after the weights, in order
     params: tuple  # the estimator parameters it reads (others are ignored)
     update: Callable  # the NumPy reference step (see above)
-    restart: tuple  # state indices a momentum restart zeroes
+    restart: tuple  # names of the slots a momentum restart zeroes
     lazy: Callable  # (l2 > 0, constant step) -> whether the sparse kernels step lazily
     adaptive: bool  # the step is scaled per coordinate (the "auto" step differs)
+
+    def __post_init__(self):
+        unknown = set(self.restart) - set(self.slots)
+        if unknown:
+            raise ValueError(f"restart names slots the rule does not have: {sorted(unknown)}")
+
+    def index(self, name):
+        """The state index of slot ``name``: ``WEIGHTS`` (0), one of :attr:`slots`, or
+        ``AVERAGE`` (the slot after the rule's own, kept with averaging)."""
+        if name == WEIGHTS:
+            return 0
+        if name == AVERAGE:
+            return 1 + len(self.slots)
+        return 1 + self.slots.index(name)
+
+    @property
+    def restart_indices(self):
+        """The state indices a momentum restart zeroes (from :attr:`restart`)."""
+        return tuple(self.index(name) for name in self.restart)
 
 
 def _lazy_sgd(l2, constant_step):
@@ -134,11 +164,14 @@ def _lazy_never(l2, constant_step):
 
 
 OPTIMIZERS = {
-    "sgd": Optimizer(SGD, ("velocity",), ("momentum", "nesterov"), _sgd, (1,), _lazy_sgd, False),
-    "adagrad": Optimizer(ADAGRAD, ("sum_sq",), ("epsilon",), _adagrad, (), _lazy_without_l2, True),
-    "rmsprop": Optimizer(RMSPROP, ("avg_sq",), ("beta_2", "epsilon"), _rmsprop, (), _lazy_without_l2, True),
-    "adam": Optimizer(ADAM, ("exp_avg", "exp_avg_sq"), ("beta_1", "beta_2", "epsilon"), _adam, (1,),
-                      _lazy_never, True),
+    "sgd": Optimizer(code=SGD, slots=("velocity",), params=("momentum", "nesterov"), update=_sgd,
+                     restart=("velocity",), lazy=_lazy_sgd, adaptive=False),
+    "adagrad": Optimizer(code=ADAGRAD, slots=("sum_sq",), params=("epsilon",), update=_adagrad,
+                         restart=(), lazy=_lazy_without_l2, adaptive=True),
+    "rmsprop": Optimizer(code=RMSPROP, slots=("avg_sq",), params=("beta_2", "epsilon"), update=_rmsprop,
+                         restart=(), lazy=_lazy_without_l2, adaptive=True),
+    "adam": Optimizer(code=ADAM, slots=("exp_avg", "exp_avg_sq"), params=("beta_1", "beta_2", "epsilon"),
+                      update=_adam, restart=("exp_avg",), lazy=_lazy_never, adaptive=True),
 }
 OPTIMIZER_BY_CODE = {o.code: o for o in OPTIMIZERS.values()}
 OPTIMIZER_CODES = tuple(sorted(OPTIMIZER_BY_CODE))
@@ -166,7 +199,7 @@ def average_step(state, t, codes):
     """The running mean of the iterates after update ``t`` (reference): the last slot."""
     t_a = int(codes[P.AVERAGE_START])
     if t_a > 0 and t >= t_a:
-        A = state[-1]
+        A = average_slot(state)
         A += (state[0] - A) * (1.0 / (t - t_a + 1))
 
 

@@ -7,19 +7,30 @@ the L1 part is applied as a soft-threshold after each step. The intercept is nev
 penalised.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
+
+@dataclass(frozen=True)
+class Penalty:
+    """One ``penalty``: how ``alpha`` and ``l1_ratio`` split into ``(l2, l1)``."""
+
+    strengths: Callable  # (alpha, l1_ratio) -> (l2, l1)
+
+
 PENALTIES = {
-    None: lambda alpha, l1_ratio: (0.0, 0.0),
-    "l2": lambda alpha, l1_ratio: (alpha, 0.0),
-    "l1": lambda alpha, l1_ratio: (0.0, alpha),
-    "elasticnet": lambda alpha, l1_ratio: (alpha * (1.0 - l1_ratio), alpha * l1_ratio),
+    None: Penalty(strengths=lambda alpha, l1_ratio: (0.0, 0.0)),
+    "l2": Penalty(strengths=lambda alpha, l1_ratio: (alpha, 0.0)),
+    "l1": Penalty(strengths=lambda alpha, l1_ratio: (0.0, alpha)),
+    "elasticnet": Penalty(strengths=lambda alpha, l1_ratio: (alpha * (1.0 - l1_ratio), alpha * l1_ratio)),
 }
 
 
 def penalty_strengths(penalty, alpha, l1_ratio):
     """Return ``(l2, l1)`` for a penalty name."""
-    return tuple(float(v) for v in PENALTIES[penalty](float(alpha), float(l1_ratio)))
+    return tuple(float(v) for v in PENALTIES[penalty].strengths(float(alpha), float(l1_ratio)))
 
 
 def penalty_value(W, l2, l1):

@@ -10,11 +10,11 @@ from 1:
   ``t0 = 1 / (alpha * sqrt(1 / sqrt(alpha)))`` so that the first step is ``alpha**-0.25``)
 
 An entry names its kernel code, where its first step comes from (``eta0``, or the data:
-``fastgd._smoothness.auto_learning_rate``), what a stall of the stopping criterion
+``fastgd._spec.initial_step``), what a stall of the stopping criterion
 does (:func:`stop_on_stall`, :func:`divide_on_stall`, :func:`restart_on_stall`), how
 many epochs without improvement make a stall, and the advice a divergence message
-gives. The epoch drivers (``fastgd._run``, ``fastgd._dask``) read these facts and keep
-no list of names of their own.
+gives. The resolved fit (``fastgd._spec``) and the judge (``fastgd._judge``) read these
+facts; no driver keeps a list of names of its own.
 
 Adding a rule: one entry here; a new kernel code also needs one branch in each compiled
 backend's step size (``_step_size`` in ``fastgd/_numba/kernels.py`` and in
@@ -122,16 +122,19 @@ class Schedule:
 
 SCHEDULES = {
     "auto": Schedule(
-        CONSTANT, True, restart_on_stall, updates_patience,
-        "The automatic step was estimated on other rows (partial_fit) or the data are "
+        code=CONSTANT, from_data=True, on_stall=restart_on_stall, patience=updates_patience,
+        hint="The automatic step was estimated on other rows (partial_fit) or the data are "
         "extreme: use learning_rate='constant' with a smaller eta0, or rescale X.",
     ),
-    "constant": Schedule(CONSTANT, False, stop_on_stall, epochs_patience, _SMALLER_ETA0),
-    "adaptive": Schedule(CONSTANT, False, divide_on_stall, epochs_patience, _SMALLER_ETA0),
-    "invscaling": Schedule(INVSCALING, False, stop_on_stall, epochs_patience, _SMALLER_ETA0),
+    "constant": Schedule(code=CONSTANT, from_data=False, on_stall=stop_on_stall, patience=epochs_patience,
+                         hint=_SMALLER_ETA0),
+    "adaptive": Schedule(code=CONSTANT, from_data=False, on_stall=divide_on_stall, patience=epochs_patience,
+                         hint=_SMALLER_ETA0),
+    "invscaling": Schedule(code=INVSCALING, from_data=False, on_stall=stop_on_stall, patience=epochs_patience,
+                           hint=_SMALLER_ETA0),
     "optimal": Schedule(
-        OPTIMAL, False, stop_on_stall, epochs_patience,
-        "learning_rate='optimal' sets the step from alpha alone, 1 / (alpha (t0 + t - 1)), "
+        code=OPTIMAL, from_data=False, on_stall=stop_on_stall, patience=epochs_patience,
+        hint="learning_rate='optimal' sets the step from alpha alone, 1 / (alpha (t0 + t - 1)), "
         "which does not suit these data with alpha={alpha!r}: use "
         "learning_rate='auto' (the default), which picks a stable step from the data.",
         needs_alpha=True, t0=optimal_t0,

@@ -5,11 +5,17 @@ of ``Xt' S Xt / n`` (on at most ``EIGEN_MAX_ROWS`` evenly spaced rows:
 :func:`top_eigenvalue`) and the largest weighted squared row norm
 (:func:`max_row_smoothness`, one pass over X that also finds a NaN or an infinity in
 it). :func:`auto_step` turns them into a step for a batch size
-and a momentum; :func:`auto_learning_rate` does both on in-memory data, and the Dask
-driver gathers the statistics blockwise and calls :func:`auto_step` itself.
+and a momentum; the adaptive rules' step (:func:`adaptive_step`) reads the rows' mean
+L1 norm (:func:`mean_row_l1`) instead.
+
+A :class:`StepStats` record carries these statistics of some rows, and
+``fastgd._spec.initial_step`` is the one function that turns a record into a step.
+Each driver fills the record its own way: :func:`memory_stats` on in-memory rows,
+``fastgd._path`` on one fold's rows, ``fastgd._dask`` from blocks.
 """
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,6 +29,40 @@ EIGEN_MAX_ROWS = 10_000
 GRAM_MAX_COLUMNS = 257
 # the pass over every row's squared norm is split over threads from this many values
 THREADED_MIN_VALUES = 1 << 20
+
+
+class StepNeeds(NamedTuple):
+    """Which statistics a step reads (``fastgd._spec.step_needs``)."""
+
+    max_row: bool
+    eigen: bool
+    mean_l1: bool
+
+
+class StepStats(NamedTuple):
+    """The step statistics of ``n`` rows: the largest weighted squared row norm
+    (:func:`max_row_smoothness`), the top eigenvalue of the weighted second-moment
+    matrix (:func:`top_eigenvalue`) and the mean row L1 norm (:func:`mean_row_l1`);
+    a statistic the step does not read is left at its default."""
+
+    n: int
+    max_row: float = 0.0
+    eigen: float = 0.0
+    mean_l1: float = 1.0
+
+
+def memory_stats(X, sw, fit_intercept, needs, n_threads=1):
+    """The :class:`StepStats` of in-memory rows ``X`` (weights ``sw``), those ``needs``
+    asks for."""
+    # (invalid: X's finiteness may not be checked yet, and a NaN in it is reported as
+    # such by the estimator when the step comes out non-finite)
+    with np.errstate(invalid="ignore"):
+        return StepStats(
+            n=X.shape[0],
+            max_row=max_row_smoothness(X, sw, fit_intercept, n_threads) if needs.max_row else 0.0,
+            eigen=top_eigenvalue(X, sw, fit_intercept) if needs.eigen else 0.0,
+            mean_l1=mean_row_l1(X, fit_intercept) if needs.mean_l1 else 1.0,
+        )
 
 
 def top_eigenvalue(X, sw, fit_intercept, n_iter=30, max_rows=EIGEN_MAX_ROWS, rtol=1e-4):

@@ -161,9 +161,10 @@ def validation_rows(Y, rng, validation_fraction, stratify):
     return np.sort(train), np.sort(val)
 
 
-def validation_given(est, X_val, y_val, sample_weight_val):
+def validation_given(early_stopping, X_val, y_val, sample_weight_val):
     """Whether ``fit`` was given a validation set; raises for an incomplete one, or one
-    given without ``early_stopping=True`` (as scikit-learn's HistGradientBoosting does)."""
+    given without early stopping (``early_stopping``: the estimator's parameter), as
+    scikit-learn's HistGradientBoosting does."""
     if X_val is None and y_val is None:
         if sample_weight_val is not None:
             raise ValueError("sample_weight_val is provided, but X_val and y_val were not provided.")
@@ -172,7 +173,7 @@ def validation_given(est, X_val, y_val, sample_weight_val):
         raise ValueError("X_val is provided, but y_val was not provided.")
     if X_val is None:
         raise ValueError("y_val is provided, but X_val was not provided.")
-    if not est.early_stopping:
+    if not early_stopping:
         raise ValueError(
             "X_val and y_val are passed to fit while early_stopping=False: the validation "
             "set is only used for early stopping; set early_stopping=True, or leave them out."

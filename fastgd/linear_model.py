@@ -10,7 +10,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import BaseGD, _dask_aware
-from ._cv import BaseCV, accuracy_scores, cv_constraints, r2_scores
+from ._cv import BaseCV, accuracy_scores, cv_constraints, r2_scores, store_parameters
 
 _COMMON_DOC = """
     All parameters are keyword-only.
@@ -662,35 +662,7 @@ class LogisticRegressionCV(ClassifierMixin, BaseCV):
         backend="auto",
         verbose=0,
     ):
-        self.alphas = alphas
-        self.l1_ratios = l1_ratios
-        self.cv = cv
-        self.scoring = scoring
-        self.refit = refit
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.eta0 = eta0
-        self.power_t = power_t
-        self.momentum = momentum
-        self.nesterov = nesterov
-        self.optimizer = optimizer
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.average = average
-        self.penalty = penalty
-        self.fit_intercept = fit_intercept
-        self.max_iter = max_iter
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.class_weight = class_weight
-        self.n_jobs = n_jobs
-        self.backend = backend
-        self.verbose = verbose
+        store_parameters(self, locals())
 
     def decision_function(self, X):
         """Raw outputs of the final model (see ``LogisticRegression.decision_function``)."""
@@ -756,34 +728,7 @@ class LinearRegressionCV(RegressorMixin, BaseCV):
         backend="auto",
         verbose=0,
     ):
-        self.alphas = alphas
-        self.l1_ratios = l1_ratios
-        self.cv = cv
-        self.scoring = scoring
-        self.refit = refit
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.eta0 = eta0
-        self.power_t = power_t
-        self.momentum = momentum
-        self.nesterov = nesterov
-        self.optimizer = optimizer
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.average = average
-        self.penalty = penalty
-        self.fit_intercept = fit_intercept
-        self.max_iter = max_iter
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.n_jobs = n_jobs
-        self.backend = backend
-        self.verbose = verbose
+        store_parameters(self, locals())
 
     def predict(self, X):
         """Predicted targets of the final model."""

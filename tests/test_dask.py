@@ -363,10 +363,10 @@ def test_local_scheduler_without_client():
 def test_backend_without_gradient_kernel_is_named(monkeypatch):
     X, y = make_data("regression", n=10)
     epoch_only = types.SimpleNamespace(epoch=get_backend("numpy").epoch)
-    monkeypatch.setattr(fdask, "get_backend", lambda name: epoch_only)
+    monkeypatch.setattr(fdask.prepare, "get_backend", lambda name: epoch_only)
     with pytest.raises(ValueError, match="no 'gradient' kernel"):
         LinearRegression().fit(*to_dask(None, (10,), X, y))
-    monkeypatch.setattr(fdask, "get_backend", lambda name: object())
+    monkeypatch.setattr(fdask.prepare, "get_backend", lambda name: object())
     with pytest.raises(ValueError, match="no 'epoch' kernel"):
         LinearRegression().fit(*to_dask(None, (10,), X, y))
 

@@ -319,7 +319,7 @@ async def die():
 
 @pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
 def test_worker_lost_mid_fit_raises_and_leaves_the_model(monkeypatch):
-    monkeypatch.setattr(fdask, "POLL_S", 0.25)
+    monkeypatch.setattr(fdask.blocks, "POLL_S", 0.25)
     X, y = make_data("binary", n=sum(CHUNKS), seed=2)
     with _cluster() as cluster, distributed.Client(cluster) as client:
         data = placed(client, CHUNKS, OWNERS, X, y)

@@ -198,3 +198,167 @@ def test_every_module_imports_in_a_fresh_interpreter(order):
                          check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ok")
+
+
+# ------------------------------------------------------------------ the resolved fit
+# the modules that may read an estimator's parameters: the spec builder, the estimators
+# and the cross-validation classes; every driver reads the resolved fit instead
+READS_PARAMETERS = {"fastgd/_spec.py", "fastgd/linear_model.py", "fastgd/_base.py", "fastgd/_cv.py"}
+# the names under which the package holds an estimator object
+ESTIMATOR_NAMES = {"est", "estimator", "m_est", "probe", "base", "best", "fitted"}
+
+
+def _parameter_names():
+    import inspect
+
+    from fastgd import linear_model
+
+    names = set()
+    for _, cls in inspect.getmembers(linear_model, inspect.isclass):
+        if cls.__module__.startswith("fastgd") and hasattr(cls, "get_params") and not inspect.isabstract(cls):
+            names |= set(cls().get_params())
+    return names
+
+
+def _parameter_reads(path, params):
+    """``(line, text)`` of every read of an estimator parameter in ``path``: ``est.<param>``
+    (or ``<anything>.est.<param>``) and ``getattr(est, "<param>")``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load) and node.attr in params:
+            holder = node.value
+            if (isinstance(holder, ast.Name) and holder.id in ESTIMATOR_NAMES) or (
+                    isinstance(holder, ast.Attribute) and holder.attr == "est"):
+                found.append((node.lineno, ast.unparse(node)))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+              and len(node.args) >= 2 and isinstance(node.args[0], ast.Name) and node.args[0].id in ESTIMATOR_NAMES
+              and isinstance(node.args[1], ast.Constant) and node.args[1].value in params):
+            found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+def test_the_reader_of_parameter_reads_sees_them():
+    params = _parameter_names()
+    assert {"tol", "batch_size", "optimizer", "learning_rate", "alphas", "cv"} <= params
+    assert len(_parameter_reads(PACKAGE / "_spec.py", params)) > 20
+    assert _parameter_reads(PACKAGE / "_cv.py", params)
+
+
+def test_only_the_spec_builder_and_the_estimators_read_parameters():
+    """No driver reads ``est.<param>``: they read the resolved fit (``fastgd._spec``)."""
+    params = _parameter_names()
+    offenders = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in READS_PARAMETERS:
+            continue
+        reads = _parameter_reads(path, params)
+        if reads:
+            offenders[rel] = reads
+    assert offenders == {}
+
+
+def _registry_calls(module, registry):
+    """The values of the dict literal assigned to ``registry`` in ``module``'s source."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == registry for t in node.targets):
+            assert isinstance(node.value, ast.Dict), registry
+            return node.value.values
+    raise AssertionError(f"{registry} is not assigned in {module}")
+
+
+@pytest.mark.parametrize(("module", "registry"), [("_losses", "LOSSES"), ("_optimizers", "OPTIMIZERS"),
+                                                  ("_schedules", "SCHEDULES"), ("_penalties", "PENALTIES")])
+def test_every_registry_entry_is_built_with_keywords(module, registry):
+    import importlib
+
+    entries = getattr(importlib.import_module(f"fastgd.{module}"), registry)
+    values = _registry_calls(module, registry)
+    assert len(values) == len(entries)
+    for value in values:
+        assert isinstance(value, ast.Call), ast.unparse(value)
+        assert value.args == [], f"positional arguments in {ast.unparse(value)}"
+        assert value.keywords
+
+
+def test_update_rule_slots_are_named():
+    """A restart names the slots it zeroes; the indices derive from the names."""
+    from fastgd._optimizers import AVERAGE, OPTIMIZERS, WEIGHTS
+
+    for entry in OPTIMIZERS.values():
+        assert set(entry.restart) <= set(entry.slots)
+        assert all(isinstance(name, str) for name in entry.restart)
+        assert entry.index(WEIGHTS) == 0
+        assert [entry.index(name) for name in entry.slots] == list(range(1, 1 + len(entry.slots)))
+        assert entry.index(AVERAGE) == 1 + len(entry.slots)
+    assert OPTIMIZERS["sgd"].restart_indices == (1,)
+    assert OPTIMIZERS["adam"].restart_indices == (OPTIMIZERS["adam"].index("exp_avg"),) == (1,)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"batch_size": 8}, {"batch_size": 1, "momentum": 0.5}, {"batch_size": "full"}, {"optimizer": "adam"},
+     {"optimizer": "rmsprop", "batch_size": 4}],
+    ids=["minibatch", "sgd", "full", "adam", "rmsprop"],
+)
+def test_in_memory_fold_and_block_statistics_give_the_same_step(params):
+    """The step statistics of the same rows, gathered in memory, as a fold's rows and
+    from Dask blocks, give the same step through the one step function."""
+    dask = pytest.importorskip("dask")
+    import dask.array as da
+    import numpy as np
+
+    from fastgd import LinearRegression
+    from fastgd._dask import block_stats
+    from fastgd._dask.prepare import _prepare
+    from fastgd._path import _fold_stats, _row_sq_norms, fit_path
+    from fastgd._run import spec_of
+    from fastgd._smoothness import memory_stats
+    from fastgd._spec import initial_step, settings, step_needs
+    from fastgd._validation import normalise_weights
+
+    rng = np.random.default_rng(0)
+    n, d = 23_001, 5  # more rows than the eigenvalue's sample: every other row is used
+    X = rng.normal(size=(n, d)) * np.array([1.0, 3.0, 0.5, 10.0, 1.0])
+    y = X @ rng.normal(size=d) + rng.normal(size=n)
+    sw = rng.uniform(0.5, 2.0, size=n)
+    est = LinearRegression(**params)
+    data = est._prepare(X, y, sw, first=True)
+    data = data._replace(sw=normalise_weights(data.sw))
+    s = settings(est)
+    needs = step_needs(s, n)
+    assert any(needs)
+    rows = np.arange(n)
+    records = {
+        "memory": memory_stats(data.X, data.sw, s.fit_intercept, needs, 1),
+        "fold": _fold_stats(data.X, rows, data.sw, s.fit_intercept, needs, lambda: _row_sq_norms(data.X, 1)),
+    }
+    with dask.config.set(scheduler="synchronous"):
+        chunks = (5000, 7001, 11_000)
+        blocks = _prepare(est, da.from_array(X, chunks=(chunks, d)), da.from_array(y, chunks=(chunks,)),
+                          da.from_array(sw, chunks=(chunks,)), first=True)
+        records["dask"] = block_stats(blocks.X, s.fit_intercept, needs)
+    steps = {where: initial_step(s, data.loss, r, data.X.dtype)[0] for where, r in records.items()}
+    assert steps["memory"] > 0
+    np.testing.assert_allclose(steps["fold"], steps["memory"], rtol=1e-12)
+    np.testing.assert_allclose(steps["dask"], steps["memory"], rtol=1e-12)
+    # and through the drivers themselves: the spec in memory, the fold's model of fit_path
+    assert spec_of(est, data).eta == steps["memory"]
+    path = fit_path(est.set_params(max_iter=1, tol=None), X, y, alphas=[est.alpha], sample_weight=sw)
+    np.testing.assert_allclose(path.etas[0, 0, 0], steps["memory"], rtol=1e-12)
+
+
+def test_the_judge_is_used_never_inherited():
+    """Every driver owns its judges (``fastgd._judge``); no class derives from the judge or
+    the model, and the many-models driver builds on neither the in-memory driver's class
+    nor its private methods."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = {ast.unparse(b).split(".")[-1] for b in node.bases}
+                assert not bases & {"Judge", "Model"}, f"{path.name}: {node.name}"
+    graph = import_graph()
+    assert "fastgd._judge" in graph["fastgd._run"] and "fastgd._judge" in graph["fastgd._path"]
+    path_source = (PACKAGE / "_path.py").read_text()
+    assert "Run" not in re.findall(r"\b\w+\b", path_source.split('"""', 2)[2])

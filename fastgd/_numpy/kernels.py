@@ -45,8 +45,17 @@ def epoch(X, Y, sw, order, state, hp, codes):
     negative indices; C-contiguity is not required here.
     """
     check_epoch(X, Y, sw, order, state, hp, codes, "numpy", contiguous=False)
-    n, d = X.shape
+    return run_batches(X, Y, sw, order, state, hp, codes)
+
+
+def run_batches(X, Y, sw, order, state, hp, codes):
+    """The loop of :func:`epoch` on rows ``X`` held as a dense array or a SciPy CSR
+    matrix (``fastgd._numpy.sparse``), once the arguments are checked: each batch's
+    predictions and summed gradient, then :func:`apply_step`."""
+    n = X.shape[0]
     W = state[0]
+    d = W.shape[1] - 1
+    dense = isinstance(X, np.ndarray)
     loss = LOSS_BY_CODE[int(codes[P.LOSS])]
     batch = int(codes[P.BATCH_SIZE])
     t = int(codes[P.T_START])
@@ -54,15 +63,14 @@ def epoch(X, Y, sw, order, state, hp, codes):
     G = np.empty_like(W)
     for start in range(0, n, batch):
         idx = order[start:start + batch]
-        if len(idx) == n:  # full batch: any order gives the same sum, so use X as stored
-            idx = slice(None)
-        Xb = X[idx]
-        Pb = Xb @ W[:, :d].T + W[:, d]
-        values, D = loss.value_grad(Pb, Y[idx])
-        swb = sw[idx]
+        # full batch: any order gives the same sum, so use X as stored
+        full = len(idx) == n
+        Xb, Yb, swb = (X, Y, sw) if full else (X[idx], Y[idx], sw[idx])
+        Pb = np.asarray(Xb @ W[:, :d].T) + W[:, d]
+        values, D = loss.value_grad(Pb.astype(W.dtype, copy=False), Yb)
         total += float(swb @ values)
         D = D * swb[:, None]
-        G[:, :d] = D.T @ Xb
+        G[:, :d] = D.T @ Xb if dense else np.asarray(Xb.T @ D).T
         G[:, d] = D.sum(axis=0)
         t += 1
         apply_step(state, G, Xb.shape[0], t, hp, codes)

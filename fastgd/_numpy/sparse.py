@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from .. import _params as P
 from .._checks import check_csr, check_sparse_epoch
 from .._losses import LOSS_BY_CODE
-from .kernels import apply_step
+from .kernels import run_batches
 
 
 def _matrix(data, indices, indptr, d):
@@ -32,29 +32,7 @@ def epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
     those of ``fastgd._numpy.kernels.epoch``.
     """
     check_sparse_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, "numpy")
-    d = state.shape[2] - 1
-    X = _matrix(data, indices, indptr, d)
-    n = X.shape[0]
-    W = state[0]
-    loss = LOSS_BY_CODE[int(codes[P.LOSS])]
-    batch = int(codes[P.BATCH_SIZE])
-    t = int(codes[P.T_START])
-    total = 0.0
-    G = np.empty_like(W)
-    for start in range(0, n, batch):
-        idx = order[start:start + batch]
-        Xb = X if len(idx) == n else X[idx]
-        Yb = Y if len(idx) == n else Y[idx]
-        swb = sw if len(idx) == n else sw[idx]
-        Pb = np.asarray(Xb @ W[:, :d].T) + W[:, d]
-        values, D = loss.value_grad(Pb.astype(W.dtype, copy=False), Yb)
-        total += float(swb @ values)
-        D = D * swb[:, None]
-        G[:, :d] = np.asarray(Xb.T @ D).T
-        G[:, d] = D.sum(axis=0)
-        t += 1
-        apply_step(state, G, Xb.shape[0], t, hp, codes)
-    return total
+    return run_batches(_matrix(data, indices, indptr, state.shape[2] - 1), Y, sw, order, state, hp, codes)
 
 
 def gradient(data, indices, indptr, Y, sw, W, codes, G):

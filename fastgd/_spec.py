@@ -1,0 +1,268 @@
+"""The resolved fit: every decision about one model's fit, made once.
+
+:func:`build` reads the estimator's parameters and the validated data and returns a
+frozen :class:`FitSpec`: the registry entries (loss, update rule, schedule, penalty),
+the penalty strengths, the rows per step, the threads, the kernels' ``hp``/``codes``
+vectors, the state's shape and the initial step. The drivers (``fastgd._run`` in
+memory, ``fastgd._path`` for many models, ``fastgd._dask`` on blocks) read the spec and
+never the estimator: this module, the estimators and the cross-validation classes are
+the only code that reads an estimator's parameters.
+
+The initial step comes from the data for ``learning_rate="auto"``. Each driver gathers
+the data's step statistics its own way (in-memory rows, one fold's rows, Dask blocks:
+a :class:`fastgd._smoothness.StepStats` record holding only what :func:`step_needs`
+asks for), and :func:`initial_step` is the one function that turns such a record into
+a step.
+"""
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _params as P
+from ._backends import resolve
+from ._losses import LOSSES
+from ._optimizers import OPTIMIZERS, state_size
+from ._penalties import PENALTIES, penalty_strengths
+from ._schedules import SCHEDULES
+from ._smoothness import StepNeeds, adaptive_step, auto_step
+
+__all__ = ["FitSpec", "batch_rows", "build", "checked_step", "initial_state", "initial_step", "n_threads", "settings", "step_needs"]
+
+
+def n_threads(n_jobs):
+    """Threads for ``n_jobs``: None or -1 = every core this process may use, -2 = all but
+    one, and so on."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    if n_jobs is None:
+        return cores
+    if n_jobs < 0:
+        return max(1, cores + 1 + n_jobs)
+    return int(n_jobs)
+
+
+def batch_rows(batch_size, n):
+    """Rows per step for the ``batch_size`` parameter on ``n`` rows."""
+    if batch_size == "full":
+        return n
+    return min(int(batch_size), n)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The estimator's parameters as one fit reads them, taken once (before the data
+    are known: the Dask input preparation needs some of them)."""
+
+    name: str  # the estimator's class name, for messages
+    penalty: Any
+    alpha: float
+    l1_ratio: float
+    fit_intercept: bool
+    max_iter: int
+    tol: Any
+    n_iter_no_change: int
+    early_stopping: bool
+    validation_fraction: float
+    shuffle: Any
+    random_state: Any
+    learning_rate: str
+    eta0: float
+    power_t: float
+    optimizer: str
+    momentum: float
+    nesterov: bool
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    average: Any
+    batch_size: Any
+    n_jobs: Any
+    backend: str
+    dask_mode: str
+    sync_every: Any
+    verbose: Any
+    class_weight: Any
+    is_classifier: bool
+    score: Callable  # (W, X, Y, sw) -> the validation score (higher is better)
+    class_weights: Callable  # (Y, fitted) -> per-row multipliers from class_weight
+
+    @property
+    def schedule(self):
+        return SCHEDULES[self.learning_rate]
+
+    @property
+    def rule(self):
+        return OPTIMIZERS[self.optimizer]
+
+    @property
+    def threads(self):
+        return n_threads(self.n_jobs)
+
+
+def settings(est):
+    """The :class:`Settings` of estimator ``est``."""
+    return Settings(
+        name=type(est).__name__, penalty=est.penalty,
+        alpha=est.alpha, l1_ratio=est.l1_ratio, fit_intercept=bool(est.fit_intercept), max_iter=est.max_iter,
+        tol=est.tol, n_iter_no_change=est.n_iter_no_change, early_stopping=est.early_stopping,
+        validation_fraction=est.validation_fraction, shuffle=est.shuffle, random_state=est.random_state,
+        learning_rate=est.learning_rate, eta0=est.eta0, power_t=est.power_t, optimizer=est.optimizer,
+        momentum=est.momentum, nesterov=est.nesterov, beta_1=est.beta_1, beta_2=est.beta_2,
+        epsilon=est.epsilon, average=est.average, batch_size=est.batch_size, n_jobs=est.n_jobs,
+        backend=est.backend, dask_mode=est.dask_mode, sync_every=est.sync_every, verbose=est.verbose,
+        class_weight=getattr(est, "class_weight", None), is_classifier=est._is_classifier,
+        score=est._score_state, class_weights=est._class_weights,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class FitSpec:
+    """One model's fit, resolved (see the module docstring). ``hp`` and ``codes`` are
+    the kernels' vectors for the first epoch; drivers copy them into their own arrays."""
+
+    settings: Settings
+    loss_name: str
+    loss: Any  # fastgd._losses.Loss
+    rule: Any  # fastgd._optimizers.Optimizer
+    schedule: Any  # fastgd._schedules.Schedule
+    penalty_rule: Any  # fastgd._penalties.Penalty
+    l2: float
+    l1: float
+    n_rows: int
+    n_outputs: int
+    n_features: int
+    dtype: np.dtype
+    batch: int  # rows per step
+    threads: int
+    backend: str  # the backend that runs ("auto" resolved)
+    hp: np.ndarray
+    codes: np.ndarray
+    state_shape: tuple
+    eta: float  # the initial step
+    eta_source: str  # where it came from, for messages
+
+    def __getattr__(self, name):
+        # the estimator's parameters, as read once (``spec.tol``, ``spec.verbose``, ...)
+        if name == "settings":
+            raise AttributeError(name)
+        return getattr(self.settings, name)
+
+    @property
+    def updates_per_epoch(self):
+        return -(-self.n_rows // self.batch)
+
+    def zero_objective(self, Y, sw):
+        """The all-zero model's objective on ``(Y, sw)`` (the loss registry's)."""
+        return self.loss.zero_objective(Y, sw, self.n_outputs)
+
+
+def initial_state(est, data):
+    """Zero weights, intercepts and update-rule state (and average) for a fit of
+    ``est`` on ``data``: (slots, n_outputs, n_features + 1) in the data's dtype."""
+    slots = state_size(OPTIMIZERS[est.optimizer], bool(est.average))
+    return np.zeros((slots, data.n_outputs, data.X.shape[1] + 1), dtype=data.X.dtype)
+
+
+def step_needs(s, n):
+    """Which step statistics :func:`initial_step` reads for settings ``s`` on ``n``
+    rows: the largest weighted squared row norm where batches are smaller than the data,
+    the top eigenvalue where they hold more than one row (or all of them), and the mean
+    row L1 norm for the adaptive rules; none for a step given as ``eta0``."""
+    if not s.schedule.from_data:
+        return StepNeeds(max_row=False, eigen=False, mean_l1=False)
+    if s.rule.adaptive:
+        return StepNeeds(max_row=False, eigen=False, mean_l1=True)
+    b = batch_rows(s.batch_size, n)
+    return StepNeeds(max_row=b < n, eigen=b > 1 or b >= n, mean_l1=False)
+
+
+def checked_step(eta, source, dtype):
+    """``eta``, once it is known to be a positive finite step in ``dtype`` (the data's,
+    in which the kernels compute); ``source`` says where it came from, for the error."""
+    # the kernels compute in the data's dtype: a step that is 0 there would leave the
+    # weights where they start (a silent all-zero model), an infinite one gives NaN
+    with np.errstate(over="ignore", under="ignore"):
+        in_dtype = dtype.type(eta)
+    if not (np.isfinite(in_dtype) and in_dtype > 0):
+        raise ValueError(
+            f"The step size {eta:.4g} ({source}) is {float(in_dtype):g} in "
+            f"{dtype.name}, the data's dtype: gradient descent cannot take it. "
+            "Rescale X" + (" or pass it as float64." if dtype != np.float64 else ".")
+        )
+    return eta
+
+
+def initial_step(s, loss, stats, dtype):
+    """``(step, where it came from)``: the step a fit with settings ``s`` and loss
+    ``loss`` (a name) starts from, given the step statistics ``stats`` of its rows
+    (:class:`fastgd._smoothness.StepStats`, as :func:`step_needs` asks); ``eta0`` where
+    the schedule does not take the step from the data. Checked to be a positive finite
+    step in ``dtype``. The one place a step is made from statistics."""
+    if not s.schedule.from_data:
+        return checked_step(float(s.eta0), f"eta0={s.eta0!r}", dtype), f"eta0={s.eta0!r}"
+    source = "learning_rate='auto' computed it from X"
+    # (invalid: statistics of X that are not finite, X's finiteness not checked yet, make
+    # a step that is not finite either; the estimator then reports the NaN in X)
+    with np.errstate(invalid="ignore"):
+        if s.rule.adaptive:
+            eta = adaptive_step(stats.mean_l1, optimizer=s.optimizer, beta_2=float(s.beta_2))
+        else:
+            l2, _ = penalty_strengths(s.penalty, s.alpha, s.l1_ratio)
+            eta = auto_step(n=stats.n, batch_size=batch_rows(s.batch_size, stats.n),
+                            max_row_smoothness=stats.max_row, top_eigenvalue=stats.eigen,
+                            curvature=LOSSES[loss].curvature, l2=l2, momentum=float(s.momentum))
+    return checked_step(eta, source, dtype), source
+
+
+def build(est_or_settings, *, loss, n_rows, n_outputs, n_features, dtype, stats, threads=None):
+    """The :class:`FitSpec` of a fit of an estimator (or its :class:`Settings`) on
+    ``n_rows`` rows of ``n_features`` features in ``dtype`` with ``n_outputs`` outputs
+    of the loss named ``loss``. ``stats`` is a function ``(StepNeeds, Settings) ->
+    StepStats`` giving the rows' step statistics (called only where the step comes from
+    the data).
+    ``threads`` replaces ``n_jobs``'s thread count (the Dask driver's tasks take one)."""
+    s = est_or_settings if isinstance(est_or_settings, Settings) else settings(est_or_settings)
+    dtype = np.dtype(dtype)
+    needs = step_needs(s, n_rows)
+    record = stats(needs, s) if any(needs) else None
+    eta, source = initial_step(s, loss, record, dtype)
+    l2, l1 = penalty_strengths(s.penalty, s.alpha, s.l1_ratio)
+    rule, schedule = s.rule, s.schedule
+    batch = batch_rows(s.batch_size, n_rows)
+    threads = s.threads if threads is None else int(threads)
+    hp = np.zeros(P.N_HP)
+    hp[P.ETA0] = eta
+    hp[P.POWER_T] = s.power_t
+    hp[P.L2] = l2
+    hp[P.L1] = l1
+    hp[P.MOMENTUM] = s.momentum
+    hp[P.ALPHA] = s.alpha
+    hp[P.BETA_1] = s.beta_1
+    hp[P.BETA_2] = s.beta_2
+    hp[P.EPSILON] = s.epsilon
+    if schedule.t0 is not None:
+        hp[P.OPTIMAL_T0] = schedule.t0(s.alpha)
+    codes = np.zeros(P.N_CODES, dtype=np.int64)
+    codes[P.LOSS] = LOSSES[loss].code
+    codes[P.SCHEDULE] = schedule.code
+    codes[P.NESTEROV] = int(bool(s.nesterov))
+    codes[P.FIT_INTERCEPT] = int(bool(s.fit_intercept))
+    codes[P.BATCH_SIZE] = batch
+    codes[P.N_THREADS] = threads
+    codes[P.OPTIMIZER] = rule.code
+    codes[P.AVERAGE_START] = 0  # (no averaging until the driver says when it starts)
+    hp.flags.writeable = False
+    codes.flags.writeable = False
+    return FitSpec(
+        settings=s, loss_name=loss, loss=LOSSES[loss], rule=rule, schedule=schedule, penalty_rule=PENALTIES[s.penalty],
+        l2=l2, l1=l1, n_rows=int(n_rows), n_outputs=int(n_outputs), n_features=int(n_features), dtype=dtype,
+        batch=batch, threads=threads, backend=resolve(s.backend), hp=hp, codes=codes,
+        state_shape=(state_size(rule, bool(s.average)), int(n_outputs), int(n_features) + 1),
+        eta=eta, eta_source=source,
+    )
