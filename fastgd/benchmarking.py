@@ -155,6 +155,7 @@ def simulate_average(est, X, y, n_blocks, n_workers, epochs, sync_every=None, ba
     from . import _dask as fdask
     from . import _params as P
     from ._run import prepared
+    from ._spec import settings
 
     run = prepared(est, X, y)
     hp = run.hp.copy()
@@ -165,7 +166,7 @@ def simulate_average(est, X, y, n_blocks, n_workers, epochs, sync_every=None, ba
     edges = np.linspace(0, X.shape[0], n_blocks + 1).astype(int)
     blocks = [(X[a:b], run.Y[a:b], run.sw[a:b]) for a, b in itertools.pairwise(edges)]
     sizes = [b[0].shape[0] for b in blocks]
-    rng = check_random_state(est.random_state)
+    rng = check_random_state(settings(est).random_state)
     state, t, out = np.zeros_like(run.state), 0, []
     for _ in range(epochs):
         plan = fdask.epoch_plan(rng, n_blocks, shuffle=True)
