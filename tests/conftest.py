@@ -51,6 +51,29 @@ def make_data(kind, n=60, d=4, seed=0, dtype=np.float64, scale=0.25):
     return X.astype(dtype), y
 
 
+def assert_same_fit(ref, fast, rtol=1e-10, atol=1e-12):
+    """Two fits that ran the same algorithm: the same weights, intercepts and objective
+    curve to ``rtol``/``atol``, and the same update and epoch counts."""
+    np.testing.assert_allclose(fast.coef_, ref.coef_, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(fast.intercept_, ref.intercept_, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(fast.loss_curve_, ref.loss_curve_, rtol=rtol, atol=atol)
+    assert fast.t_ == ref.t_
+    assert fast.n_iter_ == ref.n_iter_
+
+
+def clear_transfer_logs(dask_worker):
+    """(run on every worker with ``client.run``) Forget the worker's data transfers."""
+    dask_worker.transfer_incoming_log.clear()
+    dask_worker.transfer_outgoing_log.clear()
+
+
+def moved_keys(dask_worker):
+    """(run on every worker with ``client.run``) The keys the worker sent or received
+    since :func:`clear_transfer_logs`."""
+    logs = list(dask_worker.transfer_incoming_log) + list(dask_worker.transfer_outgoing_log)
+    return sorted({str(k) for entry in logs for k in entry["keys"]})
+
+
 @pytest.fixture
 def threads_always(monkeypatch):
     """Full batches use threads however small (the kernels otherwise sum batches of

@@ -18,7 +18,7 @@ from fastgd._penalties import PENALTIES
 from fastgd._schedules import SCHEDULE_CODES, SCHEDULES
 
 from ._grids import grid
-from .conftest import FAST_BACKENDS, make_data
+from .conftest import FAST_BACKENDS, assert_same_fit, make_data
 
 # registry name -> (estimator class, data kind)
 LOSS_CASES = {
@@ -39,14 +39,6 @@ def fit_pair(backend, cls, X, y, sample_weight=None, **params):
     ref = cls(backend="numpy", **params).fit(X, y, sample_weight=sample_weight)
     fast = cls(backend=backend, **params).fit(X, y, sample_weight=sample_weight)
     return ref, fast
-
-
-def assert_same_fit(ref, fast, rtol=1e-10, atol=1e-12):
-    np.testing.assert_allclose(fast.coef_, ref.coef_, rtol=rtol, atol=atol)
-    np.testing.assert_allclose(fast.intercept_, ref.intercept_, rtol=rtol, atol=atol)
-    np.testing.assert_allclose(fast.loss_curve_, ref.loss_curve_, rtol=rtol, atol=atol)
-    assert fast.t_ == ref.t_
-    assert fast.n_iter_ == ref.n_iter_
 
 
 @pytest.mark.parametrize(

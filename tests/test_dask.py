@@ -24,7 +24,8 @@ from fastgd import DivergenceError, LinearRegression, LogisticRegression
 from fastgd import _dask as fdask
 from fastgd._backends import get_backend
 
-from .conftest import ALL_BACKENDS, make_data
+from .conftest import ALL_BACKENDS, clear_transfer_logs, make_data, moved_keys
+from .conftest import assert_same_fit as same_fit
 
 N = 61
 CHUNKS = (20, 1, 25, 15)  # uneven, with a one-row chunk
@@ -64,11 +65,7 @@ def to_dask(client, chunks, *arrays):
 
 
 def assert_same_fit(ref, got, rtol=1e-10, atol=1e-12):
-    np.testing.assert_allclose(got.coef_, ref.coef_, rtol=rtol, atol=atol)
-    np.testing.assert_allclose(got.intercept_, ref.intercept_, rtol=rtol, atol=atol)
-    np.testing.assert_allclose(got.loss_curve_, ref.loss_curve_, rtol=rtol, atol=atol)
-    assert got.t_ == ref.t_
-    assert got.n_iter_ == ref.n_iter_
+    same_fit(ref, got, rtol=rtol, atol=atol)
     assert np.abs(ref.coef_).max() > 1e-3  # the fit moved
 
 
@@ -230,20 +227,12 @@ def test_x_blocks_never_leave_their_worker(client):
     before = client.who_has(distributed.futures_of(Xd))
     assert all(len(holders) == 1 for holders in before.values())
 
-    def clear(dask_worker):
-        dask_worker.transfer_incoming_log.clear()
-        dask_worker.transfer_outgoing_log.clear()
-
-    def moved(dask_worker):
-        logs = list(dask_worker.transfer_incoming_log) + list(dask_worker.transfer_outgoing_log)
-        return sorted({str(k) for entry in logs for k in entry["keys"]})
-
-    client.run(clear)
+    client.run(clear_transfer_logs)
     clf = LogisticRegression(batch_size="full", max_iter=3, tol=None).fit(Xd, yd)
     LogisticRegression(batch_size=4, max_iter=2, tol=None, random_state=0, dask_mode="sequential").fit(Xd, yd)
     clf.partial_fit(Xd, yd)
     clf.predict(Xd).compute()
-    keys = {k for ks in client.run(moved).values() for k in ks}
+    keys = {k for ks in client.run(moved_keys).values() for k in ks}
     # the logs work: the gradients and states did travel (to the client and between workers)
     assert any(k.startswith("fastgd-gradient") for k in keys)
     assert any(k.startswith("fastgd-epoch") for k in keys)

@@ -27,7 +27,7 @@ from fastgd._numpy.kernels import epoch as numpy_epoch
 from fastgd._penalties import penalty_value
 from fastgd._run import prepared
 
-from .conftest import make_data
+from .conftest import clear_transfer_logs, make_data, moved_keys
 
 CHUNKS = (20, 25, 10, 15, 20)  # 90 rows; with batch 10 the 25-row block ends on a 5-row batch
 OWNERS = (0, 1, 1, 0, 1)  # which of the two workers holds each block
@@ -293,19 +293,11 @@ def test_no_x_block_travels(client):
     x_keys = {str(k[0]) for k in Xd.__dask_keys__()}
     before = client.who_has(distributed.futures_of(Xd))
 
-    def clear(dask_worker):
-        dask_worker.transfer_incoming_log.clear()
-        dask_worker.transfer_outgoing_log.clear()
-
-    def moved(dask_worker):
-        logs = list(dask_worker.transfer_incoming_log) + list(dask_worker.transfer_outgoing_log)
-        return sorted({str(k) for entry in logs for k in entry["keys"]})
-
-    client.run(clear)
+    client.run(clear_transfer_logs)
     params = {"batch_size": 4, "max_iter": 2, "tol": None, "random_state": 0, "dask_mode": "average"}
     LogisticRegression(sync_every=3, **params).fit(Xd, yd)
     LogisticRegression(**params).partial_fit(Xd, yd, classes=["no", "yes"])
-    keys = {k for ks in client.run(moved).values() for k in ks}
+    keys = {k for ks in client.run(moved_keys).values() for k in ks}
     # the logs work: the states did travel between the workers
     assert any(k.startswith(("fastgd-local", "fastgd-average")) for k in keys)
     assert not {k for k in keys if k in x_keys}
