@@ -25,7 +25,6 @@ from .._checks import model_parts
 from .._losses import MULTINOMIAL
 from ._cache import reports_damaged_cache
 from .kernels import (
-    AHEAD,
     CACHED,
     FASTMATH,
     N_SCALARS,
@@ -33,6 +32,7 @@ from .kernels import (
     _executor,
     _labels_in_range,
     _order_in_range,
+    _prefetch_row,
     _scratch,
     _step,
     _unit_weights,
@@ -85,8 +85,9 @@ def _dense_rows(X, Y, sw, order, train, scale, models, part):
     the fold's other models. A window's rows are dealt to their folds' segments; a
     segment is handed to each of its fold's models when the fold's batch is complete
     (then they step) or at the window's end (the weights do not change within a batch,
-    so its rows' gradients may be summed in parts). A segment's rows go through the
-    single-model epoch's ``_add_rows``, prefetched ahead for the fold's first model.
+    so its rows' gradients may be summed in parts). A row is prefetched
+    ``DENSE_PREFETCH_AHEAD`` places before it is dealt, and a segment's rows go through
+    the single-model epoch's ``_add_rows`` as rows in cache (four at a time).
 
     ``models`` is ``(state, hp, codes, model_fold, model_part, losses)``: the kernel runs
     the models m with ``model_part[m] == part``."""
@@ -95,8 +96,10 @@ def _dense_rows(X, Y, sw, order, train, scale, models, part):
     M, K = state.shape[0], state.shape[2]
     F = train.shape[1]
     loss = codes[0, P.LOSS]
-    data = (X, Y, sw, _unit_weights(sw))
+    unit = _unit_weights(sw)
+    data = (X, Y, sw, unit)
     n_f, batch, t, members, n_members, stored = _plan(train, models, part)
+    ahead = _tuning.DENSE_PREFETCH_AHEAD
     window = _tuning.PATH_WINDOW_ROWS
     seg = np.empty((F, window), dtype=np.int64)
     seg_len = np.zeros(F, dtype=np.int64)
@@ -113,6 +116,8 @@ def _dense_rows(X, Y, sw, order, train, scale, models, part):
         for ii in range(w0, w1 + 1):
             end = ii == w1
             i = 0 if end else (ii if stored else order[ii])
+            if not end and ii + ahead < n:  # (every fold's models read the row from cache)
+                _prefetch_row(X, Y, sw, ii + ahead if stored else order[ii + ahead], unit)
             for f in range(F):
                 if n_members[f] == 0:
                     continue
@@ -138,8 +143,7 @@ def _dense_rows(X, Y, sw, order, train, scale, models, part):
                 for q in range(n_members[f]):
                     m = members[f, q]
                     Gm = G[m]
-                    how = AHEAD if q == 0 else CACHED
-                    losses[m] += c * _add_rows(data, state[m, 0], rows, 0, rows.shape[0], how, loss, Ps, Gm, S)
+                    losses[m] += c * _add_rows(data, state[m, 0], rows, 0, rows.shape[0], CACHED, loss, Ps, Gm, S)
                     if step:
                         for k in range(Gm.shape[0]):
                             for j in range(Gm.shape[1]):
