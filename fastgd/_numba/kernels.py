@@ -59,7 +59,7 @@ from .. import _checks, _tuning
 from .. import _params as P
 from .._losses import LOG, MULTINOMIAL, SQUARED
 from .._optimizers import ADAGRAD, ADAM, SGD
-from .._schedules import CONSTANT, INVSCALING, OPTIMAL
+from .._schedules import CONSTANT, step_size
 from .._tuning import block_bounds
 from ._cache import reports_damaged_cache
 from ._intrinsics import next_index, prefetch, prefetch1
@@ -70,15 +70,8 @@ from .losses import loss_and_grad, loss_grad_single, single_losses
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _step_size(code, t, eta0, power_t, t0, alpha):
-    if code == CONSTANT:
-        return eta0
-    if code == INVSCALING:
-        return eta0 / t**power_t
-    if code == OPTIMAL:
-        return 1.0 / (alpha * (t0 + (t - 1)))  # t - 1 in integers: t0 is not lost next to t
-    return np.nan  # unknown code (``epoch`` rejects it before any loop runs)
+# the schedules' step size, the registry's own function compiled (inlined where it is used)
+_step_size = njit(nogil=True, error_model="numpy", inline="always")(step_size)
 
 
 # The helpers below take arrays and row indices, never row views: a view made in a hot
