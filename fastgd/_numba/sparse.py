@@ -79,13 +79,13 @@ from .kernels import (
     S_B2,
     S_EPS,
     S_ETA,
-    S_SHRINK,
+    S_MU,
     S_ZERO,
     _adaptive_coord,
-    _average,
     _labels_in_range,
     _scalars,
-    _step_size,
+    _step,
+    _update_intercept,
 )
 from .losses import loss_and_grad
 
@@ -199,25 +199,6 @@ def _sync(R, Ri, S, SI, LI, K, d, t, lo, hi):
         if t > lj:
             _catch_up(R, j * S, K, t - lj, lo, hi)
             Ri[j * SI + LI] = t
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _update(W, V, kk, j, g, mu, eta, nesterov, shrink):
-    """The step of one coordinate of ``state`` from its full gradient g (L2 included)."""
-    v = mu * V[kk, j] + g
-    V[kk, j] = v
-    if nesterov:
-        w = W[kk, j] - eta * (g + mu * v)
-    else:
-        w = W[kk, j] - eta * v
-    if shrink > 0.0:
-        if w > shrink:
-            w -= shrink
-        elif w < -shrink:
-            w += shrink
-        else:
-            w = 0.0
-    W[kk, j] = w
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -423,7 +404,9 @@ def _lazy_batches(csr, Y, sw, order, state, hp, codes, work, tables):
     momentum = code == SGD
     rms = not momentum and code != ADAGRAD
     eta, mu, l2, b2 = hp[P.ETA0], hp[P.MOMENTUM], hp[P.L2], hp[P.BETA_2]
-    s = np.empty(N_SCALARS, dtype=state.dtype)  # the adaptive rules' scalars
+    s = np.empty(N_SCALARS, dtype=state.dtype)  # the step's scalars (momentum: constant)
+    s[S_MU] = mu
+    s[S_ETA] = eta
     SI = S * R.itemsize // 8  # a record's size in int64 entries
     LI = 2 * K * R.itemsize // 8  # the step's offset in it
     ycols = Y.shape[1]
@@ -489,7 +472,7 @@ def _lazy_batches(csr, Y, sw, order, state, hp, codes, work, tables):
                 Ri[j * SI + LI] = t
             for kk in range(K):
                 if fit_intercept:
-                    _update(W, V, kk, d, Gi[kk] * inv_b, mu, eta, nesterov, 0.0)
+                    _update_intercept(W, V, kk, Gi[kk] * inv_b, s, nesterov)
                 Gi[kk] = 0.0
             if steps % T == 0:
                 _sync(R, Ri, S, SI, LI, K, d, t, lo, hi)
@@ -588,26 +571,19 @@ def _lazy_epoch(csr, Y, sw, order, state, hp, codes, work, sync_steps):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _dense_epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
-    """The dense step (O(K d) per step): where ``uses_lazy_update`` is False, or lazy=False."""
+    """The dense step (O(K d) per step): where ``uses_lazy_update`` is False, or
+    lazy=False. The batch's gradient is summed from its CSR rows into G (K, d + 1),
+    and the step is the dense kernels' ``_step`` (every update rule, schedule, penalty
+    and averaging)."""
     n = order.shape[0]
     W = state[0]
-    V = state[1]
     K, cols = W.shape
     d = cols - 1
     loss = codes[P.LOSS]
     batch = codes[P.BATCH_SIZE]
     t = codes[P.T_START]
-    nesterov = codes[P.NESTEROV] != 0
-    fit_intercept = codes[P.FIT_INTERCEPT] != 0
-    schedule = codes[P.SCHEDULE]
-    mu = hp[P.MOMENTUM]
-    l2 = hp[P.L2]
-    l1 = hp[P.L1]
-    code = codes[P.OPTIMIZER]
-    averaged = codes[P.AVERAGE_START] > 0
-    s = np.empty(N_SCALARS, dtype=data.dtype)  # the adaptive rules' and averaging's scalars
+    s = np.empty(N_SCALARS, dtype=data.dtype)  # the step's scalars
     G = np.zeros((K, cols), dtype=data.dtype)  # the batch's gradient
-    Gi = np.zeros(K, dtype=data.dtype)  # the intercept's gradient
     p = np.empty((1, K), dtype=data.dtype)  # the row's outputs, as loss_and_grad takes them
     ycols = Y.shape[1]
     Yflat = Y.reshape(Y.size)
@@ -630,36 +606,9 @@ def _dense_epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
                 c = wi * p[0, kk]
                 for q in range(lo, hi):
                     G[kk, indices[q]] += c * data[q]
-                Gi[kk] += c
+                G[kk, d] += c
         t += 1
-        inv_b = 1.0 / (stop - start)
-        if code == SGD:
-            eta = _step_size(schedule, t, hp[P.ETA0], hp[P.POWER_T], hp[P.OPTIMAL_T0], hp[P.ALPHA])
-            shrink = eta * l1
-            for kk in range(K):
-                for j in range(d):
-                    g = G[kk, j] * inv_b + l2 * W[kk, j]
-                    G[kk, j] = 0.0
-                    _update(W, V, kk, j, g, mu, eta, nesterov, shrink)
-            for kk in range(K):
-                if fit_intercept:
-                    _update(W, V, kk, d, Gi[kk] * inv_b, mu, eta, nesterov, 0.0)
-                Gi[kk] = 0.0
-        else:
-            _scalars(s, t, hp, codes)
-            for kk in range(K):
-                for j in range(d):
-                    g = G[kk, j] * inv_b + l2 * W[kk, j]
-                    G[kk, j] = 0.0
-                    _adaptive_coord(state, kk, j, g, code, s, s[S_SHRINK])
-            for kk in range(K):
-                if fit_intercept:
-                    _adaptive_coord(state, kk, d, Gi[kk] * inv_b, code, s, s[S_ZERO])
-                Gi[kk] = 0.0
-        if averaged:
-            _scalars(s, t, hp, codes)
-            for kk in range(K):
-                _average(state, kk, cols, s)
+        _step(state, G, stop - start, t, hp, codes, s)
     return total
 
 
