@@ -172,13 +172,14 @@ def _gradient4(G, X, i0, i1, i2, i3, P):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _add_rows_single(data, W, order, lo, hi, how, P, G, S):
-    """``_add_rows`` for one output of the log loss, in blocks of up to
-    ``S.shape[1]`` rows (``LOSS_BLOCK_ROWS``): the block's outputs first (into the float64
-    scratch S: outputs, targets, weights, gradients), then its losses in one vectorised
-    loop (``single_losses``), then its gradients added to G, the rows read again (from
-    cache). The loop calls nothing (every helper is inlined), so Numba counts no
-    references per row."""
+def _add_rows_single(data, W, order, lo, hi, how, loss, P, G, S):
+    """``_add_rows`` for one output of the log loss (or of the squared error: the
+    many-models kernel's segments), in blocks of up to ``S.shape[1]`` rows
+    (``LOSS_BLOCK_ROWS``): the block's outputs first (into the float64 scratch S:
+    outputs, targets, weights, gradients), then its losses in one vectorised loop
+    (``single_losses``; the squared error's, cheap, row by row), then its gradients
+    added to G, the rows read again (from cache). The loop calls nothing (every helper
+    is inlined), so Numba counts no references per row."""
     X, Y, sw, unit = data
     n = order.shape[0]
     total = 0.0
@@ -215,7 +216,13 @@ def _add_rows_single(data, W, order, lo, hi, how, P, G, S):
             _outputs(W, X, i, P, 0)
             _take_row(Y, sw, i, unit, S, r, P[0, 0])
             r += 1
-        total += single_losses(LOG, S, m)
+        if loss == LOG:
+            total += single_losses(LOG, S, m)
+        else:
+            for r in range(m):
+                value, g = loss_grad_single(SQUARED, S[0, r], S[1, r])
+                S[3, r] = S[2, r] * g
+                total += S[2, r] * value
         # (the gradients go through P: the products below stay in X's dtype)
         r = 0
         if four:
@@ -330,16 +337,10 @@ def _add_rows(data, W, order, lo, hi, how, loss, P, G, S):
     places ahead in the order are prefetched (random row access is bound by memory
     latency). (The constants: ``fastgd._tuning``.)
     """
-    if W.shape[0] == 1 and loss == LOG:
-        return _add_rows_single(data, W, order, lo, hi, how, P, G, S)
-    return _add_rows_other(data, W, order, lo, hi, how, loss, P, G)
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _add_rows_other(data, W, order, lo, hi, how, loss, P, G):
-    """``_add_rows`` for every loss but the one-output log loss."""
     if W.shape[0] == 1 and loss == SQUARED:
         return _add_rows_rowwise(data, W, order, lo, hi, how, P, G)
+    if W.shape[0] == 1 and loss != MULTINOMIAL:
+        return _add_rows_single(data, W, order, lo, hi, how, LOG, P, G, S)
     return _add_rows_multi(data, W, order, lo, hi, how, loss, P, G)
 
 
@@ -604,17 +605,19 @@ def _flush(parts, b, G):
             G[k, j] = 0
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _blocks(X, Y, sw, W, loss, bounds, counter, parts, losses, log):
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
+def _block_gradients(X, Y, sw, W, loss, bounds, counter, parts, losses):
     """Take blocks b = next_index(counter) until none is left: block b adds the sum over
     rows bounds[b]:bounds[b+1] (as stored) to parts[b] and its weighted loss to losses[b].
-    ``log`` (a constant where this is inlined): the rows are the one-output log loss's
-    (``_add_rows_single``); otherwise they are any other loss's.
 
     Several threads may share one counter. Each sums its block into a buffer of its own
     and adds it to parts[b] when the block is done: blocks next to each other in
     ``parts`` share a cache line, which two threads writing row by row would pass back
-    and forth."""
+    and forth.
+
+    (One function for every loss: one signature per dtype. Numba types and inlines every
+    row loop whatever the loss, so splitting by loss behind an inlined flag did not
+    shorten the compile.)"""
     Ps = np.empty((4, W.shape[0]), dtype=X.dtype)
     S = _scratch()
     G = np.zeros_like(parts[0])
@@ -623,27 +626,8 @@ def _blocks(X, Y, sw, W, loss, bounds, counter, parts, losses, log):
         b = next_index(counter)
         if b >= parts.shape[0]:
             break
-        if log:
-            losses[b] += _add_rows_single(data, W, bounds, bounds[b], bounds[b + 1], STORED, Ps, G, S)
-        else:
-            losses[b] += _add_rows_other(data, W, bounds, bounds[b], bounds[b + 1], STORED, loss, Ps, G)
+        losses[b] += _add_rows(data, W, bounds, bounds[b], bounds[b + 1], STORED, loss, Ps, G, S)
         _flush(parts, b, G)
-
-
-# Two compile units of one loop (``_blocks``), each with the row loops of its losses only:
-# one with all three compiled 2-3x as long as the two apart.
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _block_gradients(X, Y, sw, W, loss, bounds, counter, parts, losses):
-    """:func:`_blocks` for every loss but the one-output log loss."""
-    _blocks(X, Y, sw, W, loss, bounds, counter, parts, losses, False)
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _block_gradients_log(X, Y, sw, W, loss, bounds, counter, parts, losses):
-    """:func:`_blocks` for the one-output log loss."""
-    _blocks(X, Y, sw, W, loss, bounds, counter, parts, losses, True)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -728,13 +712,12 @@ def epoch(X, Y, sw, order, state, hp, codes):
     if n * cols < _tuning.PARALLEL_MIN_VALUES:  # (read at each call)
         n_threads = 1  # too little work to be worth waking other threads
     args = (X, Y, sw, state[0], loss, bounds, counter, parts, losses)
-    blocks = _block_gradients_log if K == 1 and loss == LOG else _block_gradients
     if n_threads <= 1:
-        blocks(*args)
+        _block_gradients(*args)
     else:
         # the other threads take blocks from the shared counter, and so does this one
-        futures = [_executor(n_threads - 1).submit(blocks, *args) for _ in range(n_threads - 1)]
-        blocks(*args)
+        futures = [_executor(n_threads - 1).submit(_block_gradients, *args) for _ in range(n_threads - 1)]
+        _block_gradients(*args)
         for f in futures:
             f.result()
     return _full_batch_step(state, parts, losses, n, hp, codes)
@@ -752,6 +735,5 @@ def gradient(X, Y, sw, W, codes, G):
     bounds = np.array([0, X.shape[0]], dtype=np.int64)
     losses = np.zeros(1)
     counter = np.zeros(1, dtype=np.int64)
-    blocks = _block_gradients_log if W.shape[0] == 1 and codes[P.LOSS] == LOG else _block_gradients
-    blocks(X, Y, sw, W, codes[P.LOSS], bounds, counter, G[np.newaxis], losses)
+    _block_gradients(X, Y, sw, W, codes[P.LOSS], bounds, counter, G[np.newaxis], losses)
     return float(losses[0])
