@@ -152,7 +152,8 @@ def _take_row(Y, sw, i, unit, S, r, z):
 
 # How ``_add_rows`` visits its rows lo:hi: as stored (``order`` is not read), through
 # ``order`` prefetching the rows ahead (they come from memory), or through ``order`` with
-# the rows in cache already (a many-models segment, after its first model).
+# the rows in cache already (a many-models segment: its rows were prefetched as they
+# were dealt).
 STORED, AHEAD, CACHED = 0, 1, 2
 
 
@@ -260,7 +261,7 @@ def _single_loss(Y, sw, i, unit, P, r):
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _add_rows_multi(data, W, order, lo, hi, how, loss, P, G):
     """``_add_rows`` row by row, through ``loss_and_grad``: several outputs (or the
-    multinomial loss), and the squared error's rows that do not go four at a time."""
+    multinomial loss)."""
     X, Y, sw, unit = data
     n = order.shape[0]
     total = 0.0
@@ -284,11 +285,10 @@ def _add_rows_multi(data, W, order, lo, hi, how, loss, P, G):
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _add_rows_rowwise(data, W, order, lo, hi, how, P, G):
     """``_add_rows`` for one output and the squared error (no ``exp`` to vectorise):
-    each row's output, loss and gradient in one visit, the row read once; four rows at
-    a time where they go so, the others through ``_add_rows_multi``. The loop calls
-    nothing (every helper is inlined), so Numba counts no references per row. (The log
-    loss through here measured up to 2x slower than by blocks at d = 20; the squared
-    error by blocks, 8-50 % slower than here.)"""
+    each row's output, loss and gradient in one visit, the row read once, four rows at
+    a time where they go so. The loop calls nothing (every helper is inlined), so Numba
+    counts no references per row. (The log loss through here measured up to 2x slower
+    than by blocks at d = 20; the squared error by blocks, 8-50 % slower than here.)"""
     X, Y, sw, unit = data
     n = order.shape[0]
     total = 0.0
@@ -309,7 +309,20 @@ def _add_rows_rowwise(data, W, order, lo, hi, how, P, G):
             total += _single_loss(Y, sw, i3, unit, P, 3)
             _gradient4(G, X, i0, i1, i2, i3, P)
             ii += 4
-    return total + _add_rows_multi(data, W, order, ii, hi, how, SQUARED, P, G)
+    # (its own loop for the rows left, not _add_rows_multi's: Numba types every loss
+    # of loss_and_grad wherever that is inlined, which lengthened the compile by 2 s)
+    while ii < hi:
+        if how == STORED:
+            i = ii
+        else:
+            if how == AHEAD and ii + _tuning.DENSE_PREFETCH_AHEAD < n:
+                _prefetch_row(X, Y, sw, order[ii + _tuning.DENSE_PREFETCH_AHEAD], unit)
+            i = order[ii]
+        _outputs(W, X, i, P, 0)
+        total += _single_loss(Y, sw, i, unit, P, 0)
+        _accumulate(G, X, i, P, 0)
+        ii += 1
+    return total
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -319,29 +332,41 @@ def _scratch():
     return np.empty((4, _tuning.LOSS_BLOCK_ROWS))
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _add_rows(data, W, order, lo, hi, how, loss, P, G, S):
-    """Add the weighted loss gradients of the rows at places lo:hi (of ``order``, or of X
-    as stored: ``how``) to G (K, d+1); return their weighted loss. ``data`` is
-    ``(X, Y, sw, unit)``, ``unit`` when every sample weight is 1 (then sw[0] is read
-    instead of sw[i]: one cache line fewer per row in random order). P is a (4, K)
-    scratch in X's dtype, S a (4, LOSS_BLOCK_ROWS) float64 one (:func:`_scratch`).
+# The row loops add the weighted loss gradients of the rows at places lo:hi (of
+# ``order``, or of X as stored: ``how``) to G (K, d+1) and return their weighted loss.
+# ``data`` is ``(X, Y, sw, unit)``, ``unit`` when every sample weight is 1 (then sw[0] is
+# read instead of sw[i]: one cache line fewer per row in random order). P is a (4, K)
+# scratch in X's dtype, S a (4, LOSS_BLOCK_ROWS) float64 one (:func:`_scratch`).
+#
+# One output of the log loss: rows go in blocks of ``LOSS_BLOCK_ROWS``, the losses of a
+# block in one vectorised loop (``_add_rows_single``); of the squared error, one row at
+# a time (``_add_rows_rowwise``); several outputs or the multinomial loss, row by row
+# (``_add_rows_multi``). Rows of up to ``FOUR_ROWS_MAX_BYTES`` (or rows in cache) are
+# taken four at a time: their outputs in one pass over W (four independent dot
+# products), their gradients in one pass over G; wider rows go one at a time
+# (measured: four at a time is then slower, reading four rows at once from memory).
+# With ``how == AHEAD``, rows ``DENSE_PREFETCH_AHEAD`` places ahead in the order are
+# prefetched (random row access is bound by memory latency). (The constants:
+# ``fastgd._tuning``.)
+#
+# The epochs choose between the one-output log loss's loop and the others' by two
+# arguments, ``(log_rows, other_rows)``: ``(True, None)`` or ``(None, True)``
+# (``_which_rows``). Numba drops a branch on an argument that is None before it types
+# the function, so each signature compiles its own row loops only (one with all three
+# compiled 2-3x as long as the two apart; a branch on a flag left every loop in).
 
-    One output of the log loss: rows go in blocks of ``LOSS_BLOCK_ROWS``, the losses of
-    a block in one vectorised loop (``_add_rows_single``); of the squared error, one row
-    at a time (``_add_rows_rowwise``). Rows of up to
-    ``FOUR_ROWS_MAX_BYTES`` (or rows in cache) are taken four at a time: their outputs in
-    one pass over W (four independent dot products), their gradients in one pass over G;
-    wider rows go one at a time (measured: four at a time is then slower, reading four
-    rows at once from memory). With ``how == AHEAD``, rows ``DENSE_PREFETCH_AHEAD``
-    places ahead in the order are prefetched (random row access is bound by memory
-    latency). (The constants: ``fastgd._tuning``.)
-    """
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _add_rows_other(data, W, order, lo, hi, how, loss, P, G):
+    """The rows of every loss but the one-output log loss (see above)."""
     if W.shape[0] == 1 and loss == SQUARED:
         return _add_rows_rowwise(data, W, order, lo, hi, how, P, G)
-    if W.shape[0] == 1 and loss != MULTINOMIAL:
-        return _add_rows_single(data, W, order, lo, hi, how, LOG, P, G, S)
     return _add_rows_multi(data, W, order, lo, hi, how, loss, P, G)
+
+
+def _which_rows(K, loss):
+    """The epochs' ``(log_rows, other_rows)`` for K outputs of this loss (see above)."""
+    return (True, None) if K == 1 and loss == LOG else (None, True)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
@@ -575,7 +600,9 @@ def _sgd_epoch(X, Y, sw, order, state, hp, codes):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _minibatch_epoch(X, Y, sw, order, state, hp, codes):
+def _minibatch_epoch(X, Y, sw, order, state, hp, codes, log_rows, other_rows):
+    """Batches of 2 to n - 1 rows: each batch's gradient summed into G (``_which_rows``
+    for the last two arguments), then ``_step``."""
     n = X.shape[0]
     K, cols = state.shape[1], state.shape[2]
     loss = codes[P.LOSS]
@@ -590,7 +617,10 @@ def _minibatch_epoch(X, Y, sw, order, state, hp, codes):
     total = 0.0
     for start in range(0, n, batch):
         stop = min(start + batch, n)
-        total += _add_rows(data, W, order, start, stop, AHEAD, loss, Ps, G, S)
+        if log_rows is not None:
+            total += _add_rows_single(data, W, order, start, stop, AHEAD, LOG, Ps, G, S)
+        if other_rows is not None:
+            total += _add_rows_other(data, W, order, start, stop, AHEAD, loss, Ps, G)
         t += 1
         _step(state, G, stop - start, t, hp, codes, scratch)
     return total
@@ -606,7 +636,7 @@ def _flush(parts, b, G):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _block_gradients(X, Y, sw, W, loss, bounds, counter, parts, losses):
+def _block_gradients(X, Y, sw, W, loss, bounds, counter, parts, losses, log_rows, other_rows):
     """Take blocks b = next_index(counter) until none is left: block b adds the sum over
     rows bounds[b]:bounds[b+1] (as stored) to parts[b] and its weighted loss to losses[b].
 
@@ -615,9 +645,7 @@ def _block_gradients(X, Y, sw, W, loss, bounds, counter, parts, losses):
     ``parts`` share a cache line, which two threads writing row by row would pass back
     and forth.
 
-    (One function for every loss: one signature per dtype. Numba types and inlines every
-    row loop whatever the loss, so splitting by loss behind an inlined flag did not
-    shorten the compile.)"""
+    ``(log_rows, other_rows)``: which row loops (``_which_rows``)."""
     Ps = np.empty((4, W.shape[0]), dtype=X.dtype)
     S = _scratch()
     G = np.zeros_like(parts[0])
@@ -626,7 +654,11 @@ def _block_gradients(X, Y, sw, W, loss, bounds, counter, parts, losses):
         b = next_index(counter)
         if b >= parts.shape[0]:
             break
-        losses[b] += _add_rows(data, W, bounds, bounds[b], bounds[b + 1], STORED, loss, Ps, G, S)
+        lo, hi = bounds[b], bounds[b + 1]
+        if log_rows is not None:
+            losses[b] += _add_rows_single(data, W, bounds, lo, hi, STORED, LOG, Ps, G, S)
+        if other_rows is not None:
+            losses[b] += _add_rows_other(data, W, bounds, lo, hi, STORED, loss, Ps, G)
         _flush(parts, b, G)
 
 
@@ -700,7 +732,7 @@ def epoch(X, Y, sw, order, state, hp, codes):
     if codes[P.BATCH_SIZE] == 1 and n > 1:
         return _sgd_epoch(X, Y, sw, order, state, hp, codes)
     if codes[P.BATCH_SIZE] < n:
-        return _minibatch_epoch(X, Y, sw, order, state, hp, codes)
+        return _minibatch_epoch(X, Y, sw, order, state, hp, codes, *_which_rows(state.shape[1], codes[P.LOSS]))
     K, cols = state.shape[1], state.shape[2]
     bounds = block_bounds(n, K, cols)
     n_blocks = len(bounds) - 1
@@ -711,7 +743,7 @@ def epoch(X, Y, sw, order, state, hp, codes):
     n_threads = int(min(codes[P.N_THREADS], n_blocks))
     if n * cols < _tuning.PARALLEL_MIN_VALUES:  # (read at each call)
         n_threads = 1  # too little work to be worth waking other threads
-    args = (X, Y, sw, state[0], loss, bounds, counter, parts, losses)
+    args = (X, Y, sw, state[0], loss, bounds, counter, parts, losses, *_which_rows(K, loss))
     if n_threads <= 1:
         _block_gradients(*args)
     else:
@@ -735,5 +767,6 @@ def gradient(X, Y, sw, W, codes, G):
     bounds = np.array([0, X.shape[0]], dtype=np.int64)
     losses = np.zeros(1)
     counter = np.zeros(1, dtype=np.int64)
-    _block_gradients(X, Y, sw, W, codes[P.LOSS], bounds, counter, G[np.newaxis], losses)
+    _block_gradients(X, Y, sw, W, codes[P.LOSS], bounds, counter, G[np.newaxis], losses,
+                     *_which_rows(W.shape[0], codes[P.LOSS]))
     return float(losses[0])

@@ -80,7 +80,7 @@ def _plan(train, models, part):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _dense_rows(X, Y, sw, order, train, scale, models, part):
+def _dense_rows(X, Y, sw, order, train, scale, models, part, single_rows, multi_rows):
     """The rows go by windows of ``PATH_WINDOW_ROWS`` of the order: each row is read
     from memory once, for the first model of each fold it trains, and from cache for
     the fold's other models. A window's rows are dealt to their folds' segments; a
@@ -91,13 +91,16 @@ def _dense_rows(X, Y, sw, order, train, scale, models, part):
     the single-model epoch's row loops as rows in cache (four at a time).
 
     ``models`` is ``(state, hp, codes, model_fold, model_part, losses)``: the kernel runs
-    the models m with ``model_part[m] == part``."""
+    the models m with ``model_part[m] == part``. ``(single_rows, multi_rows)`` is
+    ``(True, None)`` for one output (log loss or squared error, by blocks) and ``(None,
+    True)`` for several or the multinomial loss: Numba drops a branch on an argument
+    that is None before it types the function, so each signature compiles one row loop
+    (see ``fastgd._numba.kernels``)."""
     n, d = X.shape
     state, hp, codes, model_fold, model_part, losses = models
     M, K = state.shape[0], state.shape[2]
     F = train.shape[1]
     loss = codes[0, P.LOSS]
-    single = K == 1 and loss != MULTINOMIAL
     unit = _unit_weights(sw)
     data = (X, Y, sw, unit)
     n_f, batch, t, members, n_members, stored = _plan(train, models, part)
@@ -145,9 +148,10 @@ def _dense_rows(X, Y, sw, order, train, scale, models, part):
                 for q in range(n_members[f]):
                     m = members[f, q]
                     Gm = G[m]
-                    if single:  # (the squared error by blocks too: one row loop fewer to compile)
+                    value = 0.0
+                    if single_rows is not None:  # (the squared error by blocks too)
                         value = _add_rows_single(data, state[m, 0], rows, 0, rows.shape[0], CACHED, loss, Ps, Gm, S)
-                    else:
+                    if multi_rows is not None:
                         value = _add_rows_multi(data, state[m, 0], rows, 0, rows.shape[0], CACHED, loss, Ps, Gm)
                     losses[m] += c * value
                     if step:
@@ -237,8 +241,10 @@ def path_epoch(X, Y, sw, order, train, scale, state, hp, codes, model_fold, loss
                                    "numba", in_range=_order_in_range, labels_ok=_labels_in_range)
         if X.dtype != dtype:
             raise ValueError(f"X has dtype {X.dtype} but Y has {dtype}")
+        one = state.shape[0] > 0 and state.shape[2] == 1 and codes[0, P.LOSS] != MULTINOMIAL
+        rows = (True, None) if one else (None, True)
         run = lambda part: _dense_rows(X, Y, sw, order, train, scale,
-                                       (state, hp, codes, model_fold, model_part, losses), part)
+                                       (state, hp, codes, model_fold, model_part, losses), part, *rows)
     if state.shape[0] == 0 or n == 0:
         return
     model_part, parts = model_parts(model_fold, int(codes[0, P.N_THREADS]))
