@@ -13,7 +13,6 @@ import pytest
 
 numba = pytest.importorskip("numba")
 
-from fastgd._losses import LOG, SQUARED
 from fastgd._numba import kernels as K
 from fastgd._numba._intrinsics import next_index, prefetch, prefetch1
 
@@ -59,10 +58,10 @@ def test_single_output_row_loop_counts_no_references(dtype):
     than the arithmetic at small d, and contend between threads: the loop has none."""
     X, Y, sw, W, order, Ps, G = _row_args(dtype)
     # the log loss's loop by blocks and the squared error's row by row
-    for name, loss, extra in (("_add_rows_single", LOG, (_scratch(),)), ("_add_rows_rowwise", SQUARED, ())):
+    for name, extra in (("_add_rows_single", (K.LOG, Ps, G, _scratch())), ("_add_rows_rowwise", (Ps, G))):
         fn = _fresh(getattr(K, name))
-        for shuffled in (False, True):
-            fn(X, Y, sw, W, order, 0, 63, shuffled, False, loss, Ps, G, *extra)
+        for how in (K.STORED, K.AHEAD):
+            fn((X, Y, sw, False), W, order, 0, 63, how, *extra)
         for sig in fn.signatures:
             body = _function_ir(fn, sig, name)
             assert "NRT_incref" not in body and "NRT_decref" not in body
@@ -75,7 +74,7 @@ def test_float32_rows_are_not_computed_in_float64():
     promotes the whole loop to float64 and halves its vector width."""
     fn = _fresh(K._add_rows_single)
     X, Y, sw, W, order, Ps, G = _row_args(np.float32)
-    fn(X, Y, sw, W, order, 0, 63, False, False, LOG, Ps, G, _scratch())
+    fn((X, Y, sw, False), W, order, 0, 63, K.STORED, K.LOG, Ps, G, _scratch())
     body = _function_ir(fn, fn.signatures[0], "_add_rows_single")
     assert not re.search(r"fpext <\d+ x float>", body)
     assert re.search(r"fmul [\w ]*<\d+ x float>", body), "the float32 loops are not vectorised"
@@ -86,7 +85,7 @@ def test_dot_products_are_vectorised():
     """Without reassociation the dot product is one serial chain of FMAs."""
     fn = _fresh(K._add_rows_single)
     X, Y, sw, W, order, Ps, G = _row_args(np.float64, d=100)
-    fn(X, Y, sw, W, order, 0, 63, False, False, 0, Ps, G, _scratch())
+    fn((X, Y, sw, False), W, order, 0, 63, K.STORED, K.LOG, Ps, G, _scratch())
     body = _function_ir(fn, fn.signatures[0], "_add_rows_single")
     assert re.search(r"fadd reassoc[\w ]* <\d+ x double>", body)
 
@@ -131,11 +130,14 @@ def test_unit_weights_shortcut_gives_the_same_bits(dtype):
     order = np.random.default_rng(1).permutation(203).astype(np.int64)
     assert K._unit_weights(sw) and not K._unit_weights(np.append(sw, 2.0))
     # both one-output row loops: the log loss's by blocks, the squared error's row by row
-    for rows, loss, extra in ((K._add_rows_single, LOG, (_scratch(),)), (K._add_rows_rowwise, SQUARED, ())):
+    for single in (True, False):
         out = []
         for unit in (True, False):
             G = np.zeros((1, 8), dtype)
-            total = rows(X, Y, sw, W, order, 0, 203, True, unit, loss, Ps, G, *extra)
+            if single:
+                total = K._add_rows_single((X, Y, sw, unit), W, order, 0, 203, K.AHEAD, K.LOG, Ps, G, _scratch())
+            else:
+                total = K._add_rows_rowwise((X, Y, sw, unit), W, order, 0, 203, K.AHEAD, Ps, G)
             out.append((total, G))
         assert np.isfinite(out[0][0]) and out[0][0] == out[1][0]
         np.testing.assert_array_equal(out[0][1], out[1][1])

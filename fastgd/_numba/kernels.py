@@ -59,7 +59,7 @@ from .. import _checks, _tuning
 from .. import _params as P
 from .._losses import LOG, MULTINOMIAL, SQUARED
 from .._optimizers import ADAGRAD, ADAM, SGD
-from .._schedules import CONSTANT, INVSCALING, OPTIMAL
+from .._schedules import CONSTANT, step_size
 from .._tuning import block_bounds
 from ._cache import reports_damaged_cache
 from ._intrinsics import next_index, prefetch, prefetch1
@@ -70,15 +70,8 @@ from .losses import loss_and_grad, loss_grad_single, single_losses
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _step_size(code, t, eta0, power_t, t0, alpha):
-    if code == CONSTANT:
-        return eta0
-    if code == INVSCALING:
-        return eta0 / t**power_t
-    if code == OPTIMAL:
-        return 1.0 / (alpha * (t0 + (t - 1)))  # t - 1 in integers: t0 is not lost next to t
-    return np.nan  # unknown code (``epoch`` rejects it before any loop runs)
+# the schedules' step size, the registry's own function compiled (inlined where it is used)
+_step_size = njit(nogil=True, error_model="numpy", inline="always")(step_size)
 
 
 # The helpers below take arrays and row indices, never row views: a view made in a hot
@@ -139,11 +132,11 @@ def _prefetch_row(X, Y, sw, i, unit):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _accumulate(G, X, i, P, r, wi):
-    """G[k, :d] += c_k * X[i] and G[k, d] += c_k, with c_k = wi * P[r, k]."""
+def _accumulate(G, X, i, P, r):
+    """G[k, :d] += P[r, k] * X[i] and G[k, d] += P[r, k]."""
     d = X.shape[1]
     for k in range(G.shape[0]):
-        c = wi * P[r, k]
+        c = P[r, k]
         for j in range(d):
             G[k, j] += c * X[i, j]
         G[k, d] += c
@@ -157,17 +150,41 @@ def _take_row(Y, sw, i, unit, S, r, z):
     S[2, r] = sw[0] if unit else sw[i]
 
 
+# How ``_add_rows`` visits its rows lo:hi: as stored (``order`` is not read), through
+# ``order`` prefetching the rows ahead (they come from memory), or through ``order`` with
+# the rows in cache already (a many-models segment: its rows were prefetched as they
+# were dealt).
+STORED, AHEAD, CACHED = 0, 1, 2
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G, S):
-    """``_add_rows`` for one output of the log loss, in blocks of up to
-    ``S.shape[1]`` rows (``LOSS_BLOCK_ROWS``): the block's outputs first (into the float64
-    scratch S: outputs, targets, weights, gradients), then its losses in one vectorised
-    loop (``single_losses``), then its gradients added to G, the rows read again (from
-    cache). The loop calls nothing (every helper is inlined), so Numba counts no
-    references per row."""
-    n, d = X.shape
+def _gradient4(G, X, i0, i1, i2, i3, P):
+    """G[0, :d] += sum_r P[r, 0] X[i_r] and G[0, d] += sum_r P[r, 0] over four rows, in
+    one pass over G."""
+    d = X.shape[1]
+    c0, c1, c2, c3 = P[0, 0], P[1, 0], P[2, 0], P[3, 0]
+    for j in range(d):
+        G[0, j] = G[0, j] + c0 * X[i0, j] + c1 * X[i1, j] + c2 * X[i2, j] + c3 * X[i3, j]
+    G[0, d] = G[0, d] + c0 + c1 + c2 + c3
+
+
+# (The row loops below pick their rows and prefetch in their own bodies: an inlined
+# helper that reads an array on one branch only made Numba count references per row.)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _add_rows_single(data, W, order, lo, hi, how, loss, P, G, S):
+    """``_add_rows`` for one output of the log loss (or of the squared error: the
+    many-models kernel's segments), in blocks of up to ``S.shape[1]`` rows
+    (``LOSS_BLOCK_ROWS``): the block's outputs first (into the float64 scratch S:
+    outputs, targets, weights, gradients), then its losses in one vectorised loop
+    (``single_losses``; the squared error's, cheap, row by row), then its gradients
+    added to G, the rows read again (from cache). The loop calls nothing (every helper
+    is inlined), so Numba counts no references per row."""
+    X, Y, sw, unit = data
+    n = order.shape[0]
     total = 0.0
-    four = d * X.itemsize <= _tuning.FOUR_ROWS_MAX_BYTES
+    four = how == CACHED or X.shape[1] * X.itemsize <= _tuning.FOUR_ROWS_MAX_BYTES
     ahead = _tuning.DENSE_PREFETCH_AHEAD
     start = lo
     while start < hi:
@@ -176,12 +193,13 @@ def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G, S):
         if four:
             while r + 4 <= m:
                 ii = start + r
-                if shuffled:
-                    for q in range(ii + ahead, min(ii + ahead + 4, n)):
-                        _prefetch_row(X, Y, sw, order[q], unit)
-                    i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
-                else:
+                if how == STORED:
                     i0, i1, i2, i3 = ii, ii + 1, ii + 2, ii + 3
+                else:
+                    if how == AHEAD:
+                        for q in range(ii + ahead, min(ii + ahead + 4, n)):
+                            _prefetch_row(X, Y, sw, order[q], unit)
+                    i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
                 _outputs4(W, X, i0, i1, i2, i3, P)
                 _take_row(Y, sw, i0, unit, S, r, P[0, 0])
                 _take_row(Y, sw, i1, unit, S, r + 1, P[1, 0])
@@ -190,125 +208,120 @@ def _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G, S):
                 r += 4
         while r < m:
             ii = start + r
-            if shuffled:
-                if ii + ahead < n:
+            if how == STORED:
+                i = ii
+            else:
+                if how == AHEAD and ii + ahead < n:
                     _prefetch_row(X, Y, sw, order[ii + ahead], unit)
                 i = order[ii]
-            else:
-                i = ii
             _outputs(W, X, i, P, 0)
             _take_row(Y, sw, i, unit, S, r, P[0, 0])
             r += 1
-        total += single_losses(loss, S, m)
+        if loss == LOG:
+            total += single_losses(LOG, S, m)
+        else:
+            for r in range(m):
+                value, g = loss_grad_single(SQUARED, S[0, r], S[1, r])
+                S[3, r] = S[2, r] * g
+                total += S[2, r] * value
         # (the gradients go through P: the products below stay in X's dtype)
         r = 0
         if four:
             while r + 4 <= m:
                 ii = start + r
-                if shuffled:
-                    i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
-                else:
+                if how == STORED:
                     i0, i1, i2, i3 = ii, ii + 1, ii + 2, ii + 3
+                else:
+                    i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
                 for q in range(4):
                     P[q, 0] = S[3, r + q]
-                c0, c1, c2, c3 = P[0, 0], P[1, 0], P[2, 0], P[3, 0]
-                for j in range(d):
-                    G[0, j] = G[0, j] + c0 * X[i0, j] + c1 * X[i1, j] + c2 * X[i2, j] + c3 * X[i3, j]
-                G[0, d] = G[0, d] + c0 + c1 + c2 + c3
+                _gradient4(G, X, i0, i1, i2, i3, P)
                 r += 4
         while r < m:
-            i = order[start + r] if shuffled else start + r
+            i = order[start + r] if how != STORED else start + r
             P[0, 0] = S[3, r]
-            c = P[0, 0]
-            for j in range(d):
-                G[0, j] += c * X[i, j]
-            G[0, d] += c
+            _accumulate(G, X, i, P, 0)
             r += 1
         start += m
     return total
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _single_loss(Y, sw, i, unit, loss, P, r):
-    """Single output: replace row i's output P[r, 0] by its weighted loss gradient
-    ``sw_i * dloss/dp`` (stored in the data's dtype) and return its weighted loss."""
+def _single_loss(Y, sw, i, unit, P, r):
+    """Squared error, one output: replace row i's output P[r, 0] by its weighted loss
+    gradient ``sw_i * dloss/dp`` (stored in the data's dtype) and return its weighted
+    loss."""
     wi = sw[0] if unit else sw[i]
-    value, g = loss_grad_single(loss, P[r, 0], Y[i, 0])
+    value, g = loss_grad_single(SQUARED, P[r, 0], Y[i, 0])
     P[r, 0] = g  # (g may be float64: through P, the products below stay in X's dtype)
     P[r, 0] = wi * P[r, 0]
     return wi * value
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _single_gradient(X, Y, sw, i, unit, loss, P, r, G):
-    """Single output: from row i's output P[r, 0], add its weighted gradient to G[0] and
-    return its weighted loss."""
-    value = _single_loss(Y, sw, i, unit, loss, P, r)
-    c = P[r, 0]
-    d = X.shape[1]
-    for j in range(d):
-        G[0, j] += c * X[i, j]
-    G[0, d] += c
-    return value
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _add_rows_rowwise(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
-    """``_add_rows`` for one output and the squared error (no ``exp`` to vectorise):
-    each row's output, loss and gradient in one visit, the row read once. The loop
-    calls nothing (every helper is inlined), so Numba counts no references per row.
-    (The log loss through here measured up to 2x slower than by blocks at d = 20; the
-    squared error by blocks, 8-50 % slower than here.)"""
-    n, d = X.shape
-    total = 0.0
-    ii = lo
-    if d * X.itemsize <= _tuning.FOUR_ROWS_MAX_BYTES:
-        while ii + 4 <= hi:
-            if shuffled:
-                for r in range(ii + _tuning.DENSE_PREFETCH_AHEAD, min(ii + _tuning.DENSE_PREFETCH_AHEAD + 4, n)):
-                    _prefetch_row(X, Y, sw, order[r], unit)
-                i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
-            else:
-                i0, i1, i2, i3 = ii, ii + 1, ii + 2, ii + 3
-            _outputs4(W, X, i0, i1, i2, i3, P)
-            for r in range(4):
-                total += _single_loss(Y, sw, order[ii + r] if shuffled else ii + r, unit, loss, P, r)
-            c0, c1, c2, c3 = P[0, 0], P[1, 0], P[2, 0], P[3, 0]
-            for j in range(d):
-                G[0, j] = G[0, j] + c0 * X[i0, j] + c1 * X[i1, j] + c2 * X[i2, j] + c3 * X[i3, j]
-            G[0, d] = G[0, d] + c0 + c1 + c2 + c3
-            ii += 4
-    while ii < hi:
-        if shuffled:
-            if ii + _tuning.DENSE_PREFETCH_AHEAD < n:
-                _prefetch_row(X, Y, sw, order[ii + _tuning.DENSE_PREFETCH_AHEAD], unit)
-            i = order[ii]
-        else:
-            i = ii
-        _outputs(W, X, i, P, 0)
-        total += _single_gradient(X, Y, sw, i, unit, loss, P, 0, G)
-        ii += 1
-    return total
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G):
-    """``_add_rows`` for several outputs (or the multinomial loss): row by row, through
-    ``loss_and_grad``."""
-    n = X.shape[0]
+def _add_rows_multi(data, W, order, lo, hi, how, loss, P, G):
+    """``_add_rows`` row by row, through ``loss_and_grad``: several outputs (or the
+    multinomial loss)."""
+    X, Y, sw, unit = data
+    n = order.shape[0]
     total = 0.0
     for ii in range(lo, hi):
-        if shuffled:
-            if ii + _tuning.DENSE_PREFETCH_AHEAD < n:
+        if how == STORED:
+            i = ii
+        else:
+            if how == AHEAD and ii + _tuning.DENSE_PREFETCH_AHEAD < n:
                 _prefetch_row(X, Y, sw, order[ii + _tuning.DENSE_PREFETCH_AHEAD], unit)
             i = order[ii]
-        else:
-            i = ii
         _outputs(W, X, i, P, 0)
         value = loss_and_grad(loss, P, 0, Y, i)
         wi = sw[0] if unit else sw[i]
         total += wi * value
-        _accumulate(G, X, i, P, 0, wi)
+        for k in range(W.shape[0]):
+            P[0, k] = wi * P[0, k]
+        _accumulate(G, X, i, P, 0)
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
+def _add_rows_rowwise(data, W, order, lo, hi, how, P, G):
+    """``_add_rows`` for one output and the squared error (no ``exp`` to vectorise):
+    each row's output, loss and gradient in one visit, the row read once, four rows at
+    a time where they go so. The loop calls nothing (every helper is inlined), so Numba
+    counts no references per row. (The log loss through here measured up to 2x slower
+    than by blocks at d = 20; the squared error by blocks, 8-50 % slower than here.)"""
+    X, Y, sw, unit = data
+    n = order.shape[0]
+    total = 0.0
+    ii = lo
+    if how == CACHED or X.shape[1] * X.itemsize <= _tuning.FOUR_ROWS_MAX_BYTES:
+        while ii + 4 <= hi:
+            if how == STORED:
+                i0, i1, i2, i3 = ii, ii + 1, ii + 2, ii + 3
+            else:
+                if how == AHEAD:
+                    for q in range(ii + _tuning.DENSE_PREFETCH_AHEAD, min(ii + _tuning.DENSE_PREFETCH_AHEAD + 4, n)):
+                        _prefetch_row(X, Y, sw, order[q], unit)
+                i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
+            _outputs4(W, X, i0, i1, i2, i3, P)
+            total += _single_loss(Y, sw, i0, unit, P, 0)
+            total += _single_loss(Y, sw, i1, unit, P, 1)
+            total += _single_loss(Y, sw, i2, unit, P, 2)
+            total += _single_loss(Y, sw, i3, unit, P, 3)
+            _gradient4(G, X, i0, i1, i2, i3, P)
+            ii += 4
+    # (its own loop for the rows left, not _add_rows_multi's: Numba types every loss
+    # of loss_and_grad wherever that is inlined, which lengthened the compile by 2 s)
+    while ii < hi:
+        if how == STORED:
+            i = ii
+        else:
+            if how == AHEAD and ii + _tuning.DENSE_PREFETCH_AHEAD < n:
+                _prefetch_row(X, Y, sw, order[ii + _tuning.DENSE_PREFETCH_AHEAD], unit)
+            i = order[ii]
+        _outputs(W, X, i, P, 0)
+        total += _single_loss(Y, sw, i, unit, P, 0)
+        _accumulate(G, X, i, P, 0)
+        ii += 1
     return total
 
 
@@ -319,27 +332,41 @@ def _scratch():
     return np.empty((4, _tuning.LOSS_BLOCK_ROWS))
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _add_rows(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G, S):
-    """Add the weighted loss gradients of rows lo:hi (of ``order`` if ``shuffled``, else
-    of X as stored) to G (K, d+1); return their weighted loss. P is a (4, K) scratch in
-    X's dtype, S a (4, LOSS_BLOCK_ROWS) float64 one (:func:`_scratch`).
+# The row loops add the weighted loss gradients of the rows at places lo:hi (of
+# ``order``, or of X as stored: ``how``) to G (K, d+1) and return their weighted loss.
+# ``data`` is ``(X, Y, sw, unit)``, ``unit`` when every sample weight is 1 (then sw[0] is
+# read instead of sw[i]: one cache line fewer per row in random order). P is a (4, K)
+# scratch in X's dtype, S a (4, LOSS_BLOCK_ROWS) float64 one (:func:`_scratch`).
+#
+# One output of the log loss: rows go in blocks of ``LOSS_BLOCK_ROWS``, the losses of a
+# block in one vectorised loop (``_add_rows_single``); of the squared error, one row at
+# a time (``_add_rows_rowwise``); several outputs or the multinomial loss, row by row
+# (``_add_rows_multi``). Rows of up to ``FOUR_ROWS_MAX_BYTES`` (or rows in cache) are
+# taken four at a time: their outputs in one pass over W (four independent dot
+# products), their gradients in one pass over G; wider rows go one at a time
+# (measured: four at a time is then slower, reading four rows at once from memory).
+# With ``how == AHEAD``, rows ``DENSE_PREFETCH_AHEAD`` places ahead in the order are
+# prefetched (random row access is bound by memory latency). (The constants:
+# ``fastgd._tuning``.)
+#
+# The epochs choose between the one-output log loss's loop and the others' by two
+# arguments, ``(log_rows, other_rows)``: ``(True, None)`` or ``(None, True)``
+# (``_which_rows``). Numba drops a branch on an argument that is None before it types
+# the function, so each signature compiles its own row loops only (one with all three
+# compiled 2-3x as long as the two apart; a branch on a flag left every loop in).
 
-    One output of the log loss: rows go in blocks of ``LOSS_BLOCK_ROWS``, the losses of
-    a block in one vectorised loop (``_add_rows_single``); of the squared error, one row
-    at a time (``_add_rows_rowwise``). Rows of up to
-    ``FOUR_ROWS_MAX_BYTES`` are taken four at a time: their outputs in one pass over W
-    (four independent dot products), their gradients in one pass over G; wider rows go
-    one at a time (measured: four at a time is then slower, reading four rows at once
-    from memory). With ``shuffled``, rows ``DENSE_PREFETCH_AHEAD`` places ahead in the
-    order are prefetched (random row access is bound by memory latency). (The
-    constants: ``fastgd._tuning``.)
-    """
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _add_rows_other(data, W, order, lo, hi, how, loss, P, G):
+    """The rows of every loss but the one-output log loss (see above)."""
     if W.shape[0] == 1 and loss == SQUARED:
-        return _add_rows_rowwise(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G)
-    if W.shape[0] == 1 and loss != MULTINOMIAL:
-        return _add_rows_single(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G, S)
-    return _add_rows_multi(X, Y, sw, W, order, lo, hi, shuffled, unit, loss, P, G)
+        return _add_rows_rowwise(data, W, order, lo, hi, how, P, G)
+    return _add_rows_multi(data, W, order, lo, hi, how, loss, P, G)
+
+
+def _which_rows(K, loss):
+    """The epochs' ``(log_rows, other_rows)`` for K outputs of this loss (see above)."""
+    return (True, None) if K == 1 and loss == LOG else (None, True)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
@@ -352,13 +379,22 @@ def _shrink(w, shrink, zero):
     return zero
 
 
+# the step's scalars, in the data's dtype, in a scratch vector of N_SCALARS
+N_SCALARS = 12
+S_MU, S_L2, S_ETA, S_INV_B, S_SHRINK, S_ZERO = 0, 1, 2, 3, 4, 5
+S_B1, S_B2, S_EPS, S_ADAM_STEP, S_SQRT_BC2, S_AVG = 6, 7, 8, 9, 10, 11
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
-def _update(W, V, k, U, iu, a, d, mu, l2, eta, shrink, nesterov, zero):
-    """W[k, :d] and V[k, :d] from the gradient a * U[iu, :d] + l2 * W[k, :d].
+def _update(W, V, k, U, iu, a, s, nesterov):
+    """W[k, :d] and V[k, :d] from the gradient a * U[iu, :d] + l2 * W[k, :d], with the
+    step's scalars (mu, l2, eta, the L1 shrinkage) from the scratch ``s``.
 
     The four loops differ only in Nesterov and in the L1 shrinkage, decided once here
     rather than per coordinate (so each loop vectorises).
     """
+    d = W.shape[1] - 1
+    mu, l2, eta, shrink, zero = s[S_MU], s[S_L2], s[S_ETA], s[S_SHRINK], s[S_ZERO]
     if nesterov:
         if shrink > zero:
             for j in range(d):
@@ -388,20 +424,16 @@ def _update(W, V, k, U, iu, a, d, mu, l2, eta, shrink, nesterov, zero):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _update_intercept(W, V, k, g, d, mu, eta, nesterov):
+def _update_intercept(W, V, k, g, s, nesterov):
     """The intercept W[k, d] from its gradient g: no penalty, no shrinkage."""
+    d = W.shape[1] - 1
+    mu, eta = s[S_MU], s[S_ETA]
     v = mu * V[k, d] + g
     V[k, d] = v
     if nesterov:
         W[k, d] = W[k, d] - eta * (g + mu * v)
     else:
         W[k, d] = W[k, d] - eta * v
-
-
-# the step's scalars, in the data's dtype, in a scratch vector of N_SCALARS
-N_SCALARS = 12
-S_MU, S_L2, S_ETA, S_INV_B, S_SHRINK, S_ZERO = 0, 1, 2, 3, 4, 5
-S_B1, S_B2, S_EPS, S_ADAM_STEP, S_SQRT_BC2, S_AVG = 6, 7, 8, 9, 10, 11
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -502,12 +534,12 @@ def _step(state, G, n_rows, t, hp, codes, s):
     code = codes[P.OPTIMIZER]
     _scalars(s, t, hp, codes)
     s[S_INV_B] = 1.0 / n_rows
-    mu, l2, eta, inv_b, shrink, zero = s[0], s[1], s[2], s[3], s[4], s[5]
+    inv_b, zero = s[S_INV_B], s[S_ZERO]
     for k in range(K):
         if code == SGD:
-            _update(W, V, k, G, k, inv_b, d, mu, l2, eta, shrink, nesterov, zero)
+            _update(W, V, k, G, k, inv_b, s, nesterov)
             if fit_intercept:  # without one, the intercept's gradient is dropped
-                _update_intercept(W, V, k, G[k, d] * inv_b, d, mu, eta, nesterov)
+                _update_intercept(W, V, k, G[k, d] * inv_b, s, nesterov)
         else:
             _adaptive_update(state, k, G, k, inv_b, d, code, s)
             if fit_intercept:
@@ -552,13 +584,13 @@ def _sgd_epoch(X, Y, sw, order, state, hp, codes):
         t += 1
         if not constant:
             _scalars(s, t, hp, codes)
-        mu, l2, eta, shrink, zero = s[0], s[1], s[2], s[4], s[5]
+        zero = s[S_ZERO]
         for k in range(K):
             c = wi * Ps[0, k]
             if code == SGD:
-                _update(W, V, k, X, i, c, d, mu, l2, eta, shrink, nesterov, zero)
+                _update(W, V, k, X, i, c, s, nesterov)
                 if fit_intercept:
-                    _update_intercept(W, V, k, c, d, mu, eta, nesterov)
+                    _update_intercept(W, V, k, c, s, nesterov)
             else:
                 _adaptive_update(state, k, X, i, c, d, code, s)
                 if fit_intercept:
@@ -568,7 +600,9 @@ def _sgd_epoch(X, Y, sw, order, state, hp, codes):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _minibatch_epoch(X, Y, sw, order, state, hp, codes):
+def _minibatch_epoch(X, Y, sw, order, state, hp, codes, log_rows, other_rows):
+    """Batches of 2 to n - 1 rows: each batch's gradient summed into G (``_which_rows``
+    for the last two arguments), then ``_step``."""
     n = X.shape[0]
     K, cols = state.shape[1], state.shape[2]
     loss = codes[P.LOSS]
@@ -579,11 +613,14 @@ def _minibatch_epoch(X, Y, sw, order, state, hp, codes):
     S = _scratch()
     scratch = np.empty(N_SCALARS, dtype=X.dtype)
     W = state[0]
-    unit = _unit_weights(sw)
+    data = (X, Y, sw, _unit_weights(sw))
     total = 0.0
     for start in range(0, n, batch):
         stop = min(start + batch, n)
-        total += _add_rows(X, Y, sw, W, order, start, stop, True, unit, loss, Ps, G, S)
+        if log_rows is not None:
+            total += _add_rows_single(data, W, order, start, stop, AHEAD, LOG, Ps, G, S)
+        if other_rows is not None:
+            total += _add_rows_other(data, W, order, start, stop, AHEAD, loss, Ps, G)
         t += 1
         _step(state, G, stop - start, t, hp, codes, scratch)
     return total
@@ -599,41 +636,29 @@ def _flush(parts, b, G):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _block_gradients(X, Y, sw, W, loss, bounds, counter, parts, losses):
+def _block_gradients(X, Y, sw, W, loss, bounds, counter, parts, losses, log_rows, other_rows):
     """Take blocks b = next_index(counter) until none is left: block b adds the sum over
     rows bounds[b]:bounds[b+1] (as stored) to parts[b] and its weighted loss to losses[b].
 
     Several threads may share one counter. Each sums its block into a buffer of its own
     and adds it to parts[b] when the block is done: blocks next to each other in
     ``parts`` share a cache line, which two threads writing row by row would pass back
-    and forth."""
-    Ps = np.empty((4, W.shape[0]), dtype=X.dtype)
-    G = np.zeros_like(parts[0])
-    while True:
-        b = next_index(counter)
-        if b >= parts.shape[0]:
-            break
-        if W.shape[0] == 1 and loss == SQUARED:
-            losses[b] += _add_rows_rowwise(X, Y, sw, W, bounds, bounds[b], bounds[b + 1], False, False, loss, Ps, G)
-        else:
-            losses[b] += _add_rows_multi(X, Y, sw, W, bounds, bounds[b], bounds[b + 1], False, False, loss, Ps, G)
-        _flush(parts, b, G)
+    and forth.
 
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
-def _block_gradients_log(X, Y, sw, W, loss, bounds, counter, parts, losses):
-    """:func:`_block_gradients` for the one-output log loss, whose rows go by blocks
-    through the vectorised exp (``_add_rows_single``). A function of its own, so that
-    each is compiled with one row loop and the squared error's is compiled as it was
-    before the block path existed."""
+    ``(log_rows, other_rows)``: which row loops (``_which_rows``)."""
     Ps = np.empty((4, W.shape[0]), dtype=X.dtype)
     S = _scratch()
     G = np.zeros_like(parts[0])
+    data = (X, Y, sw, False)
     while True:
         b = next_index(counter)
         if b >= parts.shape[0]:
             break
-        losses[b] += _add_rows_single(X, Y, sw, W, bounds, bounds[b], bounds[b + 1], False, False, loss, Ps, G, S)
+        lo, hi = bounds[b], bounds[b + 1]
+        if log_rows is not None:
+            losses[b] += _add_rows_single(data, W, bounds, lo, hi, STORED, LOG, Ps, G, S)
+        if other_rows is not None:
+            losses[b] += _add_rows_other(data, W, bounds, lo, hi, STORED, loss, Ps, G)
         _flush(parts, b, G)
 
 
@@ -707,7 +732,7 @@ def epoch(X, Y, sw, order, state, hp, codes):
     if codes[P.BATCH_SIZE] == 1 and n > 1:
         return _sgd_epoch(X, Y, sw, order, state, hp, codes)
     if codes[P.BATCH_SIZE] < n:
-        return _minibatch_epoch(X, Y, sw, order, state, hp, codes)
+        return _minibatch_epoch(X, Y, sw, order, state, hp, codes, *_which_rows(state.shape[1], codes[P.LOSS]))
     K, cols = state.shape[1], state.shape[2]
     bounds = block_bounds(n, K, cols)
     n_blocks = len(bounds) - 1
@@ -718,14 +743,13 @@ def epoch(X, Y, sw, order, state, hp, codes):
     n_threads = int(min(codes[P.N_THREADS], n_blocks))
     if n * cols < _tuning.PARALLEL_MIN_VALUES:  # (read at each call)
         n_threads = 1  # too little work to be worth waking other threads
-    args = (X, Y, sw, state[0], loss, bounds, counter, parts, losses)
-    blocks = _block_gradients_log if state.shape[1] == 1 and loss == LOG else _block_gradients
+    args = (X, Y, sw, state[0], loss, bounds, counter, parts, losses, *_which_rows(K, loss))
     if n_threads <= 1:
-        blocks(*args)
+        _block_gradients(*args)
     else:
         # the other threads take blocks from the shared counter, and so does this one
-        futures = [_executor(n_threads - 1).submit(blocks, *args) for _ in range(n_threads - 1)]
-        blocks(*args)
+        futures = [_executor(n_threads - 1).submit(_block_gradients, *args) for _ in range(n_threads - 1)]
+        _block_gradients(*args)
         for f in futures:
             f.result()
     return _full_batch_step(state, parts, losses, n, hp, codes)
@@ -743,6 +767,6 @@ def gradient(X, Y, sw, W, codes, G):
     bounds = np.array([0, X.shape[0]], dtype=np.int64)
     losses = np.zeros(1)
     counter = np.zeros(1, dtype=np.int64)
-    blocks = _block_gradients_log if W.shape[0] == 1 and codes[P.LOSS] == LOG else _block_gradients
-    blocks(X, Y, sw, W, codes[P.LOSS], bounds, counter, G[np.newaxis], losses)
+    _block_gradients(X, Y, sw, W, codes[P.LOSS], bounds, counter, G[np.newaxis], losses,
+                     *_which_rows(W.shape[0], codes[P.LOSS]))
     return float(losses[0])

@@ -17,6 +17,17 @@ _L = V.LOG1P_COEFFS
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _horner(C, x):
+    """``C[0] + C[1] x + ... + C[-1] x^(len(C) - 1)`` by Horner's rule, highest power
+    first (C a tuple of constants: the loop has a fixed count, and is unrolled)."""
+    top = len(C) - 1
+    q = C[top]
+    for k in range(top - 1, -1, -1):
+        q = q * x + C[k]
+    return q
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def vexp(x):
     """``exp(x)`` of a float64, within 1 ulp, in straight-line code (selects, no branch,
     no call), so that a loop of it runs in vector lanes: the method and the constants
@@ -28,18 +39,7 @@ def vexp(x):
     k = np.int32(xs * V.LOG2E + (V.ROUND_BIAS + 0.5)) - np.int32(V.ROUND_BIAS)
     kf = np.float64(k)
     r = sub_in_order(sub_in_order(xs, kf * V.LN2_HI), kf * V.LN2_LO)
-    q = _E[11] * r + _E[10]
-    q = q * r + _E[9]
-    q = q * r + _E[8]
-    q = q * r + _E[7]
-    q = q * r + _E[6]
-    q = q * r + _E[5]
-    q = q * r + _E[4]
-    q = q * r + _E[3]
-    q = q * r + _E[2]
-    q = q * r + _E[1]
-    q = q * r + _E[0]
-    q = q * r + 1.0
+    q = _horner(_E, r) * r + 1.0
     p = q * r + 1.0
     tiny = k < V.TINY_K
     k = k + np.int32(V.TINY_SHIFT) if tiny else k
@@ -58,15 +58,7 @@ def vlog1p(x):
     kf = 1.0 if big else 0.0
     s = f / (2.0 + f)
     z = s * s
-    R = _L[8] * z + _L[7]
-    R = R * z + _L[6]
-    R = R * z + _L[5]
-    R = R * z + _L[4]
-    R = R * z + _L[3]
-    R = R * z + _L[2]
-    R = R * z + _L[1]
-    R = R * z + _L[0]
-    R = R * z
+    R = _horner(_L, z) * z
     hfsq = 0.5 * f * f
     return kf * V.LN2_HI - ((hfsq - (s * (hfsq + R) + kf * V.LN2_LO)) - f)
 

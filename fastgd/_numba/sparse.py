@@ -43,8 +43,9 @@ Exactness: the iterates equal the dense algorithm's up to rounding (``A^k`` is b
 place; the tests hold it to 1e-10 in float64).
 
 The other update rules (``fastgd._optimizers``): AdaGrad and RMSprop without a penalty
-have a lazy form of their own (``_lazy_adaptive_epoch``: an untouched coordinate's
-gradient is zero, so only RMSprop's accumulator moves, by a power of ``beta_2``).
+have a lazy form too, in the same batch loop (``_lazy_batches``): an untouched
+coordinate's gradient is zero, so only RMSprop's accumulator moves, by a power of
+``beta_2``, applied where momentum SGD's catch-up is.
 
 Where no exact lazy form is used (``fastgd._optimizers.uses_lazy_update`` says), the
 kernel takes the dense step (O(K d) per step, the reference's update): with an L1 part
@@ -78,13 +79,13 @@ from .kernels import (
     S_B2,
     S_EPS,
     S_ETA,
-    S_SHRINK,
+    S_MU,
     S_ZERO,
     _adaptive_coord,
-    _average,
     _labels_in_range,
     _scalars,
-    _step_size,
+    _step,
+    _update_intercept,
 )
 from .losses import loss_and_grad
 
@@ -201,25 +202,6 @@ def _sync(R, Ri, S, SI, LI, K, d, t, lo, hi):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _update(W, V, kk, j, g, mu, eta, nesterov, shrink):
-    """The step of one coordinate of ``state`` from its full gradient g (L2 included)."""
-    v = mu * V[kk, j] + g
-    V[kk, j] = v
-    if nesterov:
-        w = W[kk, j] - eta * (g + mu * v)
-    else:
-        w = W[kk, j] - eta * v
-    if shrink > 0.0:
-        if w > shrink:
-            w -= shrink
-        elif w < -shrink:
-            w += shrink
-        else:
-            w = 0.0
-    W[kk, j] = w
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _update_rec(R, o, K, g, mu, eta, nesterov):
     """The step of the record entry R[o] (velocity at R[o + K]) from its full gradient g."""
     v = mu * R[o + K] + g
@@ -231,10 +213,9 @@ def _update_rec(R, o, K, g, mu, eta, nesterov):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, lazy, Yflat, ycols, sw):
+def _prefetch_ahead(indices, indptr, data, order, n, ii, Yflat, ycols, sw):
     """Prefetch for the row at position ii of the order: later rows' entries, target and
-    weight, and nearer rows' coordinate records (shuffled SGD waits on memory for each
-    otherwise)."""
+    weight (shuffled SGD waits on memory for each otherwise)."""
     if ii + 2 * _tuning.SPARSE_PREFETCH_AHEAD < n:
         _prefetch(indptr, order[ii + 2 * _tuning.SPARSE_PREFETCH_AHEAD])
     if ii + _tuning.SPARSE_PREFETCH_AHEAD < n:
@@ -249,27 +230,33 @@ def _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, lazy, Yflat, ycol
             _prefetch(data, hi - 1)
         _prefetch(Yflat, r * ycols)
         _prefetch(sw, r)
-    if lazy and ii + _tuning.SPARSE_PREFETCH_NEAR < n:
-        r = order[ii + _tuning.SPARSE_PREFETCH_NEAR]
-        for q in range(indptr[r], indptr[r + 1]):
-            _prefetch(R, indices[q] * S)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _lazy_sgd1(data, indices, indptr, Y, Yflat, sw, order, state, R, Ri, S, SI, touched, Gs, p, T, lo, hi,
-               t, loss, nesterov, fit_intercept, eta, mu, l2):
+def _lazy_sgd1(csr, Y, sw, order, state, hp, codes, work, tables):
     """The lazy epoch for batches of one row and one output (K = 1): two passes over the
     row, the catch-up fused with the product and the gradient with the step. A row with
     a repeated column (non-canonical CSR) sums each coordinate's gradient in Gs first.
     Returns the loss sum and the final step (the records are caught up to it as they are
-    copied back).
+    copied back). ``csr``, ``work`` and ``tables``: see ``_lazy_epoch``.
 
     Written out in full (no helper calls in the loops: an inlined helper taking arrays
     costs reference counting per call) and indexed with unsigned integers where the
     index is known non-negative (a signed index costs a wraparound fix per access)."""
+    data, indices, indptr = csr
+    R, Ri, S, touched, Gs = work
+    T, lo, hi = tables
     n = order.shape[0]
     d = state.shape[2] - 1
     ycols = Y.shape[1]
+    Yflat = Y.reshape(Y.size)
+    p = np.empty((1, 1), dtype=state.dtype)  # the row's output, as loss_and_grad takes it
+    t = codes[P.T_START]
+    loss = codes[P.LOSS]
+    nesterov = codes[P.NESTEROV] != 0
+    fit_intercept = codes[P.FIT_INTERCEPT] != 0
+    eta, mu, l2 = hp[P.ETA0], hp[P.MOMENTUM], hp[P.L2]
+    SI = S * R.itemsize // 8  # a record's size in int64 entries
     uS = np.uint64(S)
     uSI = np.uint64(SI)
     LI = 2 * R.itemsize // 8  # the step's offset in a record, in int64 entries
@@ -389,28 +376,50 @@ def _lazy_sgd1(data, indices, indptr, Y, Yflat, sw, order, state, R, Ri, S, SI, 
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _lazy_batches(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touched, Gs, p, T, lo, hi,
-                  t, loss, batch, nesterov, fit_intercept, eta, mu, l2):
-    """The lazy epoch for any batch size and K: the step of a coordinate the batch
-    touches holds -(its slot + 1), touched[slot] = j and Gs[slot * K : (slot + 1) * K]
-    is its gradient. Returns the loss sum and the final step (the records are caught up to
-    it as they are copied back)."""
+def _lazy_batches(csr, Y, sw, order, state, hp, codes, work, tables):
+    """The lazy epoch for any batch size and K, of momentum SGD or of AdaGrad and
+    RMSprop: the step of a coordinate the batch touches holds -(its slot + 1),
+    touched[slot] = j and Gs[slot * K : (slot + 1) * K] is its gradient. Returns the loss
+    sum and the final step (the records are brought up to it as they are copied back).
+
+    At its first touch in a batch, a coordinate takes the gradient-free steps it missed:
+    momentum SGD's ``A^k`` (``_catch_up``), RMSprop's decay ``beta_2**k`` of its
+    accumulator (AdaGrad's is unchanged). AdaGrad and RMSprop have no penalty on the
+    weights here (``uses_lazy_update``), so an untouched coordinate's weight stays as
+    it is; the records hold a coordinate's K weights and K accumulators."""
+    data, indices, indptr = csr
+    R, Ri, S, touched, Gs = work
+    T, lo, hi = tables
     n = order.shape[0]
     W = state[0]
     V = state[1]
     K, cols = W.shape
     d = cols - 1
-    LI = 2 * K * R.itemsize // 8
+    loss = codes[P.LOSS]
+    batch = codes[P.BATCH_SIZE]
+    t = codes[P.T_START]
+    code = codes[P.OPTIMIZER]
+    nesterov = codes[P.NESTEROV] != 0
+    fit_intercept = codes[P.FIT_INTERCEPT] != 0
+    momentum = code == SGD
+    rms = not momentum and code != ADAGRAD
+    eta, mu, l2, b2 = hp[P.ETA0], hp[P.MOMENTUM], hp[P.L2], hp[P.BETA_2]
+    s = np.empty(N_SCALARS, dtype=state.dtype)  # the step's scalars (momentum: constant)
+    s[S_MU] = mu
+    s[S_ETA] = eta
+    SI = S * R.itemsize // 8  # a record's size in int64 entries
+    LI = 2 * K * R.itemsize // 8  # the step's offset in it
     ycols = Y.shape[1]
     Yflat = Y.reshape(Y.size)
     Gi = np.zeros(K, dtype=W.dtype)
+    p = np.empty((1, K), dtype=state.dtype)  # the row's outputs, as loss_and_grad takes them
     total = 0.0
     for steps, start in enumerate(range(0, n, batch), 1):
         stop = min(start + batch, n)
         n_touched = 0
         for ii in range(start, stop):
             # the records of the row SPARSE_PREFETCH_NEAR ahead: one per non-zero of this row
-            _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, False, Yflat, ycols, sw)
+            _prefetch_ahead(indices, indptr, data, order, n, ii, Yflat, ycols, sw)
             pa = 0
             pb = 0
             if ii + _tuning.SPARSE_PREFETCH_NEAR < n:
@@ -425,8 +434,13 @@ def _lazy_batches(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touc
                     pa += 1
                 j = indices[q]
                 lj = Ri[j * SI + LI]
-                if lj >= 0:
-                    _catch_up(R, j * S, K, t - lj, lo, hi)
+                if lj >= 0:  # first touched in this batch: the steps it missed, then a slot
+                    if momentum:
+                        _catch_up(R, j * S, K, t - lj, lo, hi)
+                    elif rms and t > lj:
+                        decay = b2 ** (t - lj)
+                        for kk in range(K):
+                            R[j * S + K + kk] *= decay
                     touched[n_touched] = j
                     for kk in range(K):
                         Gs[n_touched * K + kk] = 0.0
@@ -449,32 +463,64 @@ def _lazy_batches(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touc
                 Gi[kk] += c
         t += 1
         inv_b = 1.0 / (stop - start)
-        for q in range(n_touched):
-            j = touched[q]
-            o = j * S
+        if momentum:
+            for q in range(n_touched):
+                j = touched[q]
+                o = j * S
+                for kk in range(K):
+                    _update_rec(R, o + kk, K, Gs[q * K + kk] * inv_b + l2 * R[o + kk], mu, eta, nesterov)
+                Ri[j * SI + LI] = t
             for kk in range(K):
-                _update_rec(R, o + kk, K, Gs[q * K + kk] * inv_b + l2 * R[o + kk], mu, eta, nesterov)
-            Ri[j * SI + LI] = t
-        for kk in range(K):
-            if fit_intercept:
-                _update(W, V, kk, d, Gi[kk] * inv_b, mu, eta, nesterov, 0.0)
-            Gi[kk] = 0.0
-        if steps % T == 0:
-            _sync(R, Ri, S, SI, LI, K, d, t, lo, hi)
+                if fit_intercept:
+                    _update_intercept(W, V, kk, Gi[kk] * inv_b, s, nesterov)
+                Gi[kk] = 0.0
+            if steps % T == 0:
+                _sync(R, Ri, S, SI, LI, K, d, t, lo, hi)
+        else:
+            _scalars(s, t, hp, codes)
+            eta_t = s[S_ETA]
+            eps = s[S_EPS]
+            b2s = s[S_B2]
+            for q in range(n_touched):
+                j = touched[q]
+                o = j * S
+                for kk in range(K):
+                    g = Gs[q * K + kk] * inv_b
+                    if rms:
+                        v = b2s * R[o + K + kk] + (1 - b2s) * (g * g)
+                    else:
+                        v = R[o + K + kk] + g * g
+                    R[o + K + kk] = v
+                    R[o + kk] = R[o + kk] - (eta_t * g) / (np.sqrt(v) + eps)
+                Ri[j * SI + LI] = t
+            for kk in range(K):
+                if fit_intercept:
+                    _adaptive_coord(state, kk, d, Gi[kk] * inv_b, code, s, s[S_ZERO])
+                Gi[kk] = 0.0
     return total, t  # the records are brought up to t as they are copied back
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _lazy_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, R, Ri, S, touched, Gs, sync_steps):
+def _lazy_epoch(csr, Y, sw, order, state, hp, codes, work, sync_steps):
+    """The lazy epoch: ``state`` copied into the records, the epoch's steps
+    (``_lazy_sgd1`` or ``_lazy_batches``), the last catch-up fused with copying the
+    records back. ``csr`` is ``(data, indices, indptr)``; ``work`` is ``(R, Ri, S,
+    touched, Gs)``: the records (R in the state's dtype, Ri the same buffer as int64,
+    S a record's size in R's entries), the touched coordinates of a batch and their
+    compact gradient; ``tables`` (built here) is ``(T, lo, hi)``: the full catch-up
+    interval and the power tables of momentum SGD's gradient-free step (for AdaGrad and
+    RMSprop, ``T`` alone is used: none)."""
+    R, Ri, S, touched, Gs = work
     n = order.shape[0]
     K = state.shape[1]
     d = state.shape[2] - 1
     batch = codes[P.BATCH_SIZE]
     t = codes[P.T_START]
-    nesterov = codes[P.NESTEROV] != 0
+    momentum = codes[P.OPTIMIZER] == SGD
+    rms = not momentum and codes[P.OPTIMIZER] != ADAGRAD
     n_steps = (n + batch - 1) // batch
     T = min(n_steps, sync_steps if sync_steps > 0 else max(_tuning.SYNC_MIN_STEPS, d))
-    lo, hi = _power_tables(T, hp[P.ETA0], hp[P.MOMENTUM], hp[P.L2], nesterov)
+    lo, hi = _power_tables(T if momentum else 0, hp[P.ETA0], hp[P.MOMENTUM], hp[P.L2], codes[P.NESTEROV] != 0)
     SI = S * R.itemsize // 8  # a record's size in int64 entries
     LI = 2 * K * R.itemsize // 8
     flat = state.reshape(state.size)  # W[k, j] = flat[k * cols + j], V[k, j] = flat[(K + k) * cols + j]
@@ -488,27 +534,22 @@ def _lazy_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, R, Ri, S,
             R[j * uS + kk] = flat[kk * cols + j]
             R[j * uS + uK + kk] = flat[(uK + kk) * cols + j]
         Ri[j * uSI + uLI] = t
-    p = np.empty((1, K), dtype=state.dtype)  # the row's outputs, as loss_and_grad takes them
-    eta = hp[P.ETA0]
-    if batch == 1 and K == 1:
-        total, t_end = _lazy_sgd1(data, indices, indptr, Y, Y.reshape(Y.size), sw, order, state, R, Ri, S, SI, touched,
-                           Gs, p, T,
-                           lo, hi, t, codes[P.LOSS], nesterov, codes[P.FIT_INTERCEPT] != 0, eta,
-                           hp[P.MOMENTUM], hp[P.L2])
+    tables = (T, lo, hi)
+    if batch == 1 and K == 1 and momentum:
+        total, t_end = _lazy_sgd1(csr, Y, sw, order, state, hp, codes, work, tables)
     else:
-        total, t_end = _lazy_batches(data, indices, indptr, Y, sw, order, state, R, Ri, S, SI, touched, Gs, p, T,
-                              lo, hi, t, codes[P.LOSS], batch, nesterov, codes[P.FIT_INTERCEPT] != 0, eta,
-                              hp[P.MOMENTUM], hp[P.L2])
+        total, t_end = _lazy_batches(csr, Y, sw, order, state, hp, codes, work, tables)
     lo1 = lo.reshape(lo.size)  # A^k's four entries at 4 k
     hi1 = hi.reshape(hi.size)
     u1 = np.uint64(1)
     u2 = np.uint64(2)
     u3 = np.uint64(3)
     u4 = np.uint64(4)
+    b2 = hp[P.BETA_2]
     for j in range(np.uint64(d)):  # the final catch-up, and records -> state
         o = j * uS
         k = t_end - Ri[j * uSI + uLI]
-        if k > 0:
+        if k > 0 and momentum:
             ml = np.uint64(k & LO_MASK) * u4
             mh = np.uint64(k >> _tuning.LO_BITS) * u4
             for kk in range(uK):
@@ -518,6 +559,10 @@ def _lazy_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, R, Ri, S,
                 v1 = lo1[ml + u2] * w + lo1[ml + u3] * v
                 R[o + kk] = hi1[mh] * w1 + hi1[mh + u1] * v1
                 R[o + uK + kk] = hi1[mh + u2] * w1 + hi1[mh + u3] * v1
+        elif k > 0 and rms:
+            decay = b2**k
+            for kk in range(uK):
+                R[o + uK + kk] *= decay
         for kk in range(uK):
             flat[kk * cols + j] = R[o + kk]
             flat[(uK + kk) * cols + j] = R[o + uK + kk]
@@ -526,26 +571,19 @@ def _lazy_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, R, Ri, S,
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _dense_epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
-    """The dense step (O(K d) per step): where ``uses_lazy_update`` is False, or lazy=False."""
+    """The dense step (O(K d) per step): where ``uses_lazy_update`` is False, or
+    lazy=False. The batch's gradient is summed from its CSR rows into G (K, d + 1),
+    and the step is the dense kernels' ``_step`` (every update rule, schedule, penalty
+    and averaging)."""
     n = order.shape[0]
     W = state[0]
-    V = state[1]
     K, cols = W.shape
     d = cols - 1
     loss = codes[P.LOSS]
     batch = codes[P.BATCH_SIZE]
     t = codes[P.T_START]
-    nesterov = codes[P.NESTEROV] != 0
-    fit_intercept = codes[P.FIT_INTERCEPT] != 0
-    schedule = codes[P.SCHEDULE]
-    mu = hp[P.MOMENTUM]
-    l2 = hp[P.L2]
-    l1 = hp[P.L1]
-    code = codes[P.OPTIMIZER]
-    averaged = codes[P.AVERAGE_START] > 0
-    s = np.empty(N_SCALARS, dtype=data.dtype)  # the adaptive rules' and averaging's scalars
+    s = np.empty(N_SCALARS, dtype=data.dtype)  # the step's scalars
     G = np.zeros((K, cols), dtype=data.dtype)  # the batch's gradient
-    Gi = np.zeros(K, dtype=data.dtype)  # the intercept's gradient
     p = np.empty((1, K), dtype=data.dtype)  # the row's outputs, as loss_and_grad takes them
     ycols = Y.shape[1]
     Yflat = Y.reshape(Y.size)
@@ -553,7 +591,7 @@ def _dense_epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
     for start in range(0, n, batch):
         stop = min(start + batch, n)
         for ii in range(start, stop):
-            _prefetch_ahead(indices, indptr, data, order, n, ii, data, 1, False, Yflat, ycols, sw)
+            _prefetch_ahead(indices, indptr, data, order, n, ii, Yflat, ycols, sw)
             i = order[ii]
             lo = indptr[i]
             hi = indptr[i + 1]
@@ -568,145 +606,9 @@ def _dense_epoch(data, indices, indptr, Y, sw, order, state, hp, codes):
                 c = wi * p[0, kk]
                 for q in range(lo, hi):
                     G[kk, indices[q]] += c * data[q]
-                Gi[kk] += c
+                G[kk, d] += c
         t += 1
-        inv_b = 1.0 / (stop - start)
-        if code == SGD:
-            eta = _step_size(schedule, t, hp[P.ETA0], hp[P.POWER_T], hp[P.OPTIMAL_T0], hp[P.ALPHA])
-            shrink = eta * l1
-            for kk in range(K):
-                for j in range(d):
-                    g = G[kk, j] * inv_b + l2 * W[kk, j]
-                    G[kk, j] = 0.0
-                    _update(W, V, kk, j, g, mu, eta, nesterov, shrink)
-            for kk in range(K):
-                if fit_intercept:
-                    _update(W, V, kk, d, Gi[kk] * inv_b, mu, eta, nesterov, 0.0)
-                Gi[kk] = 0.0
-        else:
-            _scalars(s, t, hp, codes)
-            for kk in range(K):
-                for j in range(d):
-                    g = G[kk, j] * inv_b + l2 * W[kk, j]
-                    G[kk, j] = 0.0
-                    _adaptive_coord(state, kk, j, g, code, s, s[S_SHRINK])
-            for kk in range(K):
-                if fit_intercept:
-                    _adaptive_coord(state, kk, d, Gi[kk] * inv_b, code, s, s[S_ZERO])
-                Gi[kk] = 0.0
-        if averaged:
-            _scalars(s, t, hp, codes)
-            for kk in range(K):
-                _average(state, kk, cols, s)
-    return total
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, R, Ri, S, touched, Gs):
-    """AdaGrad and RMSprop without a penalty on the weights (``l2 = l1 = 0``), without
-    averaging: a coordinate no row of a batch touches has a gradient of exactly zero,
-    so AdaGrad leaves it as it is and RMSprop only decays its ``s`` by ``beta_2``. Only
-    the touched coordinates are updated (O(nnz) per step); RMSprop's ``s_j`` is
-    multiplied by ``beta_2**k`` for the ``k`` steps it missed when it is next touched,
-    and every ``s_j`` at the end of the epoch.
-
-    The records are the momentum kernel's (``_lazy_batches``): a coordinate's K weights,
-    K accumulators and the int64 step its ``s`` is up to date at, which holds -(its
-    place + 1) in the batch's compact gradient ``Gs`` while a batch touches it
-    (``touched[place] = j``); RMSprop's missed decay is applied at that first touch, as
-    the momentum kernel's catch-up is. A non-zero costs one random memory access, and the
-    records of the row SPARSE_PREFETCH_NEAR places ahead are prefetched."""
-    n = order.shape[0]
-    W = state[0]
-    S1 = state[1]
-    K, cols = W.shape
-    d = cols - 1
-    loss = codes[P.LOSS]
-    batch = codes[P.BATCH_SIZE]
-    t = codes[P.T_START]
-    code = codes[P.OPTIMIZER]
-    fit_intercept = codes[P.FIT_INTERCEPT] != 0
-    rms = code != ADAGRAD
-    b2 = hp[P.BETA_2]
-    s = np.empty(N_SCALARS, dtype=state.dtype)
-    Gi = np.zeros(K, dtype=state.dtype)
-    p = np.empty((1, K), dtype=state.dtype)
-    ycols = Y.shape[1]
-    Yflat = Y.reshape(Y.size)
-    SI = S * R.itemsize // 8  # a record's size in int64 entries
-    LI = 2 * K * R.itemsize // 8  # the step's offset in it
-    for j in range(d):  # state -> records
-        o = j * S
-        for kk in range(K):
-            R[o + kk] = W[kk, j]
-            R[o + K + kk] = S1[kk, j]
-        Ri[j * SI + LI] = t
-    total = 0.0
-    for start in range(0, n, batch):
-        stop = min(start + batch, n)
-        n_touched = 0
-        for ii in range(start, stop):
-            _prefetch_ahead(indices, indptr, data, order, n, ii, R, S, True, Yflat, ycols, sw)
-            i = order[ii]
-            lo_q = indptr[i]
-            hi_q = indptr[i + 1]
-            for q in range(lo_q, hi_q):
-                j = indices[q]
-                lj = Ri[j * SI + LI]
-                if lj >= 0:  # first touched in this batch: the decay it missed, then a place
-                    if rms and t > lj:
-                        decay = b2 ** (t - lj)
-                        for kk in range(K):
-                            R[j * S + K + kk] *= decay
-                    touched[n_touched] = j
-                    for kk in range(K):
-                        Gs[n_touched * K + kk] = 0.0
-                    n_touched += 1
-                    Ri[j * SI + LI] = -n_touched
-            for kk in range(K):
-                acc = W[kk, d]
-                for q in range(lo_q, hi_q):
-                    acc += R[indices[q] * S + kk] * data[q]
-                p[0, kk] = acc
-            wi = sw[i]
-            total += wi * loss_and_grad(loss, p, 0, Y, i)
-            for kk in range(K):
-                c = wi * p[0, kk]
-                for q in range(lo_q, hi_q):
-                    Gs[(-Ri[indices[q] * SI + LI] - 1) * K + kk] += c * data[q]
-                Gi[kk] += c
-        t += 1
-        inv_b = 1.0 / (stop - start)
-        _scalars(s, t, hp, codes)
-        eta = s[S_ETA]
-        eps = s[S_EPS]
-        b2s = s[S_B2]
-        for q in range(n_touched):
-            j = touched[q]
-            o = j * S
-            for kk in range(K):
-                g = Gs[q * K + kk] * inv_b
-                if rms:
-                    v = b2s * R[o + K + kk] + (1 - b2s) * (g * g)
-                else:
-                    v = R[o + K + kk] + g * g
-                R[o + K + kk] = v
-                R[o + kk] = R[o + kk] - (eta * g) / (np.sqrt(v) + eps)
-            Ri[j * SI + LI] = t
-        for kk in range(K):
-            if fit_intercept:
-                _adaptive_coord(state, kk, d, Gi[kk] * inv_b, code, s, s[S_ZERO])
-            Gi[kk] = 0.0
-    for j in range(d):  # the final decay, and records -> state
-        o = j * S
-        lj = Ri[j * SI + LI]
-        if rms and lj < t:
-            decay = b2 ** (t - lj)
-            for kk in range(K):
-                R[o + K + kk] *= decay
-        for kk in range(K):
-            W[kk, j] = R[o + kk]
-            S1[kk, j] = R[o + K + kk]
+        _step(state, G, stop - start, t, hp, codes, s)
     return total
 
 
@@ -728,18 +630,9 @@ def epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy=True, sync
     codes = codes.copy()
     codes[P.BATCH_SIZE] = min(int(codes[P.BATCH_SIZE]), n)
     m = max(d, 1)
-    if codes[P.OPTIMIZER] != SGD:  # AdaGrad, RMSprop (see uses_lazy_update)
-        S = record_size(K, state.itemsize)
-        buf = work_buffer("records", m * S * state.itemsize)
-        touched = work_buffer("touched", m * 8).view(np.int64)
-        Gs = work_buffer("slots", m * K * state.itemsize).view(state.dtype)
-        return _lazy_adaptive_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, buf.view(state.dtype),
-                                    buf.view(np.int64), S, touched, Gs)
     S = record_size(K, state.itemsize)
     buf = work_buffer("records", m * S * state.itemsize)
-    R = buf.view(state.dtype)
-    Ri = buf.view(np.int64)
     touched = work_buffer("touched", m * 8).view(np.int64)
     Gs = work_buffer("slots", m * K * state.itemsize).view(state.dtype)
-    return _lazy_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, R, Ri, S, touched, Gs,
-                       int(sync_steps))
+    work = (buf.view(state.dtype), buf.view(np.int64), S, touched, Gs)
+    return _lazy_epoch((data, indices, indptr), Y, sw, order, state, hp, codes, work, int(sync_steps))
