@@ -4,9 +4,7 @@ kernel that refuses arrays it was not written for instead of reading out of boun
 (Its equivalence with the NumPy reference runs in test_backends.py, over every backend.)
 """
 
-import re
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,38 +251,3 @@ def test_fork_after_a_threaded_fit_does_not_hang():
     out = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["child", "True", "False", "parent", "True"]
-
-
-_SIGNATURE = re.compile(r"^[ \t]*c?p?def\s[^(=:#\n]*?\b(\w+)(?:\[\w+\])?\s*\(", re.M)
-
-
-def _signatures(text):
-    """``(name, parameters)`` of each ``def``/``cdef``/``cpdef`` function in Cython source
-    text: the text between its parentheses split on the commas outside nested
-    parentheses (a comma inside a memoryview's brackets counts, as a separate
-    parameter would)."""
-    for match in _SIGNATURE.finditer(text):
-        depth, end = 1, match.end()
-        while depth:
-            depth += {"(": 1, ")": -1}.get(text[end], 0)
-            end += 1
-        inner = text[match.end():end - 1]
-        depth, count = 0, 1 if inner.strip() else 0
-        for ch in inner:
-            depth += {"(": 1, ")": -1}.get(ch, 0)
-            count += ch == "," and depth == 0
-        yield match.group(1), count
-
-
-def test_no_cython_function_takes_more_than_twelve_parameters():
-    """The kernels keep their scratch and settings in structs (``Span``, ``Path``,
-    ``Rows``, ``Lazy``, ...): no function of the Cython sources takes more than 12."""
-    root = Path(kernels.__file__).parent
-    sources = sorted([*root.glob("*.pyx"), *root.glob("*.pxi")])
-    found = {path.name: dict(_signatures(path.read_text())) for path in sources}
-    assert {"_kernels.pxi", "_sparse.pyx", "_scalars.pxi"} <= set(found)
-    assert found["_kernels.pxi"]["epoch"] == 11  # (7 arrays; 4 commas in brackets)
-    assert found["_kernels.pxi"]["path_epoch_dense"] == 11
-    assert sum(len(f) for f in found.values()) > 50
-    too_long = {(name, fn): n for name, f in found.items() for fn, n in f.items() if n > 12}
-    assert not too_long

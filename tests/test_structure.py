@@ -362,3 +362,55 @@ def test_the_judge_is_used_never_inherited():
     assert "fastgd._judge" in graph["fastgd._run"] and "fastgd._judge" in graph["fastgd._path"]
     path_source = (PACKAGE / "_path.py").read_text()
     assert "Run" not in re.findall(r"\b\w+\b", path_source.split('"""', 2)[2])
+
+# ------------------------------------------------------------------ kernel signatures
+# No kernel helper takes more than 12 positional parameters: related arrays and scalars
+# travel together (Cython: structs such as Span, Path, Rows, Lazy; Numba: tuples such as
+# the rows and their weights, unpacked once at the top of a jitted function).
+MAX_PARAMETERS = 12
+
+
+def test_no_numba_function_takes_more_than_twelve_positional_parameters():
+    counts = {}
+    for path in sorted((PACKAGE / "_numba").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef):
+                counts[f"{path.name}:{node.name}"] = len(node.args.posonlyargs) + len(node.args.args)
+    assert len(counts) > 40, "the kernel modules were not read"
+    over = {name: n for name, n in counts.items() if n > MAX_PARAMETERS}
+    assert not over, over
+
+
+_SIGNATURE = re.compile(r"^[ \t]*c?p?def\s[^(=:#\n]*?\b(\w+)(?:\[\w+\])?\s*\(", re.M)
+
+
+def _signatures(text):
+    """``(name, parameters)`` of each ``def``/``cdef``/``cpdef`` function in Cython source
+    text: the text between its parentheses split on the commas outside nested
+    parentheses (a comma inside a memoryview's brackets counts, as a separate
+    parameter would)."""
+    for match in _SIGNATURE.finditer(text):
+        depth, end = 1, match.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            end += 1
+        inner = text[match.end():end - 1]
+        depth, count = 0, 1 if inner.strip() else 0
+        for ch in inner:
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            count += ch == "," and depth == 0
+        yield match.group(1), count
+
+
+def test_no_cython_function_takes_more_than_twelve_parameters():
+    """The kernels keep their scratch and settings in structs (``Span``, ``Path``,
+    ``Rows``, ``Lazy``, ...): no function of the Cython sources takes more than 12."""
+    root = PACKAGE / "_cython"
+    sources = sorted([*root.glob("*.pyx"), *root.glob("*.pxi")])
+    found = {path.name: dict(_signatures(path.read_text())) for path in sources}
+    assert {"_kernels.pxi", "_sparse.pyx", "_scalars.pxi"} <= set(found)
+    assert found["_kernels.pxi"]["epoch"] == 11  # (7 arrays; 4 commas in brackets)
+    assert found["_kernels.pxi"]["path_epoch_dense"] == 11
+    assert sum(len(f) for f in found.values()) > 50
+    too_long = {(name, fn): n for name, f in found.items() for fn, n in f.items() if n > MAX_PARAMETERS}
+    assert not too_long

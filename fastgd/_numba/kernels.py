@@ -62,6 +62,7 @@ from .._optimizers import ADAGRAD, ADAM, SGD
 from .._schedules import CONSTANT, step_size
 from .._tuning import block_bounds
 from ._cache import reports_damaged_cache
+from ._inputs import read_only
 from ._intrinsics import next_index, prefetch, prefetch1
 from .losses import loss_and_grad, loss_grad_single, single_losses
 
@@ -723,7 +724,9 @@ def epoch(X, Y, sw, order, state, hp, codes):
     The arguments are checked first (``fastgd._checks.check_epoch``: dtypes, layout,
     shapes, codes, the order's row indices when the batch is shuffled, multinomial class
     indices): the jitted loops trust them, and Numba would otherwise compile a new
-    specialisation for any other dtype or layout."""
+    specialisation for any other dtype or layout (the inputs go in as read-only views:
+    one signature whether the caller's arrays are writable or not)."""
+    X, Y, sw, order, hp, codes = read_only(X, Y, sw, order, hp, codes)
     _checks.check_epoch(X, Y, sw, order, state, hp, codes, "numba",
                         in_range=_order_in_range, labels_ok=_labels_in_range)
     n = X.shape[0]
@@ -763,6 +766,7 @@ def gradient(X, Y, sw, W, codes, G):
     One thread, rows in storage order (the Dask driver runs one such call per block,
     in parallel over the workers). ``G`` is float64 whatever the data's dtype.
     """
+    X, Y, sw, W, codes = read_only(X, Y, sw, W, codes)
     _checks.check_gradient(X, Y, sw, W, codes, G, "numba", labels_ok=_labels_in_range)
     bounds = np.array([0, X.shape[0]], dtype=np.int64)
     losses = np.zeros(1)

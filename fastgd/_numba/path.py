@@ -24,6 +24,7 @@ from .. import _params as P
 from .._checks import model_parts
 from .._losses import MULTINOMIAL
 from ._cache import reports_damaged_cache
+from ._inputs import read_only
 from .kernels import (
     CACHED,
     FASTMATH,
@@ -222,8 +223,10 @@ def _sparse_rows(csr, Y, sw, order, train, scale, models, part):
 def path_epoch(X, Y, sw, order, train, scale, state, hp, codes, model_fold, losses):
     """One epoch of M models in place; see ``fastgd._numpy.path.path_epoch``. ``X`` is a
     dense C-contiguous array or a ``scipy.sparse`` CSR matrix with int64 indices."""
+    # (read-only views: one compiled signature whether the caller's arrays are writable or not)
+    Y, sw, order, train, hp, codes, model_fold = read_only(Y, sw, order, train, hp, codes, model_fold)
     if sp.issparse(X):
-        data, indices, indptr = X.data, X.indices, X.indptr
+        data, indices, indptr = read_only(X.data, X.indices, X.indptr)
         n, d = X.shape
         _checks.check_csr_arrays(data, indices, indptr, n, d)
         dtype = _checks.check_path(n, d, Y, sw, order, train, scale, state, hp, codes, model_fold, losses,
@@ -234,6 +237,7 @@ def path_epoch(X, Y, sw, order, train, scale, state, hp, codes, model_fold, loss
                                         (state, hp, codes, model_fold, model_part, losses), part)
     else:
         _checks.check_floats((("X", X),))
+        (X,) = read_only(X)
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D, got {X.ndim} dimensions")
         n, d = X.shape

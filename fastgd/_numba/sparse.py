@@ -74,6 +74,7 @@ from .._checks import check_sparse_epoch
 from .._optimizers import ADAGRAD, SGD, uses_lazy_update
 from .._sparse import record_size, work_buffer
 from ._cache import reports_damaged_cache
+from ._inputs import read_only
 from .kernels import (
     N_SCALARS,
     S_B2,
@@ -618,6 +619,8 @@ def epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy=True, sync
     ``fastgd._numpy.sparse.epoch`` for the contract and the module docstring for the
     lazy update; ``lazy=False`` takes the dense O(K d) step at every step, and
     ``sync_steps > 0`` sets the interval ``T`` of the full catch-ups (for tests)."""
+    # (read-only views: one compiled signature whether the caller's arrays are writable or not)
+    data, indices, indptr, Y, sw, order, hp, codes = read_only(data, indices, indptr, Y, sw, order, hp, codes)
     check_sparse_epoch(data, indices, indptr, Y, sw, order, state, hp, codes, "numba", _labels_in_range)
     Y = np.ascontiguousarray(Y)  # read through a flat view for prefetching
     if not (lazy and uses_lazy_update(hp, codes)):
@@ -629,6 +632,7 @@ def epoch(data, indices, indptr, Y, sw, order, state, hp, codes, lazy=True, sync
     d = state.shape[2] - 1
     codes = codes.copy()
     codes[P.BATCH_SIZE] = min(int(codes[P.BATCH_SIZE]), n)
+    (codes,) = read_only(codes)
     m = max(d, 1)
     S = record_size(K, state.itemsize)
     buf = work_buffer("records", m * S * state.itemsize)
