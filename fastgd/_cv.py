@@ -15,7 +15,7 @@ from sklearn.metrics import check_scoring, r2_score
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._path import ALPHA_EPS, alpha_max, fit_path  # noqa: F401  (ALPHA_EPS, alpha_max: the grid's)
+from ._path import fit_path
 from ._validation import is_dask
 
 # the base estimator's parameters a CV estimator does not take: the grid replaces alpha

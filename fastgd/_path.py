@@ -40,7 +40,7 @@ from ._smoothness import EIGEN_MAX_ROWS, StepStats, dense_row_sq_norms, mean_row
 from ._spec import build, initial_state, settings
 from ._validation import validation_rows, weight_scale
 
-__all__ = ["ALPHA_EPS", "Path", "alpha_grid", "alpha_max", "fit_path", "path_backend"]
+__all__ = ["ALPHA_EPS", "Path", "alpha_grid", "alpha_max", "fit_path"]
 
 # the automatic grid: alpha_max * logspace(0, log10(ALPHA_EPS), n_alphas)
 ALPHA_EPS = 1e-4

@@ -171,7 +171,7 @@ def simulate_average(est, X, y, n_blocks, n_workers, epochs, sync_every=None, ba
     for _ in range(epochs):
         plan = fdask.epoch_plan(rng, n_blocks, shuffle=True)
         rounds = fdask.average_rounds(plan, [b % n_workers for b in range(n_blocks)], sizes, batch, sync_every)
-        state, _, steps = fdask._Local.rounds(blocks, rounds, (state, 0.0), (backend, hp, codes), t)
+        state, _, steps = fdask.blocks._Local.rounds(blocks, rounds, (state, 0.0), (backend, hp, codes), t)
         t += steps
         out.append(state[0].copy())
     return out

@@ -342,7 +342,7 @@ def test_local_scheduler_without_client():
     ref = LinearRegression(**params).fit(X, y)
     with dask.config.set(scheduler="synchronous"):
         Xd, yd = to_dask(None, CHUNKS, X, y)
-        assert isinstance(fdask._executor(Xd), fdask._Local)
+        assert isinstance(fdask.blocks._executor(Xd), fdask.blocks._Local)
         got = LinearRegression(**params).fit(Xd, yd)
         pred = got.predict(Xd).compute()
     assert_same_fit(ref, got)

@@ -28,14 +28,13 @@ from fastgd import (
     LogisticRegression,
     LogisticRegressionCV,
     _base,
-    _cv,
+    _path,
     _shuffle,
     fit_path,
 )
 from fastgd import _params as P
-from fastgd._backends import BACKENDS
+from fastgd._backends import BACKENDS, path_backend
 from fastgd._numpy.path import fold_rows
-from fastgd._path import path_backend
 from fastgd._run import Run
 from fastgd._validation import validation_rows
 
@@ -265,7 +264,7 @@ def test_linear_cv_elasticnet_grid():
                             backend="numba").fit(X, y)
     assert cv.scores_.shape == (3, 4, 2)
     assert cv.l1_ratio_ in (0.1, 0.9)
-    assert cv.alphas_[0] > cv.alphas_[-1] and cv.alphas_[-1] == pytest.approx(cv.alphas_[0] * _cv.ALPHA_EPS)
+    assert cv.alphas_[0] > cv.alphas_[-1] and cv.alphas_[-1] == pytest.approx(cv.alphas_[0] * _path.ALPHA_EPS)
     assert cv.score(X, y) > 0.9
     assert cv.predict(X).shape == y.shape
 
@@ -279,7 +278,7 @@ def test_alpha_max_is_the_largest_gradient_at_the_null_model(kind):
     cls = LinearRegression if kind == "targets" else LogisticRegression
     est = cls(penalty=None, max_iter=2, tol=None, backend="numpy", random_state=0)
     data = est._prepare(X, y, sw, first=True)
-    top = _cv.alpha_max(data.X, data.Y, data.sw, data.loss, data.n_outputs, True)
+    top = _path.alpha_max(data.X, data.Y, data.sw, data.loss, data.n_outputs, True)
     est.fit(X, y, sw)
     K = est._state.shape[1]
     # the best intercepts of the null model

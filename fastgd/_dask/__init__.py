@@ -104,7 +104,6 @@ Where it runs
 """
 
 from .averaging import average_rounds, average_states, block_order, epoch_plan
-from .blocks import _executor, _Local
 from .run import DaskRun, block_stats, fit, map_method, partial_fit, weighted_loss
 
 __all__ = ["DaskRun", "average_rounds", "average_states", "block_order", "block_stats", "epoch_plan", "fit",
