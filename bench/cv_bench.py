@@ -90,7 +90,7 @@ def _chosen_alpha(name, fitted, n_train):
         return float(1.0 / (fitted.C_[0] * n_train))
     if name.startswith("GridSearchCV"):
         return fitted.best_params_["alpha"]
-    return fitted.alpha
+    return fitted.alpha_
 
 
 def run(quick=False, stream=print, size=None):

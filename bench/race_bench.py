@@ -1,11 +1,14 @@
 """The time-to-accuracy race: what a user gets from each tool's defaults, fit whole.
 
-Four logistic-regression problems (:data:`PROBLEMS`: dense n ≫ d, wide dense,
-10-class multinomial, sparse text-like), each split 80/20 into training and test rows,
-and on each every method with its own defaults (:func:`methods_for`): fastgd's
-``LogisticRegression()``; scikit-learn's ``LogisticRegression`` (lbfgs, newton-cholesky
-on the dense problems, saga) and ``SGDClassifier(loss="log_loss")`` plain and averaged;
-Vowpal Wabbit (sparse problem) and a plain PyTorch loop when they are installed.
+Six logistic-regression problems (:data:`PROBLEMS`: dense n ≫ d, wide dense,
+10-class multinomial, sparse rows with random weights, tf-idf over a large vocabulary,
+20-class tf-idf), each split 80/20 into training and test rows, and on each every
+method with its own defaults (:func:`methods_for`): fastgd's ``LogisticRegression()``
+(its table names the update rule ``optimizer="auto"`` chose); scikit-learn's
+``LogisticRegression`` (lbfgs, newton-cholesky on the dense problems, saga),
+``SGDClassifier(loss="log_loss")`` plain and averaged, and ``SGDClassifier()`` (its
+default hinge loss, one-vs-rest for several classes); Vowpal Wabbit (binary sparse
+problems) and a plain PyTorch loop when they are installed.
 
 ``python -m bench.race_bench [--scale F] [--out DIR]`` runs the race alone, prints its
 Markdown section and writes ``race.json`` and ``race_accuracy_vs_time.png`` into
@@ -93,6 +96,8 @@ PROBLEMS = (
     Problem("wide", "wide dense", 40_000, 2_000),
     Problem("multinomial", "10-class multinomial", 200_000, 100, classes=10),
     Problem("sparse", "sparse text-like", 200_000, 2**18, nnz=50),
+    Problem("tfidf", "tf-idf, large vocabulary", 220_000, 2**20, nnz=50, text=True),
+    Problem("text20", "20-class tf-idf", 125_000, 2**18, classes=20, nnz=60, text=True),
 )
 
 
@@ -118,12 +123,15 @@ def cap_for(scale, cap_s=CAP_S):
 
 # ------------------------------------------------------------------------- objective
 def fastgd_penalty():
-    """``(alpha, l2, l1)`` of fastgd's default ``LogisticRegression()``, read at run time."""
+    """``(alpha, l2, l1)``: the penalty every row's objective is evaluated at, the one
+    fastgd's default ``LogisticRegression()`` keeps where it keeps one (``alpha="auto"``
+    drops it for the sparse recipe), read at run time."""
     from fastgd import LogisticRegression
     from fastgd.benchmarking import penalty_strengths
 
     est = LogisticRegression()
-    return float(est.alpha), *penalty_strengths(est)
+    l2, l1 = penalty_strengths(est)
+    return l2 + l1, l2, l1
 
 
 def accuracy(X, y, coef, intercept):
@@ -173,10 +181,13 @@ def _sklearn_like(make):
             tic = time.perf_counter()
             est.fit(Xtr, ytr)
             wall = time.perf_counter() - tic
-        return {
+        out = {
             "wall_s": wall, "accuracy": float(est.score(Xte, yte)), "iterations": int(np.max(est.n_iter_)),
             "coef": est.coef_, "intercept": est.intercept_,
         }
+        if hasattr(est, "optimizer_"):
+            out["optimizer"] = est.optimizer_
+        return out
 
     def warm(X, y):
         with warnings.catch_warnings():
@@ -344,10 +355,12 @@ def methods_for(problem):
             lambda k, a=average: SGDClassifier(loss="log_loss", average=a, max_iter=k, random_state=SEED)
         )
         out.append(Method(name, "peer", fit, _doubling(sgd_iter), sgd_iter, warm))
+    fit, warm = _sklearn_like(lambda k: SGDClassifier(max_iter=k, random_state=SEED))
+    out.append(Method("scikit-learn SGDClassifier() (hinge)", "peer", fit, _doubling(sgd_iter), sgd_iter, warm))
     reason = vw_reason()
     if reason is None and not (problem.sparse and problem.classes == 2):
         reason = ("not run: dense rows would first have to be written out as its text format "
-                  "(longer than any fit here); it runs on the sparse problem")
+                  "(longer than any fit here); it runs on the binary sparse problems")
     fit, warm = _vw_fit() if reason is None else (None, None)
     out.append(Method("Vowpal Wabbit (--loss_function logistic)", "peer", fit, VW_PASSES, 1, warm, False,
                       reason or ""))
@@ -448,6 +461,8 @@ def whole_fit(method, data, cap_s, l2, l1=0.0, stream=None):
     }
     if "text_s" in fit:
         row["text_s"] = fit["text_s"]
+    if "optimizer" in fit:
+        row["optimizer"] = fit["optimizer"]
     row["spent_s"] = run.spent
     return row
 
@@ -727,6 +742,8 @@ def detail_lines(result):
             note.append(f"ladder failed: {r['ladder_error']}")
         if "text_s" in r:
             note.append(f"writing the rows as text took {fmt_time(r['text_s'])}, not counted")
+        if "optimizer" in r:
+            note.append(f"optimizer_={r['optimizer']!r}")
         rows.append([
             r["method"], _fit_cell(r), f"{fit['accuracy']:.4f}", fmt_num(fit["objective"], 6), _ttt_cell(r),
             ", ".join("whole" if p["default"] else str(p["max_iter"]) for p in r["points"])
@@ -753,7 +770,7 @@ def head_lines(race, plot=None, heading="##"):
         (f"Scale {race['scale']:g} (rows); cap {race['cap_s']:g} s per method and problem; "
          f"{_threads_text(race.get('threads'))}; the whole race took "
          f"{fmt_time(race['wall_s'])} (load average {race['load_start']} at its start, {race['load_end']} at "
-         f"its end). fastgd's default alpha {race['alpha']:g} in every objective. How each number is "
+         f"its end). Every objective at alpha {race['alpha']:g} (fastgd's where it keeps a penalty). How each number is "
          "measured: below the table and in [bench/README.md](../README.md)."),
         "",
     ]

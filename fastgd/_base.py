@@ -30,6 +30,7 @@ from ._penalties import PENALTIES, penalty_strengths, penalty_value
 from ._judge import DivergenceError, reported_weights
 from ._run import Run, weighted_loss
 from ._schedules import SCHEDULES
+from ._spec import choose, data_kind, settings
 from ._validation import (
     is_dask,
     normalise_weights,
@@ -78,19 +79,19 @@ class BaseGD(CallbackSupport, BaseEstimator):
         "power_t": [Interval(numbers.Real, 0, None, closed="left")],
         "momentum": [Interval(numbers.Real, 0, 1, closed="left")],
         "nesterov": ["boolean"],
-        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "optimizer": [StrOptions({AUTO, *OPTIMIZERS})],
         "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
         "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
         "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
         "average": ["boolean", Interval(numbers.Integral, 0, None, closed="left")],
         "penalty": [StrOptions({p for p in PENALTIES if p is not None}), None],
-        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left"), StrOptions({AUTO})],
         "l1_ratio": [Interval(numbers.Real, 0, 1, closed="both")],
         "fit_intercept": ["boolean"],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left"), None],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({AUTO})],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "shuffle": ["boolean", StrOptions({"blocks"})],
         "random_state": ["random_state"],
@@ -158,12 +159,14 @@ default=None
 
     def _fit(self, X, y, sample_weight, X_val=None, y_val=None, sample_weight_val=None):
         data = self._prepare(X, y, sample_weight, first=True, defer_finite=True)
+        self._choose(data_kind(data.X, data.n_outputs))
+        early_stopping = settings(self).early_stopping
         with self._finite_or_raise(data):
             rng = check_random_state(self.random_state)
             val = ()
-            if validation_given(self.early_stopping, X_val, y_val, sample_weight_val):
+            if validation_given(early_stopping, X_val, y_val, sample_weight_val):
                 val = validate_validation(self, data, X_val, y_val, sample_weight_val)
-            elif self.early_stopping:
+            elif early_stopping:
                 data, X_val, Y_val = split_validation(data, rng, self.validation_fraction, self._is_classifier)
                 require_finite(self, X_val)  # (rows no epoch reads)
                 val = (X_val, Y_val)
@@ -232,6 +235,7 @@ default=None
     def _partial_fit(self, X, y, classes, sample_weight):
         first = not hasattr(self, "_state")
         data = self._prepare(X, y, sample_weight, first=first, classes=classes, partial=True, defer_finite=True)
+        self._choose(data_kind(data.X, data.n_outputs), keep=not first)
         with self._finite_or_raise(data):
             data = data._replace(sw=normalise_weights(data.sw))
             return self._partial_fit_epoch(Run, data, first)
@@ -249,7 +253,7 @@ default=None
             if self._state.shape != state.shape:
                 raise ValueError(
                     f"partial_fit cannot continue a model fitted with another optimizer or average "
-                    f"(its state has shape {self._state.shape}, optimizer={self.optimizer!r} and "
+                    f"(its state has shape {self._state.shape}, optimizer={spec.optimizer!r} and "
                     f"average={self.average!r} need {state.shape}); call fit first."
                 )
             state[...] = self._state
@@ -296,16 +300,29 @@ default=None
             raise
 
     # ------------------------------------------------------------------ helpers
+    def _choose(self, kind, *, keep=None):
+        """Resolve the "auto" parameters (``optimizer``, ``alpha``, ``early_stopping``)
+        for this call from the data's kind (``fastgd._spec.choose``), once, before
+        anything reads the settings. With ``keep`` (a ``partial_fit`` after the first;
+        None: ``warm_start``, for ``fit``) a fitted model keeps the choice it was fitted
+        with."""
+        if keep is None:
+            keep = self.warm_start
+        if keep and getattr(self, "_choice", None) is not None and hasattr(self, "_state"):
+            return
+        self._choice = None  # (settings() of the parameters themselves)
+        self._choice = choose(settings(self), kind)
+
     def _check_param_combinations(self):
         if self.nesterov and self.momentum <= 0:
             raise ValueError(f"nesterov=True requires momentum > 0 (got momentum={self.momentum!r}).")
-        if self.nesterov and "nesterov" not in OPTIMIZERS[self.optimizer].params:
+        if self.nesterov and self.optimizer != AUTO and "nesterov" not in OPTIMIZERS[self.optimizer].params:
             takes = sorted(n for n, o in OPTIMIZERS.items() if "nesterov" in o.params)
             raise ValueError(
                 f"nesterov=True applies to optimizer={' or '.join(map(repr, takes))} only "
                 f"(got optimizer={self.optimizer!r})."
             )
-        if SCHEDULES[self.learning_rate].needs_alpha and self.alpha <= 0:
+        if SCHEDULES[self.learning_rate].needs_alpha and self.alpha != AUTO and self.alpha <= 0:
             raise ValueError(f"learning_rate={self.learning_rate!r} requires alpha > 0 (got alpha={self.alpha!r}).")
 
     def _prepare(self, X, y, sample_weight, *, first, classes=None, partial=False, defer_finite=False):
@@ -359,6 +376,8 @@ default=None
             del new.validation_scores_
             del new.best_validation_score_
         new.learning_rate_ = run.eta_last
+        new.optimizer_ = run.spec.optimizer
+        new.alpha_ = float(run.spec.alpha)
         W = run.weights()
         new._set_coef(W[:, :-1].copy(), W[:, -1].copy())
         self.__dict__ = new.__dict__
@@ -387,7 +406,8 @@ default=None
             data = validate_inputs(self, X, y, sample_weight, first=False, partial=True)
             sw = normalise_weights(data.sw)
             total, n = weighted_loss(data.X, data.Y, sw, W, self._loss), data.X.shape[0]
-        l2, l1 = penalty_strengths(self.penalty, self.alpha, self.l1_ratio)
+        s = settings(self)
+        l2, l1 = penalty_strengths(s.penalty, s.alpha, s.l1_ratio)
         return total / n + penalty_value(W[:, :-1], l2, l1)
 
     def __sklearn_tags__(self):

@@ -94,9 +94,9 @@ class BaseCV(BaseEstimator):
         best = base.set_params(alpha=float(path.alphas[a]), l1_ratio=float(path.l1_ratios[r]))
         W = np.mean(path.coefs[:, a, r], axis=0)
         if self.refit:
-            fitted = self._refit(best, W, X, y, sample_weight, data)
+            fitted = self._refit(best, W, X, y, sample_weight, data, path._choice)
         else:
-            fitted = _with_weights(clone(best), W, data)
+            fitted = _with_weights(clone(best), W, data, path._choice)
         self.alphas_ = path.alphas
         self.l1_ratios_ = path.l1_ratios
         self.alpha_ = float(path.alphas[a])
@@ -143,14 +143,16 @@ class BaseCV(BaseEstimator):
             for g in range(A * L):
                 if np.all(np.isfinite(W[g])):
                     est = _with_weights(clone(base).set_params(alpha=float(path.alphas[g // L]),
-                                                              l1_ratio=float(path.l1_ratios[g % L])), W[g], data)
+                                                              l1_ratio=float(path.l1_ratios[g % L])), W[g], data,
+                                       path._choice)
                     scores[f].flat[g] = scorer(est, Xt, yt)
         scores[path.diverged] = np.nan
         return scores
 
-    def _refit(self, best, W, X, y, sample_weight, data):
-        """``best`` fitted on every row, starting from the weights ``W``."""
-        fitted = _with_weights(best, W, data)
+    def _refit(self, best, W, X, y, sample_weight, data, choice):
+        """``best`` fitted on every row, starting from the weights ``W`` (with the
+        grid's ``choice`` of the data-aware defaults)."""
+        fitted = _with_weights(best, W, data, choice)
         fitted.set_params(warm_start=True)
         fitted.t_ = 0
         fitted.fit(X, y, sample_weight)
@@ -167,10 +169,13 @@ class BaseCV(BaseEstimator):
         return tags
 
 
-def _with_weights(est, W, data):
-    """``est`` as a fitted model of weights ``W`` (K, d + 1) on ``data``'s targets:
-    state zero but for the weights, no epochs run."""
-    from ._spec import initial_state
+def _with_weights(est, W, data, choice):
+    """``est`` as a fitted model of weights ``W`` (K, d + 1) on ``data``'s targets,
+    with ``choice`` (``fastgd._spec.Choice``) of its data-aware defaults: state zero but
+    for the weights, no epochs run."""
+    from ._spec import initial_state, settings
+
+    est._choice = choice
 
     for name, value in data.fitted.items():
         setattr(est, name, value)
@@ -181,6 +186,8 @@ def _with_weights(est, W, data):
                       partial_rng=None)
     est.loss_curve_, est.time_curve_, est.n_iter_ = [], [], 0
     est.learning_rate_ = float(est.eta0)
+    s = settings(est)
+    est.optimizer_, est.alpha_ = s.optimizer, float(s.alpha)
     est._set_coef(state[0][:, :-1].copy(), state[0][:, -1].copy())
     return est
 

@@ -163,6 +163,11 @@ class Judge:
         self._no_improvement = 0
         self.converged = False
         self._elapsed = 0.0
+        # with early stopping: the best validation score of this call and the state
+        # that scored it (the model the call returns)
+        self._best_score = -np.inf
+        self._best_state = None
+        self._last_score = None
 
     def patience(self):
         """Epochs without improvement that make a stall (the schedule's ``patience``)."""
@@ -236,6 +241,10 @@ class Judge:
         if self.validation is not None:
             score = spec.score(self.model.weights(), *self.validation)
             self.val_scores.append(score)
+            self._last_score = score
+            if score > self._best_score:
+                self._best_score = score
+                self._best_state = self.model.state.copy()
             criterion = -score
         else:
             criterion = objective
@@ -268,16 +277,39 @@ class Judge:
             print(f"-- Converged after {epoch} epochs")
         return True
 
+    def _gap(self):
+        """How far the stopping criterion was from being met, for the warning: the
+        change of the criterion over the last ``n_iter_no_change`` epochs."""
+        k = self.spec.n_iter_no_change
+        if self.val_scores:
+            values, what, sign = self.val_scores, "the validation score", 1.0
+        else:
+            values, what, sign = self.curve, "the objective", -1.0
+        if len(values) < 2:
+            return ""
+        first, last = values[max(0, len(values) - 1 - k)], values[-1]
+        change = sign * (last - first)
+        epochs = min(k, len(values) - 1)
+        verb = "rose" if sign > 0 else "fell"
+        if not np.isfinite(change) or change <= 0:
+            return f" ({what} did not improve over the last {epochs} epochs, but the stall rule had not yet stopped it)"
+        relative = f", {change / abs(first):.2%} of it" if first else ""
+        return f" ({what} still {verb} by {change:.3g}{relative} over the last {epochs} epochs)"
+
     def finish(self, max_epochs, *, stop_early, warn=True):
         """After the last epoch: warn (``ConvergenceWarning``) when the call ran out of
         epochs before its stopping criterion was met; returns whether it did."""
         spec = self.spec
+        if self._best_state is not None and self._last_score < self._best_score:
+            # early stopping returns the epoch that scored best on the held-out rows
+            self.model.state[...] = self._best_state
+        self._best_state = None
         missed = bool(stop_early and spec.tol is not None and not self.converged)
         if missed and warn:
             warnings.warn(
                 f"{spec.name} reached max_iter={max_epochs} epochs before the stopping criterion "
-                f"(tol={spec.tol}, n_iter_no_change={spec.n_iter_no_change}) was met; increase "
-                f"max_iter if the fit is not good enough.",
+                f"(tol={spec.tol}, n_iter_no_change={spec.n_iter_no_change}) was met{self._gap()}; "
+                f"increase max_iter if the fit is not good enough.",
                 ConvergenceWarning,
                 stacklevel=7,  # the user's fit() or partial_fit() call
             )

@@ -37,7 +37,7 @@ from ._optimizers import uses_lazy_update
 from ._penalties import penalty_value
 from ._run import DENSE_STEP_WARN_RATIO, DenseStepWarning, call_kernel
 from ._smoothness import EIGEN_MAX_ROWS, StepStats, dense_row_sq_norms, mean_row_l1, row_sq_norms, top_eigenvalue
-from ._spec import build, initial_state, settings
+from ._spec import build, choose, data_kind, initial_state, settings
 from ._validation import validation_rows, weight_scale
 
 __all__ = ["ALPHA_EPS", "Path", "alpha_grid", "alpha_max", "fit_path"]
@@ -71,6 +71,9 @@ class Path:
     etas : ndarray of shape (n_folds, n_alphas, n_l1_ratios)
         Each model's initial step size (``learning_rate="auto"``: computed from its
         fold's rows).
+    optimizer : str
+        The update rule every model ran (``optimizer="auto"`` resolved: "sgd" for a
+        grid, whose penalty is given).
     """
 
     def __init__(self, **fields):
@@ -214,8 +217,13 @@ class _Grid:
     @classmethod
     def set_up(cls, est, X, y, alphas, l1_ratios, cv, sample_weight):
         self = cls()
-        s = self.s = settings(est)
         data = self.data = clone(est)._prepare(X, y, sample_weight, first=True)
+        # the data-aware defaults, chosen once for every model of the grid (a clone
+        # carries no earlier fit's choice)
+        self.choice = choose(settings(clone(est)), data_kind(data.X, data.n_outputs), grid=True)
+        chosen = clone(est)
+        chosen._choice = self.choice
+        s = self.s = settings(chosen)
         self.alphas, self.l1_ratios = _checked_grid(s, data, alphas, l1_ratios)
         # every model's estimator, validated as its own fit validates it
         grid = []
@@ -224,6 +232,7 @@ class _Grid:
                 m = clone(est).set_params(alpha=float(a), l1_ratio=float(r))
                 m._validate_params()
                 m._check_param_combinations()
+                m._choice = self.choice
                 grid.append(m)
         X, Y, sw = data.X, data.Y, data.sw
         n, d = X.shape
@@ -370,6 +379,8 @@ class _Grid:
             validation_scores=[list(j.val_scores) for j in judges] if s.early_stopping else None,
             backend=self.backend,
             etas=np.array([mo.eta for mo in models]).reshape(shape),
+            optimizer=self.s.optimizer,
+            _choice=self.choice,
             _data=self.data,
         )
 

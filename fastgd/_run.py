@@ -15,6 +15,7 @@ ready to go on validated data, with :meth:`Run.epoch`, ``state`` and
 """
 
 import concurrent.futures
+import copy
 import os
 import threading
 import time
@@ -32,7 +33,7 @@ from ._penalties import penalty_value
 from ._schedules import CONSTANT
 from ._shuffle import draw_order
 from ._smoothness import memory_stats
-from ._spec import batch_rows, build, n_threads
+from ._spec import batch_rows, build, data_kind, n_threads
 from ._validation import normalise_weights
 
 __all__ = ["DenseStepWarning", "DivergenceError", "Run", "batch_rows", "call_kernel", "initial_eta",
@@ -75,7 +76,12 @@ def weighted_loss(X, Y, sw, W, loss):
 
 def spec_of(est, data):
     """The resolved fit (``fastgd._spec.FitSpec``) of ``est`` on in-memory ``data``:
-    the step statistics of its rows gathered in memory."""
+    the step statistics of its rows gathered in memory. An estimator whose call has
+    not chosen its data-aware defaults yet (a caller outside ``fit``: ``prepared``,
+    the benchmarks) has them chosen from ``data`` on a copy."""
+    if getattr(est, "_choice", None) is None:
+        est = copy.copy(est)
+        est._choose(data_kind(data.X, data.n_outputs), keep=False)
     X = data.X
     return build(est, loss=data.loss, n_rows=X.shape[0], n_outputs=data.n_outputs, n_features=X.shape[1],
                  dtype=X.dtype, stats=lambda needs, s: memory_stats(X, data.sw, s.fit_intercept, needs, s.threads))

@@ -64,11 +64,16 @@ def n_threads(n_jobs=None):
 
 def penalty_strengths(est):
     """``(l2, l1)``: the strengths of ``est``'s penalty (its ``penalty``, ``alpha`` and
-    ``l1_ratio``), the terms ``0.5 * l2 * ||W||^2 + l1 * ||W||_1`` of its objective."""
+    ``l1_ratio``; ``alpha="auto"``: the fitted ``alpha_``, or 1e-4 before a fit), the terms ``0.5 * l2 * ||W||^2 + l1 * ||W||_1`` of its objective."""
     from ._penalties import penalty_strengths as strengths
 
+    from ._spec import AUTO, DEFAULT_ALPHA
+
     params = est.get_params()
-    return strengths(params["penalty"], params["alpha"], params.get("l1_ratio", 0.0))
+    alpha = params["alpha"]
+    if alpha == AUTO:  # the fitted model's, else the one "auto" keeps where it keeps one
+        alpha = getattr(est, "alpha_", DEFAULT_ALPHA)
+    return strengths(params["penalty"], alpha, params.get("l1_ratio", 0.0))
 
 
 def alpha_grid(est, X, y, n_alphas):

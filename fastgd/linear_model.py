@@ -44,8 +44,13 @@ _COMMON_DOC = """
         Momentum ``mu`` in the PyTorch convention: ``v = mu v + g; w -= eta v``.
     nesterov : bool, default=False
         Nesterov momentum: ``w -= eta (g + mu v)``; requires ``momentum > 0``.
-    optimizer : {"sgd", "adagrad", "rmsprop", "adam"}, default="sgd"
-        The update rule, applied to the gradient ``g`` of the objective (the batch's
+    optimizer : {"auto", "sgd", "adagrad", "rmsprop", "adam"}, default="auto"
+        ``"auto"`` chooses the rule from the data once per fit (``partial_fit``: on the
+        first call; a ``warm_start`` fit keeps the fitted choice) and reports it in
+        ``optimizer_``: "adagrad" on sparse input of at least 10,000 rows when the fit
+        has no penalty (the default ``alpha="auto"`` gives none there), every step
+        O(nnz); "sgd" (momentum) everywhere else. The user guide's "Defaults" page
+        gives the measurements behind the rule. The update rule, applied to the gradient ``g`` of the objective (the batch's
         mean loss gradient plus ``l2 w``; the intercept is never penalised), every
         coordinate on its own, as ``torch.optim`` does with the same gradient:
 
@@ -84,8 +89,11 @@ _COMMON_DOC = """
         Regularisation ``alpha (0.5 (1 - rho) ||W||^2 + rho ||W||_1)`` with ``rho`` 0 for
         "l2", 1 for "l1" and ``l1_ratio`` for "elasticnet". L1 is applied as a
         soft-threshold after each step. The intercept is never penalised.
-    alpha : float >= 0, default=1e-4
-        Penalty strength.
+    alpha : float >= 0 or "auto", default="auto"
+        Penalty strength. ``"auto"`` (reported in ``alpha_``): 0, no penalty, where
+        ``optimizer`` resolves to the sparse recipe (AdaGrad on sparse input of at least
+        10,000 rows, stopped on held-out rows: there ``1e-4`` capped the test accuracy
+        and any L2 part makes every AdaGrad step dense), else ``1e-4``.
     l1_ratio : float in [0, 1], default=0.15
         Elastic-net mix ``rho``.
     fit_intercept : bool, default=True
@@ -98,12 +106,16 @@ _COMMON_DOC = """
         all ``max_iter`` epochs.
     n_iter_no_change : int >= 1, default=5
         See ``tol``.
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default="auto"
+        ``"auto"``: on where the fit runs the sparse recipe without a penalty (see
+        ``optimizer``), off elsewhere and for the CV classes (their folds choose).
         Stop on a validation score (accuracy for the classifier, R^2 for the regressor)
         instead of the training objective: on the ``X_val``, ``y_val`` passed to ``fit``,
         or else on ``validation_fraction`` of the training rows held out (stratified for
         the classifier). Dask input needs ``X_val``, ``y_val`` (NotImplementedError
-        without them).
+        without them). The fitted model is the one of the epoch with the best
+        validation score (as scikit-learn's ``MLPClassifier`` keeps its best), not
+        the last epoch's.
     validation_fraction : float in (0, 1), default=0.1
         See ``early_stopping``.
     shuffle : bool or "blocks", default=True
@@ -193,6 +205,10 @@ _COMMON_DOC = """
         ``loss_curve_``; set-up such as the step-size estimate is not included).
     learning_rate_ : float
         The step size used by the last update (for "auto", the computed step).
+    optimizer_ : str
+        The update rule that ran (``optimizer="auto"`` resolved).
+    alpha_ : float
+        The penalty strength that ran (``alpha="auto"`` resolved).
     validation_scores_ : list of float
         With ``early_stopping``: the validation score after each epoch.
     n_features_in_ : int
@@ -257,19 +273,19 @@ class LinearRegression(RegressorMixin, BaseGD):
         power_t=0.25,
         momentum=0.9,
         nesterov=False,
-        optimizer="sgd",
+        optimizer="auto",
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
         average=False,
         penalty="l2",
-        alpha=1e-4,
+        alpha="auto",
         l1_ratio=0.15,
         fit_intercept=True,
         max_iter=100,
         tol=1e-4,
         n_iter_no_change=5,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         shuffle=True,
         random_state=None,
@@ -393,19 +409,19 @@ class LogisticRegression(ClassifierMixin, BaseGD):
         power_t=0.25,
         momentum=0.9,
         nesterov=False,
-        optimizer="sgd",
+        optimizer="auto",
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
         average=False,
         penalty="l2",
-        alpha=1e-4,
+        alpha="auto",
         l1_ratio=0.15,
         fit_intercept=True,
         max_iter=100,
         tol=1e-4,
         n_iter_no_change=5,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         shuffle=True,
         random_state=None,
@@ -643,7 +659,7 @@ class LogisticRegressionCV(ClassifierMixin, BaseCV):
         power_t=0.25,
         momentum=0.9,
         nesterov=False,
-        optimizer="sgd",
+        optimizer="auto",
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
@@ -653,7 +669,7 @@ class LogisticRegressionCV(ClassifierMixin, BaseCV):
         max_iter=100,
         tol=1e-4,
         n_iter_no_change=5,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         shuffle=True,
         random_state=None,
@@ -710,7 +726,7 @@ class LinearRegressionCV(RegressorMixin, BaseCV):
         power_t=0.25,
         momentum=0.9,
         nesterov=False,
-        optimizer="sgd",
+        optimizer="auto",
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
@@ -720,7 +736,7 @@ class LinearRegressionCV(RegressorMixin, BaseCV):
         max_iter=100,
         tol=1e-4,
         n_iter_no_change=5,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         shuffle=True,
         random_state=None,

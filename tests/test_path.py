@@ -81,7 +81,7 @@ def _independent(est, X, y, sw, train_rows, orders, monkeypatch):
     ``orders[e]`` filtered to them."""
     n = X.shape[0]
     rows = np.sort(train_rows)
-    if est.early_stopping:  # the fit trains on the rows its validation split keeps
+    if est.early_stopping is True:  # the fit trains on the rows its validation split keeps
         Y = clone(est)._prepare(X[rows], y[rows], None, first=True).Y
         keep, _ = validation_rows(Y, check_random_state(est.random_state), est.validation_fraction,
                                   est._is_classifier)

@@ -315,7 +315,7 @@ def test_in_memory_fold_and_block_statistics_give_the_same_step(params):
     from fastgd._path import _fold_stats, _row_sq_norms, fit_path
     from fastgd._run import spec_of
     from fastgd._smoothness import memory_stats
-    from fastgd._spec import initial_step, settings, step_needs
+    from fastgd._spec import data_kind, initial_step, settings, step_needs
     from fastgd._validation import normalise_weights
 
     rng = np.random.default_rng(0)
@@ -326,6 +326,7 @@ def test_in_memory_fold_and_block_statistics_give_the_same_step(params):
     est = LinearRegression(**params)
     data = est._prepare(X, y, sw, first=True)
     data = data._replace(sw=normalise_weights(data.sw))
+    est._choose(data_kind(data.X, data.n_outputs))
     s = settings(est)
     needs = step_needs(s, n)
     assert any(needs)
@@ -345,7 +346,7 @@ def test_in_memory_fold_and_block_statistics_give_the_same_step(params):
     np.testing.assert_allclose(steps["dask"], steps["memory"], rtol=1e-12)
     # and through the drivers themselves: the spec in memory, the fold's model of fit_path
     assert spec_of(est, data).eta == steps["memory"]
-    path = fit_path(est.set_params(max_iter=1, tol=None), X, y, alphas=[est.alpha], sample_weight=sw)
+    path = fit_path(est.set_params(max_iter=1, tol=None), X, y, alphas=[s.alpha], sample_weight=sw)
     np.testing.assert_allclose(path.etas[0, 0, 0], steps["memory"], rtol=1e-12)
 
 

@@ -57,14 +57,14 @@ def test_scores_are_the_validation_sets():
         X, y, X_val=X_val, y_val=y_val
     )
     assert est.n_iter_ == 4 and len(est.validation_scores_) == 4
-    # the last score is the accuracy of the fitted model on (X_val, y_val), in 1/50 steps
-    assert est.validation_scores_[-1] == est.score(X_val, y_val)
-    assert est.best_validation_score_ == max(est.validation_scores_)
+    # the fitted model is the epoch that scored best: its accuracy on (X_val, y_val), in
+    # 1/50 steps, is the best score
+    assert est.score(X_val, y_val) == est.best_validation_score_ == max(est.validation_scores_)
     reg = LinearRegression(early_stopping=True, random_state=0, max_iter=3, tol=None)
     Xr, yr = make_data("regression", n=100, seed=1)
     Xr_val, yr_val = make_data("regression", n=30, seed=2)
     reg.fit(Xr, yr, X_val=Xr_val, y_val=yr_val)
-    assert reg.validation_scores_[-1] == pytest.approx(reg.score(Xr_val, yr_val), rel=1e-12)
+    assert max(reg.validation_scores_) == pytest.approx(reg.score(Xr_val, yr_val), rel=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["regression", "multiclass"])
@@ -101,7 +101,8 @@ def test_float32_training_with_float64_validation():
     est = LinearRegression(early_stopping=True, random_state=0, max_iter=3, tol=None)
     est.fit(X, y, X_val=X_val, y_val=y_val)
     assert est.coef_.dtype == np.float32
-    assert est.validation_scores_[-1] == pytest.approx(est.score(X_val, y_val), rel=1e-5)
+    assert max(est.validation_scores_) == pytest.approx(est.score(X_val, y_val), rel=1e-5)
+    assert est.validation_scores_[-1] < max(est.validation_scores_)  # (so the best epoch's model was kept)
 
 
 def _fit(cls, X, y, **kwargs):

@@ -15,14 +15,21 @@ from .._numpy.kernels import apply_step
 from .._penalties import penalty_value
 from .._run import Run
 from .._smoothness import EIGEN_MAX_ROWS, StepStats, max_row_smoothness, mean_row_l1, top_eigenvalue
-from .._spec import build, settings
+from .._spec import DataKind, build, settings
 from .._validation import FLOAT_DTYPES, validate_validation, validation_given
 from .averaging import average_rounds, block_order, epoch_plan
 from .prepare import _as_matrix, _prepare
 
 
+# what the data-aware defaults see of Dask input: dense blocks (CSR blocks are refused)
+# of rows counted only once they are loaded (the dense choices do not depend on them)
+DASK_KIND = DataKind(sparse=False, n_rows=-1, n_features=-1, nnz_per_row=-1.0, n_outputs=-1)
+
+
 def fit(est, X, y, sample_weight, X_val=None, y_val=None, sample_weight_val=None):
     """``BaseGD.fit`` on Dask input (see the module docstring)."""
+    est._validate_params()
+    est._choose(DASK_KIND)
     s = settings(est)
     validation = validation_given(s.early_stopping, X_val, y_val, sample_weight_val)
     data = _prepare(est, X, y, sample_weight, first=True, fitting=True, validation=validation)
@@ -36,6 +43,8 @@ def fit(est, X, y, sample_weight, X_val=None, y_val=None, sample_weight_val=None
 def partial_fit(est, X, y, classes, sample_weight):
     """``BaseGD.partial_fit`` on Dask input: one epoch over the blocks."""
     first = not hasattr(est, "_state")
+    est._validate_params()
+    est._choose(DASK_KIND, keep=not first)
     data = _prepare(est, X, y, sample_weight, first=first, classes=classes, partial=True)
     try:
         return est._partial_fit_epoch(DaskRun, data, first)
