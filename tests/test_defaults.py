@@ -256,3 +256,23 @@ def test_default_fit_on_text_is_not_a_silently_bad_model():
     # and the recipe it replaced is no better
     fixed = LogisticRegression(optimizer="sgd", alpha=1e-4, early_stopping=False, random_state=0).fit(X, y)
     assert accuracy >= fixed.score(Xt, yt) - 0.005
+
+
+@pytest.mark.parametrize("n", [2000, BIG])
+def test_default_fit_on_csr_steps_lazily(n):
+    """Whatever the default chooses on CSR rows takes O(nnz) steps: the settings the
+    sparse kernels step lazily, and no DenseStepWarning."""
+    from fastgd._optimizers import uses_lazy_update
+    from fastgd._run import DenseStepWarning, spec_of
+    from fastgd._validation import normalise_weights
+
+    Xs, ys = text_like(n, 2**16, seed=13)
+    est = LogisticRegression(random_state=0, max_iter=2)
+    data = est._prepare(Xs, ys, None, first=True)
+    spec = spec_of(est, data._replace(sw=normalise_weights(data.sw)))
+    assert uses_lazy_update(spec.hp, spec.codes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DenseStepWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(Xs, ys)
+    assert est.optimizer_ == ("adagrad" if n >= BIG else "sgd")

@@ -68,8 +68,10 @@ def chunk(i, sparse):
     return (sp.csr_matrix(X) if sparse else X), y
 
 
+# (the rule fixed: the stream's first call and the one fit over all its rows would
+# otherwise choose from data of different sizes)
 STREAM = {"batch_size": 8, "learning_rate": "constant", "eta0": 0.01, "momentum": 0.9, "shuffle": False,
-          "random_state": 0}
+          "random_state": 0, "optimizer": "sgd", "alpha": 1e-4, "early_stopping": False}
 
 
 def slope_per_call(calls, samples):
