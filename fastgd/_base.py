@@ -159,7 +159,7 @@ default=None
 
     def _fit(self, X, y, sample_weight, X_val=None, y_val=None, sample_weight_val=None):
         data = self._prepare(X, y, sample_weight, first=True, defer_finite=True)
-        self._choose(data_kind(data.X, data.n_outputs))
+        self._choose(data_kind(data.X, data.n_outputs), validation=X_val is not None or y_val is not None)
         early_stopping = settings(self).early_stopping
         with self._finite_or_raise(data):
             rng = check_random_state(self.random_state)
@@ -300,18 +300,19 @@ default=None
             raise
 
     # ------------------------------------------------------------------ helpers
-    def _choose(self, kind, *, keep=None):
+    def _choose(self, kind, *, keep=None, validation=False):
         """Resolve the "auto" parameters (``optimizer``, ``alpha``, ``early_stopping``)
         for this call from the data's kind (``fastgd._spec.choose``), once, before
         anything reads the settings. With ``keep`` (a ``partial_fit`` after the first;
         None: ``warm_start``, for ``fit``) a fitted model keeps the choice it was fitted
-        with."""
+        with. ``validation``: ``fit`` was given a validation set (``X_val``, ``y_val``),
+        which turns ``early_stopping="auto"`` on."""
         if keep is None:
             keep = self.warm_start
         if keep and getattr(self, "_choice", None) is not None and hasattr(self, "_state"):
             return
         self._choice = None  # (settings() of the parameters themselves)
-        self._choice = choose(settings(self), kind)
+        self._choice = choose(settings(self), kind, validation=validation)
 
     def _check_param_combinations(self):
         if self.nesterov and self.momentum <= 0:

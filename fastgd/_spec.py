@@ -77,7 +77,7 @@ class Choice:
     early_stopping: bool
 
 
-def choose(s, kind, *, grid=False):
+def choose(s, kind, *, grid=False, validation=False):
     """The :class:`Choice` for settings ``s`` (their "auto" values) on data of kind
     ``kind`` (:class:`DataKind`); ``grid``: the models of a regularisation path or a CV
     grid, whose penalty is given and whose folds' held-out rows choose the model.
@@ -92,8 +92,9 @@ def choose(s, kind, *, grid=False):
       regularise it: an L2 penalty would make every AdaGrad step dense, and
       ``alpha=1e-4`` capped the accuracy), else :data:`DEFAULT_ALPHA`.
     * ``early_stopping="auto"``: on where the sparse recipe runs (without a penalty,
-      the held-out score is what stops it before it fits noise), off elsewhere and for
-      grids.
+      the held-out score is what stops it before it fits noise) and wherever
+      ``validation`` (a validation set passed to ``fit``) is given; off elsewhere and
+      for grids.
     """
     big_sparse = kind.sparse and (kind.n_rows < 0 or kind.n_rows >= SPARSE_RECIPE_MIN_ROWS)
     free = s.penalty is None or (s.alpha == AUTO and s.penalty == "l2") or s.alpha == 0
@@ -110,7 +111,7 @@ def choose(s, kind, *, grid=False):
         alpha = 0.0 if recipe and s.penalty in ("l2", None) else DEFAULT_ALPHA
     early = s.early_stopping
     if early == AUTO:
-        early = bool(recipe and (s.penalty is None or alpha == 0) and not grid)
+        early = bool((recipe and (s.penalty is None or alpha == 0) and not grid) or validation)
     return Choice(optimizer=optimizer, alpha=float(alpha), early_stopping=bool(early))
 
 

@@ -108,7 +108,8 @@ _COMMON_DOC = """
         See ``tol``.
     early_stopping : bool or "auto", default="auto"
         ``"auto"``: on where the fit runs the sparse recipe without a penalty (see
-        ``optimizer``), off elsewhere and for the CV classes (their folds choose).
+        ``optimizer``) or ``fit`` is given ``X_val``, ``y_val``; off elsewhere and for
+        the CV classes (their folds choose).
         Stop on a validation score (accuracy for the classifier, R^2 for the regressor)
         instead of the training objective: on the ``X_val``, ``y_val`` passed to ``fit``,
         or else on ``validation_fraction`` of the training rows held out (stratified for

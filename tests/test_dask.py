@@ -276,7 +276,7 @@ def test_bad_shapes_labels_and_parameters(client):
     with pytest.raises(NotImplementedError, match="early_stopping=True on Dask input needs a validation set"):
         LogisticRegression(early_stopping=True).fit(Xd, yd)
     with pytest.raises(ValueError, match="early_stopping=False"):
-        LogisticRegression().fit(Xd, yd, X_val=X, y_val=y)
+        LogisticRegression(early_stopping=False).fit(Xd, yd, X_val=X, y_val=y)
     with pytest.raises(ValueError, match="momentum"):
         LogisticRegression(nesterov=True, momentum=0.0).fit(Xd, yd)
     with pytest.raises(ValueError, match="must not sum to zero"):

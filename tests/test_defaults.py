@@ -276,3 +276,14 @@ def test_default_fit_on_csr_steps_lazily(n):
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(Xs, ys)
     assert est.optimizer_ == ("adagrad" if n >= BIG else "sgd")
+
+
+def test_a_validation_set_turns_auto_early_stopping_on():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((500, 3))
+    y = (X[:, 0] > 0).astype(int)
+    est = LogisticRegression(random_state=0, max_iter=4, tol=None).fit(X[:400], y[:400], X_val=X[400:],
+                                                                       y_val=y[400:])
+    assert len(est.validation_scores_) == 4
+    with pytest.raises(ValueError, match="early_stopping=False"):
+        LogisticRegression(early_stopping=False).fit(X[:400], y[:400], X_val=X[400:], y_val=y[400:])

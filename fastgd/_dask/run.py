@@ -29,7 +29,7 @@ DASK_KIND = DataKind(sparse=False, n_rows=-1, n_features=-1, nnz_per_row=-1.0, n
 def fit(est, X, y, sample_weight, X_val=None, y_val=None, sample_weight_val=None):
     """``BaseGD.fit`` on Dask input (see the module docstring)."""
     est._validate_params()
-    est._choose(DASK_KIND)
+    est._choose(DASK_KIND, validation=X_val is not None or y_val is not None)
     s = settings(est)
     validation = validation_given(s.early_stopping, X_val, y_val, sample_weight_val)
     data = _prepare(est, X, y, sample_weight, first=True, fitting=True, validation=validation)
