@@ -12,12 +12,14 @@ it was.
 import logging
 import os
 import pickle
+import time
 
 import numpy as np
 import pytest
 from sklearn.utils._param_validation import InvalidParameterError
 
 distributed = pytest.importorskip("distributed")
+dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 
 from fastgd import DivergenceError, LinearRegression, LogisticRegression
@@ -332,6 +334,57 @@ def test_worker_lost_mid_fit_raises_and_leaves_the_model(monkeypatch):
         with pytest.raises(RuntimeError, match=r"left the cluster during the fit; the model is unchanged"):
             est.set_params(max_iter=5).fit(*data)
     assert len(calls) == 2
+    restored = pickle.loads(before)
+    for name in ("coef_", "intercept_", "_state", "t_", "n_iter_", "loss_curve_"):
+        np.testing.assert_array_equal(getattr(est, name), getattr(restored, name), err_msg=name)
+
+
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
+@pytest.mark.parametrize("moment", ["before loading", "during loading", "last epoch"])
+def test_worker_lost_at_any_moment_raises_within_the_bound(monkeypatch, moment):
+    """A worker holding training blocks killed before the fit, while its blocks load, or
+    in the last epoch: the fit raises RuntimeError within a few check intervals (it used
+    to hang before loading), and the fitted model is unchanged."""
+    X, y = make_data("binary", n=sum(CHUNKS), seed=2)
+    params = {"batch_size": 5, "tol": None, "random_state": 0, "dask_mode": "average", "backend": "numpy"}
+    with dask.config.set({"fastgd.worker-check-interval": 0.25}), _cluster() as cluster, \
+            distributed.Client(cluster) as client:
+        data = placed(client, CHUNKS, OWNERS, X, y)
+        est = LogisticRegression(max_iter=2, **params).fit(*data)
+        before = pickle.dumps(est)
+        victim = sorted(client.nthreads())[1]
+
+        def kill():
+            client.run(die, workers=[victim], wait=False)
+            deadline = time.monotonic() + 10.0
+            while victim in client.nthreads() and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+        if moment == "before loading":
+            kill()
+        elif moment == "during loading":
+            original_load = fdask.blocks._Cluster.load
+
+            def load_then_lose_a_worker(self, *args, **kwargs):
+                kill()
+                return original_load(self, *args, **kwargs)
+
+            monkeypatch.setattr(fdask.blocks._Cluster, "load", load_then_lose_a_worker)
+        else:
+            original_epoch = fdask.DaskRun.epoch
+            calls = []
+
+            def last_epoch_loses_a_worker(self):
+                calls.append(1)
+                if len(calls) == 3:
+                    kill()
+                return original_epoch(self)
+
+            monkeypatch.setattr(fdask.DaskRun, "epoch", last_epoch_loses_a_worker)
+        tic = time.monotonic()
+        with pytest.raises(RuntimeError, match=r"left the cluster.*the model is unchanged"):
+            est.set_params(max_iter=3).fit(*data)
+        assert time.monotonic() - tic < 30.0
     restored = pickle.loads(before)
     for name in ("coef_", "intercept_", "_state", "t_", "n_iter_", "loss_curve_"):
         np.testing.assert_array_equal(getattr(est, name), getattr(restored, name), err_msg=name)

@@ -16,8 +16,40 @@ import numpy as np
 
 from .averaging import _average_task, _local_task
 
-# while waiting for tasks pinned to workers, check this often (seconds) that they are alive
+# while waiting for tasks on a cluster, check this often (seconds) that the workers they
+# need are alive: a lost worker raises within about this long after the scheduler knows
+# (``dask.config.set({"fastgd.worker-check-interval": seconds})`` changes it)
 POLL_S = 2.0
+
+
+def poll_seconds():
+    """How often waits on a cluster look for lost workers (``POLL_S``, or the Dask
+    configuration's ``fastgd.worker-check-interval``)."""
+    return float(dask.config.get("fastgd.worker-check-interval", POLL_S))
+
+
+# scheduler states of a task that will not finish: its only allowed worker has left
+# (``no-worker``), it failed, or its result was lost and cannot be recomputed
+_STUCK = frozenset({"no-worker", "erred", "forgotten"})
+
+
+def _stuck_tasks(dask_scheduler, keys):
+    """The keys among ``keys`` whose task will not finish (run on the scheduler): the
+    task, or one it waits on (dependencies not yet in memory, followed down), is in a
+    state of :data:`_STUCK` or unknown to the scheduler."""
+    stuck = []
+    for k in keys:
+        todo, seen = [dask_scheduler.tasks.get(k)], set()
+        while todo:
+            ts = todo.pop()
+            if ts is None or ts.state in _STUCK:
+                stuck.append(k)
+                break
+            if ts.key in seen or ts.state == "memory":
+                continue
+            seen.add(ts.key)
+            todo.extend(ts.dependencies)
+    return stuck
 
 
 def _executor(X):
@@ -134,7 +166,7 @@ class _Cluster:
         return f"fastgd-{what}-{self.token}-{next(self.count)}"
 
     def load(self, X, y, sw, dtype, is_classifier):
-        from distributed import futures_of, wait
+        from distributed import futures_of
 
         # make the chunks live on the workers (a no-op for persisted data), then load
         # each X chunk where it is; only the small y and weight chunks may move to it
@@ -144,7 +176,7 @@ class _Cluster:
         xs, ys = ([by_key[k] for k in _flat_keys(p)] for p in parts[:2])
         ss = [by_key[k] for k in _flat_keys(parts[2])] if len(parts) == 3 else [sw] * len(xs)
         keep = [i for i, size in enumerate(X.chunks[0]) if size > 0]
-        wait([xs[i] for i in keep])
+        self._wait([xs[i] for i in keep], [], stage="before the training blocks were loaded")
         who = self.client.who_has([xs[i] for i in keep])
         pins = [list(who.get(xs[i].key, ())) or None for i in keep]
         handles = [
@@ -179,23 +211,31 @@ class _Cluster:
             self.holders = {key: [list(who.get(h.key, ())) or None for h in handles]}
         return self.holders[key]
 
-    def _wait(self, futures, where):
-        """Wait for the futures; raise if a worker a task is pinned to has left."""
+    def _wait(self, futures, where, stage="during the fit"):
+        """Wait for the futures. Every ``poll_seconds()`` without them all done, look
+        for a lost worker: one a task is pinned to (``where``) that has left, or a task
+        the scheduler can no longer run (its only allowed worker left, its input was
+        lost); then cancel them and raise RuntimeError. The fit's model is unchanged
+        (the estimator's call is atomic)."""
         from distributed import wait
 
         pinned = {w for ws in where if ws for w in ws}
         while True:
             try:
-                wait(futures, timeout=POLL_S)
+                wait(futures, timeout=poll_seconds())
                 return
             except TimeoutError:
-                lost = pinned - set(self.client.nthreads())
-                if lost:
+                lost = sorted(pinned - set(self.client.nthreads()))
+                stuck = []
+                if not lost:
+                    pending = [f.key for f in futures if not f.done()]
+                    stuck = self.client.run_on_scheduler(_stuck_tasks, keys=pending)
+                if lost or stuck:
                     self.client.cancel(futures)
-                    raise RuntimeError(
-                        f"Dask worker(s) {sorted(lost)} holding training blocks left the cluster "
-                        "during the fit; the model is unchanged. Fit again."
-                    ) from None
+                    who = (f"Dask worker(s) {lost} holding training blocks left the cluster" if lost else
+                           f"{len(stuck)} task(s) on the training blocks can no longer run (a worker "
+                           "holding their data left the cluster)")
+                    raise RuntimeError(f"{who} {stage}; the model is unchanged. Fit again.") from None
 
     def gather_each(self, fn, handles, args, per_block):
         where = self._where(handles)
