@@ -312,7 +312,13 @@ default=None
         if keep and getattr(self, "_choice", None) is not None and hasattr(self, "_state"):
             return
         self._choice = None  # (settings() of the parameters themselves)
-        self._choice = choose(settings(self), kind, validation=validation)
+        s = settings(self)
+        self._choice = choice = choose(s, kind, validation=validation)
+        if s.verbose and AUTO in (s.optimizer, s.alpha, s.early_stopping):
+            data = "sparse" if kind.sparse else "dense"
+            rows = f", {kind.n_rows:,} rows" if kind.n_rows >= 0 else ""
+            print(f"-- {data} input{rows}: optimizer={choice.optimizer!r}, alpha={choice.alpha:g}, "
+                  f"early_stopping={choice.early_stopping} (the \"auto\" defaults; see the user guide's Defaults)")
 
     def _check_param_combinations(self):
         if self.nesterov and self.momentum <= 0:

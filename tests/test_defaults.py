@@ -287,3 +287,10 @@ def test_a_validation_set_turns_auto_early_stopping_on():
     assert len(est.validation_scores_) == 4
     with pytest.raises(ValueError, match="early_stopping=False"):
         LogisticRegression(early_stopping=False).fit(X[:400], y[:400], X_val=X[400:], y_val=y[400:])
+
+
+def test_verbose_says_what_auto_chose(capsys):
+    Xs, ys = text_like(BIG, 2**9, seed=14)
+    LogisticRegression(verbose=1, max_iter=1, random_state=0).fit(Xs, ys)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"-- sparse input, {BIG:,} rows: optimizer='adagrad', alpha=0, early_stopping=True")
