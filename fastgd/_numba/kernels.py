@@ -158,33 +158,6 @@ def _take_row(Y, sw, i, unit, S, r, z):
 STORED, AHEAD, CACHED = 0, 1, 2
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _row_at(data, order, ii, how):
-    """The row at place ``ii`` of a visit ``how`` (see above); with AHEAD, the row
-    ``DENSE_PREFETCH_AHEAD`` places further is prefetched first."""
-    if how == STORED:
-        return ii
-    n = order.shape[0]
-    if how == AHEAD and ii + _tuning.DENSE_PREFETCH_AHEAD < n:
-        X, Y, sw, unit = data
-        _prefetch_row(X, Y, sw, order[ii + _tuning.DENSE_PREFETCH_AHEAD], unit)
-    return order[ii]
-
-
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _four_rows_at(data, order, ii, how):
-    """The rows at places ``ii`` to ``ii + 3`` of a visit ``how``; with AHEAD, the four
-    rows ``DENSE_PREFETCH_AHEAD`` places further are prefetched first."""
-    if how == STORED:
-        return ii, ii + 1, ii + 2, ii + 3
-    if how == AHEAD:
-        X, Y, sw, unit = data
-        ahead = _tuning.DENSE_PREFETCH_AHEAD
-        for q in range(ii + ahead, min(ii + ahead + 4, order.shape[0])):
-            _prefetch_row(X, Y, sw, order[q], unit)
-    return order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
-
-
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH, inline="always")
 def _gradient4(G, X, i0, i1, i2, i3, P):
     """G[0, :d] += sum_r P[r, 0] X[i_r] and G[0, d] += sum_r P[r, 0] over four rows, in
@@ -210,16 +183,24 @@ def _add_rows_single(data, W, order, lo, hi, how, loss, P, G, S):
     added to G, the rows read again (from cache). The loop calls nothing (every helper
     is inlined), so Numba counts no references per row."""
     X, Y, sw, unit = data
+    n = order.shape[0]
     total = 0.0
     four = how == CACHED or X.shape[1] * X.itemsize <= _tuning.FOUR_ROWS_MAX_BYTES
-    again = STORED if how == STORED else CACHED  # (the gradients' pass: the rows are in cache)
+    ahead = _tuning.DENSE_PREFETCH_AHEAD
     start = lo
     while start < hi:
         m = min(S.shape[1], hi - start)
         r = 0
         if four:
             while r + 4 <= m:
-                i0, i1, i2, i3 = _four_rows_at(data, order, start + r, how)
+                ii = start + r
+                if how == STORED:
+                    i0, i1, i2, i3 = ii, ii + 1, ii + 2, ii + 3
+                else:
+                    if how == AHEAD:
+                        for q in range(ii + ahead, min(ii + ahead + 4, n)):
+                            _prefetch_row(X, Y, sw, order[q], unit)
+                    i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
                 _outputs4(W, X, i0, i1, i2, i3, P)
                 _take_row(Y, sw, i0, unit, S, r, P[0, 0])
                 _take_row(Y, sw, i1, unit, S, r + 1, P[1, 0])
@@ -227,7 +208,13 @@ def _add_rows_single(data, W, order, lo, hi, how, loss, P, G, S):
                 _take_row(Y, sw, i3, unit, S, r + 3, P[3, 0])
                 r += 4
         while r < m:
-            i = _row_at(data, order, start + r, how)
+            ii = start + r
+            if how == STORED:
+                i = ii
+            else:
+                if how == AHEAD and ii + ahead < n:
+                    _prefetch_row(X, Y, sw, order[ii + ahead], unit)
+                i = order[ii]
             _outputs(W, X, i, P, 0)
             _take_row(Y, sw, i, unit, S, r, P[0, 0])
             r += 1
@@ -242,13 +229,17 @@ def _add_rows_single(data, W, order, lo, hi, how, loss, P, G, S):
         r = 0
         if four:
             while r + 4 <= m:
-                i0, i1, i2, i3 = _four_rows_at(data, order, start + r, again)
+                ii = start + r
+                if how == STORED:
+                    i0, i1, i2, i3 = ii, ii + 1, ii + 2, ii + 3
+                else:
+                    i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
                 for q in range(4):
                     P[q, 0] = S[3, r + q]
                 _gradient4(G, X, i0, i1, i2, i3, P)
                 r += 4
         while r < m:
-            i = _row_at(data, order, start + r, again)
+            i = order[start + r] if how != STORED else start + r
             P[0, 0] = S[3, r]
             _accumulate(G, X, i, P, 0)
             r += 1
@@ -273,9 +264,15 @@ def _add_rows_multi(data, W, order, lo, hi, how, loss, P, G):
     """``_add_rows`` row by row, through ``loss_and_grad``: several outputs (or the
     multinomial loss)."""
     X, Y, sw, unit = data
+    n = order.shape[0]
     total = 0.0
     for ii in range(lo, hi):
-        i = _row_at(data, order, ii, how)
+        if how == STORED:
+            i = ii
+        else:
+            if how == AHEAD and ii + _tuning.DENSE_PREFETCH_AHEAD < n:
+                _prefetch_row(X, Y, sw, order[ii + _tuning.DENSE_PREFETCH_AHEAD], unit)
+            i = order[ii]
         _outputs(W, X, i, P, 0)
         value = loss_and_grad(loss, P, 0, Y, i)
         wi = sw[0] if unit else sw[i]
@@ -294,11 +291,18 @@ def _add_rows_rowwise(data, W, order, lo, hi, how, P, G):
     counts no references per row. (The log loss through here measured up to 2x slower
     than by blocks at d = 20; the squared error by blocks, 8-50 % slower than here.)"""
     X, Y, sw, unit = data
+    n = order.shape[0]
     total = 0.0
     ii = lo
     if how == CACHED or X.shape[1] * X.itemsize <= _tuning.FOUR_ROWS_MAX_BYTES:
         while ii + 4 <= hi:
-            i0, i1, i2, i3 = _four_rows_at(data, order, ii, how)
+            if how == STORED:
+                i0, i1, i2, i3 = ii, ii + 1, ii + 2, ii + 3
+            else:
+                if how == AHEAD:
+                    for q in range(ii + _tuning.DENSE_PREFETCH_AHEAD, min(ii + _tuning.DENSE_PREFETCH_AHEAD + 4, n)):
+                        _prefetch_row(X, Y, sw, order[q], unit)
+                i0, i1, i2, i3 = order[ii], order[ii + 1], order[ii + 2], order[ii + 3]
             _outputs4(W, X, i0, i1, i2, i3, P)
             total += _single_loss(Y, sw, i0, unit, P, 0)
             total += _single_loss(Y, sw, i1, unit, P, 1)
@@ -309,7 +313,12 @@ def _add_rows_rowwise(data, W, order, lo, hi, how, P, G):
     # (its own loop for the rows left, not _add_rows_multi's: Numba types every loss
     # of loss_and_grad wherever that is inlined, which lengthened the compile by 2 s)
     while ii < hi:
-        i = _row_at(data, order, ii, how)
+        if how == STORED:
+            i = ii
+        else:
+            if how == AHEAD and ii + _tuning.DENSE_PREFETCH_AHEAD < n:
+                _prefetch_row(X, Y, sw, order[ii + _tuning.DENSE_PREFETCH_AHEAD], unit)
+            i = order[ii]
         _outputs(W, X, i, P, 0)
         total += _single_loss(Y, sw, i, unit, P, 0)
         _accumulate(G, X, i, P, 0)
