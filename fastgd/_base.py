@@ -159,7 +159,7 @@ default=None
 
     def _fit(self, X, y, sample_weight, X_val=None, y_val=None, sample_weight_val=None):
         data = self._prepare(X, y, sample_weight, first=True, defer_finite=True)
-        self._choose(data_kind(data.X, data.n_outputs), validation=X_val is not None or y_val is not None)
+        self._choose(data_kind(data.X), validation=X_val is not None or y_val is not None)
         early_stopping = settings(self).early_stopping
         with self._finite_or_raise(data):
             rng = check_random_state(self.random_state)
@@ -235,7 +235,7 @@ default=None
     def _partial_fit(self, X, y, classes, sample_weight):
         first = not hasattr(self, "_state")
         data = self._prepare(X, y, sample_weight, first=first, classes=classes, partial=True, defer_finite=True)
-        self._choose(data_kind(data.X, data.n_outputs), keep=not first)
+        self._choose(data_kind(data.X), keep=not first)
         with self._finite_or_raise(data):
             data = data._replace(sw=normalise_weights(data.sw))
             return self._partial_fit_epoch(Run, data, first)

@@ -167,7 +167,6 @@ class Judge:
         # that scored it (the model the call returns)
         self._best_score = -np.inf
         self._best_state = None
-        self._last_score = None
 
     def patience(self):
         """Epochs without improvement that make a stall (the schedule's ``patience``)."""
@@ -241,7 +240,6 @@ class Judge:
         if self.validation is not None:
             score = spec.score(self.model.weights(), *self.validation)
             self.val_scores.append(score)
-            self._last_score = score
             if score > self._best_score:
                 self._best_score = score
                 self._best_state = self.model.state.copy()
@@ -300,7 +298,7 @@ class Judge:
         """After the last epoch: warn (``ConvergenceWarning``) when the call ran out of
         epochs before its stopping criterion was met; returns whether it did."""
         spec = self.spec
-        if self._best_state is not None and self._last_score < self._best_score:
+        if self._best_state is not None and self.val_scores[-1] < self._best_score:
             # early stopping returns the epoch that scored best on the held-out rows
             self.model.state[...] = self._best_state
         self._best_state = None

@@ -99,12 +99,6 @@ class Loss:
     #                               target column (None: 0, its raw output)
 
     @property
-    def shares_outputs(self):
-        """Whether the outputs are one softmax's over the classes (a class-index target):
-        a step moves all of them against each other."""
-        return self.class_targets
-
-    @property
     def single_output(self):
         """Whether the loss has exactly one output (its kernels' scalar path always)."""
         return self.max_outputs == 1

@@ -37,7 +37,7 @@ from ._optimizers import uses_lazy_update
 from ._penalties import penalty_value
 from ._run import DENSE_STEP_WARN_RATIO, DenseStepWarning, call_kernel
 from ._smoothness import EIGEN_MAX_ROWS, StepStats, dense_row_sq_norms, mean_row_l1, row_sq_norms, top_eigenvalue
-from ._spec import build, choose, data_kind, initial_state, settings
+from ._spec import build, choose, data_kind, initial_state, resolved, settings
 from ._validation import validation_rows, weight_scale
 
 __all__ = ["ALPHA_EPS", "Path", "alpha_grid", "alpha_max", "fit_path"]
@@ -220,10 +220,9 @@ class _Grid:
         data = self.data = clone(est)._prepare(X, y, sample_weight, first=True)
         # the data-aware defaults, chosen once for every model of the grid (a clone
         # carries no earlier fit's choice)
-        self.choice = choose(settings(clone(est)), data_kind(data.X, data.n_outputs), grid=True)
-        chosen = clone(est)
-        chosen._choice = self.choice
-        s = self.s = settings(chosen)
+        raw = settings(clone(est))
+        self.choice = choose(raw, data_kind(data.X), grid=True)
+        s = self.s = resolved(raw, self.choice)
         self.alphas, self.l1_ratios = _checked_grid(s, data, alphas, l1_ratios)
         # every model's estimator, validated as its own fit validates it
         grid = []

@@ -81,7 +81,7 @@ def spec_of(est, data):
     the benchmarks) has them chosen from ``data`` on a copy."""
     if getattr(est, "_choice", None) is None:
         est = copy.copy(est)
-        est._choose(data_kind(data.X, data.n_outputs), keep=False)
+        est._choose(data_kind(data.X), keep=False)
     X = data.X
     return build(est, loss=data.loss, n_rows=X.shape[0], n_outputs=data.n_outputs, n_features=X.shape[1],
                  dtype=X.dtype, stats=lambda needs, s: memory_stats(X, data.sw, s.fit_intercept, needs, s.threads))

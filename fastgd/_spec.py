@@ -32,7 +32,7 @@ from ._schedules import SCHEDULES
 from ._smoothness import StepNeeds, adaptive_step, auto_step
 
 __all__ = ["AUTO", "Choice", "DataKind", "FitSpec", "batch_rows", "build", "checked_step", "choose", "data_kind",
-           "initial_state", "initial_step", "n_threads", "settings", "step_needs"]
+           "initial_state", "initial_step", "n_threads", "resolved", "settings", "step_needs"]
 
 AUTO = "auto"
 
@@ -49,22 +49,17 @@ SPARSE_RECIPE_MIN_ROWS = 10_000
 
 @dataclass(frozen=True)
 class DataKind:
-    """What ``optimizer="auto"`` and the other data-aware defaults look at."""
+    """What ``optimizer="auto"`` and the other data-aware defaults look at: whether
+    the rows are sparse, and how many there are."""
 
     sparse: bool
     n_rows: int  # -1 where unknown (Dask dataframes)
-    n_features: int
-    nnz_per_row: float
-    n_outputs: int
 
 
-def data_kind(X, n_outputs):
+def data_kind(X):
     """The :class:`DataKind` of in-memory training rows ``X`` (a CSR matrix or an
-    ndarray) for a model of ``n_outputs`` outputs."""
-    n, d = X.shape
-    sparse = not isinstance(X, np.ndarray)
-    nnz = (X.nnz / n if n else 0.0) if sparse else float(d)
-    return DataKind(sparse=sparse, n_rows=int(n), n_features=int(d), nnz_per_row=float(nnz), n_outputs=int(n_outputs))
+    ndarray)."""
+    return DataKind(sparse=not isinstance(X, np.ndarray), n_rows=int(X.shape[0]))
 
 
 @dataclass(frozen=True)
@@ -312,7 +307,7 @@ def initial_step(s, loss, stats, dtype, n_outputs=1):
     with np.errstate(invalid="ignore"):
         if s.rule.adaptive:
             eta = adaptive_step(stats.mean_l1, optimizer=s.optimizer, beta_2=float(s.beta_2))
-            if LOSSES[loss].shares_outputs and n_outputs > 1:
+            if LOSSES[loss].class_targets and n_outputs > 1:  # (a softmax over the classes)
                 eta = float(f"{eta / math.sqrt(n_outputs):.8g}")
         else:
             l2, _ = penalty_strengths(s.penalty, s.alpha, s.l1_ratio)

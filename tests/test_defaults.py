@@ -42,8 +42,8 @@ def text_like(n, d, words=20, seed=0, classes=2, share=0.08, flip=0.05):
     return X, y
 
 
-def kind(sparse=True, n=BIG, d=1000, nnz=20.0, outputs=1):
-    return DataKind(sparse=sparse, n_rows=n, n_features=d, nnz_per_row=nnz, n_outputs=outputs)
+def kind(sparse=True, n=BIG):
+    return DataKind(sparse=sparse, n_rows=n)
 
 
 def chosen(k, **params):
@@ -79,7 +79,7 @@ def chosen(k, **params):
         (kind(), {"early_stopping": False}, ("adagrad", 0.0, False)),
         (kind(sparse=False), {"early_stopping": True}, ("sgd", DEFAULT_ALPHA, True)),
         # Dask input: dense blocks, rows counted later
-        (kind(sparse=False, n=-1, d=-1, nnz=-1.0, outputs=-1), {}, ("sgd", DEFAULT_ALPHA, False)),
+        (kind(sparse=False, n=-1), {}, ("sgd", DEFAULT_ALPHA, False)),
     ],
 )
 def test_choice_by_data_kind(k, params, expect):

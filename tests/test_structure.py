@@ -326,7 +326,7 @@ def test_in_memory_fold_and_block_statistics_give_the_same_step(params):
     est = LinearRegression(**params)
     data = est._prepare(X, y, sw, first=True)
     data = data._replace(sw=normalise_weights(data.sw))
-    est._choose(data_kind(data.X, data.n_outputs))
+    est._choose(data_kind(data.X))
     s = settings(est)
     needs = step_needs(s, n)
     assert any(needs)

@@ -23,7 +23,7 @@ from .prepare import _as_matrix, _prepare
 
 # what the data-aware defaults see of Dask input: dense blocks (CSR blocks are refused)
 # of rows counted only once they are loaded (the dense choices do not depend on them)
-DASK_KIND = DataKind(sparse=False, n_rows=-1, n_features=-1, nnz_per_row=-1.0, n_outputs=-1)
+DASK_KIND = DataKind(sparse=False, n_rows=-1)
 
 
 def fit(est, X, y, sample_weight, X_val=None, y_val=None, sample_weight_val=None):
