@@ -105,12 +105,13 @@ def _epochs_within(epochs, seconds_one, cap_s):
 
 # ---------------------------------------------------------------------------- fastgd
 def fastgd_estimator(model, **params):
-    """A fastgd estimator for ``model`` with the benchmark's settings (momentum 0.9,
-    exactly ``max_iter`` epochs, fixed seed) updated by ``params``."""
+    """A fastgd estimator for ``model`` with the benchmark's settings (the kernels'
+    momentum SGD with momentum 0.9, exactly ``max_iter`` epochs, fixed seed) updated by
+    ``params``."""
     from fastgd import LinearRegression, LogisticRegression
 
     cls = LinearRegression if model == "linear" else LogisticRegression
-    settings = {"momentum": MOMENTUM, "tol": None, "random_state": SEED}
+    settings = {"optimizer": "sgd", "momentum": MOMENTUM, "tol": None, "random_state": SEED}
     settings.update(params)
     return cls(**settings)
 

@@ -72,8 +72,9 @@ processes' load.
   is written before, untimed: see the note).
 - **test accuracy** of that fit; **objective**: fastgd's training objective at fastgd's
   default penalty, evaluated here in float64 from each method's `coef_` and `intercept_`
-  (mean log loss, softmax cross-entropy for 10 classes, + alpha · ½‖W‖² with
-  fastgd's default alpha), so all rows are comparable whatever each tool minimises.
+  (mean log loss, softmax cross-entropy for 10 classes, + alpha · ½‖W‖² with the
+  alpha fastgd's default fit chooses on the problem), so all rows are comparable
+  whatever each tool minimises.
 - **time to target**: the target is the best test accuracy among the peers' whole fits
   (every method but fastgd; for one over cap, its last fit) minus 0.2 points. Each
   method is refitted from scratch with `max_iter` = 4, 8, 16, … below its whole fit's
@@ -122,15 +123,16 @@ def cap_for(scale, cap_s=CAP_S):
 
 
 # ------------------------------------------------------------------------- objective
-def fastgd_penalty():
+def fastgd_penalty(X=None):
     """``(alpha, l2, l1)``: the penalty every row's objective is evaluated at, the one
-    fastgd's default ``LogisticRegression()`` keeps where it keeps one (``alpha="auto"``
-    drops it for the sparse recipe), read at run time."""
+    fastgd's default ``LogisticRegression()`` chooses on training rows ``X``
+    (``alpha="auto"``: 1 / n for its dense Newton-type rule, none for the sparse
+    recipe; without ``X``: the fixed default), read at run time."""
     from fastgd import LogisticRegression
     from fastgd.benchmarking import penalty_strengths
 
     est = LogisticRegression()
-    l2, l1 = penalty_strengths(est)
+    l2, l1 = penalty_strengths(est, X)
     return l2 + l1, l2, l1
 
 
@@ -331,15 +333,18 @@ def _vw_fit():
     return fit, warm
 
 
-def methods_for(problem):
-    """The contenders on ``problem`` (fastgd first); those not run carry ``skipped``."""
+def methods_for(problem, threads=THREADS):
+    """The contenders on ``problem`` (fastgd first); those not run carry ``skipped``.
+    ``threads``: fastgd's ``n_jobs`` (its own thread pool is not one threadpoolctl
+    limits; 0 or None: its default, every core)."""
     from sklearn.linear_model import LogisticRegression as SkLR
     from sklearn.linear_model import SGDClassifier
 
     from fastgd import LogisticRegression
 
     out = []
-    fit, warm = _sklearn_like(lambda k: LogisticRegression(random_state=SEED, max_iter=k))
+    n_jobs = threads or None
+    fit, warm = _sklearn_like(lambda k: LogisticRegression(random_state=SEED, max_iter=k, n_jobs=n_jobs))
     out.append(Method(FASTGD, "fastgd", fit, _doubling(_default_max_iter(LogisticRegression)),
                       _default_max_iter(LogisticRegression), warm))
     sk_iter = _default_max_iter(SkLR)
@@ -588,8 +593,8 @@ def race_problem(problem, cap_s, stream=print, data=None, threads=THREADS):
     data = make_problem(problem) if data is None else data
     Xtr, _, Xte, yte = data
     stream(f"{problem.label}: {Xtr.shape[0]:,} training, {Xte.shape[0]:,} test rows (cap {cap_s:g} s per method)")
-    _, l2, l1 = fastgd_penalty()
-    methods = methods_for(problem)
+    alpha, l2, l1 = fastgd_penalty(Xtr)
+    methods = methods_for(problem, threads)
     rows = []
     with thread_limit(threads):
         warm_X, warm_y = Xte[:WARM_ROWS], yte[:WARM_ROWS]
@@ -627,7 +632,8 @@ def race_problem(problem, cap_s, stream=print, data=None, threads=THREADS):
     stream(f"  target {verdict['target']:.4f}: fastgd {fmt_time(verdict['fastgd_s'])}, fastest peer "
            f"{verdict['fastest_peer']} {fmt_time(verdict['fastest_peer_s'])}")
     return {"problem": asdict(problem), "label": problem.label, "n_train": int(Xtr.shape[0]),
-            "n_test": int(Xte.shape[0]), "rows": rows, "verdict": verdict, "wall_s": time.perf_counter() - tic}
+            "n_test": int(Xte.shape[0]), "rows": rows, "verdict": verdict, "alpha": alpha,
+            "wall_s": time.perf_counter() - tic}
 
 
 def _load():
@@ -763,6 +769,12 @@ def section_lines(race, plot=None, heading="##"):
     return head_lines(race, plot, heading) + detail_lines_all(race, heading)
 
 
+def _alphas_text(race):
+    """The problems' objective penalties, for the section's first paragraph."""
+    parts = [f"{p['problem']['key']} {p.get('alpha', race['alpha']):.3g}" for p in race["problems"]]
+    return "alpha: " + ", ".join(parts) if parts else f"alpha {race['alpha']:g}"
+
+
 def head_lines(race, plot=None, heading="##"):
     """The start of the race's section: its title, the headline table and the plot."""
     lines = [
@@ -770,7 +782,8 @@ def head_lines(race, plot=None, heading="##"):
         (f"Scale {race['scale']:g} (rows); cap {race['cap_s']:g} s per method and problem; "
          f"{_threads_text(race.get('threads'))}; the whole race took "
          f"{fmt_time(race['wall_s'])} (load average {race['load_start']} at its start, {race['load_end']} at "
-         f"its end). Every objective at alpha {race['alpha']:g} (fastgd's where it keeps a penalty). How each number is "
+         f"its end). Every objective at the penalty fastgd's default fit chooses for the problem "
+         f"({_alphas_text(race)}). How each number is "
          "measured: below the table and in [bench/README.md](../README.md)."),
         "",
     ]

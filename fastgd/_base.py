@@ -28,6 +28,7 @@ from ._callbacks import LIVE_KEYS, CallbackSupport, FitCallbacks, managed
 from ._optimizers import OPTIMIZERS
 from ._penalties import PENALTIES, penalty_strengths, penalty_value
 from ._judge import DivergenceError, reported_weights
+from ._newton import NewtonRun
 from ._run import Run, weighted_loss
 from ._schedules import SCHEDULES
 from ._spec import choose, data_kind, settings
@@ -73,7 +74,7 @@ class BaseGD(CallbackSupport, BaseEstimator):
     """Common base of the fastgd estimators (not public)."""
 
     _parameter_constraints: ClassVar[dict] = {
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"full"})],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"full", AUTO})],
         "learning_rate": [StrOptions(set(SCHEDULES))],
         "eta0": [Interval(numbers.Real, 0, None, closed="neither")],
         "power_t": [Interval(numbers.Real, 0, None, closed="left")],
@@ -168,10 +169,11 @@ default=None
                 val = validate_validation(self, data, X_val, y_val, sample_weight_val)
             elif early_stopping:
                 data, X_val, Y_val = split_validation(data, rng, self.validation_fraction, self._is_classifier)
+                self._choice = self._choice.on_rows(data.X.shape[0])  # (the rows it trains on)
                 require_finite(self, X_val)  # (rows no epoch reads)
                 val = (X_val, Y_val)
             data = data._replace(sw=normalise_weights(data.sw))
-            return self._fit_epochs(Run, data, rng, *val)
+            return self._fit_epochs(NewtonRun if settings(self).rule.steps == "driver" else Run, data, rng, *val)
 
     @contextlib.contextmanager
     def _finite_or_raise(self, data):
@@ -235,7 +237,7 @@ default=None
     def _partial_fit(self, X, y, classes, sample_weight):
         first = not hasattr(self, "_state")
         data = self._prepare(X, y, sample_weight, first=first, classes=classes, partial=True, defer_finite=True)
-        self._choose(data_kind(data.X), keep=not first)
+        self._choose(data_kind(data.X), keep=not first, partial=True)
         with self._finite_or_raise(data):
             data = data._replace(sw=normalise_weights(data.sw))
             return self._partial_fit_epoch(Run, data, first)
@@ -250,6 +252,9 @@ default=None
             t = 0
             eta = spec.eta
         else:
+            if self._state.shape[1:] == state.shape[1:] and self._state.shape[0] == 1 and self.optimizer == AUTO:
+                # (a model fitted by a rule without slots: "auto" went on with another)
+                self._state = np.concatenate([self._state, np.zeros_like(state[1:])])
             if self._state.shape != state.shape:
                 raise ValueError(
                     f"partial_fit cannot continue a model fitted with another optimizer or average "
@@ -300,20 +305,24 @@ default=None
             raise
 
     # ------------------------------------------------------------------ helpers
-    def _choose(self, kind, *, keep=None, validation=False):
+    def _choose(self, kind, *, keep=None, validation=False, partial=False):
         """Resolve the "auto" parameters (``optimizer``, ``alpha``, ``early_stopping``)
         for this call from the data's kind (``fastgd._spec.choose``), once, before
         anything reads the settings. With ``keep`` (a ``partial_fit`` after the first;
         None: ``warm_start``, for ``fit``) a fitted model keeps the choice it was fitted
         with. ``validation``: ``fit`` was given a validation set (``X_val``, ``y_val``),
-        which turns ``early_stopping="auto"`` on."""
+        which turns ``early_stopping="auto"`` on; ``partial``: a ``partial_fit`` call."""
         if keep is None:
             keep = self.warm_start
-        if keep and getattr(self, "_choice", None) is not None and hasattr(self, "_state"):
-            return
+        kept = getattr(self, "_choice", None)
+        if keep and kept is not None and hasattr(self, "_state"):
+            if not (partial and self.optimizer == AUTO and OPTIMIZERS[kept.optimizer].steps == "driver"):
+                return
+            # partial_fit after a fit whose "auto" rule steps in the driver: the choice
+            # for partial_fit, continuing from the fitted weights (_partial_fit_epoch)
         self._choice = None  # (settings() of the parameters themselves)
         s = settings(self)
-        self._choice = choice = choose(s, kind, validation=validation)
+        self._choice = choice = choose(s, kind, validation=validation, partial=partial)
         if s.verbose and AUTO in (s.optimizer, s.alpha, s.early_stopping):
             data = "sparse" if kind.sparse else "dense"
             rows = f", {kind.n_rows:,} rows" if kind.n_rows >= 0 else ""

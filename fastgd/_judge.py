@@ -275,6 +275,13 @@ class Judge:
             print(f"-- Converged after {epoch} epochs")
         return True
 
+    def converge(self, epoch):
+        """The driver's rule says the fit has converged after ``epoch`` (for
+        "newton-sketch": its Newton decrement is within ``tol``)."""
+        self.converged = True
+        if self.spec.verbose:
+            print(f"-- Converged after {epoch} epochs")
+
     def _gap(self):
         """How far the stopping criterion was from being met, for the warning: the
         change of the criterion over the last ``n_iter_no_change`` epochs."""

@@ -15,6 +15,10 @@ still finite. The gradients are in the dtype of ``P``.
 
 ``curvature`` bounds the second derivative of the loss in ``p`` (1 for squared error,
 1/4 for the sigmoid, 1/2 for the softmax); the automatic step size uses it.
+``curvature_diag`` gives the second derivatives themselves, per row and output, at given
+raw outputs (the diagonal of each row's Hessian in ``p``; for the softmax, its
+class-to-class terms are left out): ``optimizer="newton-sketch"`` weighs its sample's
+curvature with it.
 
 Each entry also says how many outputs the loss takes (``min_outputs``, ``max_outputs``),
 what its targets are (one column per output, or one column of class indices), and the
@@ -68,6 +72,21 @@ def _multinomial(P, Y):
     return loss, G
 
 
+def _curvature_squared(P):
+    return np.ones(P.shape)
+
+
+def _curvature_log(P):
+    p = np.exp(-np.logaddexp(0.0, -P.astype(np.float64)))
+    return p * (1.0 - p)
+
+
+def _curvature_multinomial(P):
+    E = np.exp(P - P.max(axis=1, keepdims=True))
+    p = E / E.sum(axis=1, keepdims=True)
+    return p * (1.0 - p)
+
+
 def _zero_squared(Y, sw, K):
     """0.5 * sum_i s_i ||y_i||^2 / n: the all-zero model predicts 0."""
     sq = np.einsum("ik,ik->i", Y, Y, dtype=np.float64)
@@ -97,6 +116,12 @@ class Loss:
     zero_needs_targets: bool  # whether zero_objective reads Y and sw
     zero_output: Callable | None  # K -> the all-zero model's predicted mean of each
     #                               target column (None: 0, its raw output)
+    curvature_diag: Callable  # P (n, K) -> d2 loss / dp_k2 per row and output, float64
+
+    @property
+    def constant_curvature(self):
+        """Whether the loss's curvature is the same at every output (squared error)."""
+        return self.curvature_diag is _curvature_squared
 
     @property
     def single_output(self):
@@ -138,16 +163,19 @@ LOSSES = {
     "squared_error": Loss(
         code=SQUARED, value_grad=_squared, curvature=1.0, min_outputs=1, max_outputs=None,
         class_targets=False, zero_objective=_zero_squared, zero_needs_targets=True, zero_output=None,
+        curvature_diag=_curvature_squared,
     ),
     "log_loss": Loss(
         code=LOG, value_grad=_log, curvature=0.25, min_outputs=1, max_outputs=1,
         class_targets=False, zero_objective=_zero_log, zero_needs_targets=False,
         zero_output=lambda K: 0.5,  # the sigmoid of 0
+        curvature_diag=_curvature_log,
     ),
     "multinomial": Loss(
         code=MULTINOMIAL, value_grad=_multinomial, curvature=0.5, min_outputs=2, max_outputs=None,
         class_targets=True, zero_objective=_zero_multinomial, zero_needs_targets=False,
         zero_output=lambda K: 1.0 / K,  # the softmax of K zeros
+        curvature_diag=_curvature_multinomial,
     ),
 }
 

@@ -17,6 +17,12 @@ and updates every coordinate (every weight and every intercept) on its own:
   ``w -= (eta / (1 - beta_1**t)) m / (sqrt(s) / sqrt(1 - beta_2**t) + eps)``
   (``torch.optim.Adam`` with bias correction, not AMSGrad). Slots: ``m``, ``s``.
 
+* ``"newton-sketch"``: ``w -= eta P^-1 g`` with ``g`` the full-batch gradient, ``P`` the
+  objective's curvature estimated on a sample of rows and ``eta`` from a line search. It
+  is not a per-coordinate update: the in-memory driver ``fastgd._newton`` takes its
+  steps between gradient passes of the kernels, which never see its code
+  (``steps="driver"``; :data:`KERNEL_OPTIMIZERS` are the rest). No slots.
+
 An L1 part of the penalty is applied after the step as the proximal step of the rule's
 own per-coordinate step: ``w = sign(w) max(|w| - eta l1 / D, 0)`` with ``D = 1`` for
 "sgd", ``sqrt(s) + eps`` for "adagrad"/"rmsprop" and Adam's denominator above.
@@ -51,6 +57,7 @@ SGD = 0
 ADAGRAD = 1
 RMSPROP = 2
 ADAM = 3
+NEWTON_SKETCH = 4
 
 # the names of the state slots every rule has: the weights first, and with averaging
 # the running mean after the rule's own slots (see Optimizer.index)
@@ -122,10 +129,11 @@ class Optimizer:
     code: int  # the kernels' update rule
     slots: tuple  # names of its state arrays after the weights, in order
     params: tuple  # the estimator parameters it reads (others are ignored)
-    update: Callable  # the NumPy reference step (see above)
+    update: Callable | None  # the NumPy reference step (see above); None: steps="driver"
     restart: tuple  # names of the slots a momentum restart zeroes
     lazy: Callable  # (l2 > 0, constant step) -> whether the sparse kernels step lazily
     adaptive: bool  # the step is scaled per coordinate (the "auto" step differs)
+    steps: str = "kernel"  # "kernel": the epoch kernels step it; "driver": fastgd._newton
 
     def __post_init__(self):
         unknown = set(self.restart) - set(self.slots)
@@ -172,9 +180,13 @@ OPTIMIZERS = {
                          restart=(), lazy=_lazy_without_l2, adaptive=True),
     "adam": Optimizer(code=ADAM, slots=("exp_avg", "exp_avg_sq"), params=("beta_1", "beta_2", "epsilon"),
                       update=_adam, restart=("exp_avg",), lazy=_lazy_never, adaptive=True),
+    "newton-sketch": Optimizer(code=NEWTON_SKETCH, slots=(), params=(), update=None, restart=(),
+                               lazy=_lazy_never, adaptive=False, steps="driver"),
 }
+# the rules the epoch kernels implement (every backend, dense and sparse, many models)
+KERNEL_OPTIMIZERS = {name: o for name, o in OPTIMIZERS.items() if o.steps == "kernel"}
 OPTIMIZER_BY_CODE = {o.code: o for o in OPTIMIZERS.values()}
-OPTIMIZER_CODES = tuple(sorted(OPTIMIZER_BY_CODE))
+OPTIMIZER_CODES = tuple(sorted(o.code for o in KERNEL_OPTIMIZERS.values()))
 
 
 def state_size(entry, averaged):

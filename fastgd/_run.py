@@ -29,11 +29,12 @@ from . import _shuffle, _sparse
 from ._backends import get_backend
 from ._judge import DivergenceError, Judge, Model, reported_weights
 from ._losses import LOSSES
+from ._optimizers import OPTIMIZERS
 from ._penalties import penalty_value
 from ._schedules import CONSTANT
 from ._shuffle import draw_order
 from ._smoothness import memory_stats
-from ._spec import batch_rows, build, data_kind, n_threads
+from ._spec import batch_rows, build, data_kind, n_threads, settings
 from ._validation import normalise_weights
 
 __all__ = ["DenseStepWarning", "DivergenceError", "Run", "batch_rows", "call_kernel", "initial_eta",
@@ -78,10 +79,17 @@ def spec_of(est, data):
     """The resolved fit (``fastgd._spec.FitSpec``) of ``est`` on in-memory ``data``:
     the step statistics of its rows gathered in memory. An estimator whose call has
     not chosen its data-aware defaults yet (a caller outside ``fit``: ``prepared``,
-    the benchmarks) has them chosen from ``data`` on a copy."""
+    the benchmarks, which run the kernels' epochs) has them chosen from ``data`` on a
+    copy, among the rules the kernels step (ValueError for "newton-sketch")."""
     if getattr(est, "_choice", None) is None:
         est = copy.copy(est)
-        est._choose(data_kind(data.X), keep=False)
+        optimizer = settings(est).optimizer
+        if optimizer in OPTIMIZERS and OPTIMIZERS[optimizer].steps != "kernel":
+            raise ValueError(f"the epoch hooks time the kernels' update rules; optimizer={optimizer!r} "
+                             f"steps in its own driver (pass an optimizer such as 'sgd')")
+        # (the hooks run the kernels' epochs: "auto" chooses among the kernels' rules,
+        # as for partial_fit)
+        est._choose(data_kind(data.X), keep=False, partial=True)
     X = data.X
     return build(est, loss=data.loss, n_rows=X.shape[0], n_outputs=data.n_outputs, n_features=X.shape[1],
                  dtype=X.dtype, stats=lambda needs, s: memory_stats(X, data.sw, s.fit_intercept, needs, s.threads))
@@ -312,4 +320,12 @@ class Run:
             objective = self.epoch()
             if judge.judge(epoch, objective, time.perf_counter() - tic, stop_early=stop_early):
                 break
+            if stop_early and self.converged():
+                judge.converge(epoch)
+                break
         judge.finish(max_epochs, stop_early=stop_early)
+
+    def converged(self):
+        """Whether the rule itself says the fit has converged (beyond the judge's test
+        on the objective): never for the kernels' rules."""
+        return False

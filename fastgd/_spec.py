@@ -31,7 +31,7 @@ from ._penalties import PENALTIES, penalty_strengths
 from ._schedules import SCHEDULES
 from ._smoothness import StepNeeds, adaptive_step, auto_step
 
-__all__ = ["AUTO", "Choice", "DataKind", "FitSpec", "batch_rows", "build", "checked_step", "choose", "data_kind",
+__all__ = ["AUTO", "DEFAULT_BATCH_SIZE", "Choice", "DataKind", "newton_preconditioner", "newton_sample_rows", "FitSpec", "batch_rows", "build", "checked_step", "choose", "data_kind",
            "initial_state", "initial_step", "n_threads", "resolved", "settings", "step_needs"]
 
 AUTO = "auto"
@@ -46,6 +46,21 @@ DEFAULT_ALPHA = 1e-4
 # momentum SGD with ``DEFAULT_ALPHA`` stays the choice
 SPARSE_RECIPE_MIN_ROWS = 10_000
 
+# ``batch_size="auto"``: rows per step of the stochastic rules ("newton-sketch" takes
+# full-batch steps)
+DEFAULT_BATCH_SIZE = 32
+
+# "newton-sketch": its curvature sample holds this many rows per coefficient (d + 1);
+# the preconditioned spectrum of least squares then lies within about
+# (1 +- sqrt(1 / 20))^2 of 1
+NEWTON_SAMPLE_PER_FEATURE = 20
+# squared error's curvature does not change with the weights: a larger sample, once
+NEWTON_SAMPLE_PER_FEATURE_QUADRATIC = 100
+# the full (d + 1)-square curvature is formed only where one refresh costs at most this
+# many passes' worth of the data's values (m (d + 1)^2 <= NEWTON_FACTOR_PASSES n (d + 1)),
+# else its diagonal is the preconditioner
+NEWTON_FACTOR_PASSES = 8
+
 
 @dataclass(frozen=True)
 class DataKind:
@@ -54,12 +69,28 @@ class DataKind:
 
     sparse: bool
     n_rows: int  # -1 where unknown (Dask dataframes)
+    n_features: int = -1  # -1 where unknown
 
 
 def data_kind(X):
     """The :class:`DataKind` of in-memory training rows ``X`` (a CSR matrix or an
     ndarray)."""
-    return DataKind(sparse=not isinstance(X, np.ndarray), n_rows=int(X.shape[0]))
+    return DataKind(sparse=not isinstance(X, np.ndarray), n_rows=int(X.shape[0]), n_features=int(X.shape[1]))
+
+
+def newton_sample_rows(n, d, quadratic):
+    """The rows of "newton-sketch"'s curvature sample for ``n`` rows of ``d`` features
+    (``quadratic``: squared error, whose curvature is formed once)."""
+    per = NEWTON_SAMPLE_PER_FEATURE_QUADRATIC if quadratic else NEWTON_SAMPLE_PER_FEATURE
+    return int(min(n, per * (d + 1)))
+
+
+def newton_preconditioner(n, d):
+    """"full" where forming "newton-sketch"'s ``(d + 1)``-square curvature is
+    affordable on ``n`` rows of ``d`` features (see :data:`NEWTON_FACTOR_PASSES`), else
+    "diagonal"."""
+    m = newton_sample_rows(n, d, quadratic=False)
+    return "full" if m * (d + 1) <= NEWTON_FACTOR_PASSES * max(n, 1) else "diagonal"
 
 
 @dataclass(frozen=True)
@@ -70,14 +101,57 @@ class Choice:
     optimizer: str
     alpha: float
     early_stopping: bool
+    per_row: bool = False  # alpha is 1 / the number of training rows (see on_rows)
+
+    def on_rows(self, n_rows):
+        """This choice for a fit that trains on ``n_rows`` rows only (those early
+        stopping did not hold out): a per-row ``alpha`` follows them."""
+        if not self.per_row or n_rows < 1:
+            return self
+        return replace(self, alpha=1.0 / n_rows)
 
 
-def choose(s, kind, *, grid=False, validation=False):
+def _check_driver_rule(s, kind, grid, partial):
+    """Raise ValueError where the settings ``s`` or the data ``kind`` do not fit an
+    update rule the driver steps ("newton-sketch": full-batch steps on dense in-memory
+    rows, a line-searched step, an L2 penalty or none)."""
+    name = f"optimizer={s.optimizer!r}"
+    if partial:
+        problem = ("partial_fit takes one stochastic epoch per call; use fit (warm_start=True continues a "
+                   "fitted model), or another optimizer")
+    elif grid:
+        problem = ("the CV classes and fit_path train their grids of models with the kernels' stochastic rules; "
+                   "use optimizer='auto' or 'sgd' there, or fit each model on its own")
+    elif kind.sparse:
+        problem = (f"its curvature is a (d + 1)-square matrix, out of reach on sparse input of "
+                   f"{kind.n_features if kind.n_features >= 0 else 'many'} columns; use optimizer='adagrad' or "
+                   f"'auto' on sparse input")
+    elif kind.n_rows < 0:
+        problem = ("it runs on in-memory data; on Dask input use optimizer='sgd' with batch_size='full' "
+                   "(exact full-batch steps on the workers) or 'auto'")
+    elif s.penalty in ("l1", "elasticnet") and s.l1_ratio != 0 or s.penalty == "l1":
+        problem = "an L1 part of the penalty has no proximal step in its metric; use penalty='l2' or None"
+    elif s.learning_rate != AUTO:
+        problem = f"it sizes its step by a line search: learning_rate must be 'auto' (got {s.learning_rate!r})"
+    elif s.average:
+        problem = f"averaging is for stochastic steps: average must be False (got {s.average!r})"
+    elif s.batch_size not in (AUTO, "full"):
+        problem = f"it takes full-batch steps: batch_size must be 'auto' or 'full' (got {s.batch_size!r})"
+    else:
+        return
+    raise ValueError(f"{s.name}: {name} cannot run here: {problem}.")
+
+
+def choose(s, kind, *, grid=False, validation=False, partial=False):
     """The :class:`Choice` for settings ``s`` (their "auto" values) on data of kind
     ``kind`` (:class:`DataKind`); ``grid``: the models of a regularisation path or a CV
     grid, whose penalty is given and whose folds' held-out rows choose the model.
 
-    * ``optimizer="auto"``: AdaGrad on sparse rows (at least
+    * ``optimizer="auto"``: "newton-sketch" on dense in-memory rows where its full
+      curvature is affordable (:func:`newton_preconditioner`) and nothing asks for
+      stochastic steps (``batch_size``, ``learning_rate``, ``average``, ``nesterov`` at
+      their defaults, an L2 penalty or none): it needs a handful of passes where one
+      global step needs tens. AdaGrad on sparse rows (at least
       :data:`SPARSE_RECIPE_MIN_ROWS` of them) when the fit has no penalty (the default
       ``alpha="auto"``, ``alpha=0`` or ``penalty=None``): its per-coordinate steps suit
       features of very different frequencies, shrink the step of the intercept and of
@@ -85,11 +159,18 @@ def choose(s, kind, *, grid=False, validation=False):
       everywhere else (dense rows, a penalty, small data).
     * ``alpha="auto"``: 0 (no penalty) where that sparse recipe runs (the held-out rows
       regularise it: an L2 penalty would make every AdaGrad step dense, and
-      ``alpha=1e-4`` capped the accuracy), else :data:`DEFAULT_ALPHA`.
+      ``alpha=1e-4`` capped the accuracy); ``1 / n_rows`` (the rows it trains on) for
+      "newton-sketch" (the penalty of scikit-learn's unweighted ``LogisticRegression()``
+      and ``Ridge()``: it vanishes as the rows grow; sample weights stay relative, as
+      everywhere in fastgd, so scaling them changes nothing, and a scale-free rule should not be held back by a fixed
+      penalty on unscaled columns); else :data:`DEFAULT_ALPHA`.
     * ``early_stopping="auto"``: on where the sparse recipe runs (without a penalty,
       the held-out score is what stops it before it fits noise) and wherever
       ``validation`` (a validation set passed to ``fit``) is given; off elsewhere and
       for grids.
+
+    ValueError where an explicit rule does not fit the data or the call (``partial``:
+    ``partial_fit``): "newton-sketch" on sparse or Dask input, in a grid, and so on.
     """
     big_sparse = kind.sparse and (kind.n_rows < 0 or kind.n_rows >= SPARSE_RECIPE_MIN_ROWS)
     free = s.penalty is None or (s.alpha == AUTO and s.penalty == "l2") or s.alpha == 0
@@ -97,17 +178,29 @@ def choose(s, kind, *, grid=False, validation=False):
     if optimizer == AUTO:
         # (nesterov=True asks for momentum; learning_rate="optimal" for a penalty)
         adagrad = big_sparse and free and not grid and not s.nesterov and not s.schedule.needs_alpha
-        optimizer = "adagrad" if adagrad else "sgd"
+        newton = (not kind.sparse and kind.n_rows > 0 and kind.n_features > 0 and not grid and not partial
+                  and s.penalty in ("l2", None) and s.learning_rate == AUTO and not s.average
+                  and s.batch_size in (AUTO, "full") and not s.nesterov
+                  and newton_preconditioner(kind.n_rows, kind.n_features) == "full")
+        optimizer = "adagrad" if adagrad else "newton-sketch" if newton else "sgd"
     rule = OPTIMIZERS[optimizer]
+    if rule.steps == "driver":
+        _check_driver_rule(s, kind, grid, partial)
     # the sparse recipe: a rule that is adaptive and lazy as long as there is no L2 part
     recipe = big_sparse and rule.adaptive and rule.lazy(False, True) and not s.schedule.needs_alpha
     alpha = s.alpha
+    per_row = False
     if alpha == AUTO:
-        alpha = 0.0 if recipe and s.penalty in ("l2", None) else DEFAULT_ALPHA
+        if recipe and s.penalty in ("l2", None):
+            alpha = 0.0
+        elif rule.steps == "driver" and kind.n_rows > 0:
+            alpha, per_row = 1.0 / kind.n_rows, True
+        else:
+            alpha = DEFAULT_ALPHA
     early = s.early_stopping
     if early == AUTO:
         early = bool((recipe and (s.penalty is None or alpha == 0) and not grid) or validation)
-    return Choice(optimizer=optimizer, alpha=float(alpha), early_stopping=bool(early))
+    return Choice(optimizer=optimizer, alpha=float(alpha), early_stopping=bool(early), per_row=per_row)
 
 
 def n_threads(n_jobs):
@@ -125,9 +218,12 @@ def n_threads(n_jobs):
 
 
 def batch_rows(batch_size, n):
-    """Rows per step for the ``batch_size`` parameter on ``n`` rows."""
+    """Rows per step for the ``batch_size`` parameter on ``n`` rows ("auto" unresolved:
+    :data:`DEFAULT_BATCH_SIZE`)."""
     if batch_size == "full":
         return n
+    if batch_size == AUTO:
+        return min(DEFAULT_BATCH_SIZE, n)
     return min(int(batch_size), n)
 
 
@@ -207,10 +303,17 @@ def settings(est):
 
 
 def resolved(s, choice):
-    """Settings ``s`` with their "auto" values replaced by ``choice``'s."""
+    """Settings ``s`` with their "auto" values replaced by ``choice``'s (and
+    ``batch_size="auto"`` by the rule's: full batch for "newton-sketch", else
+    :data:`DEFAULT_BATCH_SIZE`)."""
+    optimizer = choice.optimizer if s.optimizer == AUTO else s.optimizer
+    batch_size = s.batch_size
+    if batch_size == AUTO:
+        batch_size = "full" if OPTIMIZERS[optimizer].steps == "driver" else DEFAULT_BATCH_SIZE
     return replace(
         s,
-        optimizer=choice.optimizer if s.optimizer == AUTO else s.optimizer,
+        batch_size=batch_size,
+        optimizer=optimizer,
         alpha=choice.alpha if s.alpha == AUTO else s.alpha,
         early_stopping=choice.early_stopping if s.early_stopping == AUTO else s.early_stopping,
     )

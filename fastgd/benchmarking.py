@@ -11,6 +11,7 @@ benchmarks change in one place when they are.
 Not for fitting models: use the estimators.
 """
 
+import copy
 import numpy as np
 
 __all__ = [
@@ -62,17 +63,20 @@ def n_threads(n_jobs=None):
     return threads(n_jobs)
 
 
-def penalty_strengths(est):
+def penalty_strengths(est, X=None):
     """``(l2, l1)``: the strengths of ``est``'s penalty (its ``penalty``, ``alpha`` and
-    ``l1_ratio``; ``alpha="auto"``: the fitted ``alpha_``, or 1e-4 before a fit), the terms ``0.5 * l2 * ||W||^2 + l1 * ||W||_1`` of its objective."""
+    ``l1_ratio``), the terms ``0.5 * l2 * ||W||^2 + l1 * ||W||_1`` of its objective.
+    ``alpha="auto"``: the fitted ``alpha_``; before a fit, what a fit on training rows
+    ``X`` would choose (an unweighted ``fit``), or without ``X`` 1e-4."""
     from ._penalties import penalty_strengths as strengths
-
-    from ._spec import AUTO, DEFAULT_ALPHA
+    from ._spec import AUTO, DEFAULT_ALPHA, choose, data_kind, settings
 
     params = est.get_params()
     alpha = params["alpha"]
-    if alpha == AUTO:  # the fitted model's, else the one "auto" keeps where it keeps one
-        alpha = getattr(est, "alpha_", DEFAULT_ALPHA)
+    if alpha == AUTO:  # the fitted model's, else the one "auto" would choose
+        alpha = getattr(est, "alpha_", None)
+        if alpha is None:
+            alpha = DEFAULT_ALPHA if X is None else choose(settings(copy.copy(est)), data_kind(X)).alpha
     return strengths(params["penalty"], alpha, params.get("l1_ratio", 0.0))
 
 

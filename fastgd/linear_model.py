@@ -15,9 +15,10 @@ from ._cv import BaseCV, accuracy_scores, cv_constraints, r2_scores, store_param
 _COMMON_DOC = """
     All parameters are keyword-only.
 
-    batch_size : int >= 1 or "full", default=32
+    batch_size : int >= 1, "full" or "auto", default="auto"
         Rows per step: 1 is SGD, ``"full"`` (or any int >= n_samples) is batch gradient
-        descent, anything between is mini-batch.
+        descent, anything between is mini-batch. ``"auto"``: full batch for
+        ``optimizer="newton-sketch"`` (the only batch it takes), else 32.
     learning_rate : {"auto", "constant", "invscaling", "adaptive", "optimal"}, default="auto"
         Step-size schedule, with ``t`` the update count from 1:
 
@@ -44,12 +45,16 @@ _COMMON_DOC = """
         Momentum ``mu`` in the PyTorch convention: ``v = mu v + g; w -= eta v``.
     nesterov : bool, default=False
         Nesterov momentum: ``w -= eta (g + mu v)``; requires ``momentum > 0``.
-    optimizer : {"auto", "sgd", "adagrad", "rmsprop", "adam"}, default="auto"
+    optimizer : {"auto", "sgd", "adagrad", "rmsprop", "adam", "newton-sketch"}, default="auto"
         ``"auto"`` chooses the rule from the data once per fit (``partial_fit``: on the
         first call; a ``warm_start`` fit keeps the fitted choice) and reports it in
-        ``optimizer_``: "adagrad" on sparse input of at least 10,000 rows when the fit
-        has no penalty (the default ``alpha="auto"`` gives none there), every step
-        O(nnz); "sgd" (momentum) everywhere else. The user guide's "Defaults" page
+        ``optimizer_``: "newton-sketch" on dense in-memory rows where its curvature is
+        affordable (``20 (d + 1)^2 <= 8 n``) and the other parameters ask for no
+        stochastic steps (``batch_size``, ``learning_rate``, ``average`` and
+        ``nesterov`` at their defaults, no L1 part); "adagrad" on sparse input of at
+        least 10,000 rows when the fit has no penalty (the default ``alpha="auto"``
+        gives none there), every step O(nnz); "sgd" (momentum) everywhere else
+        (``partial_fit``, Dask input, the CV grids, wide dense data). The user guide's "Defaults" page
         gives the measurements behind the rule. The update rule, applied to the gradient ``g`` of the objective (the batch's
         mean loss gradient plus ``l2 w``; the intercept is never penalised), every
         coordinate on its own, as ``torch.optim`` does with the same gradient:
@@ -60,6 +65,11 @@ _COMMON_DOC = """
           w -= eta g / (sqrt(s) + epsilon)`` (``beta_2`` is PyTorch's ``alpha``).
         - ``"adam"``: ``m = beta_1 m + (1 - beta_1) g``, ``s`` as RMSprop's, and
           ``w -= eta / (1 - beta_1**t) m / (sqrt(s) / sqrt(1 - beta_2**t) + epsilon)``.
+        - ``"newton-sketch"``: one full-batch step per pass, ``w -= eta P^-1 g``, with
+          ``P`` the objective's curvature on a sample of rows (per class for the
+          softmax; its diagonal on wide data) and ``eta`` from a line search; ``tol``
+          bounds its Newton decrement. Dense in-memory rows, ``fit`` only, an L2
+          penalty or none (see the user guide's "Update rules").
 
         ``momentum`` and ``nesterov`` apply to "sgd" only; ``beta_1`` to "adam";
         ``beta_2`` to "rmsprop" and "adam"; ``epsilon`` to the three adaptive rules.
@@ -93,7 +103,10 @@ _COMMON_DOC = """
         Penalty strength. ``"auto"`` (reported in ``alpha_``): 0, no penalty, where
         ``optimizer`` resolves to the sparse recipe (AdaGrad on sparse input of at least
         10,000 rows, stopped on held-out rows: there ``1e-4`` capped the test accuracy
-        and any L2 part makes every AdaGrad step dense), else ``1e-4``.
+        and any L2 part makes every AdaGrad step dense); ``1 / n_samples`` (the rows it
+        trains on) where it resolves to "newton-sketch", the penalty of scikit-learn's
+        ``LogisticRegression()`` (C=1) and ``Ridge()`` without sample weights; else
+        ``1e-4``.
     l1_ratio : float in [0, 1], default=0.15
         Elastic-net mix ``rho``.
     fit_intercept : bool, default=True
@@ -268,7 +281,7 @@ class LinearRegression(RegressorMixin, BaseGD):
     def __init__(
         self,
         *,
-        batch_size=32,
+        batch_size="auto",
         learning_rate="auto",
         eta0=0.01,
         power_t=0.25,
@@ -404,7 +417,7 @@ class LogisticRegression(ClassifierMixin, BaseGD):
     def __init__(
         self,
         *,
-        batch_size=32,
+        batch_size="auto",
         learning_rate="auto",
         eta0=0.01,
         power_t=0.25,
@@ -654,7 +667,7 @@ class LogisticRegressionCV(ClassifierMixin, BaseCV):
         cv=5,
         scoring=None,
         refit=True,
-        batch_size=32,
+        batch_size="auto",
         learning_rate="auto",
         eta0=0.01,
         power_t=0.25,
@@ -721,7 +734,7 @@ class LinearRegressionCV(RegressorMixin, BaseCV):
         cv=5,
         scoring=None,
         refit=True,
-        batch_size=32,
+        batch_size="auto",
         learning_rate="auto",
         eta0=0.01,
         power_t=0.25,

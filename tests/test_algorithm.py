@@ -116,7 +116,8 @@ def test_l1_is_a_soft_threshold_after_each_step(backend):
 def test_integer_sample_weights_equal_repeated_rows_in_full_batch(backend):
     X, y = make_data("binary", n=30, seed=10)
     counts = np.random.default_rng(1).integers(0, 4, size=len(y))
-    params = {"batch_size": "full", "max_iter": 20, "tol": None, "backend": backend, "random_state": 0}
+    params = {"batch_size": "full", "max_iter": 20, "tol": None, "backend": backend, "random_state": 0,
+              "alpha": 1e-4}  # ("auto" would be 1 / the rows: 1 / 30 against 1 / sum(counts))
     weighted = LogisticRegression(**params).fit(X, y, sample_weight=counts)
     repeated = LogisticRegression(**params).fit(np.repeat(X, counts, 0), np.repeat(y, counts))
     np.testing.assert_allclose(weighted.coef_, repeated.coef_, rtol=1e-10)
@@ -169,8 +170,9 @@ def test_auto_learning_rate_formula():
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 1e4])
 def test_auto_learning_rate_scales_with_the_data(scale):
     X, y = make_data("regression", n=200, seed=13)
-    scaled = LinearRegression(penalty=None, max_iter=1, tol=None, fit_intercept=False, backend="numpy")
-    base = LinearRegression(penalty=None, max_iter=1, tol=None, fit_intercept=False, backend="numpy")
+    sgd = {"optimizer": "sgd", "penalty": None, "max_iter": 1, "tol": None, "fit_intercept": False}
+    scaled = LinearRegression(backend="numpy", **sgd)
+    base = LinearRegression(backend="numpy", **sgd)
     eta = base.fit(X, y).learning_rate_
     assert 0 < eta < np.inf
     assert scaled.fit(X * scale, y).learning_rate_ == pytest.approx(eta / scale**2)

@@ -502,12 +502,13 @@ def test_race_objective_is_fastgds():
     from bench.data import make_sparse, multinomial_data
     from fastgd import LogisticRegression
 
-    _, l2, l1 = race_bench.fastgd_penalty()
     rng = np.random.default_rng(0)
     Xm, ym = multinomial_data(600, 6, 4)
     Xs, ys = make_sparse(400, 256, 8)
     for X, y in ((rng.standard_normal((500, 5)), rng.integers(0, 2, 500)), (Xm, ym), (Xs, ys)):
+        _, l2, l1 = race_bench.fastgd_penalty(X)
         est = LogisticRegression(max_iter=3, random_state=0).fit(X, y)
+        assert l2 + l1 == est.alpha_
         ours = race_bench.objective(X, y, est.coef_, est.intercept_, l2, l1)
         assert ours == pytest.approx(est.objective(X, y), rel=1e-10)
         assert race_bench.accuracy(X, y, est.coef_, est.intercept_) == pytest.approx(est.score(X, y))

@@ -70,7 +70,8 @@ def test_one_task_per_epoch_with_each_epochs_model():
 def test_a_fit_that_converges_early_has_as_many_epoch_tasks_as_epochs():
     X, y = make_data("regression", n=200, seed=2)
     rec = Recorder()
-    est = LinearRegression(batch_size="full", tol=1e-3, n_iter_no_change=2, max_iter=500).set_callbacks(rec)
+    est = LinearRegression(optimizer="sgd", batch_size="full", tol=1e-3, n_iter_no_change=2,
+                           max_iter=500).set_callbacks(rec)
     est.fit(X, y)
     assert 2 < est.n_iter_ < 500
     assert rec.epochs("end") == list(range(est.n_iter_))

@@ -230,7 +230,7 @@ import os, numpy as np
 from fastgd import LinearRegression
 from fastgd._cython import _kernels
 X = np.random.default_rng(0).standard_normal((30000, 10)); y = X.sum(1)  # above PARALLEL_MIN_VALUES
-p = dict(backend="cython", batch_size="full", max_iter=3, tol=None, n_jobs=2)
+p = dict(backend="cython", optimizer="sgd", batch_size="full", max_iter=3, tol=None, n_jobs=2)
 a = LinearRegression(**p).fit(X, y).coef_
 pid = os.fork()
 if pid == 0:

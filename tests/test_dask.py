@@ -153,7 +153,7 @@ def test_batches_do_not_cross_blocks(client):
 
 def test_float32_stays_float32(client):
     X, y = make_data("multiclass", n=N, dtype=np.float32)
-    params = {"batch_size": "full", "max_iter": 5, "tol": None}
+    params = {"optimizer": "sgd", "batch_size": "full", "max_iter": 5, "tol": None}
     got = LogisticRegression(**params).fit(*to_dask(client, CHUNKS, X, y))
     ref64 = LogisticRegression(**params).fit(*to_dask(client, CHUNKS, X.astype(np.float64), y))
     ref32 = LogisticRegression(**params).fit(X, y)
@@ -167,7 +167,7 @@ def test_float32_stays_float32(client):
 def test_warm_start_and_partial_fit(client):
     X, y = make_data("binary", n=N)
     Xd, yd = to_dask(client, (30, 31), X, y)
-    params = {"batch_size": "full", "tol": None}
+    params = {"optimizer": "sgd", "batch_size": "full", "tol": None}
     four = LogisticRegression(max_iter=4, **params).fit(Xd, yd)
     warm = LogisticRegression(max_iter=2, warm_start=True, **params).fit(Xd, yd)
     warm.fit(Xd, yd)
@@ -285,9 +285,10 @@ def test_bad_shapes_labels_and_parameters(client):
         with pytest.raises(ValueError, match="beyond what float64 can normalise"):
             LogisticRegression().fit(Xd, yd, sample_weight=np.full(N, huge_or_tiny))
     # in-memory y and weights, chunked like X, and a column-vector y
-    ref = LogisticRegression(batch_size="full", max_iter=2, tol=None).fit(X, y, sample_weight=2.0)
+    ref = LogisticRegression(optimizer="sgd", batch_size="full", max_iter=2, tol=None).fit(X, y, sample_weight=2.0)
     with pytest.warns(Warning, match="column-vector y"):
-        got = LogisticRegression(batch_size="full", max_iter=2, tol=None).fit(Xd, y[:, None], sample_weight=2.0)
+        got = LogisticRegression(optimizer="sgd", batch_size="full", max_iter=2, tol=None).fit(
+            Xd, y[:, None], sample_weight=2.0)
     np.testing.assert_allclose(got.coef_, ref.coef_, rtol=1e-10)
 
 
@@ -298,7 +299,7 @@ def test_early_stopping_on_a_validation_set(client, kind):
     cls = CASES[kind]
     X, y = make_data(kind, n=N, seed=3)
     X_val, y_val = make_data(kind, n=30, seed=4)
-    params = {"batch_size": "full", "early_stopping": True, "n_iter_no_change": 2, "tol": 1e-3, "max_iter": 100}
+    params = {"optimizer": "sgd", "batch_size": "full", "early_stopping": True, "n_iter_no_change": 2, "tol": 1e-3, "max_iter": 100}
     ref = cls(**params).fit(X, y, X_val=X_val, y_val=y_val)
     assert 2 < ref.n_iter_ < 100  # stopped by the validation score
     Xd, yd = to_dask(client, CHUNKS, X, y)
@@ -338,7 +339,7 @@ def test_auto_step_uses_the_same_rows_as_in_memory(client):
 # ------------------------------------------------------------------ without a cluster
 def test_local_scheduler_without_client():
     X, y = make_data("multioutput", n=N)
-    params = {"batch_size": "full", "max_iter": 3, "tol": None, "momentum": 0.5}
+    params = {"optimizer": "sgd", "batch_size": "full", "max_iter": 3, "tol": None, "momentum": 0.5}
     ref = LinearRegression(**params).fit(X, y)
     with dask.config.set(scheduler="synchronous"):
         Xd, yd = to_dask(None, CHUNKS, X, y)
@@ -393,7 +394,7 @@ def test_dataframe_and_series(client):
     frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
     ddf = dd.from_pandas(frame, npartitions=3)
     ys = dd.from_pandas(pd.Series(y), npartitions=3)
-    params = {"batch_size": "full", "max_iter": 3, "tol": None}
+    params = {"optimizer": "sgd", "batch_size": "full", "max_iter": 3, "tol": None}
     got = LogisticRegression(**params).fit(ddf, ys)
     ref = LogisticRegression(**params).fit(frame, y)
     np.testing.assert_allclose(got.coef_, ref.coef_, rtol=1e-10)
@@ -459,6 +460,7 @@ def _dask_problem(draw):
     chunks = tuple(np.diff([0, *cuts, n]).tolist())
     kind = draw(st.sampled_from(sorted(CASES)))
     params = {
+        "optimizer": "sgd",  # (Dask input runs the kernels' rules)
         "batch_size": draw(st.sampled_from(["full", 1])),
         "shuffle": False,  # storage order: the in-memory fit visits the same rows
         "max_iter": draw(st.integers(1, 3)),

@@ -12,7 +12,7 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 from fastgd import LinearRegression, LogisticRegression
-from fastgd._optimizers import OPTIMIZERS
+from fastgd._optimizers import KERNEL_OPTIMIZERS
 
 from .conftest import make_data
 
@@ -38,7 +38,7 @@ def _same(ref, got):
     assert got.t_ == ref.t_ and got._avg_start == ref._avg_start
 
 
-@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", sorted(KERNEL_OPTIMIZERS))
 @pytest.mark.parametrize("average", [False, True])
 def test_full_batch_equals_in_memory(client, optimizer, average):
     X, y = make_data("binary", n=60)
@@ -50,7 +50,7 @@ def test_full_batch_equals_in_memory(client, optimizer, average):
     assert np.abs(ref.coef_).max() > 1e-3
 
 
-@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", sorted(KERNEL_OPTIMIZERS))
 def test_minibatches_over_blocks_equal_in_memory(client, optimizer):
     """Blocks of 20 rows, batches of 5, storage order: the same batches as in memory;
     averaging from the 37th sample on starts at the same update over the blocks."""

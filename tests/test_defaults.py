@@ -99,7 +99,9 @@ def test_fits_report_the_choice():
     X = rng.standard_normal((300, 4))
     y = (X[:, 0] > 0).astype(int)
     dense = LogisticRegression(random_state=0).fit(X, y)
-    assert (dense.optimizer_, dense.alpha_) == ("sgd", DEFAULT_ALPHA)
+    assert (dense.optimizer_, dense.alpha_) == ("newton-sketch", 1 / 300)
+    minibatch = LogisticRegression(random_state=0, batch_size=32).fit(X, y)
+    assert (minibatch.optimizer_, minibatch.alpha_) == ("sgd", DEFAULT_ALPHA)
     assert not hasattr(dense, "validation_scores_")
     Xs, ys = text_like(BIG, 2**12, seed=1)
     sparse = LogisticRegression(random_state=0, max_iter=3).fit(Xs, ys)
@@ -187,7 +189,8 @@ def test_dask_input_with_auto():
     est = LogisticRegression(random_state=0, batch_size="full", max_iter=5)
     est.fit(da.from_array(X, chunks=200), da.from_array(y, chunks=200))
     assert (est.optimizer_, est.alpha_) == ("sgd", DEFAULT_ALPHA)
-    ref = LogisticRegression(random_state=0, batch_size="full", max_iter=5).fit(X, y)
+    # (in memory, "auto" would take the Newton-type rule, which runs in memory only)
+    ref = LogisticRegression(optimizer="sgd", random_state=0, batch_size="full", max_iter=5).fit(X, y)
     np.testing.assert_allclose(est.coef_, ref.coef_, rtol=1e-10, atol=1e-12)
 
 

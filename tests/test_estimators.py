@@ -92,6 +92,10 @@ class RecordingBackend:
         self.calls.append(kwargs)
         return self.inner.epoch(**kwargs)
 
+    def gradient(self, **kwargs):  # ("newton-sketch"'s pass)
+        self.calls.append(kwargs)
+        return self.inner.gradient(**kwargs)
+
 
 @pytest.fixture
 def recorder(monkeypatch, backend):
@@ -128,14 +132,20 @@ def test_kernels_only_see_contiguous_float_arrays(recorder, make):
     X, y = make_data("binary", n=40)
     Xin = make(X)
     est = LogisticRegression(**QUIET).fit(Xin, y)
+    assert recorder.calls
     for call in recorder.calls:
-        for name in ("X", "Y", "sw", "state"):
+        epoch = "state" in call  # (else a gradient pass of "newton-sketch", the default here)
+        for name in ("X", "Y", "sw", "state" if epoch else "W"):
             arr = call[name]
             assert arr.flags.c_contiguous, name
             assert arr.dtype in (np.float32, np.float64), name
             assert arr.dtype == call["X"].dtype, name
-        assert call["order"].dtype == np.int64 and call["order"].flags.c_contiguous
-        assert call["hp"].dtype == np.float64 and call["codes"].dtype == np.int64
+        if epoch:
+            assert call["order"].dtype == np.int64 and call["order"].flags.c_contiguous
+            assert call["hp"].dtype == np.float64
+        else:
+            assert call["G"].dtype == np.float64 and call["G"].flags.c_contiguous
+        assert call["codes"].dtype == np.int64
     # and the fit equals the fit on the converted array
     ref = LogisticRegression(**QUIET).fit(np.asarray(Xin, dtype=call["X"].dtype), y)
     np.testing.assert_allclose(est.coef_, ref.coef_, rtol=1e-12)
@@ -157,9 +167,10 @@ def test_tiny_inputs(backend, n, d):
 # ----------------------------------------------------------------------------- state
 def test_deterministic_for_fixed_random_state(backend):
     X, y = make_data("multiclass")
-    a = LogisticRegression(backend=backend, random_state=7, max_iter=3, tol=None).fit(X, y)
-    b = LogisticRegression(backend=backend, random_state=7, max_iter=3, tol=None).fit(X, y)
-    c = LogisticRegression(backend=backend, random_state=8, max_iter=3, tol=None).fit(X, y)
+    sgd = {"optimizer": "sgd", "max_iter": 3, "tol": None}  # (shuffled mini-batches)
+    a = LogisticRegression(backend=backend, random_state=7, **sgd).fit(X, y)
+    b = LogisticRegression(backend=backend, random_state=7, **sgd).fit(X, y)
+    c = LogisticRegression(backend=backend, random_state=8, **sgd).fit(X, y)
     np.testing.assert_array_equal(a.coef_, b.coef_)
     assert not np.array_equal(a.coef_, c.coef_)
 
@@ -239,8 +250,8 @@ def test_adaptive_divides_the_step(backend):
 
 def test_auto_reduces_the_minibatch_step_on_stalls():
     X, y = make_data("regression", n=300)
-    est = LinearRegression(backend="numpy", random_state=0, max_iter=300).fit(X, y)
-    const = LinearRegression(backend="numpy", random_state=0, max_iter=1, tol=None).fit(X, y)
+    est = LinearRegression(optimizer="sgd", backend="numpy", random_state=0, max_iter=300).fit(X, y)
+    const = LinearRegression(optimizer="sgd", backend="numpy", random_state=0, max_iter=1, tol=None).fit(X, y)
     assert est.learning_rate_ == pytest.approx(const.learning_rate_ / 25)
     assert est.n_iter_ < 300
 
@@ -249,11 +260,11 @@ def test_auto_judges_its_first_stalls_over_1000_updates(capsys):
     """With 1250 updates per epoch, one epoch without improvement is a stall for the
     first two reductions of "auto"; the last stall still waits n_iter_no_change epochs."""
     X, y = make_data("regression", n=40_000)
-    est = LinearRegression(backend="numba", random_state=0, max_iter=60, verbose=1).fit(X, y)
+    est = LinearRegression(optimizer="sgd", backend="numba", random_state=0, max_iter=60, verbose=1).fit(X, y)
     lines = capsys.readouterr().out.splitlines()
     stalls = [line for line in lines if line.startswith("-- No improvement")]
     assert [line.split(" epochs")[0] for line in stalls] == ["-- No improvement for 1"] * 2
-    const = LinearRegression(backend="numba", random_state=0, max_iter=1, tol=None).fit(X, y)
+    const = LinearRegression(optimizer="sgd", backend="numba", random_state=0, max_iter=1, tol=None).fit(X, y)
     assert est.learning_rate_ == pytest.approx(const.learning_rate_ / 25)
     # after the second reduction: n_iter_no_change (5) epochs without improvement
     second = next(i for i, line in enumerate(lines) if line == stalls[1])
@@ -263,7 +274,7 @@ def test_auto_judges_its_first_stalls_over_1000_updates(capsys):
 
 def test_verbose_prints_one_line_per_epoch(backend, capsys):
     X, y = make_data("regression")
-    LinearRegression(backend=backend, verbose=1, max_iter=3, tol=None).fit(X, y)
+    LinearRegression(optimizer="sgd", backend=backend, verbose=1, max_iter=3, tol=None).fit(X, y)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("-- Epoch")]
     assert len(lines) == 3
     assert re.match(r"-- Epoch 3: objective [\d.e+-]+, step size [\d.e+-]+, updates 6, [\d.]+ s", lines[-1])
@@ -272,7 +283,7 @@ def test_verbose_prints_one_line_per_epoch(backend, capsys):
 def test_convergence_warning_when_max_iter_is_reached(backend):
     X, y = make_data("regression")
     with pytest.warns(ConvergenceWarning, match="max_iter=2"):
-        LinearRegression(backend=backend, max_iter=2, tol=1e-12).fit(X, y)
+        LinearRegression(optimizer="sgd", backend=backend, max_iter=2, tol=1e-12).fit(X, y)
 
 
 def test_class_weight_shifts_predictions(backend):
@@ -398,8 +409,8 @@ def test_bad_shapes_and_values_are_rejected():
 def test_sparse_input_is_accepted():
     """Sparse input is supported (tests/test_sparse.py has the details)."""
     X, y = make_data("regression")
-    est = LinearRegression(**QUIET).fit(sp.csr_matrix(X), y)
-    dense = LinearRegression(**QUIET).fit(X, y)
+    est = LinearRegression(optimizer="sgd", **QUIET).fit(sp.csr_matrix(X), y)
+    dense = LinearRegression(optimizer="sgd", **QUIET).fit(X, y)
     np.testing.assert_allclose(est.predict(sp.csr_matrix(X)), dense.predict(X), rtol=1e-10)
     assert est.__sklearn_tags__().input_tags.sparse
 

@@ -63,7 +63,7 @@ def test_auto_backend_on_sparse_and_dask_records_what_ran():
     da = pytest.importorskip("dask.array")
     est = LinearRegression(**QUIET, batch_size="full").fit(da.from_array(X, chunks=20), da.from_array(y, chunks=20))
     assert est.backend_ == "cython"
-    ref = LinearRegression(**QUIET, batch_size="full", backend="numpy").fit(X, y)
+    ref = LinearRegression(**QUIET, optimizer="sgd", batch_size="full", backend="numpy").fit(X, y)
     np.testing.assert_allclose(est.coef_, ref.coef_, rtol=1e-10, atol=1e-12)
 
 

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from fastgd import LinearRegression, LogisticRegression
 from fastgd import _params as P
 from fastgd._backends import get_backend
-from fastgd._optimizers import OPTIMIZER_CODES, OPTIMIZERS, n_state
+from fastgd._optimizers import OPTIMIZER_CODES, KERNEL_OPTIMIZERS, n_state
 from fastgd._penalties import PENALTIES
 from fastgd._schedules import SCHEDULES
 
@@ -33,7 +33,7 @@ LOSS_CASES = {
     "multinomial": (LogisticRegression, "multiclass"),
 }
 FACTORS = {  # the must-have combination first: optimizer x backend x sparse
-    "optimizer": sorted(OPTIMIZERS),
+    "optimizer": sorted(KERNEL_OPTIMIZERS),
     "backend": FAST_BACKENDS,
     "sparse": [False, True],
     "loss": sorted(LOSS_CASES),
@@ -58,7 +58,7 @@ CASES = pairwise_cases(FACTORS)
 
 def test_the_grid_covers_every_pair_and_every_entry_on_every_backend():
     seen = {(c["optimizer"], c["backend"], c["sparse"]) for c in CASES}
-    assert seen == set(itertools.product(OPTIMIZERS, FAST_BACKENDS, [False, True]))
+    assert seen == set(itertools.product(KERNEL_OPTIMIZERS, FAST_BACKENDS, [False, True]))
     for a, b in itertools.combinations(FACTORS, 2):
         got = {(repr(c[a]), repr(c[b])) for c in CASES}
         assert got == {(repr(x), repr(y)) for x in FACTORS[a] for y in FACTORS[b]}, (a, b)
@@ -66,8 +66,8 @@ def test_the_grid_covers_every_pair_and_every_entry_on_every_backend():
 
 
 def test_every_registry_entry_is_documented_and_consistent():
-    assert sorted(o.code for o in OPTIMIZERS.values()) == list(OPTIMIZER_CODES)
-    for name, entry in OPTIMIZERS.items():
+    assert sorted(o.code for o in KERNEL_OPTIMIZERS.values()) == list(OPTIMIZER_CODES)
+    for name, entry in KERNEL_OPTIMIZERS.items():
         codes = np.zeros(P.N_CODES, dtype=np.int64)
         codes[P.OPTIMIZER] = entry.code
         assert n_state(codes) == 1 + len(entry.slots)
@@ -111,7 +111,7 @@ def test_matches_reference(case):
         np.testing.assert_array_equal(ref.coef_.ravel(), ref._state[-1][:, :-1].ravel())
 
 
-@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", sorted(KERNEL_OPTIMIZERS))
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
 def test_float32_close_to_float64(optimizer, backend):
     case = {"optimizer": optimizer, "backend": backend, "sparse": False, "loss": "log_loss", "penalty": "l2",
@@ -158,7 +158,7 @@ def _by_hand(optimizer, X, y, steps, lr, alpha, b1=0.9, b2=0.999, eps=1e-8, mu=0
     return theta
 
 
-@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", sorted(KERNEL_OPTIMIZERS))
 @pytest.mark.parametrize("backend", ["numpy"] + FAST_BACKENDS)
 def test_full_batch_iterates_follow_the_torch_formulas(optimizer, backend):
     X, y = make_data("binary", n=60, d=4)
@@ -178,7 +178,7 @@ def test_rules_differ_from_each_other():
     X, y = make_data("binary", n=60, d=4)
     coefs = [LogisticRegression(optimizer=o, batch_size=8, learning_rate="constant", eta0=0.05,
                                 max_iter=3, tol=None, random_state=0, backend="cython").fit(X, y).coef_
-             for o in sorted(OPTIMIZERS)]
+             for o in sorted(KERNEL_OPTIMIZERS)]
     for a, b in itertools.combinations(coefs, 2):
         assert np.abs(a - b).max() > 1e-3
 
@@ -209,12 +209,12 @@ def test_average_is_the_running_mean_of_the_iterates(backend, average):
 def test_average_reports_the_iterate_until_it_starts():
     X, y = make_data("regression", n=60, d=4)
     est = LinearRegression(average=10_000, max_iter=3, tol=None, random_state=0).fit(X, y)
-    plain = LinearRegression(max_iter=3, tol=None, random_state=0).fit(X, y)
+    plain = LinearRegression(optimizer="sgd", max_iter=3, tol=None, random_state=0).fit(X, y)
     np.testing.assert_array_equal(est.coef_, plain.coef_)
     assert est._avg_start is None
 
 
-@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", sorted(KERNEL_OPTIMIZERS))
 @pytest.mark.parametrize("average", [False, True, 100])
 def test_partial_fit_sequence_equals_one_fit(optimizer, average):
     X, y = make_data("binary", n=60, d=4)
@@ -257,7 +257,7 @@ def test_kernels_reject_a_state_of_the_wrong_size(backend, sparse):
     Y = np.zeros((20, 1))
     codes = np.zeros(P.N_CODES, dtype=np.int64)
     codes[P.BATCH_SIZE] = 4
-    codes[P.OPTIMIZER] = OPTIMIZERS["adam"].code
+    codes[P.OPTIMIZER] = KERNEL_OPTIMIZERS["adam"].code
     hp = np.zeros(P.N_HP)
     hp[P.ETA0] = 0.1
     state = np.zeros((2, 1, 4))  # adam needs 3 slots
@@ -301,7 +301,7 @@ def test_partial_fit_refuses_another_rule():
     np.testing.assert_array_equal(est.coef_, before)
 
 
-@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("optimizer", sorted(KERNEL_OPTIMIZERS))
 @pytest.mark.parametrize("scaling", ["times_1e4", "mixed"])
 @pytest.mark.parametrize("batch_size", [1, 32, "full"])
 def test_auto_step_does_not_diverge_on_badly_scaled_features(optimizer, scaling, batch_size):
@@ -347,7 +347,7 @@ def test_lazy_adaptive_sparse_step_matches_the_dense_algorithm(optimizer, backen
     ref = LogisticRegression(backend="numpy", **params).fit(X, y)
     np.testing.assert_allclose(fast._state, ref._state, rtol=1e-10, atol=1e-13)
     run_codes = np.zeros(P.N_CODES, dtype=np.int64)
-    run_codes[P.OPTIMIZER] = OPTIMIZERS[optimizer].code
+    run_codes[P.OPTIMIZER] = KERNEL_OPTIMIZERS[optimizer].code
     run_codes[P.SCHEDULE] = SCHEDULES[learning_rate].code
     from fastgd._optimizers import uses_lazy_update
     assert uses_lazy_update(np.zeros(P.N_HP), run_codes)

@@ -335,7 +335,8 @@ def test_fit_path_without_cv_is_the_regularisation_path():
                     alphas=[1e-3, 1e-1])
     assert len(path.folds) == 1 and path.coefs.shape[:3] == (1, 2, 1)
     for a, alpha in enumerate([1e-3, 1e-1]):
-        alone = LogisticRegression(random_state=0, backend="numba", shuffle=False, alpha=alpha).fit(X, y)
+        alone = LogisticRegression(random_state=0, backend="numba", shuffle=False, alpha=alpha,
+                                   optimizer=path.optimizer).fit(X, y)
         np.testing.assert_allclose(path.coefs[0, a, 0], _weights(alone), atol=1e-10)
 
 

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 
 from fastgd import LinearRegression, LogisticRegression
-from fastgd._optimizers import OPTIMIZERS
+from fastgd._optimizers import KERNEL_OPTIMIZERS
 from fastgd._run import DivergenceError
 from fastgd._schedules import optimal_t0
 from fastgd._smoothness import auto_learning_rate
@@ -131,7 +131,7 @@ def problems(
     y_exps=(-6, 6),
     schedules=tuple(SCHEDULES),
     momenta=(0.0, 0.5, 0.9, 0.99),
-    optimizers=tuple(OPTIMIZERS),
+    optimizers=tuple(KERNEL_OPTIMIZERS),
     eta0_exps=(-6, 0),
     allow_invalid=False,
     tol=True,

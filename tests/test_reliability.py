@@ -334,7 +334,7 @@ def _fit_coef(backend, batch_size, n_jobs, sparse=False, seed=0):
     X, y = make_data("multiclass", n=3000, d=12, seed=seed)
     if sparse:
         X = sp.csr_matrix(np.where(np.abs(X) > 0.2, X, 0.0))
-    est = LogisticRegression(backend=backend, batch_size=batch_size, n_jobs=n_jobs, momentum=0.9,
+    est = LogisticRegression(backend=backend, optimizer="sgd", batch_size=batch_size, n_jobs=n_jobs, momentum=0.9,
                              max_iter=3, tol=None, random_state=11).fit(X, y)
     return np.concatenate([est.coef_.ravel(), est.intercept_, est._state[1].ravel()])
 

@@ -44,7 +44,7 @@ def partial_fit(est, X, y, classes, sample_weight):
     """``BaseGD.partial_fit`` on Dask input: one epoch over the blocks."""
     first = not hasattr(est, "_state")
     est._validate_params()
-    est._choose(DASK_KIND, keep=not first)
+    est._choose(DASK_KIND, keep=not first, partial=True)
     data = _prepare(est, X, y, sample_weight, first=first, classes=classes, partial=True)
     try:
         return est._partial_fit_epoch(DaskRun, data, first)
