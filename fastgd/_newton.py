@@ -95,6 +95,18 @@ def _pool(threads):
 
 
 _pools = {}
+_controller = []  # threadpoolctl's controller, made on first use (about 10 ms)
+
+
+def _blas_one_thread():
+    """A context in which BLAS runs on one thread: the driver's own threads run the
+    gradient pass and the classes' curvatures, and BLAS threads that spin after a call
+    would take the cores from them."""
+    if not _controller:
+        from threadpoolctl import ThreadpoolController
+
+        _controller.append(ThreadpoolController())
+    return _controller[0].limit(limits=1, user_api="blas")
 
 
 def sample_rows(n, m):
@@ -209,8 +221,7 @@ class NewtonRun(Run):
         Xa = np.empty((m, d + 1))
         Xa[:, :d] = Xs
         Xa[:, d] = 1.0
-        out = []
-        for k in range(W.shape[0]):
+        def one(k):
             if self.kind == "full":
                 Pk = (Xa * D[:, k:k + 1]).T @ Xa
                 Pk[np.diag_indices(d + 1)] += self.spec.l2 * self.penalised
@@ -222,8 +233,13 @@ class NewtonRun(Run):
                     Pk[d, d] = 1.0
                 else:
                     Pk[d] = 1.0
-            out.append(Pk)
-        return out
+            return Pk
+
+        K = W.shape[0]
+        threads = min(self.spec.threads, K)
+        if threads <= 1:
+            return [one(k) for k in range(K)]
+        return list(_pool(threads).map(one, range(K)))
 
     def refresh(self, W):
         first = self.factors is None
@@ -315,6 +331,10 @@ class NewtonRun(Run):
 
     def _set_state(self, w):
         self.state[0] = w
+
+    def epochs(self, max_epochs, *, stop_early):
+        with _blas_one_thread():
+            super().epochs(max_epochs, stop_early=stop_early)
 
     def converged(self):
         """Whether the Newton decrement (or the step) says the fit has converged."""
