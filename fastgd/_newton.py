@@ -12,7 +12,11 @@ column of ones):
   not depend on ``w`` and is factored once per call;
 * log loss, binary: ``P = X_S' D X_S / m + l2 I`` with ``D = p (1 - p)`` at the current
   weights, refreshed at every accepted step;
-* log loss, K classes: the block-diagonal part of the softmax Hessian, one such matrix
+* log loss, K classes, where its ``K^2`` blocks cost no more to form than the
+  budget above (``K m (d + 1) <= NEWTON_FACTOR_PASSES n``, and ``K (d + 1) <= 1024``):
+  the softmax's whole Hessian on the sample, block ``(k, l)`` being
+  ``X_S' diag(p_k (delta_kl - p_l)) X_S / m``, factored as one matrix;
+* log loss, K classes, elsewhere: the block-diagonal part of the softmax Hessian, one such matrix
   per class with ``D_k = p_k (1 - p_k)`` (the class-to-class blocks are left out; the
   line search makes up for what that misses). The softmax does not change when the same
   vector is added to every class's weights, so along those directions the Hessian is
@@ -44,10 +48,12 @@ backtrack, and is kept otherwise. The
 objective of the accepted points never increases: the rule cannot diverge.
 ``learning_rate_`` is the last ``eta``.
 
-**Stopping.** The judge's ``tol`` is read as a bound on the Newton decrement: the fit has
-converged when the decrease the quadratic model predicts for a full step,
-``-g'p / 2``, is at most ``tol`` (the objective's own units, as ``tol`` is for the other
-rules); with early stopping, the held-out score decides as for every rule.
+**Stopping.** The judge's ``tol`` is read as a bound on the Newton decrement relative to
+the objective: the fit has converged when the decrease the quadratic model predicts for
+a full step, ``-g'p / 2``, is at most ``tol`` times the objective ``f`` (so that the stop
+does not depend on the scale of y: an absolute bound stopped a least-squares fit of
+``y * 1e-4`` after 2 passes at a test R^2 of 0.71 against the optimum's 0.85), or the
+objective's rounding; with early stopping, the held-out score decides as for every rule.
 
 What an epoch reports (``loss_curve_``) is the objective at the point the model stands
 on after the pass's verdict: the new point if accepted, the last accepted one if not.
@@ -65,7 +71,7 @@ import scipy.linalg
 from . import _params as P
 from ._optimizers import SGD
 from ._run import Run, call_kernel
-from ._spec import newton_preconditioner, newton_sample_rows
+from ._spec import NEWTON_FACTOR_PASSES, newton_preconditioner, newton_sample_rows
 
 __all__ = ["GRADIENT_BLOCKS", "NewtonRun", "factored", "gradient_blocks", "sample_rows"]
 
@@ -74,6 +80,8 @@ ARMIJO = 1e-4
 BACKTRACK_MIN, BACKTRACK_MAX = 0.1, 0.5
 # a step this small makes no change the objective can see: the fit has converged
 ETA_FLOOR = 1e-10
+# the softmax's whole (K (d + 1))-square Hessian is factored up to this size
+COUPLED_MAX_SIZE = 1024
 # objectives this many machine epsilons (of the data's dtype) apart are the same number
 ROUNDING = 16
 
@@ -154,6 +162,11 @@ class NewtonRun(Run):
         K = self.state.shape[1]
         self.quadratic = spec.loss.constant_curvature
         self.kind = newton_preconditioner(n, d)
+        # the softmax's whole Hessian (the classes coupled) where forming its K^2 blocks
+        # costs no more than the per-class blocks' budget of passes
+        self.coupled = (spec.loss.class_targets and K > 1 and self.kind == "full"
+                        and K * newton_sample_rows(n, d, False) * (d + 1) <= NEWTON_FACTOR_PASSES * n
+                        and K * (d + 1) <= COUPLED_MAX_SIZE)
         m = newton_sample_rows(n, d, self.quadratic)
         rows = sample_rows(n, m)
         self.sample_X = np.asarray(self.X[rows], dtype=np.float64)
@@ -173,7 +186,8 @@ class NewtonRun(Run):
         self.backtracked = False  # whether the point being judged came from a backtrack
         self.model.eta = self.step
         if spec.verbose:
-            print(f"-- newton-sketch: curvature from {m:,} of {n:,} rows, {self.kind} preconditioner")
+            what = "the classes' whole Hessian" if self.coupled else f"{self.kind} preconditioner"
+            print(f"-- newton-sketch: curvature from {m:,} of {n:,} rows, {what}")
 
     # ------------------------------------------------------------------ a pass
     def gradient(self, W):
@@ -241,11 +255,44 @@ class NewtonRun(Run):
             return [one(k) for k in range(K)]
         return list(_pool(threads).map(one, range(K)))
 
+    def coupled_curvature(self, W):
+        """The softmax's whole Hessian on the sample, ``(K (d + 1))``-square: block
+        ``(k, l)`` is ``X_S' diag(p_k (delta_kl - p_l)) X_S / m`` (the penalty on the
+        weights' diagonal; the common direction of the classes keeps only the penalty's
+        curvature, as it should)."""
+        Xs, sw = self.sample_X, self.sample_sw
+        m, d = Xs.shape
+        K, D1 = W.shape[0], d + 1
+        Z = Xs @ W[:, :d].T + W[:, d]
+        E = np.exp(Z - Z.max(axis=1, keepdims=True))
+        prob = E / E.sum(axis=1, keepdims=True)
+        weights = sw / max(sw.sum(), np.finfo(np.float64).tiny)
+        Xa = np.empty((m, D1))
+        Xa[:, :d] = Xs
+        Xa[:, d] = 1.0
+        H = np.empty((K * D1, K * D1))
+        for k in range(K):
+            for l in range(k, K):
+                c = weights * prob[:, k] * ((1.0 if k == l else 0.0) - prob[:, l])
+                block = (Xa * c[:, None]).T @ Xa
+                H[k * D1:(k + 1) * D1, l * D1:(l + 1) * D1] = block
+                H[l * D1:(l + 1) * D1, k * D1:(k + 1) * D1] = block.T
+        H[np.diag_indices(K * D1)] += self.spec.l2 * np.tile(self.penalised, K)
+        if not self.fit_intercept:  # (the intercepts stay 0: a unit curvature of their own)
+            for k in range(K):
+                i = k * D1 + d
+                H[i, :] = H[:, i] = 0.0
+                H[i, i] = 1.0
+        return H
+
     def refresh(self, W):
         first = self.factors is None
         self.factors = []
         if first:
             self._check_sample()
+        if self.coupled:
+            self.factors.append(factored(self.coupled_curvature(W)))
+            return
         for Pk in self.curvatures(W):
             if Pk.ndim == 1:
                 Pk = Pk.copy()
@@ -274,7 +321,12 @@ class NewtonRun(Run):
             common = G.mean(axis=0)
             G = G - common
         p = np.empty_like(G)
-        for k, factor in enumerate(self.factors):
+        if self.coupled:  # (the whole Hessian is singular along the classes' common
+            # intercept, and without a penalty along their common weights: the centring
+            # below keeps the solve's rounding there from moving the model)
+            scale, chol = self.factors[0]
+            p[...] = (-scale * scipy.linalg.cho_solve(chol, scale * G.ravel(), check_finite=False)).reshape(G.shape)
+        for k, factor in enumerate(self.factors if not self.coupled else ()):
             if isinstance(factor, np.ndarray):
                 p[k] = -G[k] / factor
             else:
@@ -341,5 +393,6 @@ class NewtonRun(Run):
         tol = self.spec.tol
         if tol is None or self.decrement is None:
             return False
-        floor = ROUNDING * np.finfo(self.X.dtype).eps * abs(self.accepted[1])
-        return self.decrement <= max(tol, floor) or self.step < ETA_FLOOR
+        f = abs(self.accepted[1])
+        floor = ROUNDING * np.finfo(self.X.dtype).eps * f
+        return self.decrement <= max(tol * f, floor) or self.step < ETA_FLOOR

@@ -68,7 +68,7 @@ _COMMON_DOC = """
         - ``"newton-sketch"``: one full-batch step per pass, ``w -= eta P^-1 g``, with
           ``P`` the objective's curvature on a sample of rows (per class for the
           softmax; its diagonal on wide data) and ``eta`` from a line search; ``tol``
-          bounds its Newton decrement. Dense in-memory rows, ``fit`` only, an L2
+          bounds its Newton decrement relative to the objective. Dense in-memory rows, ``fit`` only, an L2
           penalty or none (see the user guide's "Update rules").
 
         ``momentum`` and ``nesterov`` apply to "sgd" only; ``beta_1`` to "adam";

@@ -296,3 +296,37 @@ def test_inputs_and_calls_it_cannot_take():
     da = pytest.importorskip("dask.array")
     with pytest.raises(ValueError, match="Dask input"):
         LogisticRegression(**NEWTON).fit(da.from_array(X, chunks=50), da.from_array(y, chunks=50))
+
+
+@pytest.mark.parametrize("scale", [1e-4, 1.0, 1e3])
+def test_the_stop_does_not_depend_on_the_scale_of_y(scale):
+    """The Newton decrement is judged relative to the objective: a least-squares fit of
+    y * 1e-4 takes the passes of y's (an absolute bound stopped it after 2, R² 0.71)."""
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(15)
+    scales = np.logspace(-2, 2, 20)
+    X = rng.standard_normal((20_000, 20)) * scales + rng.uniform(-5, 5, 20)
+    y = (X @ (rng.standard_normal(20) / scales) + 3.0 * rng.standard_normal(20_000)) * scale
+    est = LinearRegression().fit(X, y)
+    unit = LinearRegression().fit(X, y / scale)
+    assert est.optimizer_ == "newton-sketch" and est.n_iter_ == unit.n_iter_
+    ridge = Ridge(alpha=1.0).fit(X, y)  # (the same penalty: alpha = 1 / n in fastgd's terms)
+    assert est.score(X, y) == pytest.approx(ridge.score(X, y), abs=1e-5)
+
+
+@pytest.mark.parametrize(("n", "d", "classes", "mode"), [(6000, 8, 4, "the classes' whole Hessian"),
+                                                         (3000, 20, 6, "full preconditioner")])
+def test_softmax_modes_reach_the_optimum(n, d, classes, mode, capsys):
+    """Few classes: the softmax's whole Hessian on the sample; more: its per-class blocks.
+    Both reach lbfgs's optimum, and the classes' common intercept does not drift."""
+    rng = np.random.default_rng(16)
+    X = rng.standard_normal((n, d))
+    y = np.argmax(X @ rng.standard_normal((classes, d)).T + rng.gumbel(size=(n, classes)), axis=1)
+    est = LogisticRegression(**NEWTON, tol=1e-12, max_iter=300, verbose=1).fit(X, y)
+    assert mode in capsys.readouterr().out
+    ref = _exact_logistic(X, y, est.alpha_)
+    shadow = LogisticRegression(**NEWTON, max_iter=1, tol=None).fit(X, y)
+    shadow._state[0] = np.hstack([ref.coef_, ref.intercept_[:, None]])
+    assert est.objective(X, y) == pytest.approx(shadow.objective(X, y), rel=1e-6)
+    assert abs(est.intercept_.mean()) < 1e-6
