@@ -67,9 +67,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.linalg
+import scipy.special
 
 from . import _params as P
 from ._optimizers import SGD
+from ._penalties import penalty_value
 from ._run import Run, call_kernel
 from ._spec import NEWTON_FACTOR_PASSES, newton_preconditioner, newton_sample_rows
 
@@ -162,16 +164,20 @@ class NewtonRun(Run):
         K = self.state.shape[1]
         self.quadratic = spec.loss.constant_curvature
         self.kind = newton_preconditioner(n, d)
+        m = newton_sample_rows(n, d, self.quadratic)
         # the softmax's whole Hessian (the classes coupled) where forming its K^2 blocks
         # costs no more than the per-class blocks' budget of passes
         self.coupled = (spec.loss.class_targets and K > 1 and self.kind == "full"
-                        and K * newton_sample_rows(n, d, False) * (d + 1) <= NEWTON_FACTOR_PASSES * n
-                        and K * (d + 1) <= COUPLED_MAX_SIZE)
-        m = newton_sample_rows(n, d, self.quadratic)
+                        and K * m * (d + 1) <= NEWTON_FACTOR_PASSES * n and K * (d + 1) <= COUPLED_MAX_SIZE)
         rows = sample_rows(n, m)
-        self.sample_X = np.asarray(self.X[rows], dtype=np.float64)
-        self.sample_Y = np.asarray(self.Y[rows], dtype=np.float64)
-        self.sample_sw = np.asarray(self.sw[rows], dtype=np.float64)
+        # the sample with the intercept's column of ones (its outputs are A W'), and its
+        # rows' weights summing to 1: formed once, read at every refresh
+        self.sample_A = np.ones((len(rows), d + 1))
+        self.sample_A[:, :d] = self.X[rows]
+        sw = np.asarray(self.sw[rows], dtype=np.float64)
+        self.sample_weights = sw / max(sw.sum(), np.finfo(np.float64).tiny)
+        cuts = gradient_blocks(n)
+        self.blocks = list(zip(cuts[:-1], cuts[1:]))  # (the gradient pass's row bounds)
         self.penalised = np.ones(d + 1)
         self.penalised[d] = 0.0  # (the intercept is never penalised)
         self.fit_intercept = bool(spec.fit_intercept)
@@ -197,7 +203,6 @@ class NewtonRun(Run):
         X, Y, sw = self.X, self.Y, self.sw
         n, d = X.shape
         Wk = np.ascontiguousarray(W, dtype=X.dtype)
-        cuts = gradient_blocks(n)
 
         def block(a, b):
             G = np.zeros(W.shape)
@@ -205,36 +210,29 @@ class NewtonRun(Run):
                                                             codes=self.gradient_codes, G=G), 0)
             return total, G
 
-        bounds = list(zip(cuts[:-1], cuts[1:]))
-        threads = min(self.spec.threads, len(bounds))
+        threads = min(self.spec.threads, len(self.blocks))
         if threads <= 1:
-            results = [block(a, b) for a, b in bounds]
+            results = [block(a, b) for a, b in self.blocks]
         else:
-            results = list(_pool(threads).map(lambda ab: block(*ab), bounds))
+            results = list(_pool(threads).map(lambda ab: block(*ab), self.blocks))
         total = math.fsum(r[0] for r in results)
         G = results[0][1]
         for _, more in results[1:]:
             G += more
         G /= n
-        Wf = W.astype(np.float64)
-        G[:, :d] += self.spec.l2 * Wf[:, :d]
+        G[:, :d] += self.spec.l2 * W[:, :d]
         if not self.fit_intercept:
             G[:, d] = 0.0
-        f = total / n + 0.5 * self.spec.l2 * float(np.sum(Wf[:, :d] ** 2))
-        return f, G
+        return total / n + penalty_value(W[:, :d], self.spec.l2, 0.0), G
 
     # ------------------------------------------------------------------ the curvature
     def curvatures(self, W):
         """The sample's curvature per output: a list of K ``(d + 1)``-square matrices
         (the penalty included), or of K diagonals for the diagonal preconditioner."""
-        Xs, sw = self.sample_X, self.sample_sw
-        m, d = Xs.shape
-        Z = Xs @ W[:, :d].T + W[:, d]
-        D = self.spec.loss.curvature_diag(Z)
-        D = D * (sw / max(sw.sum(), np.finfo(np.float64).tiny))[:, None]
-        Xa = np.empty((m, d + 1))
-        Xa[:, :d] = Xs
-        Xa[:, d] = 1.0
+        Xa = self.sample_A
+        d = Xa.shape[1] - 1
+        D = self.spec.loss.curvature_diag(Xa @ W.T) * self.sample_weights[:, None]
+
         def one(k):
             if self.kind == "full":
                 Pk = (Xa * D[:, k:k + 1]).T @ Xa
@@ -260,16 +258,10 @@ class NewtonRun(Run):
         ``(k, l)`` is ``X_S' diag(p_k (delta_kl - p_l)) X_S / m`` (the penalty on the
         weights' diagonal; the common direction of the classes keeps only the penalty's
         curvature, as it should)."""
-        Xs, sw = self.sample_X, self.sample_sw
-        m, d = Xs.shape
-        K, D1 = W.shape[0], d + 1
-        Z = Xs @ W[:, :d].T + W[:, d]
-        E = np.exp(Z - Z.max(axis=1, keepdims=True))
-        prob = E / E.sum(axis=1, keepdims=True)
-        weights = sw / max(sw.sum(), np.finfo(np.float64).tiny)
-        Xa = np.empty((m, D1))
-        Xa[:, :d] = Xs
-        Xa[:, d] = 1.0
+        Xa, weights = self.sample_A, self.sample_weights
+        K, D1 = W.shape[0], Xa.shape[1]
+        d = D1 - 1
+        prob = scipy.special.softmax(Xa @ W.T, axis=1)
         H = np.empty((K * D1, K * D1))
         for k in range(K):
             for l in range(k, K):
@@ -304,7 +296,7 @@ class NewtonRun(Run):
     def _check_sample(self):
         """ValueError where a column of the sample holds values whose squares underflow
         to 0: the curvature would call that column flat, and no step can fit it."""
-        Xs = self.sample_X
+        Xs = self.sample_A
         lost = np.any(Xs != 0, axis=0) & ~(np.einsum("ij,ij->j", Xs, Xs) > 0)
         if np.any(lost):
             big = float(np.max(np.abs(Xs[:, lost])))
@@ -357,11 +349,8 @@ class NewtonRun(Run):
                 curve = actual - self.step * slope0
                 shrunk = -slope0 * self.step**2 / (2.0 * curve) if np.isfinite(curve) and curve > 0 else 0.0
                 self.step = min(max(shrunk, BACKTRACK_MIN * self.step), BACKTRACK_MAX * self.step)
-                self.w = w0 + self.step * p0
                 self.backtracked = True
-                self._set_state(self.w)
-                self.model.eta = self.step
-                self.model.end_epoch(n, 1)
+                self._move_to(w0 + self.step * p0)
                 return f0
             predicted = self.step * slope0 * (1.0 - 0.5 * self.step)
             if predicted < 0 and actual <= 0.75 * predicted and not self.backtracked:
@@ -375,14 +364,15 @@ class NewtonRun(Run):
             slope, p = 0.0, np.zeros_like(p)
         self.decrement = -0.5 * slope
         self.accepted = (self.w, f, p, slope)
-        self.w = self.w + self.step * p
-        self._set_state(self.w)
-        self.model.eta = self.step
-        self.model.end_epoch(n, 1)
+        self._move_to(self.w + self.step * p)
         return f
 
-    def _set_state(self, w):
+    def _move_to(self, w):
+        """End the epoch at the point ``w`` (the next pass judges it): one update."""
+        self.w = w
         self.state[0] = w
+        self.model.eta = self.step
+        self.model.end_epoch(self.X.shape[0], 1)
 
     def epochs(self, max_epochs, *, stop_early):
         with _blas_one_thread():

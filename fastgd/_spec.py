@@ -84,15 +84,14 @@ def data_kind(X):
     return DataKind(sparse=not isinstance(X, np.ndarray), n_rows=int(X.shape[0]), n_features=int(X.shape[1]))
 
 
-def newton_sample_rows(n, d, quadratic, budget=None):
+def newton_sample_rows(n, d, quadratic):
     """The rows of "newton-sketch"'s curvature sample for ``n`` rows of ``d`` features
     (``quadratic``: squared error, whose curvature is formed once): at least
     :data:`NEWTON_SAMPLE_PER_FEATURE` (or ``..._QUADRATIC``) per coefficient, and up to
-    what forming the curvature in ``budget`` passes' worth of the data's values allows
-    (``m (d + 1) <= budget n``; default :data:`NEWTON_SAMPLE_PASSES`)."""
+    what forming the curvature in :data:`NEWTON_SAMPLE_PASSES` passes' worth of the
+    data's values allows (``m (d + 1) <= NEWTON_SAMPLE_PASSES n``)."""
     per = NEWTON_SAMPLE_PER_FEATURE_QUADRATIC if quadratic else NEWTON_SAMPLE_PER_FEATURE
-    budget = NEWTON_SAMPLE_PASSES if budget is None else budget
-    return int(min(n, max(per * (d + 1), budget * n // (d + 1))))
+    return int(min(n, max(per * (d + 1), NEWTON_SAMPLE_PASSES * n // (d + 1))))
 
 
 def newton_preconditioner(n, d):
